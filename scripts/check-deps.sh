@@ -1,0 +1,13 @@
+#!/bin/sh
+# check-deps.sh: exits 0 when every build and test dependency is present, 1 otherwise.
+# The Makefile runs scripts/install-deps.sh when this fails. libev has no pkg-config file: probe ev.h.
+missing=0
+[ -f /usr/include/ev.h ] || missing=1
+for lib in libnghttp2 libprotobuf-c libxxhash check; do
+    pkg-config --exists "$lib" 2>/dev/null || missing=1
+done
+for cmd in protoc-c etcdctl etcd python3 curl; do
+    command -v "$cmd" >/dev/null 2>&1 || missing=1
+done
+/usr/bin/python3 -c 'import etcd3' 2>/dev/null || missing=1
+exit $missing

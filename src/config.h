@@ -1,0 +1,29 @@
+/* config.h: the server's settings, filled from etcd-named flags by flags.c and read everywhere. */
+#ifndef CETCD_CONFIG_H
+#define CETCD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CETCD_VERSION "3.5.17"        /* the etcd API version we speak and report */
+#define CETCD_CLUSTER_VERSION "3.5.0" /* etcd reports the cluster version as major.minor.0 */
+
+typedef struct config {
+    const char *name;
+    const char *data_dir;
+    const char *listen_client_urls;    /* comma list, http://host:port */
+    const char *advertise_client_urls;
+    const char *listen_metrics_urls;
+    const char *log_level;
+    uint64_t max_request_bytes;        /* etcd default 1.5 MiB */
+    size_t max_txn_ops;                /* etcd default 128 */
+    uint64_t quota_backend_bytes;      /* etcd default 2 GiB */
+    bool unsafe_no_fsync;
+    uint64_t cluster_id, member_id;    /* derived at start, constant for the server's life */
+    uint64_t raft_term;
+} config;
+
+extern config g_config;
+
+#endif

@@ -1,0 +1,57 @@
+/* rpc.h: the contract between the gRPC transport (h2.c) and the services (svc_*.c).
+ * A handler gets one decoded-length message at a time and answers through these calls; it never sees
+ * HTTP/2. Output is not put on the wire at once: the loop flushes it after the commit (commit.c). */
+#ifndef CETCD_RPC_H
+#define CETCD_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* gRPC status codes. */
+enum grpc_code {
+    GRPC_OK = 0, GRPC_CANCELLED = 1, GRPC_UNKNOWN = 2, GRPC_INVALID_ARGUMENT = 3,
+    GRPC_DEADLINE_EXCEEDED = 4, GRPC_NOT_FOUND = 5, GRPC_ALREADY_EXISTS = 6,
+    GRPC_PERMISSION_DENIED = 7, GRPC_RESOURCE_EXHAUSTED = 8, GRPC_FAILED_PRECONDITION = 9,
+    GRPC_ABORTED = 10, GRPC_OUT_OF_RANGE = 11, GRPC_UNIMPLEMENTED = 12, GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14, GRPC_DATA_LOSS = 15, GRPC_UNAUTHENTICATED = 16,
+};
+
+/* One gRPC call: one HTTP/2 stream. Owned by the transport. */
+typedef struct rpc_call rpc_call;
+
+typedef enum rpc_kind {
+    RPC_UNARY,  /* one request message (delivered at end of stream), one reply */
+    RPC_STREAM, /* bidirectional: each request message delivered as it arrives */
+} rpc_kind;
+
+/* Called with one request message (the protobuf bytes, without the 5-byte prefix). */
+typedef void (*rpc_handler)(rpc_call *call, const uint8_t *msg, size_t len);
+/* Called once when a streaming call ends for any reason (client half-close, reset, conn closed). */
+typedef void (*rpc_close_handler)(rpc_call *call);
+
+typedef struct rpc_method {
+    const char *path;              /* "/etcdserverpb.KV/Range" */
+    rpc_kind kind;
+    rpc_handler handler;
+    rpc_close_handler on_close;    /* streams only; may be NULL */
+} rpc_method;
+
+/* methods.c: the one table. NULL if the path is not implemented (the transport answers UNIMPLEMENTED). */
+const rpc_method *rpc_find_method(const char *path, size_t len);
+
+/* Unary: send msg and finish with OK. Stream: send one message, keep the call open. */
+void rpc_send(rpc_call *call, const ProtobufCMessage *msg);
+/* Finish the call with a status (trailers). message may be NULL; it is percent-encoded on the wire. */
+void rpc_finish(rpc_call *call, int grpc_code, const char *message);
+/* Convenience for unary handlers: send msg then finish OK. */
+void rpc_reply(rpc_call *call, const ProtobufCMessage *msg);
+
+/* Per-call state for streaming services. */
+void rpc_set_user(rpc_call *call, void *user);
+void *rpc_user(const rpc_call *call);
+/* Bytes queued on this call's connection and not yet written: for slow-client limits. */
+size_t rpc_pending_bytes(const rpc_call *call);
+
+#endif

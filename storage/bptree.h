@@ -1,0 +1,41 @@
+/* bptree.h: an ordered map from byte-string keys to opaque pointers, kept as a B+ tree.
+ * The MVCC index holds one entry per key here; leaves are linked so range scans are a walk.
+ * Keys compare as unsigned bytes (memcmp, shorter first on a tie), exactly as etcd orders keys. */
+#ifndef CETCD_BPTREE_H
+#define CETCD_BPTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bptree bptree;
+
+/* A position in the tree. Any insert or remove invalidates every iterator. */
+typedef struct bptree_iter {
+    const bptree *tree;
+    void *leaf;
+    int pos;
+} bptree_iter;
+
+bptree *bptree_new(void);
+/* Frees the tree; free_value (may be NULL) is called on every stored value. */
+void bptree_free(bptree *t, void (*free_value)(void *));
+size_t bptree_count(const bptree *t);
+
+void *bptree_get(const bptree *t, const uint8_t *key, size_t len);
+/* Inserts key (copied) or replaces its value. Returns the previous value, or NULL if the key is new. */
+void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value);
+/* Removes key. Returns its value, or NULL if absent. */
+void *bptree_remove(bptree *t, const uint8_t *key, size_t len);
+
+/* Positions it at the first key >= key (len 0: the first key). */
+void bptree_seek(const bptree *t, const uint8_t *key, size_t len, bptree_iter *it);
+bool bptree_iter_valid(const bptree_iter *it);
+const uint8_t *bptree_iter_key(const bptree_iter *it, size_t *len);
+void *bptree_iter_value(const bptree_iter *it);
+void bptree_iter_next(bptree_iter *it);
+
+/* Bytes of memory held by the tree's nodes and keys (not values), for reports. */
+size_t bptree_memory(const bptree *t);
+
+#endif

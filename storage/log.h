@@ -1,0 +1,57 @@
+/* log.h: the append-only log. Numbered segment files of checksummed records in the data dir.
+ * Appends go to an in-memory batch; log_commit writes and fdatasyncs the batch once (group commit).
+ * Knows nothing of what a payload means: storage/mvcc.c encodes and decodes payloads. */
+#ifndef CETCD_LOG_H
+#define CETCD_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_record_type {
+    LOG_PUT = 1,          /* one key written */
+    LOG_DELETE = 2,       /* keys deleted under one revision */
+    LOG_TXN = 3,          /* a group of puts/deletes sharing one main revision */
+    LOG_LEASE_GRANT = 4,
+    LOG_LEASE_REVOKE = 5,
+    LOG_COMPACT = 6,      /* revision compaction mark */
+    LOG_CHECKPOINT = 7,   /* index checkpoint (hint) */
+};
+
+/* A byte range inside one segment file: where a payload, or a part of it, lives. */
+typedef struct log_place {
+    uint32_t segment;
+    uint32_t length;
+    uint64_t offset;
+} log_place;
+
+typedef struct log log;
+
+/* Called for every valid record in order during log_open. Returning non-zero aborts the open. */
+typedef int (*log_replay_fn)(void *ctx, int type, int64_t revision, const uint8_t *payload,
+                             size_t len, log_place where);
+
+typedef struct log_options {
+    bool fsync;              /* false: --unsafe-no-fsync */
+    uint64_t segment_bytes;  /* roll to a new segment past this size; 0 = default (64 MiB) */
+} log_options;
+
+/* Opens (creating if needed) the log in dir, replays it through fn, truncates a torn tail of the last
+ * segment. On failure returns NULL and writes a one-line reason (naming file and offset) into err. */
+log *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
+              size_t errlen);
+void log_close(log *l);
+
+/* Adds a record to the current batch. Returns the place of its payload. Never fails (memory aside). */
+log_place log_append(log *l, int type, int64_t revision, const uint8_t *payload, size_t len);
+/* Copies bytes of a place (which may still be in the unwritten batch) into dst. 0 or -errno. */
+int log_read(log *l, log_place where, uint8_t *dst);
+bool log_has_batch(const log *l);
+/* Writes the batch and fdatasyncs once. 0 on success; -errno on failure. After a failure the log
+ * refuses further commits: the caller must stop (never retry a failed fsync). */
+int log_commit(log *l);
+
+uint64_t log_total_bytes(const log *l); /* bytes in all segments, for dbSize/quota */
+uint64_t log_fsync_count(const log *l); /* fdatasync calls so far, for tests and metrics */
+
+#endif

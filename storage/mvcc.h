@@ -1,0 +1,180 @@
+/* mvcc.h: the multi-version key-value store with etcd's semantics, the one API src/ uses for data.
+ * Writes are applied to the in-memory index at once, each taking the next revision, and their records
+ * go to the log's batch; mvcc_commit makes the batch durable. Values live in the log, not in memory. */
+#ifndef CETCD_MVCC_H
+#define CETCD_MVCC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mvcc mvcc;
+
+typedef struct mv_bytes {
+    const uint8_t *data;
+    size_t len;
+} mv_bytes;
+
+/* One key-value as etcd's mvccpb.KeyValue. */
+typedef struct mv_kv {
+    mv_bytes key, value;
+    int64_t create_revision, mod_revision, version, lease;
+} mv_kv;
+
+/* Errors, each mapped by src/ to etcd's gRPC status and string. */
+typedef enum mv_err {
+    MV_OK = 0,
+    MV_ERR_COMPACTED,     /* "etcdserver: mvcc: required revision has been compacted" */
+    MV_ERR_FUTURE_REV,    /* "etcdserver: mvcc: required revision is a future revision" */
+    MV_ERR_EMPTY_KEY,     /* "etcdserver: key is not provided" */
+    MV_ERR_DUPLICATE_KEY, /* "etcdserver: duplicate key given in txn request" */
+    MV_ERR_TOO_MANY_OPS,  /* "etcdserver: too many operations in txn request" */
+    MV_ERR_NO_SPACE,      /* "etcdserver: mvcc: database space exceeded" */
+    MV_ERR_LEASE_NOT_FOUND, /* "etcdserver: requested lease not found" */
+    MV_ERR_KEY_NOT_FOUND, /* "etcdserver: key not found" (ignore_value/ignore_lease on a missing key) */
+    MV_ERR_VALUE_PROVIDED, /* "etcdserver: value is provided" */
+    MV_ERR_LEASE_PROVIDED, /* "etcdserver: lease is provided" */
+    MV_ERR_IO,            /* log failure: the server must stop */
+} mv_err;
+
+/* --- requests (mirrors of etcdserverpb messages, without protobuf) --- */
+
+enum mv_sort_order { MV_SORT_NONE = 0, MV_SORT_ASCEND = 1, MV_SORT_DESCEND = 2 };
+enum mv_sort_target {
+    MV_SORT_KEY = 0, MV_SORT_VERSION = 1, MV_SORT_CREATE = 2, MV_SORT_MOD = 3, MV_SORT_VALUE = 4
+};
+
+/* range_end: empty = the single key; "\0" = every key >= key; otherwise [key, range_end). */
+typedef struct mv_range_req {
+    mv_bytes key, range_end;
+    int64_t limit;    /* 0 = no limit */
+    int64_t revision; /* <= 0 = current */
+    int sort_order, sort_target;
+    bool keys_only, count_only;
+    int64_t min_mod_revision, max_mod_revision, min_create_revision, max_create_revision; /* 0 = off */
+} mv_range_req;
+
+typedef struct mv_put_req {
+    mv_bytes key, value;
+    int64_t lease;
+    bool prev_kv, ignore_value, ignore_lease;
+} mv_put_req;
+
+typedef struct mv_delete_req {
+    mv_bytes key, range_end;
+    bool prev_kv;
+} mv_delete_req;
+
+enum mv_cmp_result { MV_CMP_EQUAL = 0, MV_CMP_GREATER = 1, MV_CMP_LESS = 2, MV_CMP_NOT_EQUAL = 3 };
+enum mv_cmp_target { MV_CMP_VERSION = 0, MV_CMP_CREATE = 1, MV_CMP_MOD = 2, MV_CMP_VALUE = 3, MV_CMP_LEASE = 4 };
+
+typedef struct mv_compare {
+    int result, target;
+    mv_bytes key, range_end; /* range_end as in Range: the compare must hold for every key in range */
+    int64_t number;          /* version / create / mod revision / lease, by target */
+    mv_bytes value;          /* target VALUE */
+} mv_compare;
+
+enum mv_op_type { MV_OP_RANGE = 0, MV_OP_PUT = 1, MV_OP_DELETE = 2, MV_OP_TXN = 3 };
+
+struct mv_txn_req;
+typedef struct mv_op {
+    int type;
+    union {
+        mv_range_req range;
+        mv_put_req put;
+        mv_delete_req del;
+        struct mv_txn_req *txn;
+    } u;
+} mv_op;
+
+typedef struct mv_txn_req {
+    mv_compare *compare;
+    size_t n_compare;
+    mv_op *success, *failure;
+    size_t n_success, n_failure;
+} mv_txn_req;
+
+/* --- responses: all memory belongs to the result's arena, freed by mv_result_free --- */
+
+typedef struct mv_range_resp {
+    mv_kv *kvs;
+    size_t n_kvs;
+    bool more;
+    int64_t count;
+} mv_range_resp;
+
+typedef struct mv_put_resp {
+    mv_kv *prev_kv; /* NULL unless asked and the key existed */
+} mv_put_resp;
+
+typedef struct mv_delete_resp {
+    int64_t deleted;
+    mv_kv *prev_kvs;
+    size_t n_prev_kvs;
+} mv_delete_resp;
+
+struct mv_txn_resp;
+typedef struct mv_op_resp {
+    int type;
+    union {
+        mv_range_resp range;
+        mv_put_resp put;
+        mv_delete_resp del;
+        struct mv_txn_resp *txn;
+    } u;
+} mv_op_resp;
+
+typedef struct mv_txn_resp {
+    bool succeeded;
+    mv_op_resp *responses;
+    size_t n_responses;
+} mv_txn_resp;
+
+typedef struct mv_arena mv_arena;
+
+/* A call's answer. header_revision is the store revision to put in the ResponseHeader. */
+typedef struct mv_result {
+    mv_err err;
+    int64_t header_revision;
+    mv_op_resp resp;
+    mv_arena *arena;
+} mv_result;
+
+void mv_result_free(mv_result *r);
+
+/* --- the store --- */
+
+typedef struct mvcc_options {
+    bool fsync;                 /* false: --unsafe-no-fsync */
+    uint64_t quota_bytes;       /* 0 = etcd's default 2 GiB */
+    size_t max_txn_ops;         /* 0 = etcd's default 128 */
+} mvcc_options;
+
+/* Opens or creates the store in dir, recovering it from the log. NULL on failure, reason in err. */
+mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errlen);
+void mvcc_close(mvcc *s);
+
+int64_t mvcc_revision(const mvcc *s);           /* current revision (1 on an empty store, as etcd) */
+int64_t mvcc_compact_revision(const mvcc *s);   /* last compacted revision, 0 if none */
+
+/* Each call fills *out; the caller frees it with mv_result_free. */
+void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
+void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out);
+void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out);
+void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out);
+/* Compaction of history below rev (etcd's Compact). Persisted. */
+mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision);
+
+/* The commit rule: is there an unsynced batch; make it durable (one fdatasync). */
+bool mvcc_has_batch(const mvcc *s);
+int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
+
+/* Leases: until the lease service exists, mvcc_lease_exists is false for all but 0. */
+bool mvcc_lease_exists(const mvcc *s, int64_t lease);
+
+uint64_t mvcc_db_size(const mvcc *s);
+uint64_t mvcc_key_count(const mvcc *s);
+uint64_t mvcc_fsync_count(const mvcc *s);
+
+#endif

@@ -1,0 +1,97 @@
+# lib.sh: shared helpers for the shell integration tests: ephemeral ports, temp dirs, starting and
+# stopping cetcd and the real etcd by PID, and the pass/fail count each suite ends with.
+# Source it; call t_finish at the end (prints "N passed, N failed" and exits non-zero on failures).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CETCD_BIN=${CETCD_BIN:-$ROOT/build/cetcd}
+T_PASSED=0
+T_FAILED=0
+T_TMP=$(mktemp -d /tmp/cetcd-test.XXXXXX)
+T_PIDS=()
+
+t_cleanup() {
+    local pid
+    for pid in "${T_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    rm -rf "$T_TMP"
+}
+trap t_cleanup EXIT
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: waits up to 10 s for a TCP listener.
+wait_port() {
+    local i
+    for i in $(seq 1 200); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# start_cetcd [flags...]: sets CETCD_PID, CETCD_PORT, CETCD_EP, CETCD_DIR (reuses CETCD_DIR if set).
+start_cetcd() {
+    CETCD_PORT=$(free_port)
+    CETCD_DIR=${CETCD_DIR:-$T_TMP/cetcd.$CETCD_PORT}
+    CETCD_EP=127.0.0.1:$CETCD_PORT
+    "$CETCD_BIN" --data-dir "$CETCD_DIR" --listen-client-urls "http://$CETCD_EP" \
+        --advertise-client-urls "http://$CETCD_EP" "$@" >>"$T_TMP/cetcd.log" 2>&1 &
+    CETCD_PID=$!
+    T_PIDS+=("$CETCD_PID")
+    wait_port "$CETCD_PORT" || { echo "cetcd did not start:"; tail -5 "$T_TMP/cetcd.log"; return 1; }
+}
+
+stop_cetcd() {
+    [ -n "${CETCD_PID:-}" ] || return 0
+    kill "${1:--TERM}" "$CETCD_PID" 2>/dev/null
+    wait "$CETCD_PID" 2>/dev/null
+    CETCD_PID=
+}
+
+# start_etcd: Debian's real etcd on ephemeral client and peer ports. Sets ETCD_PID, ETCD_EP.
+start_etcd() {
+    local cport pport
+    cport=$(free_port); pport=$(free_port)
+    ETCD_EP=127.0.0.1:$cport
+    ETCD_DIR=$T_TMP/etcd.$cport
+    etcd --name ref --data-dir "$ETCD_DIR" --listen-client-urls "http://$ETCD_EP" \
+        --advertise-client-urls "http://$ETCD_EP" --listen-peer-urls "http://127.0.0.1:$pport" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+        --initial-cluster "ref=http://127.0.0.1:$pport" >>"$T_TMP/etcd.log" 2>&1 &
+    ETCD_PID=$!
+    T_PIDS+=("$ETCD_PID")
+    wait_port "$cport" || return 1
+    local i
+    for i in $(seq 1 100); do
+        ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" endpoint health >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_etcd() {
+    [ -n "${ETCD_PID:-}" ] || return 0
+    kill "$ETCD_PID" 2>/dev/null
+    wait "$ETCD_PID" 2>/dev/null
+    ETCD_PID=
+}
+
+# ctl ENDPOINT args...: etcdctl v3 against one endpoint.
+ctl() {
+    local ep=$1; shift
+    ETCDCTL_API=3 etcdctl --endpoints "$ep" --command-timeout=5s "$@"
+}
+
+t_pass() { T_PASSED=$((T_PASSED + 1)); echo "ok   - $1"; }
+t_fail() { T_FAILED=$((T_FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/       /'; }
+
+# t_eq NAME EXPECTED ACTUAL
+t_eq() {
+    if [ "$2" == "$3" ]; then t_pass "$1"; else t_fail "$1" "$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -20)"; fi
+}
+
+t_finish() {
+    echo "$T_PASSED passed, $T_FAILED failed"
+    [ "$T_FAILED" -eq 0 ]
+}
