@@ -117,6 +117,7 @@ typedef struct mv_delete_resp {
 struct mv_txn_resp;
 typedef struct mv_op_resp {
     int type;
+    int64_t header_revision; /* etcd fills each response of a Txn with the revision it saw or made */
     union {
         mv_range_resp range;
         mv_put_resp put;

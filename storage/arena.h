@@ -1,0 +1,14 @@
+/* arena.h: a bump allocator for one request's results, freed all at once after the reply is packed.
+ * Keeps the many small key/value copies of a Range from costing one malloc each. */
+#ifndef CETCD_ARENA_H
+#define CETCD_ARENA_H
+
+#include <stddef.h>
+
+typedef struct mv_arena mv_arena;
+
+mv_arena *arena_new(void);
+void *arena_alloc(mv_arena *a, size_t size); /* zeroed, 16-byte aligned; aborts on OOM */
+void arena_free(mv_arena *a);
+
+#endif

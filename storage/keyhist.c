@@ -1,0 +1,82 @@
+/* keyhist.c: one key's revision history: lookup at a revision, append, and compaction.
+ * Entries are kept in revision order in one array, so lookups are a binary search. */
+#include "keyhist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+keyhist *keyhist_new(void) {
+    keyhist *kh = calloc(1, sizeof *kh);
+    if (!kh) abort();
+    return kh;
+}
+
+void keyhist_free(void *p) {
+    keyhist *kh = p;
+    if (!kh) return;
+    free(kh->revs);
+    free(kh);
+}
+
+rev_entry *keyhist_newest(const keyhist *kh) {
+    return kh->count ? &kh->revs[kh->count - 1] : NULL;
+}
+
+/* Index of the newest entry with main_rev <= rev, or -1. */
+static long newest_at_or_before(const keyhist *kh, int64_t rev) {
+    long lo = 0, hi = (long)kh->count - 1, found = -1;
+    while (lo <= hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (kh->revs[mid].main_rev <= rev) {
+            found = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return found;
+}
+
+rev_entry *keyhist_at(const keyhist *kh, int64_t rev) {
+    long i = newest_at_or_before(kh, rev);
+    if (i < 0 || (kh->revs[i].flags & REV_TOMBSTONE)) return NULL;
+    return &kh->revs[i];
+}
+
+rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
+    if (kh->count == kh->capacity) {
+        uint32_t cap = kh->capacity ? kh->capacity * 2 : 1;
+        rev_entry *grown = realloc(kh->revs, (size_t)cap * sizeof *grown);
+        if (!grown) abort();
+        kh->revs = grown;
+        kh->capacity = cap;
+    }
+    kh->revs[kh->count] = *e;
+    return &kh->revs[kh->count++];
+}
+
+static void shrink_to_fit(keyhist *kh) {
+    if (kh->count == 0) {
+        free(kh->revs);
+        kh->revs = NULL;
+        kh->capacity = 0;
+    } else if (kh->count * 4 < kh->capacity) {
+        rev_entry *small = realloc(kh->revs, (size_t)kh->count * sizeof *small);
+        if (small) {
+            kh->revs = small;
+            kh->capacity = kh->count;
+        }
+    }
+}
+
+bool keyhist_compact(keyhist *kh, int64_t rev) {
+    long keep_from = newest_at_or_before(kh, rev);
+    if (keep_from < 0) return kh->count == 0;
+    if (kh->revs[keep_from].flags & REV_TOMBSTONE) keep_from++;
+    if (keep_from > 0) {
+        kh->count -= (uint32_t)keep_from;
+        memmove(kh->revs, kh->revs + keep_from, (size_t)kh->count * sizeof *kh->revs);
+        shrink_to_fit(kh);
+    }
+    return kh->count == 0;
+}

@@ -1,0 +1,42 @@
+/* keyhist.h: one key's history of revisions, oldest first, as etcd's keyIndex keeps it.
+ * Each entry is a put (with the place of its value in the log) or a tombstone ending a generation. */
+#ifndef CETCD_KEYHIST_H
+#define CETCD_KEYHIST_H
+
+#include "log.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+enum rev_flags {
+    REV_TOMBSTONE = 1, /* a delete: ends the key's current generation */
+    REV_PENDING = 2,   /* value still in the write being built; place.offset is relative to its payload */
+};
+
+typedef struct rev_entry {
+    int64_t main_rev;
+    int64_t create_revision;
+    int64_t version;
+    int64_t lease;
+    log_place value;
+    uint32_t sub_rev;
+    uint32_t flags;
+} rev_entry;
+
+typedef struct keyhist {
+    rev_entry *revs;
+    uint32_t count, capacity;
+} keyhist;
+
+keyhist *keyhist_new(void);
+void keyhist_free(void *kh);
+/* The newest entry, tombstone or not; NULL if the history is empty. */
+rev_entry *keyhist_newest(const keyhist *kh);
+/* The live entry at revision rev (the newest with main_rev <= rev), NULL if absent or deleted then. */
+rev_entry *keyhist_at(const keyhist *kh, int64_t rev);
+/* Appends an entry; returns a pointer valid until the next append to this history. */
+rev_entry *keyhist_append(keyhist *kh, const rev_entry *e);
+/* Drops history below rev as etcd's compaction does: keeps the newest entry <= rev unless it is a
+ * tombstone. Returns true when nothing is left (the key can leave the index). */
+bool keyhist_compact(keyhist *kh, int64_t rev);
+
+#endif

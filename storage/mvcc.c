@@ -1,0 +1,281 @@
+/* mvcc.c: the store's core: opening, the write in progress (one revision, one log record), Put,
+ * DeleteRange, Compact and the commit. Ranges live in mvcc_range.c, Txn in mvcc_txn.c, start-up
+ * replay in mvcc_recover.c. */
+#include "mvcc_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_QUOTA (2ULL * 1024 * 1024 * 1024)
+#define DEFAULT_MAX_TXN_OPS 128
+
+mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errlen) {
+    mvcc *s = calloc(1, sizeof *s);
+    if (!s) abort();
+    s->opt = *opt;
+    if (!s->opt.quota_bytes) s->opt.quota_bytes = DEFAULT_QUOTA;
+    if (!s->opt.max_txn_ops) s->opt.max_txn_ops = DEFAULT_MAX_TXN_OPS;
+    s->index = bptree_new();
+    s->revision = 1;
+    s->rev_base = 2;
+    log_options lo = {.fsync = opt->fsync};
+    s->log = log_open(dir, &lo, replay_record, s, err, errlen);
+    if (!s->log) {
+        mvcc_close(s);
+        return NULL;
+    }
+    if (s->compact_revision) compact_index(s, s->compact_revision);
+    return s;
+}
+
+void mvcc_close(mvcc *s) {
+    if (!s) return;
+    if (s->log) log_close(s->log);
+    bptree_free(s->index, keyhist_free);
+    free(s->wb.payload);
+    free(s->wb.pending);
+    free(s->rev_places);
+    free(s);
+}
+
+int64_t mvcc_revision(const mvcc *s) {
+    return s->revision;
+}
+int64_t mvcc_compact_revision(const mvcc *s) {
+    return s->compact_revision;
+}
+bool mvcc_has_batch(const mvcc *s) {
+    return log_has_batch(s->log);
+}
+int mvcc_commit(mvcc *s) {
+    return log_commit(s->log);
+}
+bool mvcc_lease_exists(const mvcc *s, int64_t lease) {
+    (void)s;
+    return lease == 0;
+}
+uint64_t mvcc_db_size(const mvcc *s) {
+    return log_total_bytes(s->log);
+}
+uint64_t mvcc_key_count(const mvcc *s) {
+    return s->live_keys;
+}
+uint64_t mvcc_fsync_count(const mvcc *s) {
+    return log_fsync_count(s->log);
+}
+
+bool over_quota(const mvcc *s, size_t incoming) {
+    return log_total_bytes(s->log) + incoming > s->opt.quota_bytes;
+}
+
+void mv_result_free(mv_result *r) {
+    arena_free(r->arena);
+    r->arena = NULL;
+}
+
+/* --- the write in progress --- */
+
+static void payload_reserve(write_batch *wb, size_t more) {
+    if (wb->len + more <= wb->cap) return;
+    size_t cap = wb->cap ? wb->cap : 256;
+    while (cap < wb->len + more) cap *= 2;
+    wb->payload = realloc(wb->payload, cap);
+    if (!wb->payload) abort();
+    wb->cap = cap;
+}
+
+static void payload_add(write_batch *wb, const void *p, size_t n) {
+    payload_reserve(wb, n);
+    memcpy(wb->payload + wb->len, p, n);
+    wb->len += n;
+}
+
+static void payload_u32(write_batch *wb, uint32_t v) {
+    uint8_t b[4] = {v, v >> 8, v >> 16, v >> 24};
+    payload_add(wb, b, 4);
+}
+
+static void payload_i64(write_batch *wb, int64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    payload_add(wb, b, 8);
+}
+
+void write_begin(mvcc *s) {
+    write_batch *wb = &s->wb;
+    wb->active = true;
+    wb->revision = s->revision + 1;
+    wb->next_sub = 0;
+    wb->len = 0;
+    wb->n_pending = 0;
+    wb->record_type = 0;
+}
+
+bool write_has_changes(const mvcc *s) {
+    return s->wb.active && s->wb.next_sub > 0;
+}
+
+int64_t read_revision(const mvcc *s) {
+    return write_has_changes(s) ? s->wb.revision : s->revision;
+}
+
+static void note_change_type(write_batch *wb, int type) {
+    wb->record_type = wb->record_type == 0 || wb->record_type == type ? type : LOG_TXN;
+}
+
+static keyhist *history_for_write(mvcc *s, mv_bytes key) {
+    keyhist *kh = bptree_get(s->index, key.data, key.len);
+    if (!kh) {
+        kh = keyhist_new();
+        bptree_put(s->index, key.data, key.len, kh);
+    }
+    return kh;
+}
+
+static void add_pending(write_batch *wb, keyhist *kh) {
+    if (wb->n_pending == wb->cap_pending) {
+        wb->cap_pending = wb->cap_pending ? wb->cap_pending * 2 : 8;
+        wb->pending = realloc(wb->pending, wb->cap_pending * sizeof *wb->pending);
+        if (!wb->pending) abort();
+    }
+    wb->pending[wb->n_pending++] = (pending_value){kh, kh->count - 1};
+}
+
+void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev) {
+    write_batch *wb = &s->wb;
+    keyhist *kh = history_for_write(s, key);
+    rev_entry *live = keyhist_at(kh, read_revision(s));
+    *had_prev = live != NULL;
+    if (live) *prev = *live;
+    payload_add(wb, &(uint8_t){CHANGE_PUT}, 1);
+    payload_u32(wb, (uint32_t)key.len);
+    payload_add(wb, key.data, key.len);
+    payload_i64(wb, lease);
+    payload_u32(wb, (uint32_t)value.len);
+    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .lease = lease,
+                   .flags = REV_PENDING};
+    e.create_revision = live ? live->create_revision : wb->revision;
+    e.version = live ? live->version + 1 : 1;
+    e.value = (log_place){.offset = wb->len, .length = (uint32_t)value.len};
+    payload_add(wb, value.data, value.len);
+    keyhist_append(kh, &e);
+    add_pending(wb, kh);
+    if (!live) s->live_keys++;
+    note_change_type(wb, LOG_PUT);
+}
+
+void write_delete(mvcc *s, mv_bytes key) {
+    write_batch *wb = &s->wb;
+    keyhist *kh = bptree_get(s->index, key.data, key.len);
+    payload_add(wb, &(uint8_t){CHANGE_DELETE}, 1);
+    payload_u32(wb, (uint32_t)key.len);
+    payload_add(wb, key.data, key.len);
+    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .flags = REV_TOMBSTONE};
+    keyhist_append(kh, &e);
+    s->live_keys--;
+    note_change_type(wb, LOG_DELETE);
+}
+
+void write_finish(mvcc *s) {
+    write_batch *wb = &s->wb;
+    wb->active = false;
+    if (wb->next_sub == 0) return;
+    log_place where = log_append(s->log, wb->record_type, wb->revision, wb->payload, wb->len);
+    for (size_t i = 0; i < wb->n_pending; i++) {
+        rev_entry *e = &wb->pending[i].kh->revs[wb->pending[i].entry];
+        e->value.segment = where.segment;
+        e->value.offset += where.offset;
+        e->flags &= ~(uint32_t)REV_PENDING;
+    }
+    s->revision = wb->revision;
+    remember_revision_place(s, wb->revision, where);
+}
+
+/* --- reading values --- */
+
+mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
+    mv_bytes v = {NULL, e->value.length};
+    uint8_t *dst = arena_alloc(a, e->value.length + 1);
+    if (e->flags & REV_PENDING) {
+        memcpy(dst, s->wb.payload + e->value.offset, e->value.length);
+    } else if (e->value.length && log_read(s->log, e->value, dst) != 0) {
+        fprintf(stderr, "cetcd: fatal: cannot read a value back from the log\n");
+        abort();
+    }
+    v.data = dst;
+    return v;
+}
+
+void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_value, mv_arena *a) {
+    uint8_t *k = arena_alloc(a, key.len + 1);
+    memcpy(k, key.data, key.len);
+    kv->key = (mv_bytes){k, key.len};
+    kv->create_revision = e->create_revision;
+    kv->mod_revision = e->main_rev;
+    kv->version = e->version;
+    kv->lease = e->lease;
+    kv->value = with_value ? read_value(s, e, a) : (mv_bytes){NULL, 0};
+}
+
+/* --- Put and DeleteRange --- */
+
+static void result_init(mv_result *out, int type) {
+    memset(out, 0, sizeof *out);
+    out->arena = arena_new();
+    out->resp.type = type;
+}
+
+void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out) {
+    mv_txn_req txn = {0};
+    mv_op op = {.type = MV_OP_PUT, .u.put = *req};
+    txn.success = &op;
+    txn.n_success = 1;
+    mv_result r;
+    mvcc_txn(s, &txn, &r);
+    *out = r;
+    if (r.err == MV_OK) {
+        mv_op_resp inner = r.resp.u.txn->responses[0];
+        out->resp = inner;
+    } else {
+        out->resp.type = MV_OP_PUT;
+    }
+}
+
+void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out) {
+    mv_txn_req txn = {0};
+    mv_op op = {.type = MV_OP_DELETE, .u.del = *req};
+    txn.success = &op;
+    txn.n_success = 1;
+    mv_result r;
+    mvcc_txn(s, &txn, &r);
+    *out = r;
+    if (r.err == MV_OK) {
+        mv_op_resp inner = r.resp.u.txn->responses[0];
+        out->resp = inner;
+    } else {
+        out->resp.type = MV_OP_DELETE;
+    }
+}
+
+void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out) {
+    result_init(out, MV_OP_RANGE);
+    int64_t rev = req->revision > 0 ? req->revision : s->revision;
+    out->err = check_read_revision(s, rev);
+    out->header_revision = s->revision;
+    if (out->err == MV_OK) range_at(s, req, rev, out->arena, &out->resp.u.range);
+}
+
+/* --- Compact --- */
+
+mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
+    *header_revision = s->revision;
+    if (rev <= s->compact_revision) return MV_ERR_COMPACTED;
+    if (rev > s->revision) return MV_ERR_FUTURE_REV;
+    uint8_t payload[8];
+    for (int i = 0; i < 8; i++) payload[i] = (uint8_t)((uint64_t)rev >> (8 * i));
+    log_append(s->log, LOG_COMPACT, rev, payload, sizeof payload);
+    s->compact_revision = rev;
+    compact_index(s, rev);
+    return MV_OK;
+}

@@ -1,0 +1,74 @@
+/* mvcc_internal.h: the store's private state, shared by the mvcc_*.c files and nothing else.
+ * Split out so that range, txn and recovery can live in files of their own. */
+#ifndef CETCD_MVCC_INTERNAL_H
+#define CETCD_MVCC_INTERNAL_H
+
+#include "arena.h"
+#include "bptree.h"
+#include "keyhist.h"
+#include "log.h"
+#include "mvcc.h"
+
+/* A value written by the write in progress: its entry gets its final log place at write_finish. */
+typedef struct pending_value {
+    keyhist *kh;
+    uint32_t entry;
+} pending_value;
+
+/* The write in progress: every change of one main revision becomes one log record. */
+typedef struct write_batch {
+    bool active;
+    int64_t revision;
+    uint32_t next_sub;
+    uint8_t *payload;
+    size_t len, cap;
+    pending_value *pending;
+    size_t n_pending, cap_pending;
+    int record_type;
+} write_batch;
+
+struct mvcc {
+    log *log;
+    bptree *index;
+    int64_t revision;
+    int64_t compact_revision;
+    mvcc_options opt;
+    write_batch wb;
+    log_place *rev_places; /* record of each revision since rev_base, for history replay */
+    int64_t rev_base;
+    size_t n_rev_places, cap_rev_places;
+    uint64_t live_keys;
+};
+
+/* Payload encoding of one change inside a write record. */
+enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D' };
+
+/* mvcc.c */
+void write_begin(mvcc *s);
+/* Writes key=value at the write's revision. Fills *prev with the key's live entry before, if any. */
+void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev);
+void write_delete(mvcc *s, mv_bytes key);
+bool write_has_changes(const mvcc *s);
+void write_finish(mvcc *s);
+/* The revision reads see: the write's revision once it changed something, else the current one. */
+int64_t read_revision(const mvcc *s);
+/* Copies the value of an entry into the arena; returns its bytes. */
+mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a);
+void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_value, mv_arena *a);
+bool over_quota(const mvcc *s, size_t incoming);
+
+/* mvcc_range.c */
+/* Range at an already validated revision. */
+void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out);
+mv_err check_read_revision(const mvcc *s, int64_t rev);
+/* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop. */
+typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
+void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
+
+/* mvcc_recover.c */
+int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,
+                  log_place where);
+void remember_revision_place(mvcc *s, int64_t rev, log_place where);
+void compact_index(mvcc *s, int64_t rev);
+
+#endif

@@ -1,0 +1,159 @@
+/* mvcc_range.c: Range at a revision with etcd's rules for range_end, limit, more, count, the
+ * revision filters and sorting. The candidates are gathered first; values are read last, only for
+ * the keys actually returned. */
+#include "mvcc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+mv_err check_read_revision(const mvcc *s, int64_t rev) {
+    if (rev > s->revision) return MV_ERR_FUTURE_REV;
+    if (rev < s->compact_revision) return MV_ERR_COMPACTED;
+    return MV_OK;
+}
+
+static bool is_from_key(mv_bytes end) {
+    return end.len == 1 && end.data[0] == 0;
+}
+
+static int compare_bytes(mv_bytes a, mv_bytes b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.data, b.data, n) : 0;
+    if (c) return c;
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
+void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx) {
+    if (range_end.len == 0) {
+        keyhist *kh = bptree_get(s->index, key.data, key.len);
+        rev_entry *e = kh ? keyhist_at(kh, rev) : NULL;
+        if (e) fn(ctx, key, e);
+        return;
+    }
+    bool to_end = is_from_key(range_end);
+    bptree_iter it;
+    for (bptree_seek(s->index, key.data, key.len, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+        mv_bytes k;
+        k.data = bptree_iter_key(&it, &k.len);
+        if (!to_end && compare_bytes(k, range_end) >= 0) break;
+        rev_entry *e = keyhist_at(bptree_iter_value(&it), rev);
+        if (e && !fn(ctx, k, e)) break;
+    }
+}
+
+/* A key found by the scan, before values are read. */
+typedef struct candidate {
+    mv_bytes key;
+    rev_entry *entry;
+    mv_bytes value; /* read early only when sorting by value */
+} candidate;
+
+typedef struct gather {
+    const mv_range_req *req;
+    candidate *items;
+    size_t n, cap, wanted; /* wanted: stop keeping after this many (0 = keep all) */
+    int64_t count;
+} gather;
+
+static bool passes_filters(const mv_range_req *r, const rev_entry *e) {
+    if (r->max_mod_revision && e->main_rev > r->max_mod_revision) return false;
+    if (r->min_mod_revision && e->main_rev < r->min_mod_revision) return false;
+    if (r->max_create_revision && e->create_revision > r->max_create_revision) return false;
+    if (r->min_create_revision && e->create_revision < r->min_create_revision) return false;
+    return true;
+}
+
+static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
+    gather *g = ctx;
+    g->count++;
+    if (g->req->count_only) return true;
+    if (g->wanted && g->n >= g->wanted) return true; /* keep counting */
+    if (!passes_filters(g->req, e)) return true;
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->items = realloc(g->items, g->cap * sizeof *g->items);
+        if (!g->items) abort();
+    }
+    g->items[g->n++] = (candidate){key, e, {NULL, 0}};
+    return true;
+}
+
+static int sort_target;
+static int sort_sign;
+
+static int64_t target_number(const candidate *c) {
+    switch (sort_target) {
+    case MV_SORT_VERSION: return c->entry->version;
+    case MV_SORT_CREATE: return c->entry->create_revision;
+    case MV_SORT_MOD: return c->entry->main_rev;
+    default: return 0;
+    }
+}
+
+static int compare_candidates(const candidate *a, const candidate *b) {
+    int c;
+    if (sort_target == MV_SORT_KEY) {
+        c = compare_bytes(a->key, b->key);
+    } else if (sort_target == MV_SORT_VALUE) {
+        c = compare_bytes(a->value, b->value);
+    } else {
+        int64_t x = target_number(a), y = target_number(b);
+        c = x < y ? -1 : x > y;
+    }
+    return c * sort_sign;
+}
+
+/* Stable merge sort: ties keep key order, as etcd's results show for small sets. */
+static void merge_sort(candidate *v, candidate *tmp, size_t n) {
+    if (n < 2) return;
+    size_t half = n / 2;
+    merge_sort(v, tmp, half);
+    merge_sort(v + half, tmp, n - half);
+    size_t i = 0, j = half, k = 0;
+    while (i < half && j < n) tmp[k++] = compare_candidates(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
+    while (i < half) tmp[k++] = v[i++];
+    while (j < n) tmp[k++] = v[j++];
+    memcpy(v, tmp, n * sizeof *v);
+}
+
+static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
+    const mv_range_req *r = g->req;
+    int order = r->sort_order;
+    if (order == MV_SORT_NONE && r->sort_target != MV_SORT_KEY) order = MV_SORT_ASCEND;
+    if (order == MV_SORT_NONE) return;
+    if (order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY) return;
+    if (r->sort_target == MV_SORT_VALUE)
+        for (size_t i = 0; i < g->n; i++) g->items[i].value = read_value(s, g->items[i].entry, a);
+    sort_target = r->sort_target;
+    sort_sign = order == MV_SORT_DESCEND ? -1 : 1;
+    candidate *tmp = malloc((g->n ? g->n : 1) * sizeof *tmp);
+    if (!tmp) abort();
+    merge_sort(g->items, tmp, g->n);
+    free(tmp);
+}
+
+static bool fetch_all_first(const mv_range_req *r) {
+    return r->sort_order != MV_SORT_NONE || r->sort_target != MV_SORT_KEY || r->min_mod_revision ||
+           r->max_mod_revision || r->min_create_revision || r->max_create_revision;
+}
+
+void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
+    gather g = {.req = r};
+    if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
+    for_each_live(s, r->key, r->range_end, rev, gather_one, &g);
+    sort_candidates(s, &g, a);
+    size_t n = g.n;
+    if (r->limit > 0 && n > (size_t)r->limit) {
+        n = (size_t)r->limit;
+        out->more = true;
+    }
+    out->count = g.count;
+    out->n_kvs = n;
+    out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
+    for (size_t i = 0; i < n; i++) {
+        candidate *c = &g.items[i];
+        fill_kv(s, &out->kvs[i], c->key, c->entry, false, a);
+        if (!r->keys_only) out->kvs[i].value = c->value.data ? c->value : read_value(s, c->entry, a);
+    }
+    free(g.items);
+}

@@ -1,0 +1,131 @@
+/* mvcc_recover.c: rebuilding the index from the log at start-up, the revision → record table used
+ * for history replay, and revision compaction of the index (shared by Compact and recovery). */
+#include "mvcc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int64_t get_i64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
+    size_t slot = (size_t)(rev - s->rev_base);
+    if (rev < s->rev_base) return;
+    if (slot >= s->cap_rev_places) {
+        size_t cap = s->cap_rev_places ? s->cap_rev_places * 2 : 1024;
+        while (cap <= slot) cap *= 2;
+        s->rev_places = realloc(s->rev_places, cap * sizeof *s->rev_places);
+        if (!s->rev_places) abort();
+        memset(s->rev_places + s->cap_rev_places, 0, (cap - s->cap_rev_places) * sizeof *s->rev_places);
+        s->cap_rev_places = cap;
+    }
+    s->rev_places[slot] = where;
+    if (slot + 1 > s->n_rev_places) s->n_rev_places = slot + 1;
+}
+
+/* Applies one change of a replayed record; returns bytes consumed, 0 if malformed. */
+static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p, size_t left,
+                            log_place where, size_t at) {
+    if (left < 5) return 0;
+    uint8_t kind = p[0];
+    uint32_t klen = get_u32(p + 1);
+    size_t used = 5 + (size_t)klen;
+    if (used > left) return 0;
+    mv_bytes key = {p + 5, klen};
+    keyhist *kh = bptree_get(s->index, key.data, key.len);
+    rev_entry *live = kh ? keyhist_at(kh, rev) : NULL;
+    rev_entry e = {.main_rev = rev, .sub_rev = sub};
+    if (kind == CHANGE_DELETE) {
+        if (!live) return used; /* nothing to end: tolerate, as the write made it */
+        e.flags = REV_TOMBSTONE;
+        keyhist_append(kh, &e);
+        s->live_keys--;
+        return used;
+    }
+    if (kind != CHANGE_PUT || used + 12 > left) return 0;
+    e.lease = get_i64(p + used);
+    uint32_t vlen = get_u32(p + used + 8);
+    used += 12;
+    if (used + vlen > left) return 0;
+    e.value = (log_place){.segment = where.segment, .length = vlen, .offset = where.offset + at + used};
+    e.create_revision = live ? live->create_revision : rev;
+    e.version = live ? live->version + 1 : 1;
+    if (!kh) {
+        kh = keyhist_new();
+        bptree_put(s->index, key.data, key.len, kh);
+    }
+    keyhist_append(kh, &e);
+    if (!live) s->live_keys++;
+    return used + vlen;
+}
+
+static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
+    size_t at = 0;
+    uint32_t sub = 0;
+    while (at < len) {
+        size_t used = replay_change(s, rev, sub++, payload + at, len - at, where, at);
+        if (!used) return -1;
+        at += used;
+    }
+    if (rev > s->revision) s->revision = rev;
+    remember_revision_place(s, rev, where);
+    return 0;
+}
+
+int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,
+                  log_place where) {
+    mvcc *s = ctx;
+    switch (type) {
+    case LOG_PUT:
+    case LOG_DELETE:
+    case LOG_TXN: return replay_changes(s, revision, payload, len, where);
+    case LOG_COMPACT:
+        if (len != 8) return -1;
+        if (get_i64(payload) > s->compact_revision) s->compact_revision = get_i64(payload);
+        return 0;
+    default: return 0; /* records of later features are skipped by older code paths */
+    }
+}
+
+typedef struct emptied {
+    uint8_t **keys;
+    size_t *lens;
+    size_t n, cap;
+} emptied;
+
+static void note_emptied(emptied *em, const uint8_t *key, size_t len) {
+    if (em->n == em->cap) {
+        em->cap = em->cap ? em->cap * 2 : 64;
+        em->keys = realloc(em->keys, em->cap * sizeof *em->keys);
+        em->lens = realloc(em->lens, em->cap * sizeof *em->lens);
+        if (!em->keys || !em->lens) abort();
+    }
+    em->keys[em->n] = malloc(len ? len : 1);
+    if (!em->keys[em->n]) abort();
+    memcpy(em->keys[em->n], key, len);
+    em->lens[em->n++] = len;
+}
+
+void compact_index(mvcc *s, int64_t rev) {
+    emptied em = {0};
+    bptree_iter it;
+    for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+        if (!keyhist_compact(bptree_iter_value(&it), rev)) continue;
+        size_t len;
+        const uint8_t *key = bptree_iter_key(&it, &len);
+        note_emptied(&em, key, len);
+    }
+    for (size_t i = 0; i < em.n; i++) {
+        keyhist_free(bptree_remove(s->index, em.keys[i], em.lens[i]));
+        free(em.keys[i]);
+    }
+    free(em.keys);
+    free(em.lens);
+}

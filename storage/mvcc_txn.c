@@ -1,0 +1,246 @@
+/* mvcc_txn.c: Txn as etcd runs it: the branch of every (nested) txn is chosen first on the state
+ * before the txn, the chosen requests are checked, then applied under one revision with sub-revisions.
+ * Put and DeleteRange are one-op Txns, so this is the only place that writes. */
+#include "mvcc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The chosen branches of a txn and its nested txns, in depth-first order (etcd's "txn path"). */
+typedef struct txn_path {
+    bool *taken;
+    size_t n, cap, next;
+} txn_path;
+
+static void path_push(txn_path *p, bool v) {
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 8;
+        p->taken = realloc(p->taken, p->cap);
+        if (!p->taken) abort();
+    }
+    p->taken[p->n++] = v;
+}
+
+typedef struct compare_ctx {
+    mvcc *s;
+    const mv_compare *c;
+    bool ok, any;
+} compare_ctx;
+
+static int compare_int(int64_t a, int64_t b) {
+    return a < b ? -1 : a > b;
+}
+
+static bool result_holds(int result, int cmp) {
+    switch (result) {
+    case MV_CMP_EQUAL: return cmp == 0;
+    case MV_CMP_NOT_EQUAL: return cmp != 0;
+    case MV_CMP_GREATER: return cmp > 0;
+    case MV_CMP_LESS: return cmp < 0;
+    default: return true;
+    }
+}
+
+static int compare_value_bytes(mvcc *s, const rev_entry *e, mv_bytes want) {
+    mv_arena *a = arena_new();
+    mv_bytes v = read_value(s, e, a);
+    size_t n = v.len < want.len ? v.len : want.len;
+    int c = n ? memcmp(v.data, want.data, n) : 0;
+    if (!c) c = v.len < want.len ? -1 : v.len > want.len;
+    arena_free(a);
+    return c;
+}
+
+static int compare_entry(mvcc *s, const mv_compare *c, const rev_entry *e) {
+    switch (c->target) {
+    case MV_CMP_VALUE: return compare_value_bytes(s, e, c->value);
+    case MV_CMP_CREATE: return compare_int(e->create_revision, c->number);
+    case MV_CMP_MOD: return compare_int(e->main_rev, c->number);
+    case MV_CMP_VERSION: return compare_int(e->version, c->number);
+    case MV_CMP_LEASE: return compare_int(e->lease, c->number);
+    default: return 0;
+    }
+}
+
+static bool compare_one_key(void *ctx, mv_bytes key, rev_entry *e) {
+    (void)key;
+    compare_ctx *cc = ctx;
+    cc->any = true;
+    cc->ok = result_holds(cc->c->result, compare_entry(cc->s, cc->c, e));
+    return cc->ok;
+}
+
+/* A compare holds when it holds for every key in its range; a missing key counts as all zeros,
+ * except for VALUE, which then always fails (etcd's rule). */
+static bool compare_holds(mvcc *s, const mv_compare *c) {
+    compare_ctx cc = {s, c, true, false};
+    for_each_live(s, c->key, c->range_end, s->revision, compare_one_key, &cc);
+    if (cc.any) return cc.ok;
+    if (c->target == MV_CMP_VALUE) return false;
+    return result_holds(c->result, compare_int(0, c->number));
+}
+
+static bool compares_hold(mvcc *s, const mv_txn_req *t) {
+    for (size_t i = 0; i < t->n_compare; i++)
+        if (!compare_holds(s, &t->compare[i])) return false;
+    return true;
+}
+
+static void choose_path(mvcc *s, const mv_txn_req *t, txn_path *p) {
+    bool ok = compares_hold(s, t);
+    path_push(p, ok);
+    const mv_op *ops = ok ? t->success : t->failure;
+    size_t n = ok ? t->n_success : t->n_failure;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].type == MV_OP_TXN && ops[i].u.txn) choose_path(s, ops[i].u.txn, p);
+}
+
+/* --- checks before anything is written --- */
+
+static bool key_is_live(mvcc *s, mv_bytes key) {
+    keyhist *kh = bptree_get(s->index, key.data, key.len);
+    return kh && keyhist_at(kh, s->revision);
+}
+
+static mv_err check_put(mvcc *s, const mv_put_req *p) {
+    if (p->lease && !mvcc_lease_exists(s, p->lease)) return MV_ERR_LEASE_NOT_FOUND;
+    if ((p->ignore_value || p->ignore_lease) && !key_is_live(s, p->key)) return MV_ERR_KEY_NOT_FOUND;
+    return MV_OK;
+}
+
+static mv_err check_ops(mvcc *s, const mv_txn_req *t, txn_path *p, size_t *put_bytes) {
+    bool ok = p->taken[p->next++];
+    const mv_op *ops = ok ? t->success : t->failure;
+    size_t n = ok ? t->n_success : t->n_failure;
+    for (size_t i = 0; i < n; i++) {
+        mv_err err = MV_OK;
+        const mv_op *op = &ops[i];
+        if (op->type == MV_OP_RANGE && op->u.range.revision > 0) {
+            err = check_read_revision(s, op->u.range.revision);
+        } else if (op->type == MV_OP_PUT) {
+            err = check_put(s, &op->u.put);
+            *put_bytes += op->u.put.key.len + op->u.put.value.len;
+        } else if (op->type == MV_OP_TXN && op->u.txn) {
+            err = check_ops(s, op->u.txn, p, put_bytes);
+        }
+        if (err != MV_OK) return err;
+    }
+    return MV_OK;
+}
+
+/* --- applying --- */
+
+static void apply_txn(mvcc *s, const mv_txn_req *t, txn_path *p, mv_txn_resp *out, mv_arena *a);
+
+static void apply_range(mvcc *s, const mv_range_req *r, mv_arena *a, mv_range_resp *out) {
+    int64_t rev = r->revision > 0 ? r->revision : read_revision(s);
+    range_at(s, r, rev, a, out);
+}
+
+static void apply_put(mvcc *s, const mv_put_req *p, mv_arena *a, mv_put_resp *out) {
+    keyhist *kh = bptree_get(s->index, p->key.data, p->key.len);
+    rev_entry *live = kh ? keyhist_at(kh, read_revision(s)) : NULL;
+    mv_bytes value = p->value;
+    int64_t lease = p->lease;
+    if (p->ignore_value && live) value = read_value(s, live, a);
+    if (p->ignore_lease && live) lease = live->lease;
+    rev_entry prev;
+    bool had_prev;
+    write_put(s, p->key, value, lease, &prev, &had_prev);
+    if (p->prev_kv && had_prev) {
+        out->prev_kv = arena_alloc(a, sizeof *out->prev_kv);
+        fill_kv(s, out->prev_kv, p->key, &prev, true, a);
+    }
+}
+
+typedef struct doomed {
+    mv_bytes *keys;
+    size_t n, cap;
+    mv_arena *arena;
+    bool with_prev;
+    mv_kv *prev;
+    size_t n_prev, cap_prev;
+} doomed;
+
+static bool collect_doomed(void *ctx, mv_bytes key, rev_entry *e) {
+    doomed *d = ctx;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->keys = realloc(d->keys, d->cap * sizeof *d->keys);
+        if (!d->keys) abort();
+    }
+    d->keys[d->n++] = key;
+    if (d->with_prev) {
+        if (d->n_prev == d->cap_prev) {
+            d->cap_prev = d->cap_prev ? d->cap_prev * 2 : 8;
+            mv_kv *grown = arena_alloc(d->arena, d->cap_prev * sizeof *grown);
+            if (d->n_prev) memcpy(grown, d->prev, d->n_prev * sizeof *grown);
+            d->prev = grown;
+        }
+        fill_kv(NULL, &d->prev[d->n_prev], key, e, false, d->arena);
+        d->prev[d->n_prev++].value = (mv_bytes){NULL, 0};
+    }
+    return true;
+}
+
+static void apply_delete(mvcc *s, const mv_delete_req *r, mv_arena *a, mv_delete_resp *out) {
+    doomed d = {.arena = a, .with_prev = r->prev_kv};
+    for_each_live(s, r->key, r->range_end, read_revision(s), collect_doomed, &d);
+    /* values of prev_kvs are read before the tombstones are written */
+    for (size_t i = 0; i < d.n_prev; i++) {
+        keyhist *kh = bptree_get(s->index, d.prev[i].key.data, d.prev[i].key.len);
+        d.prev[i].value = read_value(s, keyhist_at(kh, read_revision(s)), a);
+    }
+    /* copy keys: the tree owns them, and writing tombstones never removes index entries */
+    for (size_t i = 0; i < d.n; i++) write_delete(s, d.keys[i]);
+    out->deleted = (int64_t)d.n;
+    out->prev_kvs = d.prev;
+    out->n_prev_kvs = d.n_prev;
+    free(d.keys);
+}
+
+static void apply_op(mvcc *s, const mv_op *op, txn_path *p, mv_op_resp *r, mv_arena *a) {
+    r->type = op->type;
+    switch (op->type) {
+    case MV_OP_RANGE: apply_range(s, &op->u.range, a, &r->u.range); break;
+    case MV_OP_PUT: apply_put(s, &op->u.put, a, &r->u.put); break;
+    case MV_OP_DELETE: apply_delete(s, &op->u.del, a, &r->u.del); break;
+    case MV_OP_TXN:
+        r->u.txn = arena_alloc(a, sizeof *r->u.txn);
+        if (op->u.txn) apply_txn(s, op->u.txn, p, r->u.txn, a);
+        break;
+    }
+    r->header_revision = read_revision(s);
+}
+
+static void apply_txn(mvcc *s, const mv_txn_req *t, txn_path *p, mv_txn_resp *out, mv_arena *a) {
+    bool ok = p->taken[p->next++];
+    const mv_op *ops = ok ? t->success : t->failure;
+    size_t n = ok ? t->n_success : t->n_failure;
+    out->succeeded = ok;
+    out->n_responses = n;
+    out->responses = arena_alloc(a, (n ? n : 1) * sizeof *out->responses);
+    for (size_t i = 0; i < n; i++) apply_op(s, &ops[i], p, &out->responses[i], a);
+}
+
+void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out) {
+    memset(out, 0, sizeof *out);
+    out->arena = arena_new();
+    out->resp.type = MV_OP_TXN;
+    out->header_revision = s->revision;
+    txn_path path = {0};
+    choose_path(s, req, &path);
+    size_t put_bytes = 0;
+    out->err = check_ops(s, req, &path, &put_bytes);
+    if (out->err == MV_OK && put_bytes && over_quota(s, put_bytes)) out->err = MV_ERR_NO_SPACE;
+    if (out->err == MV_OK) {
+        path.next = 0;
+        out->resp.u.txn = arena_alloc(out->arena, sizeof *out->resp.u.txn);
+        write_begin(s);
+        apply_txn(s, req, &path, out->resp.u.txn, out->arena);
+        write_finish(s);
+        out->header_revision = s->revision;
+        out->resp.header_revision = s->revision;
+    }
+    free(path.taken);
+}
