@@ -87,7 +87,7 @@ run: $(BUILD)/cetcd
 bench: $(BUILD)/cetcd
 	bench/run.sh
 crash-soak: $(BUILD)/cetcd
-	CRASH_ROUNDS=1000 tests/integration/crash_test.sh
+	CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
 
 format:
 	clang-format -i src/*.[ch] storage/*.[ch] tests/unit/*.[ch]

@@ -148,15 +148,18 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     rev_entry *live = keyhist_at(kh, read_revision(s));
     *had_prev = live != NULL;
     if (live) *prev = *live;
-    payload_add(wb, &(uint8_t){CHANGE_PUT}, 1);
-    payload_u32(wb, (uint32_t)key.len);
-    payload_add(wb, key.data, key.len);
-    payload_i64(wb, lease);
-    payload_u32(wb, (uint32_t)value.len);
     rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .lease = lease,
                    .flags = REV_PENDING};
     e.create_revision = live ? live->create_revision : wb->revision;
     e.version = live ? live->version + 1 : 1;
+    /* create revision and version are written out, so replay never depends on older history */
+    payload_add(wb, &(uint8_t){CHANGE_PUT}, 1);
+    payload_u32(wb, (uint32_t)key.len);
+    payload_add(wb, key.data, key.len);
+    payload_i64(wb, lease);
+    payload_i64(wb, e.create_revision);
+    payload_i64(wb, e.version);
+    payload_u32(wb, (uint32_t)value.len);
     e.value = (log_place){.offset = wb->len, .length = (uint32_t)value.len};
     payload_add(wb, value.data, value.len);
     keyhist_append(kh, &e);

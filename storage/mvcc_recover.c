@@ -49,14 +49,14 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
         s->live_keys--;
         return used;
     }
-    if (kind != CHANGE_PUT || used + 12 > left) return 0;
+    if (kind != CHANGE_PUT || used + 28 > left) return 0;
     e.lease = get_i64(p + used);
-    uint32_t vlen = get_u32(p + used + 8);
-    used += 12;
+    e.create_revision = get_i64(p + used + 8);
+    e.version = get_i64(p + used + 16);
+    uint32_t vlen = get_u32(p + used + 24);
+    used += 28;
     if (used + vlen > left) return 0;
     e.value = (log_place){.segment = where.segment, .length = vlen, .offset = where.offset + at + used};
-    e.create_revision = live ? live->create_revision : rev;
-    e.version = live ? live->version + 1 : 1;
     if (!kh) {
         kh = keyhist_new();
         bptree_put(s->index, key.data, key.len, kh);
