@@ -38,4 +38,7 @@ void bptree_iter_next(bptree_iter *it);
 /* Bytes of memory held by the tree's nodes and keys (not values), for reports. */
 size_t bptree_memory(const bptree *t);
 
+/* Debug: verifies ordering, fill, equal leaf depth, the leaf chain, count and memory. O(n). */
+bool bptree_check(const bptree *t);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum log_record_type {
     LOG_PUT = 1,          /* one key written */
@@ -25,7 +26,7 @@ typedef struct log_place {
     uint64_t offset;
 } log_place;
 
-typedef struct log log;
+typedef struct wal wal;
 
 /* Called for every valid record in order during log_open. Returning non-zero aborts the open. */
 typedef int (*log_replay_fn)(void *ctx, int type, int64_t revision, const uint8_t *payload,
@@ -38,20 +39,28 @@ typedef struct log_options {
 
 /* Opens (creating if needed) the log in dir, replays it through fn, truncates a torn tail of the last
  * segment. On failure returns NULL and writes a one-line reason (naming file and offset) into err. */
-log *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
+wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
               size_t errlen);
-void log_close(log *l);
+void log_close(wal *l);
 
 /* Adds a record to the current batch. Returns the place of its payload. Never fails (memory aside). */
-log_place log_append(log *l, int type, int64_t revision, const uint8_t *payload, size_t len);
+log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload, size_t len);
 /* Copies bytes of a place (which may still be in the unwritten batch) into dst. 0 or -errno. */
-int log_read(log *l, log_place where, uint8_t *dst);
-bool log_has_batch(const log *l);
+int log_read(wal *l, log_place where, uint8_t *dst);
+bool log_has_batch(const wal *l);
 /* Writes the batch and fdatasyncs once. 0 on success; -errno on failure. After a failure the log
  * refuses further commits: the caller must stop (never retry a failed fsync). */
-int log_commit(log *l);
+int log_commit(wal *l);
 
-uint64_t log_total_bytes(const log *l); /* bytes in all segments, for dbSize/quota */
-uint64_t log_fsync_count(const log *l); /* fdatasync calls so far, for tests and metrics */
+uint64_t log_total_bytes(const wal *l); /* bytes in all segments, for dbSize/quota */
+uint64_t log_fsync_count(const wal *l); /* fdatasync calls so far, for tests and metrics */
+
+/* Test hook: the write and sync calls log_commit makes on segment files, so tests can inject short
+ * writes and failed syncs. A NULL member means the real pwrite / fdatasync. */
+typedef struct log_io {
+    ssize_t (*write_at)(int fd, const void *buf, size_t n, off_t offset);
+    int (*sync_data)(int fd);
+} log_io;
+void log_set_io(wal *l, const log_io *io);
 
 #endif

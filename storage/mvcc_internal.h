@@ -28,7 +28,7 @@ typedef struct write_batch {
 } write_batch;
 
 struct mvcc {
-    log *log;
+    wal *log;
     bptree *index;
     int64_t revision;
     int64_t compact_revision;
