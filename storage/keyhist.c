@@ -69,10 +69,23 @@ static void shrink_to_fit(keyhist *kh) {
     }
 }
 
-bool keyhist_compact(keyhist *kh, int64_t rev) {
+uint64_t keyhist_change_bytes(size_t key_len, const rev_entry *e) {
+    /* kind byte + key length + key, then lease, create, version, value length + value for a put */
+    return 5 + key_len + ((e->flags & REV_TOMBSTONE) ? 0 : 28 + (uint64_t)e->value.length);
+}
+
+rev_entry *keyhist_find(const keyhist *kh, int64_t main_rev, uint32_t sub_rev) {
+    long i = newest_at_or_before(kh, main_rev);
+    for (; i >= 0 && kh->revs[i].main_rev == main_rev; i--)
+        if (kh->revs[i].sub_rev == sub_rev) return &kh->revs[i];
+    return NULL;
+}
+
+bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped_bytes) {
     long keep_from = newest_at_or_before(kh, rev);
     if (keep_from < 0) return kh->count == 0;
     if (kh->revs[keep_from].flags & REV_TOMBSTONE) keep_from++;
+    for (long i = 0; i < keep_from; i++) *dropped_bytes += keyhist_change_bytes(key_len, &kh->revs[i]);
     if (keep_from > 0) {
         kh->count -= (uint32_t)keep_from;
         memmove(kh->revs, kh->revs + keep_from, (size_t)kh->count * sizeof *kh->revs);

@@ -37,6 +37,10 @@ rev_entry *keyhist_at(const keyhist *kh, int64_t rev);
 rev_entry *keyhist_append(keyhist *kh, const rev_entry *e);
 /* Drops history below rev as etcd's compaction does: keeps the newest entry <= rev unless it is a
  * tombstone. Returns true when nothing is left (the key can leave the index). */
-bool keyhist_compact(keyhist *kh, int64_t rev);
+bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped_bytes);
+/* The entry written at (main_rev, sub_rev), or NULL. */
+rev_entry *keyhist_find(const keyhist *kh, int64_t main_rev, uint32_t sub_rev);
+/* Log bytes of one change of a key of key_len (shared with mvcc's accounting). */
+uint64_t keyhist_change_bytes(size_t key_len, const rev_entry *e);
 
 #endif

@@ -1,7 +1,7 @@
 /* log.c: the append-only log of checksummed records in numbered segment files (DESIGN.md "Storage").
  * Appends collect in an in-memory batch per segment; log_commit writes and fdatasyncs it (group commit).
  * log_open verifies every record, cuts a torn tail of the last segment and refuses any other damage. */
-#include "log.h"
+#include "log_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,61 +17,26 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-/* Segment file: 16-byte header (magic, u32 version, u32 zero), then records.
- * Record: u32 payload length, u8 type, 3 zero bytes, i64 revision, u64 checksum, payload.
- * The checksum is XXH3-64 of the record header (checksum field zeroed) followed by the payload. */
-#define SEG_MAGIC "CETCDLOG"
-#define SEG_MAGIC_LEN 8
-#define SEG_VERSION 1u
-#define SEG_HDR_BYTES 16u
-#define REC_HDR_BYTES 24u
-#define REC_CHECKSUM_AT 16u
-#define DEFAULT_SEGMENT_BYTES (64ull << 20)
-#define SEG_NAME_DIGITS 16
-#define SMALL_RECORD_BYTES 4096u
-
-typedef struct segment {
-    uint32_t id;
-    int fd;           /* -1 until log_commit creates the file */
-    uint64_t size;    /* bytes in the file */
-    uint8_t *pending; /* batch bytes that go at offset `size`, not yet written */
-    size_t pending_len;
-    size_t pending_cap;
-} segment;
-
-struct wal {
-    char *dir;
-    int dirfd;
-    log_options opt;
-    log_io io;
-    segment *segs; /* ascending by id; the last one takes appends */
-    size_t nsegs, segs_cap;
-    uint64_t total_bytes; /* file bytes plus pending batch bytes */
-    uint64_t batch_bytes;
-    uint64_t fsyncs;
-    int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
-};
-
 /* ---------- little-endian encoding ---------- */
 
-static void put_u32(uint8_t *p, uint32_t v) {
+void log_put_u32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
+void log_put_u64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get_u32(const uint8_t *p) {
+uint32_t log_get_u32(const uint8_t *p) {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++)
         v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 
-static uint64_t get_u64(const uint8_t *p) {
+uint64_t log_get_u64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v |= (uint64_t)p[i] << (8 * i);
@@ -83,7 +48,7 @@ static void die(const char *why) {
     abort();
 }
 
-static void seg_file_name(char out[SEG_NAME_DIGITS + 5], uint32_t id) {
+void log_segment_name(char out[SEG_NAME_DIGITS + 5], uint32_t id) {
     snprintf(out, SEG_NAME_DIGITS + 5, "%016" PRIu32 ".log", id);
 }
 
@@ -119,12 +84,12 @@ static uint64_t record_checksum(const uint8_t *hdr, const uint8_t *payload, size
 }
 
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */
-static const char *check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes) {
+const char *log_check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes) {
     if (avail < REC_HDR_BYTES) return "incomplete record header";
-    uint32_t len = get_u32(p);
+    uint32_t len = log_get_u32(p);
     if (p[4] == 0 || p[5] || p[6] || p[7]) return "bad record type or reserved bytes";
     if ((uint64_t)len > avail - REC_HDR_BYTES) return "record runs past the end of the file";
-    if (record_checksum(p, p + REC_HDR_BYTES, len) != get_u64(p + REC_CHECKSUM_AT))
+    if (record_checksum(p, p + REC_HDR_BYTES, len) != log_get_u64(p + REC_CHECKSUM_AT))
         return "record checksum mismatch";
     *rec_bytes = REC_HDR_BYTES + (uint64_t)len;
     return NULL;
@@ -146,7 +111,7 @@ static segment *add_segment(wal *l, uint32_t id, int fd, uint64_t size) {
     return s;
 }
 
-static segment *find_segment(const wal *l, uint32_t id) {
+segment *log_find_segment(const wal *l, uint32_t id) {
     size_t lo = 0, hi = l->nsegs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -190,10 +155,20 @@ static segment *segment_for_record(wal *l, uint64_t rec_bytes) {
     if (segment_end(cur) == 0) {
         uint8_t *hdr = reserve_pending(l, cur, SEG_HDR_BYTES);
         memcpy(hdr, SEG_MAGIC, SEG_MAGIC_LEN);
-        put_u32(hdr + SEG_MAGIC_LEN, SEG_VERSION);
-        put_u32(hdr + SEG_MAGIC_LEN + 4, 0);
+        log_put_u32(hdr + SEG_MAGIC_LEN, SEG_VERSION);
+        log_put_u32(hdr + SEG_MAGIC_LEN + 4, 0);
     }
     return cur;
+}
+
+void log_encode_record(uint8_t *rec, int type, int64_t revision, const uint8_t *payload, size_t len) {
+    log_put_u32(rec, (uint32_t)len);
+    rec[4] = (uint8_t)type;
+    rec[5] = rec[6] = rec[7] = 0;
+    log_put_u64(rec + 8, (uint64_t)revision);
+    log_put_u64(rec + REC_CHECKSUM_AT, 0);
+    if (len) memcpy(rec + REC_HDR_BYTES, payload, len);
+    log_put_u64(rec + REC_CHECKSUM_AT, XXH3_64bits(rec, REC_HDR_BYTES + len));
 }
 
 log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload, size_t len) {
@@ -201,14 +176,13 @@ log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload,
     segment *s = segment_for_record(l, REC_HDR_BYTES + len);
     uint64_t at = segment_end(s);
     uint8_t *rec = reserve_pending(l, s, REC_HDR_BYTES + len);
-    put_u32(rec, (uint32_t)len);
-    rec[4] = (uint8_t)type;
-    rec[5] = rec[6] = rec[7] = 0;
-    put_u64(rec + 8, (uint64_t)revision);
-    put_u64(rec + REC_CHECKSUM_AT, 0);
-    if (len) memcpy(rec + REC_HDR_BYTES, payload, len);
-    put_u64(rec + REC_CHECKSUM_AT, XXH3_64bits(rec, REC_HDR_BYTES + len));
+    log_encode_record(rec, type, revision, payload, len);
     return (log_place){.segment = s->id, .length = (uint32_t)len, .offset = at + REC_HDR_BYTES};
+}
+
+void log_seal(wal *l) {
+    segment *cur = &l->segs[l->nsegs - 1];
+    if (segment_end(cur) > SEG_HDR_BYTES) add_segment(l, cur->id + 1, -1, 0);
 }
 
 bool log_has_batch(const wal *l) {
@@ -231,7 +205,7 @@ static int pread_all(int fd, uint8_t *dst, size_t n, uint64_t off) {
 }
 
 int log_read(wal *l, log_place where, uint8_t *dst) {
-    segment *s = find_segment(l, where.segment);
+    segment *s = log_find_segment(l, where.segment);
     if (!s) return -ENOENT;
     uint64_t end = where.offset + where.length;
     if (end < where.offset || end > segment_end(s)) return -EINVAL;
@@ -257,7 +231,7 @@ void log_set_io(wal *l, const log_io *io) {
     l->io.sync_data = io && io->sync_data ? io->sync_data : real_sync_data;
 }
 
-static int fsync_retry_eintr(int fd) {
+int log_fsync_fd(int fd) {
     int rc;
     do
         rc = fsync(fd);
@@ -267,14 +241,14 @@ static int fsync_retry_eintr(int fd) {
 
 static int create_segment_file(wal *l, segment *s) {
     char name[SEG_NAME_DIGITS + 5];
-    seg_file_name(name, s->id);
+    log_segment_name(name, s->id);
     int fd = openat(l->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return -errno;
     s->fd = fd;
-    return fsync_retry_eintr(l->dirfd);
+    return log_fsync_fd(l->dirfd);
 }
 
-static int write_all(wal *l, int fd, const uint8_t *buf, size_t n, uint64_t off) {
+int log_write_all(wal *l, int fd, const uint8_t *buf, size_t n, uint64_t off) {
     while (n > 0) {
         ssize_t put = l->io.write_at(fd, buf, n, (off_t)off);
         if (put < 0 && errno == EINTR) continue;
@@ -297,7 +271,7 @@ static void cut_failed_write(segment *s) {
  * again (best effort) so that whole records of the failed batch do not reappear at the next start. */
 static int commit_segment(wal *l, segment *s) {
     int rc = s->fd < 0 ? create_segment_file(l, s) : 0;
-    if (rc == 0) rc = write_all(l, s->fd, s->pending, s->pending_len, s->size);
+    if (rc == 0) rc = log_write_all(l, s->fd, s->pending, s->pending_len, s->size);
     if (rc < 0) cut_failed_write(s);
     if (rc == 0 && l->opt.fsync) {
         l->fsyncs++;
@@ -375,7 +349,7 @@ static int ensure_dir(const char *dir, char *err, size_t errlen) {
     int pfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(copy);
     if (pfd >= 0) {
-        fsync_retry_eintr(pfd);
+        log_fsync_fd(pfd);
         close(pfd);
     }
     return 0;
@@ -406,6 +380,7 @@ static long list_segment_ids(wal *l, uint32_t **ids_out, char *err, size_t errle
         if (fd >= 0) close(fd);
         return -1;
     }
+    rewinddir(d); /* dup'd descriptors share their position */
     uint32_t *ids = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -430,7 +405,7 @@ static int open_segments(wal *l, char *err, size_t errlen) {
     long n = list_segment_ids(l, &ids, err, errlen);
     for (long i = 0; i < n; i++) {
         char name[SEG_NAME_DIGITS + 5];
-        seg_file_name(name, ids[i]);
+        log_segment_name(name, ids[i]);
         int fd = openat(l->dirfd, name, O_RDWR | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
@@ -460,7 +435,7 @@ typedef struct scan_ctx {
 
 static void scan_err(scan_ctx *c, uint64_t offset, const char *why) {
     char name[SEG_NAME_DIGITS + 5];
-    seg_file_name(name, c->seg->id);
+    log_segment_name(name, c->seg->id);
     set_err(c->err, c->errlen, "%s/%s: offset %" PRIu64 ": %s", c->l->dir, name, offset, why);
 }
 
@@ -468,7 +443,7 @@ static void scan_err(scan_ctx *c, uint64_t offset, const char *why) {
 static bool valid_record_after(const uint8_t *data, uint64_t size, uint64_t from, uint64_t *found) {
     for (uint64_t p = from; p + REC_HDR_BYTES <= size; p++) {
         uint64_t rec_bytes;
-        if (!check_record(data + p, size - p, &rec_bytes)) {
+        if (!log_check_record(data + p, size - p, &rec_bytes)) {
             *found = p;
             return true;
         }
@@ -510,7 +485,7 @@ static int check_segment_header(scan_ctx *c, const uint8_t *data) {
         scan_err(c, 0, "not a cetcd log segment (bad magic)");
         return -1;
     }
-    if (get_u32(data + SEG_MAGIC_LEN) != SEG_VERSION) {
+    if (log_get_u32(data + SEG_MAGIC_LEN) != SEG_VERSION) {
         scan_err(c, SEG_MAGIC_LEN, "unsupported segment version");
         return -1;
     }
@@ -521,12 +496,12 @@ static int scan_records(scan_ctx *c, const uint8_t *data) {
     uint64_t size = c->seg->size, off = SEG_HDR_BYTES;
     while (off < size) {
         uint64_t rec_bytes;
-        const char *why = check_record(data + off, size - off, &rec_bytes);
+        const char *why = log_check_record(data + off, size - off, &rec_bytes);
         if (why) return damage_at(c, data, off, why);
         const uint8_t *p = data + off;
-        log_place place = {.segment = c->seg->id, .length = get_u32(p), .offset = off + REC_HDR_BYTES};
+        log_place place = {.segment = c->seg->id, .length = log_get_u32(p), .offset = off + REC_HDR_BYTES};
         if (c->fn &&
-            c->fn(c->fn_ctx, p[4], (int64_t)get_u64(p + 8), p + REC_HDR_BYTES, place.length, place) != 0) {
+            c->fn(c->fn_ctx, p[4], (int64_t)log_get_u64(p + 8), p + REC_HDR_BYTES, place.length, place) != 0) {
             scan_err(c, off, "replay of record refused");
             return -1;
         }
@@ -557,8 +532,8 @@ static int scan_segment(scan_ctx *c) {
 
 static int cut_torn_tail(wal *l, segment *s, uint64_t keep, char *err, size_t errlen) {
     char name[SEG_NAME_DIGITS + 5];
-    seg_file_name(name, s->id);
-    if (ftruncate(s->fd, (off_t)keep) < 0 || fsync_retry_eintr(s->fd) < 0) {
+    log_segment_name(name, s->id);
+    if (ftruncate(s->fd, (off_t)keep) < 0 || log_fsync_fd(s->fd) < 0) {
         set_err(err, errlen, "%s/%s: truncating torn tail: %s", l->dir, name, strerror(errno));
         return -1;
     }
@@ -599,6 +574,7 @@ wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *c
         log_close(l);
         return NULL;
     }
+    log_remove_stale_rewrites(l);
     if (open_segments(l, err, errlen) < 0 || replay_segments(l, fn, ctx, err, errlen) < 0) {
         log_close(l);
         return NULL;

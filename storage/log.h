@@ -63,4 +63,26 @@ typedef struct log_io {
 } log_io;
 void log_set_io(wal *l, const log_io *io);
 
+/* --- log compaction: rewriting sealed segments in place (storage/log_rewrite.c) --- */
+
+/* Ends the current segment: the next append starts a new one, and this one becomes sealed. */
+void log_seal(wal *l);
+/* Ids of the sealed segments (all but the one taking appends), oldest first; *ids is malloc'd. */
+size_t log_sealed_segments(const wal *l, uint32_t **ids);
+/* Reads records of a sealed segment from *cursor (0 = the start), at most max_records, calling fn
+ * for each. Returns 1 if more remain, 0 at the end, -errno on failure. */
+int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn,
+                     void *ctx);
+
+/* A new version of one sealed segment, built beside it and switched in with rename. */
+typedef struct log_rewrite log_rewrite;
+log_rewrite *log_rewrite_begin(wal *l, uint32_t id);
+/* Adds a record; returns the place its payload will have once the rewrite is switched in. */
+log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const uint8_t *payload,
+                             size_t len);
+/* Syncs the new file, renames it over the segment and syncs the directory. 0, or -errno with the
+ * old segment untouched. Frees rw either way. */
+int log_rewrite_finish(log_rewrite *rw);
+void log_rewrite_abort(log_rewrite *rw);
+
 #endif

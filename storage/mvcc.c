@@ -19,7 +19,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->index = bptree_new();
     s->revision = 1;
     s->rev_base = 2;
-    log_options lo = {.fsync = opt->fsync};
+    log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
     if (!s->log) {
         mvcc_close(s);
@@ -31,6 +31,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
 
 void mvcc_close(mvcc *s) {
     if (!s) return;
+    log_compaction_free(s);
     if (s->log) log_close(s->log);
     bptree_free(s->index, keyhist_free);
     free(s->wb.payload);
@@ -57,6 +58,9 @@ bool mvcc_lease_exists(const mvcc *s, int64_t lease) {
 }
 uint64_t mvcc_db_size(const mvcc *s) {
     return log_total_bytes(s->log);
+}
+uint64_t mvcc_db_size_in_use(const mvcc *s) {
+    return s->live_bytes;
 }
 uint64_t mvcc_key_count(const mvcc *s) {
     return s->live_keys;
@@ -163,6 +167,7 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     e.value = (log_place){.offset = wb->len, .length = (uint32_t)value.len};
     payload_add(wb, value.data, value.len);
     keyhist_append(kh, &e);
+    s->live_bytes += keyhist_change_bytes(key.len, &e);
     add_pending(wb, kh);
     if (!live) s->live_keys++;
     note_change_type(wb, LOG_PUT);
@@ -176,6 +181,7 @@ void write_delete(mvcc *s, mv_bytes key) {
     payload_add(wb, key.data, key.len);
     rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .flags = REV_TOMBSTONE};
     keyhist_append(kh, &e);
+    s->live_bytes += keyhist_change_bytes(key.len, &e);
     s->live_keys--;
     note_change_type(wb, LOG_DELETE);
 }
@@ -279,6 +285,7 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     for (int i = 0; i < 8; i++) payload[i] = (uint8_t)((uint64_t)rev >> (8 * i));
     log_append(s->log, LOG_COMPACT, rev, payload, sizeof payload);
     s->compact_revision = rev;
+    log_compaction_abort(s); /* it holds pointers into histories that compaction may free */
     compact_index(s, rev);
     return MV_OK;
 }

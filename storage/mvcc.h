@@ -150,6 +150,7 @@ typedef struct mvcc_options {
     bool fsync;                 /* false: --unsafe-no-fsync */
     uint64_t quota_bytes;       /* 0 = etcd's default 2 GiB */
     size_t max_txn_ops;         /* 0 = etcd's default 128 */
+    uint64_t segment_bytes;     /* log segment size; 0 = the log's default */
 } mvcc_options;
 
 /* Opens or creates the store in dir, recovering it from the log. NULL on failure, reason in err. */
@@ -174,7 +175,17 @@ int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
 /* Leases: until the lease service exists, mvcc_lease_exists is false for all but 0. */
 bool mvcc_lease_exists(const mvcc *s, int64_t lease);
 
+/* Log compaction (space reclaim): sealed segments are rewritten without the changes the index no
+ * longer holds, a slice at a time, so the loop never stalls. storage/compactor.c. */
+bool mvcc_log_compaction_wanted(const mvcc *s);
+/* seal_current: also seal the segment taking appends, so it is compacted too (Defragment). */
+void mvcc_log_compaction_start(mvcc *s, bool seal_current);
+bool mvcc_log_compaction_running(const mvcc *s);
+/* Works for about budget_us. 1 while work remains, 0 when done, -errno on an I/O failure (fatal). */
+int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us);
+
 uint64_t mvcc_db_size(const mvcc *s);
+uint64_t mvcc_db_size_in_use(const mvcc *s); /* estimate of the bytes still needed */
 uint64_t mvcc_key_count(const mvcc *s);
 uint64_t mvcc_fsync_count(const mvcc *s);
 

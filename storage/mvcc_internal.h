@@ -27,6 +27,8 @@ typedef struct write_batch {
     int record_type;
 } write_batch;
 
+struct log_compaction;
+
 struct mvcc {
     wal *log;
     bptree *index;
@@ -38,6 +40,8 @@ struct mvcc {
     int64_t rev_base;
     size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
+    uint64_t live_bytes; /* log bytes of the changes the index still holds (an estimate) */
+    struct log_compaction *compaction; /* NULL unless log compaction is running */
 };
 
 /* Payload encoding of one change inside a write record. */
@@ -64,6 +68,10 @@ mv_err check_read_revision(const mvcc *s, int64_t rev);
 /* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop. */
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
+
+/* compactor.c */
+void log_compaction_abort(mvcc *s);
+void log_compaction_free(mvcc *s);
 
 /* mvcc_recover.c */
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,

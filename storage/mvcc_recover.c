@@ -46,6 +46,7 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
         if (!live) return used; /* nothing to end: tolerate, as the write made it */
         e.flags = REV_TOMBSTONE;
         keyhist_append(kh, &e);
+        s->live_bytes += keyhist_change_bytes(key.len, &e);
         s->live_keys--;
         return used;
     }
@@ -62,6 +63,7 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
         bptree_put(s->index, key.data, key.len, kh);
     }
     keyhist_append(kh, &e);
+    s->live_bytes += keyhist_change_bytes(key.len, &e);
     if (!live) s->live_keys++;
     return used + vlen;
 }
@@ -117,9 +119,12 @@ void compact_index(mvcc *s, int64_t rev) {
     emptied em = {0};
     bptree_iter it;
     for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
-        if (!keyhist_compact(bptree_iter_value(&it), rev)) continue;
         size_t len;
         const uint8_t *key = bptree_iter_key(&it, &len);
+        uint64_t dropped = 0;
+        bool now_empty = keyhist_compact(bptree_iter_value(&it), rev, len, &dropped);
+        s->live_bytes -= dropped;
+        if (!now_empty) continue;
         note_emptied(&em, key, len);
     }
     for (size_t i = 0; i < em.n; i++) {

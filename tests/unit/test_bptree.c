@@ -10,6 +10,12 @@
 
 #define KEY(s) (const uint8_t *)(s), sizeof(s) - 1
 #define VAL(n) ((void *)(uintptr_t)(n))
+/* Check logs every passing ck_assert to a file, which dominates loops of millions of checks;
+ * REQUIRE only calls into Check when it fails. */
+#define REQUIRE(cond)                                                                                        \
+    do {                                                                                                     \
+        if (!(cond)) ck_abort_msg("%s:%d: requirement failed: %s", __FILE__, __LINE__, #cond);               \
+    } while (0)
 
 /* ---- helpers ---- */
 
@@ -27,27 +33,27 @@ static size_t format_key(uint8_t *buf, const char *prefix, int n) {
 }
 
 static void expect_iter_key(const bptree_iter *it, const uint8_t *key, size_t len) {
-    ck_assert(bptree_iter_valid(it));
+    REQUIRE(bptree_iter_valid(it));
     size_t got_len;
     const uint8_t *got = bptree_iter_key(it, &got_len);
-    ck_assert_uint_eq(got_len, len);
-    ck_assert(len == 0 || memcmp(got, key, len) == 0);
+    REQUIRE(got_len == len);
+    REQUIRE(len == 0 || memcmp(got, key, len) == 0);
 }
 
 /* ---- basic behaviour ---- */
 
 START_TEST(test_empty_tree) {
     bptree *t = bptree_new();
-    ck_assert_uint_eq(bptree_count(t), 0);
-    ck_assert_ptr_null(bptree_get(t, KEY("a")));
-    ck_assert_ptr_null(bptree_remove(t, KEY("a")));
+    REQUIRE(bptree_count(t) == 0);
+    REQUIRE(bptree_get(t, KEY("a")) == NULL);
+    REQUIRE(bptree_remove(t, KEY("a")) == NULL);
     bptree_iter it;
     bptree_seek(t, NULL, 0, &it);
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
     bptree_seek(t, KEY("zzz"), &it);
-    ck_assert(!bptree_iter_valid(&it));
-    ck_assert_uint_gt(bptree_memory(t), 0);
-    ck_assert(bptree_check(t));
+    REQUIRE(!bptree_iter_valid(&it));
+    REQUIRE(bptree_memory(t) > 0);
+    REQUIRE(bptree_check(t));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -55,26 +61,26 @@ END_TEST
 START_TEST(test_put_get_replace_remove) {
     bptree *t = bptree_new();
     size_t empty_memory = bptree_memory(t);
-    ck_assert_ptr_null(bptree_put(t, KEY("foo"), VAL(1)));
-    ck_assert_ptr_null(bptree_put(t, KEY("bar"), VAL(2)));
-    ck_assert_uint_eq(bptree_count(t), 2);
-    ck_assert_ptr_eq(bptree_get(t, KEY("foo")), VAL(1));
-    ck_assert_ptr_eq(bptree_get(t, KEY("bar")), VAL(2));
-    ck_assert_ptr_null(bptree_get(t, KEY("fo")));
-    ck_assert_ptr_null(bptree_get(t, KEY("fooo")));
-    ck_assert_uint_gt(bptree_memory(t), empty_memory);
+    REQUIRE(bptree_put(t, KEY("foo"), VAL(1)) == NULL);
+    REQUIRE(bptree_put(t, KEY("bar"), VAL(2)) == NULL);
+    REQUIRE(bptree_count(t) == 2);
+    REQUIRE(bptree_get(t, KEY("foo")) == VAL(1));
+    REQUIRE(bptree_get(t, KEY("bar")) == VAL(2));
+    REQUIRE(bptree_get(t, KEY("fo")) == NULL);
+    REQUIRE(bptree_get(t, KEY("fooo")) == NULL);
+    REQUIRE(bptree_memory(t) > empty_memory);
 
-    ck_assert_ptr_eq(bptree_put(t, KEY("foo"), VAL(3)), VAL(1));
-    ck_assert_uint_eq(bptree_count(t), 2);
-    ck_assert_ptr_eq(bptree_get(t, KEY("foo")), VAL(3));
+    REQUIRE(bptree_put(t, KEY("foo"), VAL(3)) == VAL(1));
+    REQUIRE(bptree_count(t) == 2);
+    REQUIRE(bptree_get(t, KEY("foo")) == VAL(3));
 
-    ck_assert_ptr_eq(bptree_remove(t, KEY("foo")), VAL(3));
-    ck_assert_ptr_null(bptree_remove(t, KEY("foo")));
-    ck_assert_ptr_null(bptree_get(t, KEY("foo")));
-    ck_assert_ptr_eq(bptree_remove(t, KEY("bar")), VAL(2));
-    ck_assert_uint_eq(bptree_count(t), 0);
-    ck_assert_uint_eq(bptree_memory(t), empty_memory);
-    ck_assert(bptree_check(t));
+    REQUIRE(bptree_remove(t, KEY("foo")) == VAL(3));
+    REQUIRE(bptree_remove(t, KEY("foo")) == NULL);
+    REQUIRE(bptree_get(t, KEY("foo")) == NULL);
+    REQUIRE(bptree_remove(t, KEY("bar")) == VAL(2));
+    REQUIRE(bptree_count(t) == 0);
+    REQUIRE(bptree_memory(t) == empty_memory);
+    REQUIRE(bptree_check(t));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -97,10 +103,10 @@ static const struct {
     const char *bytes;
     size_t len;
 } sorted_keys[] = {
-    {"", 0},         {"\x00", 1},     {"\x00\x00", 2}, {"\x00\x01", 2}, {"\x01", 1},
-    {"a", 1},        {"a\x00", 2},    {"a\x00\x00", 3}, {"a\x01", 2},   {"ab", 2},
-    {"abc", 3},      {"a\x7f", 2},    {"a\x80", 2},    {"a\xff", 2},    {"a\xff\x00", 3},
-    {"b", 1},        {"\x7f", 1},     {"\x80", 1},     {"\xff", 1},     {"\xff\x00", 2},
+    {"", 0},         {"\x00", 1},         {"\x00\x00", 2},  {"\x00\x01", 2}, {"\x01", 1},
+    {"a", 1},        {"a\x00", 2},        {"a\x00\x00", 3}, {"a\x01", 2},    {"ab", 2},
+    {"abc", 3},      {"a\x7f", 2},        {"a\x80", 2},     {"a\xff", 2},    {"a\xff\x00", 3},
+    {"b", 1},        {"\x7f", 1},         {"\x80", 1},      {"\xff", 1},     {"\xff\x00", 2},
     {"\xff\xff", 2}, {"\xff\xff\xff", 3},
 };
 #define NSORTED (sizeof sorted_keys / sizeof sorted_keys[0])
@@ -108,20 +114,20 @@ static const struct {
 START_TEST(test_ordering_prefixes_and_binary_bytes) {
     bptree *t = bptree_new();
     /* insert in a scrambled order: stride 7 is coprime with the count */
-    ck_assert_uint_ne(NSORTED % 7, 0);
+    REQUIRE(NSORTED % 7 != 0);
     for (size_t i = 0; i < NSORTED; i++) {
         size_t j = (i * 7) % NSORTED;
         bptree_put(t, (const uint8_t *)sorted_keys[j].bytes, sorted_keys[j].len, VAL(j + 1));
     }
-    ck_assert_uint_eq(bptree_count(t), NSORTED);
+    REQUIRE(bptree_count(t) == NSORTED);
     bptree_iter it;
     bptree_seek(t, NULL, 0, &it);
     for (size_t i = 0; i < NSORTED; i++, bptree_iter_next(&it)) {
         expect_iter_key(&it, (const uint8_t *)sorted_keys[i].bytes, sorted_keys[i].len);
-        ck_assert_ptr_eq(bptree_iter_value(&it), VAL(i + 1));
+        REQUIRE(bptree_iter_value(&it) == VAL(i + 1));
     }
-    ck_assert(!bptree_iter_valid(&it));
-    ck_assert(bptree_check(t));
+    REQUIRE(!bptree_iter_valid(&it));
+    REQUIRE(bptree_check(t));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -146,11 +152,11 @@ START_TEST(test_seek_small) {
     expect_iter_key(&it, KEY("d"));
     bptree_seek(t, KEY("f"), &it);
     expect_iter_key(&it, KEY("f"));
-    ck_assert_ptr_eq(bptree_iter_value(&it), VAL(3));
+    REQUIRE(bptree_iter_value(&it) == VAL(3));
     bptree_iter_next(&it);
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
     bptree_seek(t, KEY("f\x00"), &it);
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -160,17 +166,17 @@ START_TEST(test_seek_across_leaves) {
     uint8_t key[32], want[32];
     for (int i = 0; i < 20000; i += 2)
         bptree_put(t, key, format_key(key, "k", i), VAL(i + 1));
-    ck_assert(bptree_check(t));
+    REQUIRE(bptree_check(t));
     for (int i = 0; i < 19999; i++) {
         bptree_iter it;
         bptree_seek(t, key, format_key(key, "k", i), &it);
         int expected = i % 2 ? i + 1 : i;
         expect_iter_key(&it, want, format_key(want, "k", expected));
-        ck_assert_ptr_eq(bptree_iter_value(&it), VAL(expected + 1));
+        REQUIRE(bptree_iter_value(&it) == VAL(expected + 1));
     }
     bptree_iter it;
     bptree_seek(t, key, format_key(key, "k", 19999), &it);
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -185,24 +191,24 @@ START_TEST(test_iterate_after_many_removes) {
     for (int i = 0; i < n; i++)
         bptree_put(t, key, format_key(key, "k", i), VAL(i + 1));
     for (int i = 0; i < n; i++)
-        if (i % 7 != 3) ck_assert_ptr_eq(bptree_remove(t, key, format_key(key, "k", i)), VAL(i + 1));
-    ck_assert(bptree_check(t));
+        if (i % 7 != 3) REQUIRE(bptree_remove(t, key, format_key(key, "k", i)) == VAL(i + 1));
+    REQUIRE(bptree_check(t));
 
     bptree_iter it;
     bptree_seek(t, NULL, 0, &it);
     for (int i = 3; i < n; i += 7, bptree_iter_next(&it)) {
         expect_iter_key(&it, want, format_key(want, "k", i));
-        ck_assert_ptr_eq(bptree_iter_value(&it), VAL(i + 1));
+        REQUIRE(bptree_iter_value(&it) == VAL(i + 1));
     }
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
 
     for (int i = 3; i < n; i += 7)
-        ck_assert_ptr_eq(bptree_remove(t, key, format_key(key, "k", i)), VAL(i + 1));
-    ck_assert_uint_eq(bptree_count(t), 0);
-    ck_assert_uint_eq(bptree_memory(t), empty_memory);
-    ck_assert(bptree_check(t));
+        REQUIRE(bptree_remove(t, key, format_key(key, "k", i)) == VAL(i + 1));
+    REQUIRE(bptree_count(t) == 0);
+    REQUIRE(bptree_memory(t) == empty_memory);
+    REQUIRE(bptree_check(t));
     bptree_seek(t, NULL, 0, &it);
-    ck_assert(!bptree_iter_valid(&it));
+    REQUIRE(!bptree_iter_valid(&it));
     bptree_free(t, NULL);
 }
 END_TEST
@@ -216,7 +222,7 @@ START_TEST(test_grow_and_shrink_in_every_order) {
         size_t empty_memory = bptree_memory(t);
         for (int i = 0; i < n; i++)
             bptree_put(t, key, format_key(key, "key/", i), VAL(i + 1));
-        ck_assert(bptree_check(t));
+        REQUIRE(bptree_check(t));
         /* pass 0 removes ascending, 1 descending, 2 shuffled */
         rng_state = 0x9e3779b97f4a7c15ull;
         for (int i = 0; i < n; i++)
@@ -228,12 +234,12 @@ START_TEST(test_grow_and_shrink_in_every_order) {
         }
         for (int i = 0; i < n; i++) {
             int k = order[i];
-            ck_assert_ptr_eq(bptree_remove(t, key, format_key(key, "key/", k)), VAL(k + 1));
-            if (i % 20000 == 0) ck_assert(bptree_check(t));
+            REQUIRE(bptree_remove(t, key, format_key(key, "key/", k)) == VAL(k + 1));
+            if (i % 20000 == 0) REQUIRE(bptree_check(t));
         }
-        ck_assert_uint_eq(bptree_count(t), 0);
-        ck_assert_uint_eq(bptree_memory(t), empty_memory);
-        ck_assert(bptree_check(t));
+        REQUIRE(bptree_count(t) == 0);
+        REQUIRE(bptree_memory(t) == empty_memory);
+        REQUIRE(bptree_check(t));
         bptree_free(t, NULL);
     }
     free(order);
@@ -289,11 +295,11 @@ static void random_put(bptree *t, model *m, const uint8_t *key, size_t len, uint
     size_t pos = model_lower_bound(m, key, len);
     void *old = bptree_put(t, key, len, VAL(value));
     if (model_has(m, pos, key, len)) {
-        ck_assert_ptr_eq(old, VAL(m->entries[pos].value));
+        REQUIRE(old == VAL(m->entries[pos].value));
         m->entries[pos].value = value;
         return;
     }
-    ck_assert_ptr_null(old);
+    REQUIRE(old == NULL);
     memmove(&m->entries[pos + 1], &m->entries[pos], (m->count - pos) * sizeof(model_entry));
     memcpy(m->entries[pos].key, key, len);
     m->entries[pos].len = len;
@@ -305,10 +311,10 @@ static void random_remove(bptree *t, model *m, const uint8_t *key, size_t len) {
     size_t pos = model_lower_bound(m, key, len);
     void *old = bptree_remove(t, key, len);
     if (!model_has(m, pos, key, len)) {
-        ck_assert_ptr_null(old);
+        REQUIRE(old == NULL);
         return;
     }
-    ck_assert_ptr_eq(old, VAL(m->entries[pos].value));
+    REQUIRE(old == VAL(m->entries[pos].value));
     memmove(&m->entries[pos], &m->entries[pos + 1], (m->count - pos - 1) * sizeof(model_entry));
     m->count--;
 }
@@ -317,9 +323,9 @@ static void random_get(bptree *t, model *m, const uint8_t *key, size_t len) {
     size_t pos = model_lower_bound(m, key, len);
     void *got = bptree_get(t, key, len);
     if (model_has(m, pos, key, len))
-        ck_assert_ptr_eq(got, VAL(m->entries[pos].value));
+        REQUIRE(got == VAL(m->entries[pos].value));
     else
-        ck_assert_ptr_null(got);
+        REQUIRE(got == NULL);
 }
 
 /* Seeks and compares the next `steps` entries (or up to the end) with the model. */
@@ -329,9 +335,9 @@ static void compare_scan(bptree *t, model *m, const uint8_t *key, size_t len, si
     bptree_seek(t, key, len, &it);
     for (size_t i = 0; i < steps && pos < m->count; i++, pos++, bptree_iter_next(&it)) {
         expect_iter_key(&it, m->entries[pos].key, m->entries[pos].len);
-        ck_assert_ptr_eq(bptree_iter_value(&it), VAL(m->entries[pos].value));
+        REQUIRE(bptree_iter_value(&it) == VAL(m->entries[pos].value));
     }
-    if (pos == m->count) ck_assert(!bptree_iter_valid(&it));
+    if (pos == m->count) REQUIRE(!bptree_iter_valid(&it));
 }
 
 START_TEST(test_random_ops_against_model) {
@@ -353,17 +359,17 @@ START_TEST(test_random_ops_against_model) {
             random_get(t, &m, key, len);
         else
             compare_scan(t, &m, key, dice % 2 ? len : 0, 1 + rng_next() % 5);
-        ck_assert_uint_eq(bptree_count(t), m.count);
-        if (op % 5000 == 0) ck_assert(bptree_check(t));
+        REQUIRE(bptree_count(t) == m.count);
+        if (op % 5000 == 0) REQUIRE(bptree_check(t));
     }
-    ck_assert(bptree_check(t));
+    REQUIRE(bptree_check(t));
     compare_scan(t, &m, NULL, 0, m.count + 1);
     while (m.count > 0) {
         model_entry last = m.entries[m.count - 1];
         random_remove(t, &m, last.key, last.len);
     }
-    ck_assert_uint_eq(bptree_count(t), 0);
-    ck_assert(bptree_check(t));
+    REQUIRE(bptree_count(t) == 0);
+    REQUIRE(bptree_check(t));
     bptree_free(t, NULL);
     free(m.entries);
 }
