@@ -20,26 +20,28 @@ free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# wait_port PORT: waits up to 10 s for a TCP listener.
+# wait_port PORT [PID]: waits up to 10 s for a TCP listener; gives up at once if PID has exited.
 wait_port() {
     local i
     for i in $(seq 1 200); do
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
         sleep 0.05
     done
     return 1
 }
 
-# start_cetcd [flags...]: sets CETCD_PID, CETCD_PORT, CETCD_EP, CETCD_DIR (reuses CETCD_DIR if set).
+# start_cetcd [flags...]: sets CETCD_PID, CETCD_PORT, CETCD_EP, CETCD_DIR (reuses CETCD_DIR if set;
+# otherwise a new empty dir: a port number can come back, so the dir is not named after it).
 start_cetcd() {
     CETCD_PORT=$(free_port)
-    CETCD_DIR=${CETCD_DIR:-$T_TMP/cetcd.$CETCD_PORT}
+    [ -n "${CETCD_DIR:-}" ] || { CETCD_DIR=$(mktemp -d "$T_TMP/cetcd.XXXXXX") && rmdir "$CETCD_DIR"; }
     CETCD_EP=127.0.0.1:$CETCD_PORT
     "$CETCD_BIN" --data-dir "$CETCD_DIR" --listen-client-urls "http://$CETCD_EP" \
         --advertise-client-urls "http://$CETCD_EP" "$@" >>"$T_TMP/cetcd.log" 2>&1 &
     CETCD_PID=$!
     T_PIDS+=("$CETCD_PID")
-    wait_port "$CETCD_PORT" || { echo "cetcd did not start:"; tail -5 "$T_TMP/cetcd.log"; return 1; }
+    wait_port "$CETCD_PORT" "$CETCD_PID" || { echo "cetcd did not start:"; tail -5 "$T_TMP/cetcd.log"; return 1; }
 }
 
 stop_cetcd() {
@@ -49,19 +51,19 @@ stop_cetcd() {
     CETCD_PID=
 }
 
-# start_etcd: Debian's real etcd on ephemeral client and peer ports. Sets ETCD_PID, ETCD_EP.
+# start_etcd [flags...]: Debian's real etcd on ephemeral client and peer ports. Sets ETCD_PID, ETCD_EP.
 start_etcd() {
     local cport pport
     cport=$(free_port); pport=$(free_port)
     ETCD_EP=127.0.0.1:$cport
-    ETCD_DIR=$T_TMP/etcd.$cport
+    ETCD_DIR=$(mktemp -d "$T_TMP/etcd.XXXXXX")   # always fresh: a port number can come back
     etcd --name ref --data-dir "$ETCD_DIR" --listen-client-urls "http://$ETCD_EP" \
         --advertise-client-urls "http://$ETCD_EP" --listen-peer-urls "http://127.0.0.1:$pport" \
         --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-        --initial-cluster "ref=http://127.0.0.1:$pport" >>"$T_TMP/etcd.log" 2>&1 &
+        --initial-cluster "ref=http://127.0.0.1:$pport" "$@" >>"$T_TMP/etcd.log" 2>&1 &
     ETCD_PID=$!
     T_PIDS+=("$ETCD_PID")
-    wait_port "$cport" || return 1
+    wait_port "$cport" "$ETCD_PID" || return 1
     local i
     for i in $(seq 1 100); do
         ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" endpoint health >/dev/null 2>&1 && return 0

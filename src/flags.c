@@ -1,0 +1,338 @@
+/* flags.c: etcd's command line (`--flag value`, `--flag=value`, `-flag`, ETCD_FLAG env vars) parsed
+ * into g_config, so that etcd and kubeadm command lines start cetcd unchanged. Flags that only matter
+ * to a multi-member or TLS cluster are accepted and ignored; anything else unknown is an error. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flags.h"
+#include "log_msg.h"
+
+/* Weak so that a test binary may define its own; the server uses this one. */
+__attribute__((weak)) config g_config;
+
+enum flag_kind { FK_STRING, FK_UINT, FK_BOOL, FK_IGNORE_VALUE, FK_IGNORE_BOOL, FK_HELP, FK_VERSION };
+
+typedef struct flag_def {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset; /* into config, for FK_STRING / FK_UINT / FK_BOOL */
+    int uint_size; /* sizeof the FK_UINT field */
+    uint64_t min, max;
+} flag_def;
+
+#define STR(f) FK_STRING, offsetof(config, f), 0, 0, 0
+#define UINT(f, lo, hi) FK_UINT, offsetof(config, f), (int)sizeof(((config *)0)->f), lo, hi
+#define BOOL(f) FK_BOOL, offsetof(config, f), 0, 0, 0
+#define IGNV FK_IGNORE_VALUE, 0, 0, 0, 0
+#define IGNB FK_IGNORE_BOOL, 0, 0, 0, 0
+
+static const flag_def flag_table[] = {
+    {"name", STR(name)},
+    {"data-dir", STR(data_dir)},
+    {"listen-client-urls", STR(listen_client_urls)},
+    {"advertise-client-urls", STR(advertise_client_urls)},
+    {"listen-metrics-urls", STR(listen_metrics_urls)},
+    {"log-level", STR(log_level)},
+    {"max-request-bytes", UINT(max_request_bytes, 1, 0x7fffffffu - 512 * 1024)},
+    {"max-txn-ops", UINT(max_txn_ops, 1, 1u << 30)},
+    {"quota-backend-bytes", UINT(quota_backend_bytes, 0, INT64_MAX)},
+    {"unsafe-no-fsync", BOOL(unsafe_no_fsync)},
+    {"help", FK_HELP, 0, 0, 0, 0},
+    {"h", FK_HELP, 0, 0, 0, 0},
+    {"version", FK_VERSION, 0, 0, 0, 0},
+    /* accepted and ignored: clustering, peers, tuning that has no meaning for one member */
+    {"initial-cluster", IGNV},
+    {"initial-cluster-state", IGNV},
+    {"initial-cluster-token", IGNV},
+    {"initial-advertise-peer-urls", IGNV},
+    {"listen-peer-urls", IGNV},
+    {"snapshot-count", IGNV},
+    {"heartbeat-interval", IGNV},
+    {"election-timeout", IGNV},
+    {"auto-compaction-retention", IGNV},
+    {"auto-compaction-mode", IGNV},
+    {"logger", IGNV},
+    {"log-outputs", IGNV},
+    {"max-snapshots", IGNV},
+    {"max-wals", IGNV},
+    {"wal-dir", IGNV},
+    {"max-concurrent-streams", IGNV},
+    {"grpc-keepalive-min-time", IGNV},
+    {"grpc-keepalive-interval", IGNV},
+    {"grpc-keepalive-timeout", IGNV},
+    {"metrics", IGNV},
+    {"peer-cert-file", IGNV},
+    {"peer-key-file", IGNV},
+    {"peer-trusted-ca-file", IGNV},
+    {"cert-file", IGNV},
+    {"key-file", IGNV},
+    {"trusted-ca-file", IGNV},
+    {"cipher-suites", IGNV},
+    {"tls-min-version", IGNV},
+    {"tls-max-version", IGNV},
+    {"auth-token", IGNV},
+    {"bcrypt-cost", IGNV},
+    {"enable-v2", IGNB},
+    {"peer-client-cert-auth", IGNB},
+    {"client-cert-auth", IGNB},
+    {"auto-tls", IGNB},
+    {"peer-auto-tls", IGNB},
+    {"strict-reconfig-check", IGNB},
+    {"pre-vote", IGNB},
+    {"enable-pprof", IGNB},
+    {"socket-reuse-address", IGNB},
+    {"socket-reuse-port", IGNB},
+};
+
+static void usage(void) {
+    printf("Usage: cetcd [flags]\n"
+           "  A single-node server for the etcd v3 API.\n\n"
+           "  --name NAME                      member name (default \"default\")\n"
+           "  --data-dir DIR                   data directory (default \"${name}.etcd\")\n"
+           "  --listen-client-urls URLS        comma list of http://host:port (default http://localhost:2379)\n"
+           "  --advertise-client-urls URLS     client URLs to advertise (default: the listen URLs)\n"
+           "  --listen-metrics-urls URLS       extra listeners for /metrics and /health\n"
+           "  --max-request-bytes N            largest request accepted (default 1572864)\n"
+           "  --max-txn-ops N                  most operations in one txn (default 128)\n"
+           "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
+           "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
+           "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
+           "  --version                        print the version and exit\n"
+           "  -h, --help                       print this help and exit\n\n"
+           "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
+           "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
+           "  --initial-cluster* --initial-advertise-peer-urls --listen-peer-urls --snapshot-count\n"
+           "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
+           "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
+           "  --grpc-keepalive-* --max-concurrent-streams --peer-* TLS files, client TLS files\n");
+}
+
+static void print_version(void) {
+    printf("cetcd Version: %s\netcd API Version: %s\n", CETCD_SELF_VERSION, CETCD_VERSION);
+}
+
+static const flag_def *find_flag(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof flag_table / sizeof flag_table[0]; i++) {
+        if (strlen(flag_table[i].name) == len && memcmp(flag_table[i].name, name, len) == 0)
+            return &flag_table[i];
+    }
+    return NULL;
+}
+
+static bool is_experimental(const char *name, size_t len) {
+    static const char prefix[] = "experimental-";
+    return len > sizeof prefix - 1 && memcmp(name, prefix, sizeof prefix - 1) == 0;
+}
+
+/* Go's strconv.ParseBool, which etcd's bool flags use. */
+static int parse_bool(const char *s) {
+    static const char *yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+    static const char *no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(s, yes[i]) == 0) return 1;
+        if (strcmp(s, no[i]) == 0) return 0;
+    }
+    return -1;
+}
+
+static bool parse_uint(const char *s, uint64_t *out) {
+    if (!isdigit((unsigned char)s[0])) return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+static int bad_value(const char *value, const char *name) {
+    fprintf(stderr, "cetcd: invalid value \"%s\" for --%s\n", value, name);
+    return 2;
+}
+
+/* Stores value into the field of flag f. Returns -1 on success or exit code 2. */
+static int set_flag(config *cfg, const flag_def *f, const char *value) {
+    char *field = (char *)cfg + f->offset;
+    uint64_t v;
+    int b;
+    switch (f->kind) {
+    case FK_STRING:
+        *(const char **)field = value;
+        return -1;
+    case FK_UINT:
+        if (!parse_uint(value, &v) || v < f->min || v > f->max) return bad_value(value, f->name);
+        if (f->uint_size == sizeof(uint64_t)) *(uint64_t *)field = v;
+        else *(size_t *)field = (size_t)v;
+        return -1;
+    case FK_BOOL:
+        if ((b = parse_bool(value)) < 0) return bad_value(value, f->name);
+        *(bool *)field = b;
+        return -1;
+    case FK_IGNORE_BOOL:
+        if (parse_bool(value) < 0) return bad_value(value, f->name);
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static bool takes_value(const flag_def *f) {
+    return f->kind == FK_STRING || f->kind == FK_UINT || f->kind == FK_IGNORE_VALUE;
+}
+
+/* One argument (and maybe the next). *i is advanced past what was used. Returns -1 or an exit code. */
+static int parse_arg(config *cfg, int argc, char **argv, int *i) {
+    const char *arg = argv[*i];
+    if (arg[0] != '-' || arg[1] == '\0') {
+        fprintf(stderr, "cetcd: unexpected argument: %s\n", arg);
+        return 2;
+    }
+    const char *name = arg + (arg[1] == '-' ? 2 : 1);
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value = eq ? eq + 1 : NULL;
+    const flag_def *f = find_flag(name, name_len);
+    if (!f && is_experimental(name, name_len)) {
+        /* unknown type: a value with '=', or the next argument unless it looks like a flag */
+        if (!value && *i + 1 < argc && argv[*i + 1][0] != '-') (*i)++;
+        return -1;
+    }
+    if (!f) {
+        fprintf(stderr, "cetcd: unknown flag: --%.*s\n", (int)name_len, name);
+        return 2;
+    }
+    if (f->kind == FK_HELP) return usage(), 0;
+    if (f->kind == FK_VERSION) return print_version(), 0;
+    if (!value && takes_value(f)) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "cetcd: flag needs an argument: --%s\n", f->name);
+            return 2;
+        }
+        value = argv[++*i];
+    }
+    return set_flag(cfg, f, value ? value : "true");
+}
+
+/* ETCD_DATA_DIR for "data-dir". */
+static void env_name(const char *flag, char *out, size_t cap) {
+    size_t n = (size_t)snprintf(out, cap, "ETCD_%s", flag);
+    for (size_t i = 5; i < n && i < cap; i++)
+        out[i] = out[i] == '-' ? '_' : (char)toupper((unsigned char)out[i]);
+}
+
+static int parse_env(config *cfg) {
+    for (size_t i = 0; i < sizeof flag_table / sizeof flag_table[0]; i++) {
+        const flag_def *f = &flag_table[i];
+        if (f->kind == FK_HELP || f->kind == FK_VERSION) continue;
+        char name[96];
+        env_name(f->name, name, sizeof name);
+        const char *value = getenv(name);
+        if (!value) continue;
+        int rc = set_flag(cfg, f, value);
+        if (rc >= 0) return rc;
+    }
+    return -1;
+}
+
+static void set_defaults(config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->name = "default";
+    cfg->listen_client_urls = "http://localhost:2379";
+    cfg->log_level = "info";
+    cfg->max_request_bytes = 1572864;
+    cfg->max_txn_ops = 128;
+    cfg->quota_backend_bytes = 0;
+}
+
+/* Every URL of a comma list must parse. Returns -1 or 2. */
+static int check_urls(const char *list, const char *flag) {
+    if (!list) return -1;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        listen_url u;
+        char err[200];
+        if (!url_parse(p, len, &u, err, sizeof err)) {
+            fprintf(stderr, "cetcd: invalid value \"%s\" for --%s: %s\n", list, flag, err);
+            return 2;
+        }
+        if (!comma) return -1;
+        p = comma + 1;
+    }
+}
+
+static int finish_config(config *cfg) {
+    static char data_dir[600];
+    if (!cfg->data_dir || !*cfg->data_dir) {
+        snprintf(data_dir, sizeof data_dir, "%s.etcd", cfg->name);
+        cfg->data_dir = data_dir;
+    }
+    if (!log_set_level(cfg->log_level)) return bad_value(cfg->log_level, "log-level");
+    if (!cfg->advertise_client_urls || !*cfg->advertise_client_urls)
+        cfg->advertise_client_urls = cfg->listen_client_urls;
+    if (cfg->listen_metrics_urls && !*cfg->listen_metrics_urls) cfg->listen_metrics_urls = NULL;
+    int rc = check_urls(cfg->listen_client_urls, "listen-client-urls");
+    if (rc < 0) rc = check_urls(cfg->listen_metrics_urls, "listen-metrics-urls");
+    return rc;
+}
+
+int flags_parse(int argc, char **argv, config *cfg) {
+    set_defaults(cfg);
+    int rc = parse_env(cfg);
+    for (int i = 1; rc < 0 && i < argc; i++) rc = parse_arg(cfg, argc, argv, &i);
+    if (rc >= 0) return rc;
+    return finish_config(cfg);
+}
+
+/* --- listen URLs --- */
+
+static bool fail(char *err, size_t errlen, const char *msg) {
+    snprintf(err, errlen, "%s", msg);
+    return false;
+}
+
+static bool copy_part(char *dst, size_t cap, const char *src, size_t len) {
+    if (len >= cap) return false;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return true;
+}
+
+static bool valid_port(const char *port) {
+    uint64_t v;
+    return parse_uint(port, &v) && v <= 65535 && strspn(port, "0123456789") == strlen(port);
+}
+
+bool url_parse(const char *url, size_t len, listen_url *out, char *err, size_t errlen) {
+    static const char http[] = "http://", https[] = "https://";
+    if (len >= sizeof https - 1 && strncmp(url, https, sizeof https - 1) == 0)
+        return fail(err, errlen, "TLS not supported yet (use http://)");
+    if (len < sizeof http - 1 || strncmp(url, http, sizeof http - 1) != 0)
+        return fail(err, errlen, "URL scheme must be http");
+    const char *host = url + sizeof http - 1, *end = url + len;
+    if (end > host && end[-1] == '/') end--;
+    const char *colon;
+    if (host < end && *host == '[') {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (!close || close + 1 >= end || close[1] != ':') return fail(err, errlen, "missing port in address");
+        if (!copy_part(out->host, sizeof out->host, host + 1, (size_t)(close - host - 1)))
+            return fail(err, errlen, "host too long");
+        colon = close + 1;
+    } else {
+        colon = NULL;
+        for (const char *p = host; p < end; p++)
+            if (*p == ':') colon = p;
+        if (!colon) return fail(err, errlen, "missing port in address");
+        if (memchr(host, '/', (size_t)(colon - host))) return fail(err, errlen, "URL must not contain a path");
+        if (!copy_part(out->host, sizeof out->host, host, (size_t)(colon - host)))
+            return fail(err, errlen, "host too long");
+    }
+    if (!copy_part(out->port, sizeof out->port, colon + 1, (size_t)(end - colon - 1)) || !valid_port(out->port))
+        return fail(err, errlen, "invalid port");
+    return true;
+}

@@ -1,0 +1,27 @@
+/* h2.h: the gRPC transport: one nghttp2 server session per HTTP/2 connection, streams as rpc_calls,
+ * gRPC message framing and trailers. Implements the rpc_* calls of rpc.h. */
+#ifndef CETCD_H2_H
+#define CETCD_H2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+typedef struct h2_conn h2_conn;
+
+/* A session for connection c; queues the server's SETTINGS. */
+h2_conn *h2_conn_new(conn *c);
+/* Feeds received bytes. Returns 0, or -1 when the connection must close (GOAWAY already queued). */
+int h2_conn_recv(h2_conn *h, const uint8_t *data, size_t len);
+/* Moves session output into the connection until it holds at least limit unsent bytes.
+ * Returns 1 if the session still has frames to send, 0 if not, -1 on a fatal error. */
+int h2_conn_produce(h2_conn *h, size_t limit);
+/* True when the session wants neither to read nor to write: the connection can close. */
+bool h2_conn_done(const h2_conn *h);
+/* Queues GOAWAY(NO_ERROR) for a clean shutdown. */
+void h2_conn_goaway(h2_conn *h);
+/* Ends every open call (their on_close runs) and frees the session. */
+void h2_conn_free(h2_conn *h);
+
+#endif

@@ -1,0 +1,12 @@
+/* header.h: the ResponseHeader every etcd response carries (cluster, member, revision, raft term),
+ * filled the same way by every service. */
+#ifndef CETCD_HEADER_H
+#define CETCD_HEADER_H
+
+#include "rpc.pb-c.h"
+#include <stdint.h>
+
+/* Initialises h as the header of a top-level response at store revision rev. */
+void response_header_fill(Etcdserverpb__ResponseHeader *h, int64_t rev);
+
+#endif

@@ -1,0 +1,218 @@
+/* http1.c: HTTP/1.1 on the client port (etcd serves it there too): a small request parser with
+ * keep-alive and Content-Length bodies, and a route table for /health, /version and, later,
+ * /livez, /readyz, /metrics and the /v3/ JSON gateway. Replies wait for the commit like gRPC ones. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "http1.h"
+
+#define MAX_HEAD (64 * 1024)
+#define MAX_PATH_LEN 2048
+
+typedef struct http1_request {
+    char method[16];
+    char path[MAX_PATH_LEN]; /* without the query string */
+    const char *query;       /* points into path storage after the '\0', "" if none */
+    const uint8_t *body;
+    size_t body_len;
+    bool keep_alive;
+} http1_request;
+
+typedef struct http1_response {
+    int status;
+    const char *content_type;
+    const char *allow; /* for 405 */
+    sbuf body;
+} http1_response;
+
+typedef void (*http1_handler)(const http1_request *req, http1_response *resp);
+
+typedef struct http1_route {
+    const char *method; /* NULL: any */
+    const char *path;
+    http1_handler handler;
+} http1_route;
+
+static void body_text(http1_response *resp, int status, const char *ctype, const char *text) {
+    resp->status = status;
+    resp->content_type = ctype;
+    sbuf_append(&resp->body, text, strlen(text));
+}
+
+static void serve_health(const http1_request *req, http1_response *resp) {
+    (void)req;
+    body_text(resp, 200, "application/json", "{\"health\":\"true\",\"reason\":\"\"}");
+}
+
+static void serve_version(const http1_request *req, http1_response *resp) {
+    (void)req;
+    body_text(resp, 200, "application/json",
+              "{\"etcdserver\":\"" CETCD_VERSION "\",\"etcdcluster\":\"" CETCD_CLUSTER_VERSION "\"}");
+}
+
+static const http1_route routes[] = {
+    {"GET", "/health", serve_health},
+    {"GET", "/version", serve_version},
+};
+
+static const char *reason_phrase(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Request Entity Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    default: return "Error";
+    }
+}
+
+static void dispatch(const http1_request *req, http1_response *resp) {
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].path, req->path) != 0) continue;
+        path_known = true;
+        if (routes[i].method && strcmp(routes[i].method, req->method) != 0) {
+            resp->allow = routes[i].method;
+            continue;
+        }
+        return routes[i].handler(req, resp);
+    }
+    if (path_known) return body_text(resp, 405, "text/plain; charset=utf-8", "Method Not Allowed\n");
+    body_text(resp, 404, "text/plain; charset=utf-8", "404 page not found\n");
+}
+
+static void send_response(conn *c, http1_response *resp, bool keep_alive) {
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s\r\n",
+                     resp->status, reason_phrase(resp->status), resp->content_type, sbuf_size(&resp->body),
+                     resp->allow ? "Allow: " : "", resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "",
+                     keep_alive ? "" : "Connection: close\r\n");
+    conn_queue(c, head, (size_t)n);
+    conn_queue(c, sbuf_head(&resp->body), sbuf_size(&resp->body));
+    sbuf_free(&resp->body);
+}
+
+/* An error that ends the connection (we cannot trust where the next request starts). */
+static int send_error(conn *c, int status) {
+    http1_response resp = {0};
+    char text[64];
+    snprintf(text, sizeof text, "%d %s", status, reason_phrase(status));
+    body_text(&resp, status, "text/plain; charset=utf-8", text);
+    send_response(c, &resp, false);
+    return -1;
+}
+
+/* --- parsing --- */
+
+static const uint8_t *find_head_end(const uint8_t *p, size_t n) {
+    for (size_t i = 3; i < n; i++)
+        if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') return p + i + 1;
+    return NULL;
+}
+
+/* "GET /path?q HTTP/1.1". Returns false when malformed. */
+static bool parse_request_line(const char *line, size_t len, http1_request *req, int *minor) {
+    const char *sp1 = memchr(line, ' ', len);
+    if (!sp1 || sp1 == line || (size_t)(sp1 - line) >= sizeof req->method) return false;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', len - (size_t)(target - line));
+    if (!sp2 || sp2 == target || *target != '/' || (size_t)(sp2 - target) >= sizeof req->path - 1) return false;
+    size_t vlen = len - (size_t)(sp2 + 1 - line);
+    if (vlen != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)sp2[8])) return false;
+    *minor = sp2[8] - '0';
+    memcpy(req->method, line, (size_t)(sp1 - line));
+    req->method[sp1 - line] = '\0';
+    size_t tlen = (size_t)(sp2 - target);
+    memcpy(req->path, target, tlen);
+    req->path[tlen] = '\0';
+    char *q = strchr(req->path, '?');
+    req->query = q ? q + 1 : req->path + tlen;
+    if (q) *q = '\0';
+    return true;
+}
+
+typedef struct head_info {
+    long long content_length; /* -1: none */
+    bool chunked, conn_close, conn_keep_alive;
+} head_info;
+
+static bool header_name_is(const char *line, size_t name_len, const char *want) {
+    return strlen(want) == name_len && strncasecmp(line, want, name_len) == 0;
+}
+
+/* One "Name: value" line. Returns false when malformed. */
+static bool parse_header_line(const char *line, size_t len, head_info *info) {
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line) return false;
+    size_t name_len = (size_t)(colon - line);
+    const char *v = colon + 1, *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    size_t vlen = (size_t)(end - v);
+    if (header_name_is(line, name_len, "content-length")) {
+        if (vlen == 0 || vlen > 15 || info->content_length >= 0) return false;
+        long long n = 0;
+        for (size_t i = 0; i < vlen; i++) {
+            if (!isdigit((unsigned char)v[i])) return false;
+            n = n * 10 + (v[i] - '0');
+        }
+        info->content_length = n;
+    } else if (header_name_is(line, name_len, "transfer-encoding")) {
+        info->chunked = true;
+    } else if (header_name_is(line, name_len, "connection")) {
+        if (vlen == 5 && strncasecmp(v, "close", 5) == 0) info->conn_close = true;
+        if (vlen == 10 && strncasecmp(v, "keep-alive", 10) == 0) info->conn_keep_alive = true;
+    }
+    return true;
+}
+
+/* Parses the head [p, end). Returns 0, or an HTTP status for a bad request. */
+static int parse_head(const char *p, const char *end, http1_request *req, head_info *info) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    int minor = 1;
+    if (!eol || eol == p || eol[-1] != '\r' || !parse_request_line(p, (size_t)(eol - 1 - p), req, &minor))
+        return 400;
+    *info = (head_info){.content_length = -1};
+    for (p = eol + 1; p < end - 2; p = eol + 1) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol || eol[-1] != '\r' || !parse_header_line(p, (size_t)(eol - 1 - p), info)) return 400;
+    }
+    if (info->chunked) return 501;
+    req->keep_alive = minor >= 1 ? !info->conn_close : info->conn_keep_alive;
+    return 0;
+}
+
+static uint64_t max_body(void) {
+    return g_config.max_request_bytes + 512 * 1024;
+}
+
+int http1_conn_recv(conn *c, sbuf *in) {
+    while (sbuf_size(in) > 0) {
+        const uint8_t *start = sbuf_head(in);
+        size_t have = sbuf_size(in);
+        const uint8_t *head_end = find_head_end(start, have < MAX_HEAD ? have : MAX_HEAD);
+        if (!head_end) return have >= MAX_HEAD ? send_error(c, 431) : 0;
+        http1_request req = {0};
+        head_info info;
+        int bad = parse_head((const char *)start, (const char *)head_end, &req, &info);
+        if (bad) return send_error(c, bad);
+        size_t head_len = (size_t)(head_end - start);
+        uint64_t body_len = info.content_length > 0 ? (uint64_t)info.content_length : 0;
+        if (body_len > max_body()) return send_error(c, 413);
+        if (have < head_len + body_len) return 0; /* wait for the rest of the body */
+        req.body = head_end;
+        req.body_len = (size_t)body_len;
+        http1_response resp = {0};
+        dispatch(&req, &resp);
+        send_response(c, &resp, req.keep_alive);
+        sbuf_consume(in, head_len + (size_t)body_len);
+        if (!req.keep_alive) return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* server.h: listening sockets and client connections on the one libev loop. A connection's first
+ * bytes pick HTTP/2 (h2.c) or HTTP/1.1 (http1.c); both only queue output, which the loop writes
+ * after the commit (commit.c calls server_flush). */
+#ifndef CETCD_SERVER_H
+#define CETCD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer: bytes [off, len) of data are live. Aborts on out-of-memory. */
+typedef struct sbuf {
+    uint8_t *data;
+    size_t off, len, cap;
+} sbuf;
+
+void sbuf_append(sbuf *b, const void *p, size_t n);
+void sbuf_consume(sbuf *b, size_t n);
+void sbuf_free(sbuf *b);
+static inline size_t sbuf_size(const sbuf *b) {
+    return b->len - b->off;
+}
+static inline uint8_t *sbuf_head(const sbuf *b) {
+    return b->data + b->off;
+}
+
+/* Allocation that aborts the server with a message when memory is gone. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+
+typedef struct conn conn;
+
+/* HTTP/1.1: queue reply bytes; they are written after this loop turn's commit. */
+void conn_queue(conn *c, const void *data, size_t len);
+/* Output that may leave at once (produced during the flush, after the commit). */
+void conn_queue_released(conn *c, const void *data, size_t len);
+/* HTTP/2: the connection's session has (or may have) frames to send. */
+void conn_mark_dirty(conn *c);
+/* Bytes queued on the connection and not yet written to the socket. */
+size_t conn_unsent(const conn *c);
+/* Stop reading; close once everything queued is written (or after a short grace period). */
+void conn_close_when_flushed(conn *c);
+
+/* Opens a listener for each URL of the comma list. False with a message in err. */
+bool server_listen(const char *urls, char *err, size_t errlen);
+/* Produces and writes the output of every connection marked since the last flush. commit runs
+ * before each connection's output is released (a close handler run by the flush may have written). */
+void server_flush(void (*commit)(void));
+bool server_has_dirty(void);
+/* Says goodbye to every connection (HTTP/2 GOAWAY), writes what it can, closes everything. */
+void server_shutdown(void (*commit)(void));
+
+#endif

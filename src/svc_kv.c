@@ -1,0 +1,774 @@
+/* svc_kv.c: the KV service (Range, Put, DeleteRange, Txn, Compact): decodes each request, validates it
+ * as etcd's gRPC layer does (same checks, same order, same errors), runs it on the store and encodes
+ * the answer with etcd's response headers, including the per-operation headers inside a Txn. */
+#include "svc_kv.h"
+#include "config.h"
+#include "errors.h"
+#include "header.h"
+#include "rpc.pb-c.h"
+#include "store.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_TXN_OPS 128
+/* Deeper Txn nesting is always "too many operations" for etcd's default limit; checked on the raw bytes
+ * so a hostile message cannot make the recursive protobuf decoder overflow the stack. */
+#define MAX_TXN_DEPTH 256
+
+/* "No error" for the validation functions, which otherwise return the etcd error to answer with. */
+#define KV_VALID ETCD_ERR_COUNT
+
+/* ---------- memory: every allocation made for one call, freed together ---------- */
+
+typedef struct alloc_list {
+    void **ptrs;
+    size_t n, cap;
+} alloc_list;
+
+static void out_of_memory(void) {
+    fputs("cetcd: out of memory\n", stderr);
+    abort();
+}
+
+static void *xrealloc(void *p, size_t size) {
+    void *q = realloc(p, size ? size : 1);
+    if (!q) out_of_memory();
+    return q;
+}
+
+/* Zeroed memory that lives until list_free. */
+static void *list_alloc(alloc_list *l, size_t size) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->ptrs = xrealloc(l->ptrs, l->cap * sizeof *l->ptrs);
+    }
+    void *p = calloc(1, size ? size : 1);
+    if (!p) out_of_memory();
+    l->ptrs[l->n++] = p;
+    return p;
+}
+
+static void list_free(alloc_list *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ptrs[i]);
+    free(l->ptrs);
+    *l = (alloc_list){0};
+}
+
+/* ---------- small helpers ---------- */
+
+static mv_bytes mv_from_pb(ProtobufCBinaryData b) {
+    return (mv_bytes){b.data, b.len};
+}
+
+static ProtobufCBinaryData pb_from_mv(mv_bytes b) {
+    return (ProtobufCBinaryData){b.len, (uint8_t *)b.data};
+}
+
+static int bytes_cmp(mv_bytes a, mv_bytes b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.data, b.data, n) : 0;
+    if (c != 0) return c;
+    return (a.len > b.len) - (a.len < b.len);
+}
+
+static size_t max_txn_ops(void) {
+    return g_config.max_txn_ops ? g_config.max_txn_ops : DEFAULT_MAX_TXN_OPS;
+}
+
+/* etcd checks the size of write requests (those that go through its raft log), not of reads. */
+static bool write_too_large(size_t len) {
+    return g_config.max_request_bytes != 0 && len > g_config.max_request_bytes;
+}
+
+static void fail_unmarshal(rpc_call *call, const char *type) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "grpc: error unmarshalling request: malformed %s", type);
+    rpc_finish(call, GRPC_INVALID_ARGUMENT, msg);
+}
+
+/* ---------- validation, as etcd's v3rpc key.go ---------- */
+
+static etcd_err check_range(const Etcdserverpb__RangeRequest *r) {
+    if (r->key.len == 0) return ETCD_ERR_EMPTY_KEY;
+    if ((unsigned)r->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND)
+        return ETCD_ERR_INVALID_SORT_OPTION;
+    if ((unsigned)r->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE)
+        return ETCD_ERR_INVALID_SORT_OPTION;
+    return KV_VALID;
+}
+
+static etcd_err check_put(const Etcdserverpb__PutRequest *r) {
+    if (r->key.len == 0) return ETCD_ERR_EMPTY_KEY;
+    if (r->ignore_value && r->value.len != 0) return ETCD_ERR_VALUE_PROVIDED;
+    if (r->ignore_lease && r->lease != 0) return ETCD_ERR_LEASE_PROVIDED;
+    return KV_VALID;
+}
+
+static etcd_err check_delete(const Etcdserverpb__DeleteRangeRequest *r) {
+    return r->key.len == 0 ? ETCD_ERR_EMPTY_KEY : KV_VALID;
+}
+
+static etcd_err check_txn(const Etcdserverpb__TxnRequest *r, long long max_ops);
+
+static etcd_err check_op(const Etcdserverpb__RequestOp *op, long long max_ops) {
+    switch (op->request_case) {
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+        return check_range(op->request_range);
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+        return check_put(op->request_put);
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+        return check_delete(op->request_delete_range);
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
+        return check_txn(op->request_txn, max_ops);
+    default: /* an empty operation */
+        return ETCD_ERR_KEY_NOT_FOUND;
+    }
+}
+
+/* Each branch may hold max_ops operations; a nested txn gets what its parent's widest list left over. */
+static etcd_err check_txn(const Etcdserverpb__TxnRequest *r, long long max_ops) {
+    size_t opc = r->n_compare;
+    if (opc < r->n_success) opc = r->n_success;
+    if (opc < r->n_failure) opc = r->n_failure;
+    if ((long long)opc > max_ops) return ETCD_ERR_TOO_MANY_OPS;
+    for (size_t i = 0; i < r->n_compare; i++)
+        if (r->compare[i]->key.len == 0) return ETCD_ERR_EMPTY_KEY;
+    long long left = max_ops - (long long)opc;
+    for (size_t i = 0; i < r->n_success; i++) {
+        etcd_err e = check_op(r->success[i], left);
+        if (e != KV_VALID) return e;
+    }
+    for (size_t i = 0; i < r->n_failure; i++) {
+        etcd_err e = check_op(r->failure[i], left);
+        if (e != KV_VALID) return e;
+    }
+    return KV_VALID;
+}
+
+/* etcd serves a txn of ranges only as a read; anything else is a write. */
+static bool txn_is_read_only(const Etcdserverpb__TxnRequest *r) {
+    for (size_t i = 0; i < r->n_success; i++)
+        if (r->success[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) return false;
+    for (size_t i = 0; i < r->n_failure; i++)
+        if (r->failure[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) return false;
+    return true;
+}
+
+/* ---------- duplicate keys in a txn: etcd's checkIntervals, rule for rule ---------- */
+
+typedef struct key_vec {
+    mv_bytes *v;
+    size_t n, cap;
+} key_vec;
+
+/* A deleted key ([key] when range_end is empty) or range [key, range_end), compared as plain bytes:
+ * so a delete with range_end "\0" (every key >= key) never overlaps a put here, as in etcd. */
+typedef struct del_span {
+    mv_bytes key, range_end;
+} del_span;
+
+typedef struct span_vec {
+    del_span *v;
+    size_t n, cap;
+} span_vec;
+
+static bool key_vec_has(const key_vec *s, mv_bytes k) {
+    for (size_t i = 0; i < s->n; i++)
+        if (bytes_cmp(s->v[i], k) == 0) return true;
+    return false;
+}
+
+static void key_vec_add(key_vec *s, mv_bytes k) {
+    if (key_vec_has(s, k)) return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = k;
+}
+
+static void span_vec_add(span_vec *d, del_span sp) {
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->v = xrealloc(d->v, d->cap * sizeof *d->v);
+    }
+    d->v[d->n++] = sp;
+}
+
+static bool span_hits(const del_span *sp, mv_bytes k) {
+    if (sp->range_end.len == 0) return bytes_cmp(sp->key, k) == 0;
+    return bytes_cmp(sp->key, k) <= 0 && bytes_cmp(k, sp->range_end) < 0;
+}
+
+static bool spans_hit(const span_vec *d, mv_bytes k) {
+    for (size_t i = 0; i < d->n; i++)
+        if (span_hits(&d->v[i], k)) return true;
+    return false;
+}
+
+static void interval_sets_free(key_vec *puts, span_vec *dels) {
+    free(puts->v);
+    free(dels->v);
+    *puts = (key_vec){0};
+    *dels = (span_vec){0};
+}
+
+static bool check_intervals(Etcdserverpb__RequestOp **ops, size_t n, key_vec *puts, span_vec *dels);
+
+/* A nested txn's puts must not meet earlier puts or deletes of this level; its then/else branches
+ * may put the same key, since only one of them runs. Its deletes then join this level's. */
+static bool merge_nested_txn(const Etcdserverpb__TxnRequest *t, key_vec *puts, span_vec *dels) {
+    key_vec then_puts = {0}, else_puts = {0};
+    span_vec then_dels = {0}, else_dels = {0};
+    bool ok = check_intervals(t->success, t->n_success, &then_puts, &then_dels) &&
+              check_intervals(t->failure, t->n_failure, &else_puts, &else_dels);
+    for (size_t i = 0; ok && i < then_puts.n; i++) {
+        mv_bytes k = then_puts.v[i];
+        ok = !key_vec_has(puts, k) && !spans_hit(dels, k);
+        key_vec_add(puts, k);
+    }
+    for (size_t i = 0; ok && i < else_puts.n; i++) {
+        mv_bytes k = else_puts.v[i];
+        ok = !(key_vec_has(puts, k) && !key_vec_has(&then_puts, k)) && !spans_hit(dels, k);
+        key_vec_add(puts, k);
+    }
+    for (size_t i = 0; ok && i < then_dels.n; i++)
+        span_vec_add(dels, then_dels.v[i]);
+    for (size_t i = 0; ok && i < else_dels.n; i++)
+        span_vec_add(dels, else_dels.v[i]);
+    interval_sets_free(&then_puts, &then_dels);
+    interval_sets_free(&else_puts, &else_dels);
+    return ok;
+}
+
+/* Fills puts/dels with the keys put and ranges deleted by ops (nested txns included); false if a put
+ * meets another put or a delete in a way etcd refuses. */
+static bool check_intervals(Etcdserverpb__RequestOp **ops, size_t n, key_vec *puts, span_vec *dels) {
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) continue;
+        const Etcdserverpb__DeleteRangeRequest *d = ops[i]->request_delete_range;
+        span_vec_add(dels, (del_span){mv_from_pb(d->key), mv_from_pb(d->range_end)});
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) continue;
+        if (!merge_nested_txn(ops[i]->request_txn, puts, dels)) return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT) continue;
+        mv_bytes k = mv_from_pb(ops[i]->request_put->key);
+        if (key_vec_has(puts, k) || spans_hit(dels, k)) return false;
+        key_vec_add(puts, k);
+    }
+    return true;
+}
+
+static bool branch_has_duplicates(Etcdserverpb__RequestOp **ops, size_t n) {
+    key_vec puts = {0};
+    span_vec dels = {0};
+    bool ok = check_intervals(ops, n, &puts, &dels);
+    interval_sets_free(&puts, &dels);
+    return !ok;
+}
+
+/* ---------- Txn nesting depth, measured on the wire before decoding ---------- */
+
+typedef enum depth_scan { SCAN_OK, SCAN_TOO_DEEP, SCAN_MALFORMED } depth_scan;
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads one field's tag and, for length-delimited fields, its body; other fields are skipped. */
+static bool next_field(const uint8_t **p, const uint8_t *end, uint64_t *field, const uint8_t **body,
+                       size_t *body_len) {
+    uint64_t tag, n;
+    if (!read_varint(p, end, &tag)) return false;
+    *field = tag >> 3;
+    *body = NULL;
+    switch (tag & 7) {
+    case 0:
+        return read_varint(p, end, &n);
+    case 1:
+    case 5: {
+        size_t width = (tag & 7) == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < width) return false;
+        *p += width;
+        return true;
+    }
+    case 2:
+        if (!read_varint(p, end, &n) || n > (uint64_t)(end - *p)) return false;
+        *body = *p;
+        *body_len = (size_t)n;
+        *p += n;
+        return true;
+    default: /* groups: never part of etcd's messages */
+        return false;
+    }
+}
+
+static depth_scan scan_txn(const uint8_t *p, size_t len, int depth);
+
+/* A RequestOp: field 4 is a nested TxnRequest. */
+static depth_scan scan_request_op(const uint8_t *p, size_t len, int depth) {
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t field;
+        const uint8_t *body;
+        size_t body_len = 0;
+        if (!next_field(&p, end, &field, &body, &body_len)) return SCAN_MALFORMED;
+        if (field == 4 && body) {
+            depth_scan s = scan_txn(body, body_len, depth + 1);
+            if (s != SCAN_OK) return s;
+        }
+    }
+    return SCAN_OK;
+}
+
+/* A TxnRequest: fields 2 (success) and 3 (failure) are RequestOps. */
+static depth_scan scan_txn(const uint8_t *p, size_t len, int depth) {
+    if (depth > MAX_TXN_DEPTH) return SCAN_TOO_DEEP;
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t field;
+        const uint8_t *body;
+        size_t body_len = 0;
+        if (!next_field(&p, end, &field, &body, &body_len)) return SCAN_MALFORMED;
+        if ((field == 2 || field == 3) && body) {
+            depth_scan s = scan_request_op(body, body_len, depth);
+            if (s != SCAN_OK) return s;
+        }
+    }
+    return SCAN_OK;
+}
+
+/* ---------- protobuf requests → storage requests ---------- */
+
+static void range_from_pb(mv_range_req *out, const Etcdserverpb__RangeRequest *r) {
+    *out = (mv_range_req){
+        .key = mv_from_pb(r->key),
+        .range_end = mv_from_pb(r->range_end),
+        .limit = r->limit,
+        .revision = r->revision,
+        .sort_order = (int)r->sort_order,
+        .sort_target = (int)r->sort_target,
+        .keys_only = r->keys_only,
+        .count_only = r->count_only,
+        .min_mod_revision = r->min_mod_revision,
+        .max_mod_revision = r->max_mod_revision,
+        .min_create_revision = r->min_create_revision,
+        .max_create_revision = r->max_create_revision,
+    };
+}
+
+static void put_from_pb(mv_put_req *out, const Etcdserverpb__PutRequest *r) {
+    *out = (mv_put_req){
+        .key = mv_from_pb(r->key),
+        .value = mv_from_pb(r->value),
+        .lease = r->lease,
+        .prev_kv = r->prev_kv,
+        .ignore_value = r->ignore_value,
+        .ignore_lease = r->ignore_lease,
+    };
+}
+
+static void delete_from_pb(mv_delete_req *out, const Etcdserverpb__DeleteRangeRequest *r) {
+    *out = (mv_delete_req){
+        .key = mv_from_pb(r->key),
+        .range_end = mv_from_pb(r->range_end),
+        .prev_kv = r->prev_kv,
+    };
+}
+
+/* As etcd: the number compared is the one the target names; a mismatched union field reads as 0. */
+static void compare_from_pb(mv_compare *out, const Etcdserverpb__Compare *c) {
+    Etcdserverpb__Compare__TargetUnionCase u = c->target_union_case;
+    *out = (mv_compare){.result = (int)c->result,
+                        .target = (int)c->target,
+                        .key = mv_from_pb(c->key),
+                        .range_end = mv_from_pb(c->range_end)};
+    switch (c->target) {
+    case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION:
+        out->number = u == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION ? c->version : 0;
+        break;
+    case ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE:
+        out->number = u == ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION ? c->create_revision : 0;
+        break;
+    case ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD:
+        out->number = u == ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION ? c->mod_revision : 0;
+        break;
+    case ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE:
+        out->number = u == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE ? c->lease : 0;
+        break;
+    case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE:
+        if (u == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE) out->value = mv_from_pb(c->value);
+        break;
+    default:
+        break;
+    }
+}
+
+static mv_txn_req *txn_from_pb(alloc_list *mem, const Etcdserverpb__TxnRequest *r);
+
+static void op_from_pb(alloc_list *mem, mv_op *out, const Etcdserverpb__RequestOp *op) {
+    switch (op->request_case) {
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+        out->type = MV_OP_RANGE;
+        range_from_pb(&out->u.range, op->request_range);
+        break;
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+        out->type = MV_OP_PUT;
+        put_from_pb(&out->u.put, op->request_put);
+        break;
+    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+        out->type = MV_OP_DELETE;
+        delete_from_pb(&out->u.del, op->request_delete_range);
+        break;
+    default: /* validation leaves only nested txns */
+        out->type = MV_OP_TXN;
+        out->u.txn = txn_from_pb(mem, op->request_txn);
+        break;
+    }
+}
+
+static mv_op *ops_from_pb(alloc_list *mem, Etcdserverpb__RequestOp **ops, size_t n) {
+    mv_op *out = list_alloc(mem, n * sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        op_from_pb(mem, &out[i], ops[i]);
+    return out;
+}
+
+static mv_txn_req *txn_from_pb(alloc_list *mem, const Etcdserverpb__TxnRequest *r) {
+    mv_txn_req *t = list_alloc(mem, sizeof *t);
+    t->n_compare = r->n_compare;
+    t->compare = list_alloc(mem, r->n_compare * sizeof *t->compare);
+    for (size_t i = 0; i < r->n_compare; i++)
+        compare_from_pb(&t->compare[i], r->compare[i]);
+    t->n_success = r->n_success;
+    t->success = ops_from_pb(mem, r->success, r->n_success);
+    t->n_failure = r->n_failure;
+    t->failure = ops_from_pb(mem, r->failure, r->n_failure);
+    return t;
+}
+
+/* ---------- storage results → protobuf responses ---------- */
+
+static void kv_to_pb(Mvccpb__KeyValue *out, const mv_kv *kv) {
+    mvccpb__key_value__init(out);
+    out->key = pb_from_mv(kv->key);
+    out->value = pb_from_mv(kv->value);
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
+static Mvccpb__KeyValue **kvs_to_pb(alloc_list *mem, const mv_kv *kvs, size_t n) {
+    if (n == 0) return NULL;
+    Mvccpb__KeyValue *items = list_alloc(mem, n * sizeof *items);
+    Mvccpb__KeyValue **ptrs = list_alloc(mem, n * sizeof *ptrs);
+    for (size_t i = 0; i < n; i++) {
+        kv_to_pb(&items[i], &kvs[i]);
+        ptrs[i] = &items[i];
+    }
+    return ptrs;
+}
+
+static void range_resp_to_pb(alloc_list *mem, Etcdserverpb__RangeResponse *out, const mv_range_resp *r) {
+    out->n_kvs = r->n_kvs;
+    out->kvs = kvs_to_pb(mem, r->kvs, r->n_kvs);
+    out->more = r->more;
+    out->count = r->count;
+}
+
+static void put_resp_to_pb(alloc_list *mem, Etcdserverpb__PutResponse *out, const mv_put_resp *r,
+                           bool want_prev) {
+    if (!want_prev || !r->prev_kv) return;
+    out->prev_kv = list_alloc(mem, sizeof *out->prev_kv);
+    kv_to_pb(out->prev_kv, r->prev_kv);
+}
+
+static void delete_resp_to_pb(alloc_list *mem, Etcdserverpb__DeleteRangeResponse *out,
+                              const mv_delete_resp *r, bool want_prev) {
+    out->deleted = r->deleted;
+    if (!want_prev) return;
+    out->n_prev_kvs = r->n_prev_kvs;
+    out->prev_kvs = kvs_to_pb(mem, r->prev_kvs, r->n_prev_kvs);
+}
+
+/* Inside a txn etcd gives each range/put/delete response a header holding only the revision that
+ * operation saw: the txn's start revision, or start+1 once the txn has changed something. A nested
+ * txn's own header is empty. */
+typedef struct txn_revs {
+    int64_t start;
+    bool changed;
+} txn_revs;
+
+static bool txn_resp_changes(const mv_txn_resp *t) {
+    for (size_t i = 0; i < t->n_responses; i++) {
+        const mv_op_resp *r = &t->responses[i];
+        if (r->type == MV_OP_PUT || (r->type == MV_OP_DELETE && r->u.del.deleted > 0)) return true;
+        if (r->type == MV_OP_TXN && r->u.txn && txn_resp_changes(r->u.txn)) return true;
+    }
+    return false;
+}
+
+static Etcdserverpb__ResponseHeader *nested_header(alloc_list *mem, int64_t rev) {
+    Etcdserverpb__ResponseHeader *h = list_alloc(mem, sizeof *h);
+    etcdserverpb__response_header__init(h);
+    h->revision = rev;
+    return h;
+}
+
+static void txn_resp_to_pb(alloc_list *mem, Etcdserverpb__TxnResponse *out, const mv_txn_req *req,
+                           const mv_txn_resp *resp, txn_revs *revs);
+
+/* req is the request op this response answers, or NULL if the shapes disagree. */
+static Etcdserverpb__ResponseOp *op_resp_to_pb(alloc_list *mem, const mv_op *req, const mv_op_resp *r,
+                                               txn_revs *revs) {
+    Etcdserverpb__ResponseOp *op = list_alloc(mem, sizeof *op);
+    etcdserverpb__response_op__init(op);
+    if (req && req->type != r->type) req = NULL;
+    switch (r->type) {
+    case MV_OP_RANGE: {
+        Etcdserverpb__RangeResponse *rr = list_alloc(mem, sizeof *rr);
+        etcdserverpb__range_response__init(rr);
+        rr->header = nested_header(mem, revs->start + revs->changed);
+        range_resp_to_pb(mem, rr, &r->u.range);
+        op->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
+        op->response_range = rr;
+        break;
+    }
+    case MV_OP_PUT: {
+        Etcdserverpb__PutResponse *pr = list_alloc(mem, sizeof *pr);
+        etcdserverpb__put_response__init(pr);
+        revs->changed = true;
+        pr->header = nested_header(mem, revs->start + 1);
+        put_resp_to_pb(mem, pr, &r->u.put, req ? req->u.put.prev_kv : true);
+        op->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
+        op->response_put = pr;
+        break;
+    }
+    case MV_OP_DELETE: {
+        Etcdserverpb__DeleteRangeResponse *dr = list_alloc(mem, sizeof *dr);
+        etcdserverpb__delete_range_response__init(dr);
+        if (r->u.del.deleted > 0) revs->changed = true;
+        dr->header = nested_header(mem, revs->start + revs->changed);
+        delete_resp_to_pb(mem, dr, &r->u.del, req ? req->u.del.prev_kv : true);
+        op->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+        op->response_delete_range = dr;
+        break;
+    }
+    default: {
+        Etcdserverpb__TxnResponse *tr = list_alloc(mem, sizeof *tr);
+        etcdserverpb__txn_response__init(tr);
+        tr->header = nested_header(mem, 0);
+        if (r->u.txn) txn_resp_to_pb(mem, tr, req ? req->u.txn : NULL, r->u.txn, revs);
+        op->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN;
+        op->response_txn = tr;
+        break;
+    }
+    }
+    return op;
+}
+
+/* Fills succeeded and responses (not the header). req may be NULL. */
+static void txn_resp_to_pb(alloc_list *mem, Etcdserverpb__TxnResponse *out, const mv_txn_req *req,
+                           const mv_txn_resp *resp, txn_revs *revs) {
+    const mv_op *ops = NULL;
+    size_t n_ops = 0;
+    if (req) {
+        ops = resp->succeeded ? req->success : req->failure;
+        n_ops = resp->succeeded ? req->n_success : req->n_failure;
+    }
+    out->succeeded = resp->succeeded;
+    out->n_responses = resp->n_responses;
+    out->responses = list_alloc(mem, resp->n_responses * sizeof *out->responses);
+    for (size_t i = 0; i < resp->n_responses; i++)
+        out->responses[i] = op_resp_to_pb(mem, i < n_ops ? &ops[i] : NULL, &resp->responses[i], revs);
+}
+
+/* ---------- handlers ---------- */
+
+/* Answers a finished store call: the storage error, or the response built by reply_ok. */
+static bool store_failed(rpc_call *call, const mv_result *res) {
+    if (res->err == MV_OK) return false;
+    rpc_fail_mv(call, res->err);
+    return true;
+}
+
+void kv_range(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__RangeRequest *req = etcdserverpb__range_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.RangeRequest");
+        return;
+    }
+    etcd_err e = check_range(req);
+    if (e != KV_VALID) {
+        rpc_fail(call, e);
+        etcdserverpb__range_request__free_unpacked(req, NULL);
+        return;
+    }
+    mv_range_req mreq;
+    range_from_pb(&mreq, req);
+    mv_result res = {0};
+    mvcc_range(g_store, &mreq, &res);
+    if (!store_failed(call, &res)) {
+        alloc_list mem = {0};
+        Etcdserverpb__ResponseHeader hdr;
+        Etcdserverpb__RangeResponse resp = ETCDSERVERPB__RANGE_RESPONSE__INIT;
+        response_header_fill(&hdr, res.header_revision);
+        resp.header = &hdr;
+        range_resp_to_pb(&mem, &resp, &res.resp.u.range);
+        rpc_reply(call, &resp.base);
+        list_free(&mem);
+    }
+    mv_result_free(&res);
+    etcdserverpb__range_request__free_unpacked(req, NULL);
+}
+
+void kv_put(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__PutRequest *req = etcdserverpb__put_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.PutRequest");
+        return;
+    }
+    etcd_err e = check_put(req);
+    if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
+    if (e != KV_VALID) {
+        rpc_fail(call, e);
+        etcdserverpb__put_request__free_unpacked(req, NULL);
+        return;
+    }
+    mv_put_req mreq;
+    put_from_pb(&mreq, req);
+    mv_result res = {0};
+    mvcc_put(g_store, &mreq, &res);
+    if (!store_failed(call, &res)) {
+        alloc_list mem = {0};
+        Etcdserverpb__ResponseHeader hdr;
+        Etcdserverpb__PutResponse resp = ETCDSERVERPB__PUT_RESPONSE__INIT;
+        response_header_fill(&hdr, res.header_revision);
+        resp.header = &hdr;
+        put_resp_to_pb(&mem, &resp, &res.resp.u.put, req->prev_kv);
+        rpc_reply(call, &resp.base);
+        list_free(&mem);
+    }
+    mv_result_free(&res);
+    etcdserverpb__put_request__free_unpacked(req, NULL);
+}
+
+void kv_delete_range(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__DeleteRangeRequest *req = etcdserverpb__delete_range_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.DeleteRangeRequest");
+        return;
+    }
+    etcd_err e = check_delete(req);
+    if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
+    if (e != KV_VALID) {
+        rpc_fail(call, e);
+        etcdserverpb__delete_range_request__free_unpacked(req, NULL);
+        return;
+    }
+    mv_delete_req mreq;
+    delete_from_pb(&mreq, req);
+    mv_result res = {0};
+    mvcc_delete(g_store, &mreq, &res);
+    if (!store_failed(call, &res)) {
+        alloc_list mem = {0};
+        Etcdserverpb__ResponseHeader hdr;
+        Etcdserverpb__DeleteRangeResponse resp = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
+        response_header_fill(&hdr, res.header_revision);
+        resp.header = &hdr;
+        delete_resp_to_pb(&mem, &resp, &res.resp.u.del, req->prev_kv);
+        rpc_reply(call, &resp.base);
+        list_free(&mem);
+    }
+    mv_result_free(&res);
+    etcdserverpb__delete_range_request__free_unpacked(req, NULL);
+}
+
+/* etcd's order: structure and limits, then duplicate keys per branch, then the write size. */
+static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len) {
+    etcd_err e = check_txn(req, (long long)max_txn_ops());
+    if (e != KV_VALID) return e;
+    if (branch_has_duplicates(req->success, req->n_success) ||
+        branch_has_duplicates(req->failure, req->n_failure))
+        return ETCD_ERR_DUPLICATE_KEY;
+    if (!txn_is_read_only(req) && write_too_large(len)) return ETCD_ERR_REQUEST_TOO_LARGE;
+    return KV_VALID;
+}
+
+static void reply_txn(rpc_call *call, alloc_list *mem, const mv_txn_req *mreq, const mv_result *res) {
+    const mv_txn_resp *tresp = res->resp.u.txn;
+    static const mv_txn_resp empty = {0};
+    if (!tresp) tresp = &empty;
+    txn_revs revs = {.start = res->header_revision - (txn_resp_changes(tresp) ? 1 : 0), .changed = false};
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__TxnResponse resp = ETCDSERVERPB__TXN_RESPONSE__INIT;
+    response_header_fill(&hdr, res->header_revision);
+    resp.header = &hdr;
+    txn_resp_to_pb(mem, &resp, mreq, tresp, &revs);
+    rpc_reply(call, &resp.base);
+}
+
+void kv_txn(rpc_call *call, const uint8_t *msg, size_t len) {
+    depth_scan depth = scan_txn(msg, len, 0);
+    if (depth != SCAN_OK) {
+        if (depth == SCAN_TOO_DEEP)
+            rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
+        else
+            fail_unmarshal(call, "etcdserverpb.TxnRequest");
+        return;
+    }
+    Etcdserverpb__TxnRequest *req = etcdserverpb__txn_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.TxnRequest");
+        return;
+    }
+    etcd_err e = validate_txn(req, len);
+    if (e != KV_VALID) {
+        rpc_fail(call, e);
+        etcdserverpb__txn_request__free_unpacked(req, NULL);
+        return;
+    }
+    alloc_list mem = {0};
+    mv_txn_req *mreq = txn_from_pb(&mem, req);
+    mv_result res = {0};
+    mvcc_txn(g_store, mreq, &res);
+    if (!store_failed(call, &res)) reply_txn(call, &mem, mreq, &res);
+    mv_result_free(&res);
+    list_free(&mem);
+    etcdserverpb__txn_request__free_unpacked(req, NULL);
+}
+
+void kv_compact(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__CompactionRequest *req = etcdserverpb__compaction_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.CompactionRequest");
+        return;
+    }
+    int64_t rev = 0;
+    mv_err err = mvcc_compact(g_store, req->revision, &rev);
+    etcdserverpb__compaction_request__free_unpacked(req, NULL);
+    if (err != MV_OK) {
+        rpc_fail_mv(call, err);
+        return;
+    }
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__CompactionResponse resp = ETCDSERVERPB__COMPACTION_RESPONSE__INIT;
+    response_header_fill(&hdr, rev);
+    resp.header = &hdr;
+    rpc_reply(call, &resp.base);
+}

@@ -1,0 +1,148 @@
+# lib.py: the Python twin of lib.sh for the Python integration suites: ephemeral ports, temp dirs,
+# starting and stopping cetcd and the real etcd by PID (never by name, never on port 2379), and the
+# pass/fail count each suite ends with ("N passed, N failed", exit 1 on any failure).
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CETCD_BIN = os.environ.get("CETCD_BIN", os.path.join(ROOT, "build", "cetcd"))
+TMP = tempfile.mkdtemp(prefix="cetcd-pytest.")
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Server:
+    """One server process (kind 'cetcd' or 'etcd') on an ephemeral port with a fresh data dir."""
+
+    def __init__(self, kind, *flags, data_dir=None):
+        self.kind = kind
+        self.port = free_port()
+        self.ep = "127.0.0.1:%d" % self.port
+        self.dir = data_dir or os.path.join(tempfile.mkdtemp(dir=TMP, prefix=kind + "."), "data")
+        self.log = os.path.join(TMP, "%s.%d.log" % (kind, self.port))
+        url = "http://" + self.ep
+        if kind == "etcd":
+            peer = "http://127.0.0.1:%d" % free_port()
+            argv = ["etcd", "--name", "ref", "--data-dir", self.dir, "--listen-client-urls", url,
+                    "--advertise-client-urls", url, "--listen-peer-urls", peer,
+                    "--initial-advertise-peer-urls", peer, "--initial-cluster", "ref=" + peer]
+        else:
+            argv = [CETCD_BIN, "--data-dir", self.dir, "--listen-client-urls", url,
+                    "--advertise-client-urls", url]
+        argv += list(flags)
+        with open(self.log, "ab") as log:
+            try:
+                self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            except OSError as e:
+                self.proc = None
+                self.error = str(e)
+                return
+        _procs.append(self.proc)
+        self.pid = self.proc.pid
+        self.error = None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.error = "%s exited with %s" % (kind, self.proc.returncode)
+                return
+            if port_open(self.port):
+                break
+            time.sleep(0.05)
+        else:
+            self.error = "%s did not listen on %s" % (kind, self.ep)
+            return
+        if kind == "etcd":  # the port opens before the single member has elected itself
+            import etcd3
+            c = etcd3.client(host="127.0.0.1", port=self.port, timeout=2)
+            while time.time() < deadline:
+                try:
+                    c.get("health-probe")
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            c.close()
+
+    def ok(self):
+        return self.proc is not None and self.error is None and self.proc.poll() is None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n=5):
+        try:
+            with open(self.log, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def ok(self, name):
+        self.passed += 1
+        print("ok   - " + name, flush=True)
+
+    def fail(self, name, detail=""):
+        self.failed += 1
+        print("FAIL - " + name, flush=True)
+        for line in str(detail).splitlines()[:20]:
+            print("       " + line)
+
+    def check(self, name, cond, detail=""):
+        self.ok(name) if cond else self.fail(name, detail)
+
+    def eq(self, name, expected, actual):
+        if expected == actual:
+            self.ok(name)
+        else:
+            self.fail(name, "expected: %r\nactual:   %r" % (expected, actual))
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
