@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -330,6 +331,7 @@ void log_close(wal *l) {
         free(l->segs[i].pending);
     }
     if (l->dirfd >= 0) close(l->dirfd);
+    if (l->lockfd >= 0) close(l->lockfd);
     free(l->segs);
     free(l->dir);
     free(l);
@@ -560,6 +562,16 @@ static int replay_segments(wal *l, log_replay_fn fn, void *ctx, char *err, size_
     return 0;
 }
 
+/* One process per data dir: a second one would interleave segments. */
+static int lock_dir(wal *l, char *err, size_t errlen) {
+    l->lockfd = openat(l->dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        set_err(err, errlen, "%s: data dir is in use by another process (%s)", l->dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
               size_t errlen) {
     if (ensure_dir(dir, err, errlen) < 0) return NULL;
@@ -568,9 +580,14 @@ wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *c
     l->opt = opt ? *opt : (log_options){.fsync = true};
     if (l->opt.segment_bytes == 0) l->opt.segment_bytes = DEFAULT_SEGMENT_BYTES;
     log_set_io(l, NULL);
+    l->lockfd = -1;
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (l->dirfd < 0) {
         set_err(err, errlen, "%s: open: %s", dir, strerror(errno));
+        log_close(l);
+        return NULL;
+    }
+    if (lock_dir(l, err, errlen) < 0) {
         log_close(l);
         return NULL;
     }

@@ -30,6 +30,7 @@ typedef struct segment {
 struct wal {
     char *dir;
     int dirfd;
+    int lockfd; /* holds an exclusive flock on <dir>/LOCK while the log is open */
     log_options opt;
     log_io io;
     segment *segs; /* ascending by id; the last one takes appends */

@@ -18,6 +18,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     if (!s->opt.max_txn_ops) s->opt.max_txn_ops = DEFAULT_MAX_TXN_OPS;
     s->index = bptree_new();
     s->revision = 1;
+    s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
     s->rev_base = 2;
     log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
@@ -25,7 +26,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
         mvcc_close(s);
         return NULL;
     }
-    if (s->compact_revision) compact_index(s, s->compact_revision);
+    if (s->compact_revision > 0) compact_index(s, s->compact_revision);
     return s;
 }
 

@@ -158,7 +158,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
 void mvcc_close(mvcc *s);
 
 int64_t mvcc_revision(const mvcc *s);           /* current revision (1 on an empty store, as etcd) */
-int64_t mvcc_compact_revision(const mvcc *s);   /* last compacted revision, 0 if none */
+int64_t mvcc_compact_revision(const mvcc *s);   /* last compacted revision, -1 if none */
 
 /* Each call fills *out; the caller frees it with mv_result_free. */
 void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);

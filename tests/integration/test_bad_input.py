@@ -259,7 +259,7 @@ def main():
                 print("%s etcd: %s  [%s]" % ("info" if good else "info (etcd fails this one)", name, obs))
                 continue
             if good:
-                T.ok("%s: %s" % (label, name))
+                T.ok("%s: %s%s" % (label, name, "  [%s]" % obs[:160] if obs else ""))
             else:
                 T.fail("%s: %s" % (label, name), "%s\netcd: %s" % (obs, seen.get(name, "?")))
             if name.startswith("put 2MiB") or name.startswith("put 1.6MiB"):

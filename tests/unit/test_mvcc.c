@@ -301,6 +301,14 @@ START_TEST(test_recovery_same_answers) {
 }
 END_TEST
 
+START_TEST(test_second_opener_refused) {
+    char err[256] = "";
+    mvcc_options o = {.fsync = false};
+    ck_assert_ptr_null(mvcc_open(dir, &o, err, sizeof err));
+    ck_assert_msg(strstr(err, "in use by another process") != NULL, "err: %s", err);
+}
+END_TEST
+
 Suite *mvcc_suite(void) {
     Suite *s = suite_create("mvcc");
     TCase *tc = tcase_create("core");
@@ -315,6 +323,7 @@ Suite *mvcc_suite(void) {
     tcase_add_test(tc, test_nested_txn);
     tcase_add_test(tc, test_compaction);
     tcase_add_test(tc, test_recovery_same_answers);
+    tcase_add_test(tc, test_second_opener_refused);
     suite_add_tcase(s, tc);
     return s;
 }
