@@ -17,6 +17,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     if (!s->opt.quota_bytes) s->opt.quota_bytes = DEFAULT_QUOTA;
     if (!s->opt.max_txn_ops) s->opt.max_txn_ops = DEFAULT_MAX_TXN_OPS;
     s->index = bptree_new();
+    leases_init(s);
     s->revision = 1;
     s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
     s->rev_base = 2;
@@ -35,6 +36,7 @@ void mvcc_close(mvcc *s) {
     log_compaction_free(s);
     if (s->log) log_close(s->log);
     bptree_free(s->index, keyhist_free);
+    leases_free(s);
     free(s->wb.payload);
     free(s->wb.pending);
     free(s->rev_places);
@@ -53,10 +55,6 @@ bool mvcc_has_batch(const mvcc *s) {
 int mvcc_commit(mvcc *s) {
     return log_commit(s->log);
 }
-bool mvcc_lease_exists(const mvcc *s, int64_t lease) {
-    (void)s;
-    return lease == 0;
-}
 uint64_t mvcc_db_size(const mvcc *s) {
     return log_total_bytes(s->log);
 }
@@ -72,6 +70,19 @@ uint64_t mvcc_fsync_count(const mvcc *s) {
 
 bool over_quota(const mvcc *s, size_t incoming) {
     return log_total_bytes(s->log) + incoming > s->opt.quota_bytes;
+}
+
+void mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx) {
+    s->on_revision = fn;
+    s->on_revision_ctx = ctx;
+}
+
+mv_arena *mv_arena_new(void) {
+    return arena_new();
+}
+
+void mv_arena_free(mv_arena *a) {
+    arena_free(a);
 }
 
 void mv_result_free(mv_result *r) {
@@ -167,6 +178,7 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     payload_u32(wb, (uint32_t)value.len);
     e.value = (log_place){.offset = wb->len, .length = (uint32_t)value.len};
     payload_add(wb, value.data, value.len);
+    lease_track_put(s, key, live, lease);
     keyhist_append(kh, &e);
     s->live_bytes += keyhist_change_bytes(key.len, &e);
     add_pending(wb, kh);
@@ -177,6 +189,7 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
 void write_delete(mvcc *s, mv_bytes key) {
     write_batch *wb = &s->wb;
     keyhist *kh = bptree_get(s->index, key.data, key.len);
+    lease_track_delete(s, key, keyhist_at(kh, read_revision(s)));
     payload_add(wb, &(uint8_t){CHANGE_DELETE}, 1);
     payload_u32(wb, (uint32_t)key.len);
     payload_add(wb, key.data, key.len);
@@ -200,6 +213,7 @@ void write_finish(mvcc *s) {
     }
     s->revision = wb->revision;
     remember_revision_place(s, wb->revision, where);
+    if (s->on_revision) s->on_revision(s->on_revision_ctx, s->revision);
 }
 
 /* --- reading values --- */

@@ -34,6 +34,7 @@ typedef enum mv_err {
     MV_ERR_KEY_NOT_FOUND, /* "etcdserver: key not found" (ignore_value/ignore_lease on a missing key) */
     MV_ERR_VALUE_PROVIDED, /* "etcdserver: value is provided" */
     MV_ERR_LEASE_PROVIDED, /* "etcdserver: lease is provided" */
+    MV_ERR_LEASE_EXISTS,  /* "etcdserver: lease already exists" */
     MV_ERR_IO,            /* log failure: the server must stop */
 } mv_err;
 
@@ -172,8 +173,38 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision);
 bool mvcc_has_batch(const mvcc *s);
 int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
 
-/* Leases: until the lease service exists, mvcc_lease_exists is false for all but 0. */
+/* --- leases (storage/lease.c): grants, revokes and attached keys, persisted in the log. Expiry
+ * timing belongs to the server; here a lease is just an id, its granted TTL and its keys. --- */
 bool mvcc_lease_exists(const mvcc *s, int64_t lease);
+mv_err mvcc_lease_grant(mvcc *s, int64_t id, int64_t ttl);
+/* Deletes the lease's keys in one revision (none if it has no keys) and forgets the lease.
+ * Fills *out like a DeleteRange (prev_kvs of the deleted keys when with_prev). */
+void mvcc_lease_revoke(mvcc *s, int64_t id, bool with_prev, mv_result *out);
+int64_t mvcc_lease_ttl(const mvcc *s, int64_t id); /* granted TTL, 0 if unknown */
+/* The keys attached to a lease, sorted, copied into arena a. */
+size_t mvcc_lease_keys(const mvcc *s, int64_t id, mv_arena *a, mv_bytes **keys);
+typedef void (*mv_lease_fn)(void *ctx, int64_t id, int64_t ttl);
+void mvcc_lease_foreach(const mvcc *s, mv_lease_fn fn, void *ctx); /* ascending ids */
+size_t mvcc_lease_count(const mvcc *s);
+
+/* --- history, for watch (storage/mvcc_history.c) --- */
+enum mv_event_type { MV_EVENT_PUT = 0, MV_EVENT_DELETE = 1 };
+typedef struct mv_event {
+    int type;
+    mv_kv kv;       /* a delete carries the key and mod_revision only, as etcd's */
+    mv_kv *prev_kv; /* when asked for and still in history (the key at revision - 1) */
+} mv_event;
+/* fn returns false to stop. */
+typedef bool (*mv_event_fn)(void *ctx, const mv_event *ev);
+/* Calls fn for each change made at revision rev, in order. MV_ERR_COMPACTED if rev is below the
+ * compaction revision, MV_ERR_FUTURE_REV above the current revision. Memory comes from arena a. */
+mv_err mvcc_events_at(mvcc *s, int64_t rev, bool with_prev_kv, mv_arena *a, mv_event_fn fn, void *ctx);
+/* Called each time a new revision is made (before it is durable: callers' output waits for the
+ * commit, as all output does). One hook; NULL clears it. */
+typedef void (*mv_revision_hook)(void *ctx, int64_t rev);
+void mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx);
+mv_arena *mv_arena_new(void);
+void mv_arena_free(mv_arena *a);
 
 /* Log compaction (space reclaim): sealed segments are rewritten without the changes the index no
  * longer holds, a slice at a time, so the loop never stalls. storage/compactor.c. */

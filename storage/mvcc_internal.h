@@ -42,6 +42,9 @@ struct mvcc {
     uint64_t live_keys;
     uint64_t live_bytes; /* log bytes of the changes the index still holds (an estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
+    bptree *leases;                    /* 8-byte big-endian id -> struct lease */
+    mv_revision_hook on_revision;
+    void *on_revision_ctx;
 };
 
 /* Payload encoding of one change inside a write record. */
@@ -68,6 +71,14 @@ mv_err check_read_revision(const mvcc *s, int64_t rev);
 /* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop. */
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
+
+/* lease.c */
+void leases_init(mvcc *s);
+void leases_free(mvcc *s);
+/* Keeps lease key sets in step with a key's change from the live entry before (may be NULL). */
+void lease_track_put(mvcc *s, mv_bytes key, const rev_entry *before, int64_t lease);
+void lease_track_delete(mvcc *s, mv_bytes key, const rev_entry *before);
+int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len);
 
 /* compactor.c */
 void log_compaction_abort(mvcc *s);

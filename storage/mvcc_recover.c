@@ -45,6 +45,7 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
     if (kind == CHANGE_DELETE) {
         if (!live) return used; /* nothing to end: tolerate, as the write made it */
         e.flags = REV_TOMBSTONE;
+        lease_track_delete(s, key, live);
         keyhist_append(kh, &e);
         s->live_bytes += keyhist_change_bytes(key.len, &e);
         s->live_keys--;
@@ -62,6 +63,7 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
         kh = keyhist_new();
         bptree_put(s->index, key.data, key.len, kh);
     }
+    lease_track_put(s, key, live, e.lease);
     keyhist_append(kh, &e);
     s->live_bytes += keyhist_change_bytes(key.len, &e);
     if (!live) s->live_keys++;
@@ -92,7 +94,9 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
         if (len != 8) return -1;
         if (get_i64(payload) > s->compact_revision) s->compact_revision = get_i64(payload);
         return 0;
-    default: return 0; /* records of later features are skipped by older code paths */
+    case LOG_LEASE_GRANT:
+    case LOG_LEASE_REVOKE: return replay_lease_record(s, type, payload, len);
+    default: return 0; /* index checkpoints and future record types carry nothing to replay */
     }
 }
 

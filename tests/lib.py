@@ -64,6 +64,11 @@ class Server:
             argv = [CETCD_BIN, "--data-dir", self.dir, "--listen-client-urls", url,
                     "--advertise-client-urls", url]
         argv += list(flags)
+        self.argv = argv
+        self._launch()
+
+    def _launch(self):
+        kind, argv = self.kind, self.argv
         with open(self.log, "ab") as log:
             try:
                 self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -95,6 +100,14 @@ class Server:
                 except Exception:
                     time.sleep(0.1)
             c.close()
+
+    def restart(self, sig=signal.SIGTERM):
+        """Stops the process (SIGTERM, or e.g. SIGKILL) and starts it again on the same port and dir."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait()
+        self._launch()
+        return self.ok()
 
     def ok(self):
         return self.proc is not None and self.error is None and self.proc.poll() is None

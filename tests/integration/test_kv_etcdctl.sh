@@ -147,6 +147,17 @@ scenario_kv() {
     s get_binary_js       -w json get --prefix $'\x01'
     s get_newline         get $'line1\nline2'
     s get_dash            get -- -dash
+    s put_ff              put $'\xff' ff
+    s put_ffff            put $'\xff\xff' ffff
+    s put_feff            put $'\xfe\xff' feff
+    s get_prefix_ff       --hex get --prefix $'\xff'
+    s get_prefix_feff     --hex get --prefix $'\xfe\xff'
+    s get_prefix_fe       -w json get --prefix $'\xfe' --keys-only
+    s get_fromkey_fe      --hex get --from-key $'\xfe'
+    s del_prefix_ff       del --prefix $'\xff' --prev-kv --hex
+    s put_long_key        put "$(printf 'L%.0s' $(seq 1 3000))" long
+    s get_long_prefix     -w json get --prefix LLL --keys-only
+    s del_long            del --prefix LLL
     s get_all_hex         --hex get --prefix ""
     s get_all_js          -w json get --prefix ""
     s del_one             del a

@@ -214,6 +214,27 @@ def scenario(client):
     yield "compact_future", call(kv.Compact, etcdrpc.CompactionRequest(revision=10 ** 6))
     yield "compact_physical", call(kv.Compact, etcdrpc.CompactionRequest(revision=10, physical=True))
 
+    # --- concurrent writers: every put gets its own revision, and they are contiguous
+    import threading
+    start = client.get_response("k00").header.revision
+    revs, errs = [], []
+
+    def writer(w):
+        c = etcd3.client(host=client._url.split(":")[0], port=int(client._url.split(":")[1]), timeout=TIMEOUT)
+        try:
+            for i in range(50):
+                revs.append(c.kvstub.Put(etcdrpc.PutRequest(key=b"cw/%d/%d" % (w, i % 5), value=b"%d" % i),
+                                         timeout=TIMEOUT).header.revision)
+        except Exception as e:
+            errs.append(str(e))
+        c.close()
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    yield "concurrent puts: revisions unique and contiguous", (errs, sorted(revs) == list(range(start + 1,
+                                                                                          start + 401)))
+    yield "concurrent puts: final state", call(Range, RR(key=b"cw/", range_end=b"cw0", count_only=True))
+
     # --- the library's own high-level API (what a python user calls)
     client.put("lib/a", "1")
     client.put("lib/b", "2")
@@ -230,6 +251,74 @@ def scenario(client):
     yield "lib_delete", (client.delete("lib/b"), client.delete("lib/b"))
     yield "lib_delete_prefix", client.delete_prefix("lib/").deleted
     yield "lib_get_all", len(list(client.get_all()))
+
+
+def history(srv):
+    """A seeded random sequence of writes over a few keys (generations, tombstones, txns), then every
+    revision read back; again after compactions, after a restart and after kill -9 + restart."""
+    import random
+    import signal
+    rnd = random.Random(2024)
+    keys = [b"h/%d" % i for i in range(8)]
+    client = etcd3.client(host="127.0.0.1", port=srv.port, timeout=TIMEOUT)
+    kv = client.kvstub
+    deletes = []   # revisions of deletes that removed something (good compaction points)
+
+    def ops(n, tag):
+        out = []
+        for i in range(n):
+            k = rnd.choice(keys)
+            r = rnd.random()
+            if r < 0.5:
+                a = call(kv.Put, etcdrpc.PutRequest(key=k, value=b"%s-%d" % (tag.encode(), i),
+                                                    prev_kv=rnd.random() < 0.5))
+            elif r < 0.7:
+                a = call(kv.DeleteRange, etcdrpc.DeleteRangeRequest(key=k, prev_kv=True))
+                if "deleted: " in a:
+                    deletes.append(int(re.search(r"revision: (\d+)", a).group(1)))
+            elif r < 0.8:
+                lo, hi = sorted(rnd.sample(keys, 2))
+                a = call(kv.DeleteRange, etcdrpc.DeleteRangeRequest(key=lo, range_end=hi))
+            else:
+                k2 = rnd.choice([x for x in keys if x != k])
+                a = call(kv.Txn, etcdrpc.TxnRequest(
+                    compare=[cmp(k, "VERSION", rnd.choice(["GREATER", "EQUAL"]), rnd.randrange(3))],
+                    success=[put(k, b"txn-s-%d" % i), dele(k2, prev_kv=True), rng(b"h/", b"h0")],
+                    failure=[put(k2, b"txn-f-%d" % i), rng(k)]))
+            out.append(a)
+        return out
+
+    def reads(tag):
+        cur = int(re.search(r"revision: (\d+)", call(kv.Range, RR(key=b"h/0"))).group(1))
+        out = []
+        for r in range(1, cur + 2):   # one past the end: the future-revision error
+            out.append("r=%d all: %s" % (r, call(kv.Range, RR(key=b"\0", range_end=b"\0", revision=r))))
+            out.append("r=%d h/3: %s" % (r, call(kv.Range, RR(key=b"h/3", revision=r, count_only=True))))
+        return out
+
+    yield "history ops 1", ops(60, "a")
+    yield "history reads 1", reads("1")
+    c1 = deletes[len(deletes) // 2] if deletes else 10
+    yield "history compact at a delete", call(kv.Compact, etcdrpc.CompactionRequest(revision=c1))
+    yield "history reads after compact", reads("2")
+    yield "history ops 2", ops(40, "b")
+    yield "history reads 2", reads("3")
+    client.close()
+    yield "history restart (SIGTERM)", srv.restart(signal.SIGTERM) or srv.log_tail()
+    client = etcd3.client(host="127.0.0.1", port=srv.port, timeout=TIMEOUT)
+    kv = client.kvstub
+    yield "history reads after restart", reads("4")
+    yield "history ops 3", ops(30, "c")
+    yield "history compact physical", call(kv.Compact, etcdrpc.CompactionRequest(
+        revision=deletes[-1] if deletes else 20, physical=True))
+    yield "history ops 4", ops(10, "d")
+    client.close()
+    yield "history restart (SIGKILL)", srv.restart(signal.SIGKILL) or srv.log_tail()
+    client = etcd3.client(host="127.0.0.1", port=srv.port, timeout=TIMEOUT)
+    kv = client.kvstub
+    yield "history reads after kill -9", reads("5")
+    yield "history compact again after restart", call(kv.Compact, etcdrpc.CompactionRequest(revision=c1))
+    client.close()
 
 
 # fixed expectations, checked on cetcd and on etcd alike (etcd must agree, or the test itself is wrong)
@@ -252,11 +341,13 @@ def run(kind):
         return srv, None, "%s did not start: %s\n%s" % (kind, srv.error, srv.log_tail())
     client = etcd3.client(host="127.0.0.1", port=srv.port, timeout=TIMEOUT)
     out = []
-    try:
-        for name, answer in scenario(client):
-            out.append((name, answer))
-    except Exception as e:  # a step that the scenario does not expect to fail: record and stop
-        out.append(("scenario aborted", "%s: %s" % (type(e).__name__, e)))
+    for gen in (scenario(client), history(srv)):
+        try:
+            for name, answer in gen:
+                out.append((name, answer))
+        except Exception as e:  # a step that the scenario does not expect to fail: record and stop
+            out.append(("scenario aborted", "%s: %s" % (type(e).__name__, e)))
+            break
     client.close()
     return srv, out, None
 
@@ -275,7 +366,14 @@ def main():
     got_map = dict(got)
     for name, expected in ref:
         actual = got_map.get(name, "<missing: scenario stopped before this step>")
-        T.eq(name, expected, actual)
+        if isinstance(expected, list) and isinstance(actual, list) and expected != actual:
+            i = next((i for i, (a, b) in enumerate(zip(expected, actual)) if a != b),
+                     min(len(expected), len(actual)))
+            T.fail(name, "%d vs %d entries; first difference at #%d\nexpected: %s\nactual:   %s" % (
+                len(expected), len(actual), i, expected[i] if i < len(expected) else "<none>",
+                actual[i] if i < len(actual) else "<none>"))
+        else:
+            T.eq(name, expected, actual)
     for name, _ in got:
         if name not in dict(ref):
             T.fail(name, "only on %s: %r" % (other, got_map[name]))
