@@ -85,4 +85,14 @@ log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const 
 int log_rewrite_finish(log_rewrite *rw);
 void log_rewrite_abort(log_rewrite *rw);
 
+/* --- whole-segment copies for snapshots --- */
+typedef struct log_file_copy {
+    uint32_t id;
+    int fd;        /* a private descriptor: a later rewrite of the segment does not affect it */
+    uint64_t size; /* committed bytes at the time of the copy */
+} log_file_copy;
+/* Commits the batch, then opens every segment for reading. Returns the count, -errno on failure. */
+long log_copy_segments(wal *l, log_file_copy **out);
+/* Writes segment files into an empty dir (restore). 0 or -errno. */
+int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size);
 #endif

@@ -1,6 +1,6 @@
-/* log_rewrite.c: log compaction's part in the log: scanning a sealed segment and replacing it with
- * a rewritten copy. The copy is written beside it, synced, renamed over it and the directory synced,
- * so a crash at any point leaves either the old segment or the new one, both complete. */
+/* log_rewrite.c: whole-segment work: log compaction scans a sealed segment and replaces it with a
+ * rewritten copy (written beside it, synced, renamed over it, directory synced, so a crash leaves
+ * either complete version); snapshots copy segments out and restores install them. */
 #include "log_internal.h"
 
 #include <dirent.h>
@@ -171,5 +171,48 @@ int log_rewrite_finish(log_rewrite *rw) {
     /* after a successful rename the file is the segment's: only a failure before it removes it */
     bool renamed = rc == 0 || (s && s->fd == rw->fd);
     rewrite_free(rw, !renamed);
+    return rc;
+}
+
+long log_copy_segments(wal *l, log_file_copy **out) {
+    int rc = log_commit(l);
+    if (rc < 0) return rc;
+    *out = calloc(l->nsegs ? l->nsegs : 1, sizeof **out);
+    if (!*out) abort();
+    long n = 0;
+    for (size_t i = 0; i < l->nsegs; i++) {
+        segment *s = &l->segs[i];
+        if (s->fd < 0 || s->size == 0) continue;
+        char name[SEG_NAME_DIGITS + 5];
+        log_segment_name(name, s->id);
+        int fd = openat(l->dirfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = -errno;
+            while (n > 0) close((*out)[--n].fd);
+            free(*out);
+            *out = NULL;
+            return rc;
+        }
+        (*out)[n++] = (log_file_copy){.id = s->id, .fd = fd, .size = s->size};
+    }
+    return n;
+}
+
+int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size) {
+    char path[4096], name[SEG_NAME_DIGITS + 5];
+    log_segment_name(name, id);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    uint64_t done = 0;
+    int rc = 0;
+    while (done < size && rc == 0) {
+        ssize_t put = write(fd, data + done, size - done);
+        if (put < 0 && errno == EINTR) continue;
+        if (put <= 0) rc = put < 0 ? -errno : -EIO;
+        else done += (uint64_t)put;
+    }
+    if (rc == 0 && fsync(fd) < 0) rc = -errno;
+    close(fd);
     return rc;
 }

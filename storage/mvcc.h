@@ -215,6 +215,23 @@ bool mvcc_log_compaction_running(const mvcc *s);
 /* Works for about budget_us. 1 while work remains, 0 when done, -errno on an I/O failure (fatal). */
 int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us);
 
+/* --- maintenance (storage/snapshot.c) --- */
+/* HashKV: a 32-bit hash of every key revision the store holds at or below rev (0 = current): key,
+ * revision, sub-revision, create revision, version, lease, tombstone flag and value, in key then
+ * revision order (XXH3-64 folded to 32 bits). Equal for equal logical content, whatever the log's
+ * layout. MV_ERR_COMPACTED / MV_ERR_FUTURE_REV as Range. *hash_rev gets the revision hashed. */
+mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev);
+/* A consistent copy of the store as one byte stream: "CETCDSNP" header with the segment table,
+ * the committed segments, and an XXH3-64 of all that at the end. */
+typedef struct mv_snapshot mv_snapshot;
+mv_snapshot *mvcc_snapshot_begin(mvcc *s, char *err, size_t errlen);
+uint64_t mvcc_snapshot_size(const mv_snapshot *sn);
+/* Copies up to n bytes; returns the count (0 at the end) or -errno. */
+long mvcc_snapshot_read(mv_snapshot *sn, uint8_t *buf, size_t n);
+void mvcc_snapshot_end(mv_snapshot *sn);
+/* Restores a snapshot file into dir, which must not exist or be empty. 0, or -1 with err set. */
+int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t errlen);
+
 uint64_t mvcc_db_size(const mvcc *s);
 uint64_t mvcc_db_size_in_use(const mvcc *s); /* estimate of the bytes still needed */
 uint64_t mvcc_key_count(const mvcc *s);

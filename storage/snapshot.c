@@ -1,0 +1,228 @@
+/* snapshot.c: maintenance over the whole store: HashKV's logical hash, Snapshot's byte stream of
+ * the committed segments, and restoring such a stream into a new data dir. The stream is framed
+ * and checksummed so a damaged or foreign file is refused before anything is written. */
+#include "mvcc_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define SNAP_MAGIC "CETCDSNP"
+#define SNAP_VERSION 1u
+#define SNAP_HEAD_BYTES 16u
+#define SNAP_ENTRY_BYTES 16u
+
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* --- HashKV --- */
+
+static void hash_entry(XXH3_state_t *h, mvcc *s, const uint8_t *key, size_t klen, const rev_entry *e,
+                       mv_arena *a) {
+    uint8_t meta[8 * 5 + 4];
+    put_le(meta, klen, 8);
+    put_le(meta + 8, (uint64_t)e->main_rev, 8);
+    put_le(meta + 16, (uint64_t)e->create_revision, 8);
+    put_le(meta + 24, (uint64_t)e->version, 8);
+    put_le(meta + 32, (uint64_t)e->lease, 8);
+    put_le(meta + 40, e->sub_rev | (uint64_t)(e->flags & REV_TOMBSTONE) << 31, 4);
+    XXH3_64bits_update(h, meta, sizeof meta);
+    XXH3_64bits_update(h, key, klen);
+    if (e->flags & REV_TOMBSTONE) return;
+    mv_bytes v = read_value(s, e, a);
+    XXH3_64bits_update(h, v.data, v.len);
+}
+
+mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev) {
+    if (rev <= 0) rev = s->revision;
+    mv_err err = check_read_revision(s, rev);
+    if (err != MV_OK) return err;
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) abort();
+    XXH3_64bits_reset(h);
+    bptree_iter it;
+    for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+        size_t klen;
+        const uint8_t *key = bptree_iter_key(&it, &klen);
+        keyhist *kh = bptree_iter_value(&it);
+        mv_arena *a = arena_new();
+        for (uint32_t i = 0; i < kh->count && kh->revs[i].main_rev <= rev; i++)
+            hash_entry(h, s, key, klen, &kh->revs[i], a);
+        arena_free(a);
+    }
+    uint64_t full = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    *hash = (uint32_t)(full ^ (full >> 32));
+    *hash_rev = rev;
+    return MV_OK;
+}
+
+/* --- Snapshot --- */
+
+struct mv_snapshot {
+    log_file_copy *files;
+    long n_files;
+    uint8_t *head; /* header and segment table */
+    size_t head_len;
+    uint64_t size, pos;
+    XXH3_state_t *sum;
+    uint8_t trailer[8];
+};
+
+static void build_head(mv_snapshot *sn) {
+    sn->head_len = SNAP_HEAD_BYTES + (size_t)sn->n_files * SNAP_ENTRY_BYTES;
+    sn->head = calloc(1, sn->head_len);
+    if (!sn->head) abort();
+    memcpy(sn->head, SNAP_MAGIC, 8);
+    put_le(sn->head + 8, SNAP_VERSION, 4);
+    put_le(sn->head + 12, (uint64_t)sn->n_files, 4);
+    sn->size = sn->head_len + 8;
+    for (long i = 0; i < sn->n_files; i++) {
+        uint8_t *e = sn->head + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES;
+        put_le(e, sn->files[i].id, 4);
+        put_le(e + 8, sn->files[i].size, 8);
+        sn->size += sn->files[i].size;
+    }
+}
+
+mv_snapshot *mvcc_snapshot_begin(mvcc *s, char *err, size_t errlen) {
+    mv_snapshot *sn = calloc(1, sizeof *sn);
+    if (!sn) abort();
+    sn->n_files = log_copy_segments(s->log, &sn->files);
+    if (sn->n_files < 0) {
+        snprintf(err, errlen, "snapshot: %s", strerror((int)-sn->n_files));
+        free(sn);
+        return NULL;
+    }
+    build_head(sn);
+    sn->sum = XXH3_createState();
+    if (!sn->sum) abort();
+    XXH3_64bits_reset(sn->sum);
+    return sn;
+}
+
+uint64_t mvcc_snapshot_size(const mv_snapshot *sn) {
+    return sn->size;
+}
+
+/* Where byte pos of the stream comes from: the head, a segment (fd, offset), or the trailer. */
+static long read_part(mv_snapshot *sn, uint8_t *buf, size_t n) {
+    uint64_t at = sn->pos;
+    if (at < sn->head_len) {
+        size_t take = sn->head_len - (size_t)at < n ? sn->head_len - (size_t)at : n;
+        memcpy(buf, sn->head + at, take);
+        return (long)take;
+    }
+    at -= sn->head_len;
+    for (long i = 0; i < sn->n_files; i++) {
+        if (at >= sn->files[i].size) {
+            at -= sn->files[i].size;
+            continue;
+        }
+        size_t take = sn->files[i].size - at < n ? (size_t)(sn->files[i].size - at) : n;
+        ssize_t got = pread(sn->files[i].fd, buf, take, (off_t)at);
+        if (got <= 0) return got < 0 ? -errno : -EIO;
+        return got;
+    }
+    if (at == 0) put_le(sn->trailer, XXH3_64bits_digest(sn->sum), 8);
+    size_t take = 8 - (size_t)at < n ? 8 - (size_t)at : n;
+    memcpy(buf, sn->trailer + at, take);
+    return (long)take;
+}
+
+long mvcc_snapshot_read(mv_snapshot *sn, uint8_t *buf, size_t n) {
+    size_t done = 0;
+    while (done < n && sn->pos < sn->size) {
+        bool in_body = sn->pos < sn->size - 8;
+        long got = read_part(sn, buf + done, n - done);
+        if (got < 0) return got;
+        if (in_body) XXH3_64bits_update(sn->sum, buf + done, (size_t)got);
+        done += (size_t)got;
+        sn->pos += (uint64_t)got;
+    }
+    return (long)done;
+}
+
+void mvcc_snapshot_end(mv_snapshot *sn) {
+    if (!sn) return;
+    for (long i = 0; i < sn->n_files; i++) close(sn->files[i].fd);
+    free(sn->files);
+    free(sn->head);
+    XXH3_freeState(sn->sum);
+    free(sn);
+}
+
+/* --- restore --- */
+
+static uint8_t *read_whole(const char *path, uint64_t *size, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    uint8_t *data = malloc(st.st_size ? (size_t)st.st_size : 1);
+    if (!data) abort();
+    uint64_t got = 0;
+    while (got < (uint64_t)st.st_size) {
+        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
+        if (n <= 0) break;
+        got += (uint64_t)n;
+    }
+    close(fd);
+    *size = got;
+    return data;
+}
+
+static const char *check_snapshot(const uint8_t *d, uint64_t size) {
+    if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return "not a cetcd snapshot";
+    if (get_le(d + 8, 4) != SNAP_VERSION) return "unsupported snapshot version";
+    uint64_t n = get_le(d + 12, 4), need = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
+    for (uint64_t i = 0; i < n && need <= size; i++) need += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
+    if (need != size) return "snapshot is truncated or has trailing bytes";
+    if (XXH3_64bits(d, size - 8) != get_le(d + size - 8, 8)) return "snapshot checksum mismatch";
+    return NULL;
+}
+
+static bool dir_is_empty_or_missing(const char *dir) {
+    if (mkdir(dir, 0755) == 0) return true;
+    if (errno != EEXIST) return false;
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/0000000000000001.log", dir);
+    return access(probe, F_OK) != 0;
+}
+
+int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t errlen) {
+    uint64_t size;
+    uint8_t *d = read_whole(snapshot_file, &size, err, errlen);
+    if (!d) return -1;
+    const char *why = check_snapshot(d, size);
+    if (!why && !dir_is_empty_or_missing(dir)) why = "data dir already holds a store";
+    uint64_t n = why ? 0 : get_le(d + 12, 4), at = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES;
+    for (uint64_t i = 0; i < n && !why; i++) {
+        const uint8_t *e = d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES;
+        uint64_t seg_size = get_le(e + 8, 8);
+        int rc = log_install_segment(dir, (uint32_t)get_le(e, 4), d + at, seg_size);
+        if (rc < 0) why = strerror(-rc);
+        at += seg_size;
+    }
+    free(d);
+    if (why) {
+        snprintf(err, errlen, "restore %s into %s: %s", snapshot_file, dir, why);
+        return -1;
+    }
+    return 0;
+}
