@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commit.h"
+#include "compaction_driver.h"
 #include "config.h"
 #include "flags.h"
 #include "log_msg.h"
@@ -77,6 +78,7 @@ int main(int argc, char **argv) {
     open_store();
     start_listeners();
     commit_start(loop);
+    compaction_driver_start(loop);
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_stop_signal, SIGTERM);
     ev_signal_init(&sigint, on_stop_signal, SIGINT);

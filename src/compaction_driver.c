@@ -1,0 +1,88 @@
+/* compaction_driver.c: drives storage's log compaction from the event loop. A slow timer starts a
+ * run when the garbage ratio calls for one; while a run is active a fast timer gives it slices of
+ * about a millisecond, so requests keep flowing. Defragment requests wait for a run of their own. */
+#include "compaction_driver.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log_msg.h"
+#include "store.h"
+
+#define CHECK_SECONDS 1.0
+#define SLICE_GAP_SECONDS 0.002
+#define SLICE_BUDGET_US 1000
+
+typedef struct waiter {
+    compaction_done_fn done;
+    void *ctx;
+    struct waiter *next;
+} waiter;
+
+static struct ev_loop *driver_loop;
+static ev_timer check_timer, slice_timer;
+static waiter *running_waiters; /* answered when the current run ends */
+static waiter *queued_waiters;  /* want a sealed run after the current one */
+
+static void answer(waiter **list, int rc) {
+    waiter *w = *list;
+    *list = NULL;
+    while (w) {
+        waiter *next = w->next;
+        w->done(w->ctx, rc);
+        free(w);
+        w = next;
+    }
+}
+
+static void begin_run(bool seal) {
+    mvcc_log_compaction_start(g_store, seal);
+    ev_timer_again(driver_loop, &slice_timer);
+}
+
+static void on_slice(EV_P_ ev_timer *t, int revents) {
+    (void)revents;
+    int rc = mvcc_log_compaction_step(g_store, SLICE_BUDGET_US);
+    if (rc < 0) {
+        fprintf(stderr, "cetcd: fatal: log compaction failed: %s\n", strerror(-rc));
+        exit(1);
+    }
+    if (rc == 1) return;
+    ev_timer_stop(EV_A_ t);
+    log_msg(LOG_INFO, "log compaction done: %llu bytes on disk",
+            (unsigned long long)mvcc_db_size(g_store));
+    answer(&running_waiters, 0);
+    if (queued_waiters) {
+        running_waiters = queued_waiters;
+        queued_waiters = NULL;
+        begin_run(true);
+    }
+}
+
+static void on_check(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)t, (void)revents;
+    if (!mvcc_log_compaction_running(g_store) && mvcc_log_compaction_wanted(g_store)) begin_run(false);
+}
+
+void compaction_driver_start(struct ev_loop *loop) {
+    driver_loop = loop;
+    ev_timer_init(&check_timer, on_check, CHECK_SECONDS, CHECK_SECONDS);
+    ev_timer_start(loop, &check_timer);
+    ev_init(&slice_timer, on_slice);
+    slice_timer.repeat = SLICE_GAP_SECONDS;
+}
+
+void compaction_driver_defragment(compaction_done_fn done, void *ctx) {
+    waiter *w = malloc(sizeof *w);
+    if (!w) abort();
+    *w = (waiter){done, ctx, NULL};
+    if (mvcc_log_compaction_running(g_store)) {
+        w->next = queued_waiters;
+        queued_waiters = w;
+        return;
+    }
+    w->next = running_waiters;
+    running_waiters = w;
+    begin_run(true);
+}
