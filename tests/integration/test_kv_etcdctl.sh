@@ -222,6 +222,8 @@ scenario_txn() {
     tx txn_put_del_dup '' $'put m 1\nput n 2\nget m\ndel n' '' -w json txn -i
     tx txn_put_get_del '' $'put m 1\nget m\ndel n\nget --prefix \"\"' '' -w json txn -i
     tx txn_many '' $'put t1 1\nput t2 2\nput t3 3\nput t4 4\ndel k5\nget t --prefix' '' txn -i
+    tx txn_noninteractive 'value("t1") = "1"' $'put t1 one\nget t1' 'get t2' txn
+    tx txn_noninteractive_js 'mod("t1") < "2"' 'put t9 nine' $'get t1\nget t2' -w json txn
     s final_state -w json get --prefix ""
 }
 
