@@ -4,6 +4,7 @@
 # table with medians, min/max and the cetcd:etcd ratio; also writes it as RESULTS.md.
 # Called by bench/run.sh (which installs the tools first); configuration is by environment.
 import datetime
+import hashlib
 import os
 import platform
 import re
@@ -35,6 +36,7 @@ DATA_ROOT = os.environ.get("BENCH_DATA_DIR", os.path.join(CACHE, "data"))
 RESULTS = os.environ.get("BENCH_RESULTS") or (
     os.path.join(CACHE, "RESULTS-quick.md") if QUICK else os.path.join(BENCH_DIR, "RESULTS.md"))
 SERVERS = ["cetcd", "etcd"]
+CETCD_DESC = "not built"
 
 
 def q(full, quick):
@@ -110,16 +112,19 @@ class Server:
         self.dir = None
         self.log = None
         self.broken = None  # reason this server can't be benchmarked at all
+        self.etcd_flags = None  # needs etcd's peer flags (etcd itself, or etcd posing as cetcd)
 
     @property
     def endpoint(self):
         return "127.0.0.1:%d" % self.port
 
     def is_etcd(self):
-        try:
-            return os.path.samefile(self.binary, ETCD)
-        except OSError:
-            return False
+        if self.etcd_flags is None:
+            try:
+                self.etcd_flags = os.path.samefile(self.binary, ETCD)
+            except OSError:
+                self.etcd_flags = False
+        return self.etcd_flags
 
     def start(self):
         """Starts on a fresh data dir; returns (seconds to TCP listen, seconds to healthy)."""
@@ -320,6 +325,19 @@ def main():
         if not os.access(tool, os.X_OK):
             sys.exit("bench.py: %s is missing; run bench/run.sh" % tool)
     servers = {"cetcd": Server("cetcd", CETCD), "etcd": Server("etcd", ETCD)}
+    # benchmark a snapshot: build/cetcd may be relinked by someone else while this runs
+    global CETCD_DESC
+    cet = servers["cetcd"]
+    if os.access(CETCD, os.X_OK):
+        cet.is_etcd()
+        snap = os.path.join(CACHE, "cetcd-under-test")
+        shutil.copy2(CETCD, snap + ".tmp")
+        os.replace(snap + ".tmp", snap)
+        cet.binary = snap
+        h = hashlib.sha256(open(snap, "rb").read()).hexdigest()[:12]
+        CETCD_DESC = "%s built %s, sha256 %s (benchmarked from a copy taken at the start)" % (
+            os.path.relpath(CETCD, REPO_DIR) if CETCD.startswith(REPO_DIR) else CETCD,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(CETCD))), h)
     # samples[row][server] = list of dicts (one per run) ; rows keep insertion order
     samples = {}
     notes = []
@@ -428,7 +446,7 @@ def main():
 
     for name, srv in servers.items():
         path = srv.binary
-        if os.path.exists(path):
+        if os.access(path, os.X_OK):
             add("binary size", name, {"mib": os.path.getsize(path) / 2 ** 20})
             stripped = stripped_size(path)
             if stripped:
@@ -500,6 +518,9 @@ def cell(vals, key, unit):
     s = "%s %s" % (fmt_num(med), unit)
     if len(ok) > 1:
         s += " (%s–%s)" % (fmt_num(min(ok)), fmt_num(max(ok)))
+    if len(ok) < len(vals):
+        errs = [v["error"] for v in vals if "error" in v]
+        s += " [%d of %d runs; else %s]" % (len(ok), len(vals), errs[-1][:40])
     return s
 
 
@@ -560,6 +581,7 @@ def render(samples, phys, notes, elapsed):
     out.append("- machine: %s, %s cores, %s GiB RAM, kernel %s" % (info["cpu"], info["cores"], info["mem"], info["kernel"]))
     out.append("- data dirs: %s (%s), both servers with fsync on (no --unsafe-no-fsync)" % (DATA_ROOT, info["fs"]))
     out.append("- load average at the end: %s" % info["load"])
+    out.append("- cetcd: %s" % CETCD_DESC)
     out.append("- etcd: %s; etcdctl and etcd's `benchmark` tool (%s)" % (info["etcd"], buildinfo or "built from Debian's etcd source"))
     out.append("- runs: %d (table: median, (min–max) over runs); etcdctl microbenchmark: %d run(s) of N=%d; wall time %.0f s"
                % (RUNS, min(CTL_RUNS, RUNS), CTL_N, elapsed))

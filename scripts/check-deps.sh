@@ -11,4 +11,5 @@ for cmd in protoc-c etcdctl etcd python3 curl; do
 done
 /usr/bin/python3 -c 'import etcd3' 2>/dev/null || missing=1
 /usr/bin/python3 -c 'import h2' 2>/dev/null || missing=1
+[ -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ] && command -v go >/dev/null 2>&1 || missing=1
 exit $missing

@@ -20,6 +20,9 @@ typedef struct config {
     size_t max_txn_ops;                /* etcd default 128 */
     uint64_t quota_backend_bytes;      /* etcd default 2 GiB */
     bool unsafe_no_fsync;
+    const char *watch_progress_notify_interval; /* Go duration; NULL = etcd default 10m */
+    const char *initial_advertise_peer_urls; /* only reported (MemberList); NULL = http://localhost:2380 */
+    const char *restore_file;          /* --restore: restore this snapshot into data_dir and exit */
     uint64_t cluster_id, member_id;    /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;

@@ -41,6 +41,9 @@ static const flag_def flag_table[] = {
     {"max-txn-ops", UINT(max_txn_ops, 1, 1u << 30)},
     {"quota-backend-bytes", UINT(quota_backend_bytes, 0, INT64_MAX)},
     {"unsafe-no-fsync", BOOL(unsafe_no_fsync)},
+    {"initial-advertise-peer-urls", STR(initial_advertise_peer_urls)},
+    {"restore", STR(restore_file)},
+    {"experimental-watch-progress-notify-interval", STR(watch_progress_notify_interval)},
     {"help", FK_HELP, 0, 0, 0, 0},
     {"h", FK_HELP, 0, 0, 0, 0},
     {"version", FK_VERSION, 0, 0, 0, 0},
@@ -48,7 +51,6 @@ static const flag_def flag_table[] = {
     {"initial-cluster", IGNV},
     {"initial-cluster-state", IGNV},
     {"initial-cluster-token", IGNV},
-    {"initial-advertise-peer-urls", IGNV},
     {"listen-peer-urls", IGNV},
     {"snapshot-count", IGNV},
     {"heartbeat-interval", IGNV},
@@ -101,11 +103,15 @@ static void usage(void) {
            "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
            "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
            "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
+           "  --experimental-watch-progress-notify-interval D  progress_notify period, a Go duration (default 10m)\n"
+           "  --initial-advertise-peer-urls U  peer URLs reported by MemberList (default http://localhost:2380)\n"
+           "  --restore FILE                   restore a snapshot (from `etcdctl snapshot save` against cetcd)\n"
+           "                                   into --data-dir, which must be new or empty, then exit\n"
            "  --version                        print the version and exit\n"
            "  -h, --help                       print this help and exit\n\n"
            "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
            "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
-           "  --initial-cluster* --initial-advertise-peer-urls --listen-peer-urls --snapshot-count\n"
+           "  --initial-cluster* --listen-peer-urls --snapshot-count\n"
            "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
            "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
            "  --grpc-keepalive-* --max-concurrent-streams --peer-* TLS files, client TLS files\n");

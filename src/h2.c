@@ -10,6 +10,7 @@
 #include "config.h"
 #include "h2.h"
 #include "log_msg.h"
+#include "metrics.h"
 #include "rpc.h"
 
 #define GRPC_OVERHEAD_BYTES (512 * 1024) /* etcd's grpcOverheadBytes on top of --max-request-bytes */
@@ -181,6 +182,7 @@ static void set_status(rpc_call *call, int code, const char *message) {
     call->status = code;
     free(call->message);
     call->message = message && *message ? percent_encode(message) : NULL;
+    if (call->method) metrics_grpc_handled(call->method->path, (int)call->method->kind, code);
     ev_timer_stop(EV_DEFAULT_ & call->deadline);
 }
 
@@ -208,6 +210,7 @@ void rpc_send(rpc_call *call, const ProtobufCMessage *msg) {
         free(body);
     }
     call->h->queued += 5 + len;
+    metrics_grpc_sent(5 + len);
     if (call->h->queued > QUEUED_HIGH) call->h->blocked = true;
     if (call->method->kind == RPC_UNARY) set_status(call, GRPC_OK, NULL);
     if (!call->started) start_response(call);
@@ -369,7 +372,7 @@ static void cut_messages(rpc_call *call) {
     while (!call->finished && !call->closed && !call->h->blocked && sbuf_size(&call->in) >= 5) {
         int64_t len = check_prefix(call);
         if (len < 0) return;
-        if (call->method->kind == RPC_UNARY) {
+        if (call->method->kind != RPC_STREAM) {
             if (sbuf_size(&call->in) > 5 + (uint64_t)len)
                 rpc_finish(call, GRPC_INTERNAL, "grpc: unary request carries more than one message");
             return;
@@ -395,7 +398,7 @@ static void on_client_done(rpc_call *call) {
     if (call->end_handled) return;
     call->end_handled = true;
     if (!call->method || call->finished) return;
-    if (call->method->kind == RPC_UNARY) return deliver_unary(call);
+    if (call->method->kind != RPC_STREAM) return deliver_unary(call);
     if (sbuf_size(&call->in) > 0) rpc_finish(call, GRPC_INTERNAL, "unexpected EOF");
     call_notify_closed(call);
     finish_http(call, GRPC_OK, NULL, "200");
@@ -476,6 +479,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     }
     sbuf_append(&call->in, data, len);
     call->unconsumed += len;
+    metrics_grpc_received(len);
     call_input(call);
     return 0;
 }
@@ -524,6 +528,7 @@ h2_conn *h2_conn_new(conn *c) {
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt) != 0) abort();
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_no_http_messaging(opt, 1); /* clientv3 3.4 sends :authority "http://host:port" */
     if (nghttp2_session_server_new2(&h->session, callbacks, h, opt) != 0) abort();
     nghttp2_option_del(opt);
     nghttp2_settings_entry settings[] = {

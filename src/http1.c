@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "http1.h"
+#include "http_api.h"
 
 #define MAX_HEAD (64 * 1024)
 #define MAX_PATH_LEN 2048
@@ -43,20 +44,19 @@ static void body_text(http1_response *resp, int status, const char *ctype, const
     sbuf_append(&resp->body, text, strlen(text));
 }
 
-static void serve_health(const http1_request *req, http1_response *resp) {
-    (void)req;
-    body_text(resp, 200, "application/json", "{\"health\":\"true\",\"reason\":\"\"}");
-}
-
-static void serve_version(const http1_request *req, http1_response *resp) {
-    (void)req;
-    body_text(resp, 200, "application/json",
-              "{\"etcdserver\":\"" CETCD_VERSION "\",\"etcdcluster\":\"" CETCD_CLUSTER_VERSION "\"}");
+/* /health, /livez, /readyz, /version, /metrics and /v3/ (the JSON gateway) live in http_api.c. */
+static void serve_api(const http1_request *req, http1_response *resp) {
+    http_api_req in = {req->method, req->path, req->query, req->body, req->body_len};
+    http_api_resp out = {0};
+    if (!http_api_serve(&in, &out)) return;
+    resp->status = out.status;
+    resp->content_type = out.content_type;
+    resp->allow = out.allow;
+    resp->body = out.body;
 }
 
 static const http1_route routes[] = {
-    {"GET", "/health", serve_health},
-    {"GET", "/version", serve_version},
+    {NULL, "", NULL}, /* paths of their own: none yet besides http_api.c's */
 };
 
 static const char *reason_phrase(int status) {
@@ -67,12 +67,22 @@ static const char *reason_phrase(int status) {
     case 405: return "Method Not Allowed";
     case 413: return "Request Entity Too Large";
     case 431: return "Request Header Fields Too Large";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Error";
     }
 }
 
 static void dispatch(const http1_request *req, http1_response *resp) {
+    serve_api(req, resp);
+    if (resp->status) return;
     bool path_known = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(routes[i].path, req->path) != 0) continue;

@@ -13,7 +13,10 @@
 #include "flags.h"
 #include "log_msg.h"
 #include "server.h"
+#include "snapshot_file.h"
 #include "store.h"
+#include "svc_watch.h"
+#include "svc_lease.h"
 
 /* FNV-1a, 64 bits: a stable id from the member's name and URLs. */
 static uint64_t hash64(uint64_t h, const char *s) {
@@ -66,6 +69,7 @@ static void start_listeners(void) {
 int main(int argc, char **argv) {
     int rc = flags_parse(argc, argv, &g_config);
     if (rc >= 0) return rc;
+    if (g_config.restore_file) return snapshot_restore_main();
     signal(SIGPIPE, SIG_IGN);
     derive_identity(&g_config);
     if (g_config.unsafe_no_fsync)
@@ -76,8 +80,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     open_store();
+    watch_init();
     start_listeners();
     commit_start(loop);
+    lease_service_start(loop);
     compaction_driver_start(loop);
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_stop_signal, SIGTERM);

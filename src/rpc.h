@@ -24,6 +24,8 @@ typedef struct rpc_call rpc_call;
 typedef enum rpc_kind {
     RPC_UNARY,  /* one request message (delivered at end of stream), one reply */
     RPC_STREAM, /* bidirectional: each request message delivered as it arrives */
+    RPC_SERVER_STREAM, /* one request message (delivered at end of stream), then any number of replies:
+                        * the client's half-close does not end the call; the handler rpc_finish()es it */
 } rpc_kind;
 
 /* Called with one request message (the protobuf bytes, without the 5-byte prefix). */

@@ -5,8 +5,10 @@
 #include "config.h"
 #include "errors.h"
 #include "header.h"
+#include "metrics.h"
 #include "rpc.pb-c.h"
 #include "store.h"
+#include "svc_maint.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,108 +600,92 @@ static void txn_resp_to_pb(alloc_list *mem, Etcdserverpb__TxnResponse *out, cons
         out->responses[i] = op_resp_to_pb(mem, i < n_ops ? &ops[i] : NULL, &resp->responses[i], revs);
 }
 
-/* ---------- handlers ---------- */
+/* ---------- requests: each answers through a reply_sink, so gRPC and the JSON gateway share them ---------- */
 
-/* Answers a finished store call: the storage error, or the response built by reply_ok. */
-static bool store_failed(rpc_call *call, const mv_result *res) {
+static void sink_fail(const reply_sink *out, etcd_err e) {
+    out->fail(out->ctx, etcd_err_code(e), etcd_err_message(e));
+}
+
+/* Answers a failed store call with its error; a quota failure raises the NOSPACE alarm, as in etcd. */
+static bool store_failed(const reply_sink *out, const mv_result *res) {
     if (res->err == MV_OK) return false;
-    rpc_fail_mv(call, res->err);
+    if (res->err == MV_ERR_NO_SPACE) alarm_raise_nospace();
+    sink_fail(out, etcd_err_from_mv(res->err));
     return true;
 }
 
-void kv_range(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__RangeRequest *req = etcdserverpb__range_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.RangeRequest");
-        return;
-    }
+void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    const Etcdserverpb__RangeRequest *req = (const Etcdserverpb__RangeRequest *)msg;
     etcd_err e = check_range(req);
-    if (e != KV_VALID) {
-        rpc_fail(call, e);
-        etcdserverpb__range_request__free_unpacked(req, NULL);
-        return;
-    }
+    if (e != KV_VALID) return sink_fail(out, e);
     mv_range_req mreq;
     range_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_range(g_store, &mreq, &res);
-    if (!store_failed(call, &res)) {
+    if (!store_failed(out, &res)) {
         alloc_list mem = {0};
         Etcdserverpb__ResponseHeader hdr;
         Etcdserverpb__RangeResponse resp = ETCDSERVERPB__RANGE_RESPONSE__INIT;
         response_header_fill(&hdr, res.header_revision);
         resp.header = &hdr;
         range_resp_to_pb(&mem, &resp, &res.resp.u.range);
-        rpc_reply(call, &resp.base);
+        metrics_kv(1, 0, 0);
+        out->reply(out->ctx, &resp.base);
         list_free(&mem);
     }
     mv_result_free(&res);
-    etcdserverpb__range_request__free_unpacked(req, NULL);
 }
 
-void kv_put(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__PutRequest *req = etcdserverpb__put_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.PutRequest");
-        return;
-    }
+void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
     etcd_err e = check_put(req);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
-    if (e != KV_VALID) {
-        rpc_fail(call, e);
-        etcdserverpb__put_request__free_unpacked(req, NULL);
-        return;
-    }
+    if (e == KV_VALID && alarm_nospace_active()) e = ETCD_ERR_NO_SPACE;
+    if (e != KV_VALID) return sink_fail(out, e);
     mv_put_req mreq;
     put_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_put(g_store, &mreq, &res);
-    if (!store_failed(call, &res)) {
+    if (!store_failed(out, &res)) {
         alloc_list mem = {0};
         Etcdserverpb__ResponseHeader hdr;
         Etcdserverpb__PutResponse resp = ETCDSERVERPB__PUT_RESPONSE__INIT;
         response_header_fill(&hdr, res.header_revision);
         resp.header = &hdr;
         put_resp_to_pb(&mem, &resp, &res.resp.u.put, req->prev_kv);
-        rpc_reply(call, &resp.base);
+        metrics_kv(0, 1, 0);
+        out->reply(out->ctx, &resp.base);
         list_free(&mem);
     }
     mv_result_free(&res);
-    etcdserverpb__put_request__free_unpacked(req, NULL);
 }
 
-void kv_delete_range(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__DeleteRangeRequest *req = etcdserverpb__delete_range_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.DeleteRangeRequest");
-        return;
-    }
+void kv_delete_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    const Etcdserverpb__DeleteRangeRequest *req = (const Etcdserverpb__DeleteRangeRequest *)msg;
     etcd_err e = check_delete(req);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
-    if (e != KV_VALID) {
-        rpc_fail(call, e);
-        etcdserverpb__delete_range_request__free_unpacked(req, NULL);
-        return;
-    }
+    if (e != KV_VALID) return sink_fail(out, e);
     mv_delete_req mreq;
     delete_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_delete(g_store, &mreq, &res);
-    if (!store_failed(call, &res)) {
+    if (!store_failed(out, &res)) {
         alloc_list mem = {0};
         Etcdserverpb__ResponseHeader hdr;
         Etcdserverpb__DeleteRangeResponse resp = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
         response_header_fill(&hdr, res.header_revision);
         resp.header = &hdr;
         delete_resp_to_pb(&mem, &resp, &res.resp.u.del, req->prev_kv);
-        rpc_reply(call, &resp.base);
+        metrics_kv(0, 0, 1);
+        out->reply(out->ctx, &resp.base);
         list_free(&mem);
     }
     mv_result_free(&res);
-    etcdserverpb__delete_range_request__free_unpacked(req, NULL);
 }
 
-/* etcd's order: structure and limits, then duplicate keys per branch, then the write size. */
+/* etcd's order: structure and limits, then duplicate keys per branch, then the write size; a write
+ * txn is refused while the NOSPACE alarm is active. */
 static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len) {
     etcd_err e = check_txn(req, (long long)max_txn_ops());
     if (e != KV_VALID) return e;
@@ -707,10 +693,11 @@ static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len) {
         branch_has_duplicates(req->failure, req->n_failure))
         return ETCD_ERR_DUPLICATE_KEY;
     if (!txn_is_read_only(req) && write_too_large(len)) return ETCD_ERR_REQUEST_TOO_LARGE;
+    if (!txn_is_read_only(req) && alarm_nospace_active()) return ETCD_ERR_NO_SPACE;
     return KV_VALID;
 }
 
-static void reply_txn(rpc_call *call, alloc_list *mem, const mv_txn_req *mreq, const mv_result *res) {
+static void reply_txn(const reply_sink *out, alloc_list *mem, const mv_txn_req *mreq, const mv_result *res) {
     const mv_txn_resp *tresp = res->resp.u.txn;
     static const mv_txn_resp empty = {0};
     if (!tresp) tresp = &empty;
@@ -720,55 +707,58 @@ static void reply_txn(rpc_call *call, alloc_list *mem, const mv_txn_req *mreq, c
     response_header_fill(&hdr, res->header_revision);
     resp.header = &hdr;
     txn_resp_to_pb(mem, &resp, mreq, tresp, &revs);
-    rpc_reply(call, &resp.base);
+    metrics_kv_txn(tresp);
+    out->reply(out->ctx, &resp.base);
 }
 
-void kv_txn(rpc_call *call, const uint8_t *msg, size_t len) {
-    depth_scan depth = scan_txn(msg, len, 0);
-    if (depth != SCAN_OK) {
-        if (depth == SCAN_TOO_DEEP)
-            rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
-        else
-            fail_unmarshal(call, "etcdserverpb.TxnRequest");
-        return;
-    }
-    Etcdserverpb__TxnRequest *req = etcdserverpb__txn_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.TxnRequest");
-        return;
-    }
+void kv_txn_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    const Etcdserverpb__TxnRequest *req = (const Etcdserverpb__TxnRequest *)msg;
     etcd_err e = validate_txn(req, len);
-    if (e != KV_VALID) {
-        rpc_fail(call, e);
-        etcdserverpb__txn_request__free_unpacked(req, NULL);
-        return;
-    }
+    if (e != KV_VALID) return sink_fail(out, e);
     alloc_list mem = {0};
     mv_txn_req *mreq = txn_from_pb(&mem, req);
     mv_result res = {0};
     mvcc_txn(g_store, mreq, &res);
-    if (!store_failed(call, &res)) reply_txn(call, &mem, mreq, &res);
+    if (!store_failed(out, &res)) reply_txn(out, &mem, mreq, &res);
     mv_result_free(&res);
     list_free(&mem);
-    etcdserverpb__txn_request__free_unpacked(req, NULL);
 }
 
-void kv_compact(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__CompactionRequest *req = etcdserverpb__compaction_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.CompactionRequest");
-        return;
-    }
+void kv_compact_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    const Etcdserverpb__CompactionRequest *req = (const Etcdserverpb__CompactionRequest *)msg;
     int64_t rev = 0;
     mv_err err = mvcc_compact(g_store, req->revision, &rev);
-    etcdserverpb__compaction_request__free_unpacked(req, NULL);
-    if (err != MV_OK) {
-        rpc_fail_mv(call, err);
-        return;
-    }
+    if (err != MV_OK) return sink_fail(out, etcd_err_from_mv(err));
     Etcdserverpb__ResponseHeader hdr;
     Etcdserverpb__CompactionResponse resp = ETCDSERVERPB__COMPACTION_RESPONSE__INIT;
     response_header_fill(&hdr, rev);
     resp.header = &hdr;
-    rpc_reply(call, &resp.base);
+    out->reply(out->ctx, &resp.base);
+}
+
+/* ---------- gRPC handlers ---------- */
+
+void kv_range(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__range_request__descriptor, kv_range_exec);
+}
+
+void kv_put(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__put_request__descriptor, kv_put_exec);
+}
+
+void kv_delete_range(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__delete_range_request__descriptor, kv_delete_range_exec);
+}
+
+/* The nesting depth is checked on the wire first, so decoding cannot overflow the stack. */
+void kv_txn(rpc_call *call, const uint8_t *msg, size_t len) {
+    depth_scan depth = scan_txn(msg, len, 0);
+    if (depth == SCAN_TOO_DEEP) return rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
+    if (depth != SCAN_OK) return fail_unmarshal(call, "etcdserverpb.TxnRequest");
+    rpc_unary_exec(call, msg, len, &etcdserverpb__txn_request__descriptor, kv_txn_exec);
+}
+
+void kv_compact(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__compaction_request__descriptor, kv_compact_exec);
 }

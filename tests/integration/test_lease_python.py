@@ -49,6 +49,39 @@ def G(ttl, id=0):
     return etcdrpc.LeaseGrantRequest(TTL=ttl, ID=id)
 
 
+def watch_deletes(ch, key, end):
+    """Starts a watch on [key, end) with prev_kv; returns a function that waits (up to 8 s) for the
+    first response carrying events and returns it as text."""
+    import queue
+    import threading
+    stop = threading.Event()
+    got = queue.Queue()
+
+    def reqs():
+        yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=key, range_end=end, prev_kv=True))
+        stop.wait(10)
+
+    def run():
+        try:
+            for r in etcdrpc.WatchStub(ch).Watch(reqs(), timeout=10):
+                if r.events:
+                    got.put(show(r))
+                    return
+        except grpc.RpcError as e:
+            got.put("ERR %s %s" % (e.code().name, e.details()))
+
+    threading.Thread(target=run, daemon=True).start()
+
+    def result():
+        try:
+            return got.get(timeout=8)
+        except queue.Empty:
+            return "no events"
+        finally:
+            stop.set()
+    return result
+
+
 def scenario(port):
     """Yields (name, answer) pairs; the same sequence on every server, so revisions line up."""
     ch, lease, kv = stubs(port)
@@ -120,10 +153,12 @@ def scenario(port):
     yield "lease_reuse_id_after_revoke", call(lease.LeaseGrant, G(5, 12345))
     yield "put_after_regrant", P(b"a", 12345)
 
-    # expiry: a 2 s lease (min TTL) with two keys goes by itself, its keys in one revision
+    # expiry: a 2 s lease (min TTL) with two keys goes by itself, its keys in one revision, which a
+    # watcher (with prev_kv) sees as one response of two DELETE events
     lease.LeaseGrant(G(2, 8888), timeout=TIMEOUT)
     P(b"e1", 8888)
     P(b"e2", 8888)
+    w = watch_deletes(ch, b"e", b"f")
     rev = kv.Range(etcdrpc.RangeRequest(key=b"e1"), timeout=TIMEOUT).header.revision
     deadline = time.time() + 6
     while time.time() < deadline and kv.Range(etcdrpc.RangeRequest(key=b"e", range_end=b"f", count_only=True),
@@ -131,6 +166,7 @@ def scenario(port):
         time.sleep(0.1)
     after = kv.Range(etcdrpc.RangeRequest(key=b"e", range_end=b"f", count_only=True), timeout=TIMEOUT)
     yield "expired_keys_gone", after.count
+    yield "expiry_watch_events", w()
     yield "expiry_one_revision", after.header.revision - rev
     yield "keepalive_expired", ka([8888])
     yield "ttl_expired", TTL(8888)

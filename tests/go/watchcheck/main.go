@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"go.etcd.io/etcd/clientv3"
 	pb "go.etcd.io/etcd/etcdserver/etcdserverpb"
 	"go.etcd.io/etcd/mvcc/mvccpb"
+	"google.golang.org/grpc"
 )
 
 var (
@@ -302,7 +304,7 @@ type raw struct {
 }
 
 func newRaw(c *clientv3.Client, ctx context.Context) (*raw, error) {
-	s, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx)
+	s, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx, grpc.MaxCallRecvMsgSize(math.MaxInt32))
 	if err != nil {
 		return nil, err
 	}
@@ -620,6 +622,56 @@ func checkMany() error {
 	return nil
 }
 
+// checkSlowReader: a stream whose client stops reading while 30 MB of events are written gets every
+// event, in order, once it reads again (the server parks it and catches it up from history).
+func checkSlowReader() error {
+	sc := newClient()
+	defer sc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := pb.NewWatchClient(sc.ActiveConnection()).Watch(ctx, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+	if err != nil {
+		return err
+	}
+	if err := s.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte("slow/"), RangeEnd: []byte("slow0")}}}); err != nil {
+		return err
+	}
+	m, err := s.Recv()
+	if err != nil || !m.Created {
+		return fmt.Errorf("created: %v %v", m, err)
+	}
+	c := newClient()
+	defer c.Close()
+	const n = 300
+	val := strings.Repeat("s", 100*1024)
+	var first int64
+	for i := 0; i < n; i++ {
+		p, err := c.Put(ctxT(10*time.Second), fmt.Sprintf("slow/%03d", i), val)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			first = p.Header.Revision
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	next := first
+	for next < first+n {
+		m, err := s.Recv()
+		if err != nil {
+			return fmt.Errorf("after %d events: %v", next-first, err)
+		}
+		for _, ev := range m.Events {
+			if ev.Kv.ModRevision != next || len(ev.Kv.Value) != len(val) {
+				return fmt.Errorf("event revision %d, want %d", ev.Kv.ModRevision, next)
+			}
+			next++
+		}
+	}
+	return nil
+}
+
 func checkCompacted(c *clientv3.Client) error {
 	for i := 0; i < 5; i++ {
 		c.Put(ctxT(5*time.Second), "cmp", fmt.Sprint(i))
@@ -664,6 +716,7 @@ func main() {
 		report("progress_notify sends periodic progress", checkProgressNotify(c))
 	}
 	report(fmt.Sprintf("%d watchers of one key over 100 clients all notified", *nWatchers), checkMany())
+	report("a stream that stops reading gets every event once it reads again", checkSlowReader())
 	report("start below compaction: canceled with compact_revision", checkCompacted(c))
 	fmt.Printf("%d passed, %d failed\n", passed, failed)
 	if failed > 0 {

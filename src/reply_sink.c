@@ -1,0 +1,31 @@
+/* reply_sink.c: the gRPC side of reply_sink (see reply_sink.h): answers through rpc.h, and the common
+ * unpack → run → free sequence of unary handlers written as unary_exec functions. */
+#include "reply_sink.h"
+
+#include <stdio.h>
+
+static void sink_reply(void *ctx, const ProtobufCMessage *resp) {
+    rpc_reply(ctx, resp);
+}
+
+static void sink_fail(void *ctx, int code, const char *message) {
+    rpc_finish(ctx, code, message);
+}
+
+reply_sink rpc_sink(rpc_call *call) {
+    return (reply_sink){sink_reply, sink_fail, call};
+}
+
+void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
+                    unary_exec exec) {
+    ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, len, msg);
+    if (!req) {
+        char text[160];
+        snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
+        rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
+        return;
+    }
+    reply_sink out = rpc_sink(call);
+    exec(req, len, &out);
+    protobuf_c_message_free_unpacked(req, NULL);
+}

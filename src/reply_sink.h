@@ -1,0 +1,28 @@
+/* reply_sink.h: where a unary request's answer goes, so one service function serves both a gRPC call
+ * and the HTTP/1.1 JSON gateway: a response message, or a gRPC status code and message. */
+#ifndef CETCD_REPLY_SINK_H
+#define CETCD_REPLY_SINK_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "rpc.h"
+
+typedef struct reply_sink {
+    void (*reply)(void *ctx, const ProtobufCMessage *resp); /* the response (valid during the call) */
+    void (*fail)(void *ctx, int grpc_code, const char *message);
+    void *ctx;
+} reply_sink;
+
+/* A service function: answers req (len = its encoded size, for request size limits) through out,
+ * before returning. */
+typedef void (*unary_exec)(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+
+/* The sink answering gRPC call (rpc_reply / rpc_finish). */
+reply_sink rpc_sink(rpc_call *call);
+
+/* Unpacks msg as type d, runs exec with call's sink, frees the request. Malformed protobuf gets
+ * INVALID_ARGUMENT as grpc-go answers it. */
+void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
+                    unary_exec exec);
+
+#endif

@@ -1,0 +1,363 @@
+/* svc_maint.c: etcd's Maintenance service for one member: Status, alarms (NOSPACE raised by the
+ * quota), Defragment (a full log compaction), Hash/HashKV over the logical content, MoveLeader, and
+ * Snapshot, streamed in chunks across loop turns as the client drains them. The stream is the store's
+ * snapshot zero-padded to a multiple of 512 bytes, then a sha256 of all that as the last message:
+ * etcd's framing, which etcdctl checks (size % 512 == 32). snapshot_file.c undoes it on restore. */
+#include "svc_maint.h"
+
+#include <ev.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compaction_driver.h"
+#include "config.h"
+#include "errors.h"
+#include "header.h"
+#include "log_msg.h"
+#include "rpc.pb-c.h"
+#include "server.h"
+#include "sha256.h"
+#include "store.h"
+
+#define DEFAULT_QUOTA_BYTES (2ull << 30) /* etcd's DefaultQuotaBytes */
+#define SNAP_CHUNK (64 * 1024)           /* etcd sends 32 KiB; bigger is fine for clients */
+#define SNAP_PAD 512                     /* etcdctl expects size % 512 == sha256 size */
+#define SNAP_PENDING_MAX (2u << 20)      /* send more only while the connection holds less */
+#define SNAP_TICK_BYTES (512 * 1024)     /* per loop turn, to keep turns short */
+#define SNAP_TICK_SECONDS 0.0005
+#define N_ALARM_TYPES 3
+
+/* ---------- alarms ---------- */
+
+typedef struct alarm_state {
+    bool active;
+    uint64_t member_id;
+} alarm_state;
+
+static alarm_state alarms[N_ALARM_TYPES];
+
+static const char *alarm_name(int type) {
+    return type == ETCDSERVERPB__ALARM_TYPE__NOSPACE ? "NOSPACE"
+           : type == ETCDSERVERPB__ALARM_TYPE__CORRUPT ? "CORRUPT"
+                                                        : "NONE";
+}
+
+void alarm_raise_nospace(void) {
+    if (alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE].active) return;
+    alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE] = (alarm_state){true, g_config.member_id};
+    log_msg(LOG_WARN, "alarm raised: NOSPACE (database space exceeded the quota)");
+}
+
+bool alarm_nospace_active(void) {
+    return alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE].active;
+}
+
+bool alarm_is_active(int type) {
+    return type > 0 && type < N_ALARM_TYPES && alarms[type].active;
+}
+
+/* ---------- small helpers ---------- */
+
+static void fail_etcd(const reply_sink *out, etcd_err e) {
+    out->fail(out->ctx, etcd_err_code(e), etcd_err_message(e));
+}
+
+static void fail_mv(const reply_sink *out, mv_err e) {
+    fail_etcd(out, etcd_err_from_mv(e));
+}
+
+/* ---------- Status ---------- */
+
+/* As gogoproto's String() of an AlarmMember, which etcd puts in Status.errors. */
+static char *alarm_text(int type) {
+    char *s = xmalloc(96);
+    snprintf(s, 96, "memberID:%" PRIu64 " alarm:%s ", alarms[type].member_id, alarm_name(type));
+    return s;
+}
+
+void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
+    (void)req, (void)len;
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    Etcdserverpb__DowngradeInfo downgrade = ETCDSERVERPB__DOWNGRADE_INFO__INIT;
+    char *errors[N_ALARM_TYPES];
+    int64_t rev = mvcc_revision(g_store);
+    response_header_fill(&hdr, rev);
+    resp.header = &hdr;
+    resp.version = (char *)CETCD_VERSION;
+    resp.dbsize = (int64_t)mvcc_db_size(g_store);
+    resp.dbsizeinuse = (int64_t)mvcc_db_size_in_use(g_store);
+    resp.leader = g_config.member_id;
+    resp.raftindex = (uint64_t)rev; /* every applied write makes one revision */
+    resp.raftappliedindex = (uint64_t)rev;
+    resp.raftterm = g_config.raft_term;
+    resp.dbsizequota = (int64_t)(g_config.quota_backend_bytes ? g_config.quota_backend_bytes : DEFAULT_QUOTA_BYTES);
+    resp.downgradeinfo = &downgrade;
+    resp.errors = errors;
+    for (int t = 1; t < N_ALARM_TYPES; t++)
+        if (alarms[t].active) errors[resp.n_errors++] = alarm_text(t);
+    out->reply(out->ctx, &resp.base);
+    for (size_t i = 0; i < resp.n_errors; i++) free(errors[i]);
+}
+
+void maint_status(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__status_request__descriptor, maint_status_exec);
+}
+
+/* ---------- Alarm ---------- */
+
+typedef struct alarm_list {
+    Etcdserverpb__AlarmMember items[N_ALARM_TYPES];
+    Etcdserverpb__AlarmMember *ptrs[N_ALARM_TYPES];
+    size_t n;
+} alarm_list;
+
+static void list_add(alarm_list *l, int type) {
+    Etcdserverpb__AlarmMember *m = &l->items[l->n];
+    etcdserverpb__alarm_member__init(m);
+    m->memberid = alarms[type].member_id;
+    m->alarm = (Etcdserverpb__AlarmType)type;
+    l->ptrs[l->n++] = m;
+}
+
+/* etcd's alarm store: GET lists (all for NONE), ACTIVATE/DEACTIVATE answer with the alarm changed. */
+static void apply_alarm(const Etcdserverpb__AlarmRequest *r, alarm_list *l) {
+    int type = (int)r->alarm;
+    bool known = type > 0 && type < N_ALARM_TYPES;
+    switch (r->action) {
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET:
+        for (int t = 1; t < N_ALARM_TYPES; t++)
+            if (alarms[t].active && (type == 0 || type == t)) list_add(l, t);
+        break;
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE:
+        if (!known) break;
+        if (!alarms[type].active) {
+            alarms[type] = (alarm_state){true, r->memberid};
+            log_msg(LOG_WARN, "alarm raised: %s (from %016" PRIx64 ")", alarm_name(type), r->memberid);
+        }
+        list_add(l, type);
+        break;
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE:
+        if (!known || !alarms[type].active || alarms[type].member_id != r->memberid) break;
+        list_add(l, type);
+        alarms[type].active = false;
+        log_msg(LOG_WARN, "alarm disarmed: %s", alarm_name(type));
+        break;
+    default:
+        break;
+    }
+}
+
+void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
+    (void)len;
+    alarm_list l = {.n = 0};
+    apply_alarm((const Etcdserverpb__AlarmRequest *)req, &l);
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__AlarmResponse resp = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    response_header_fill(&hdr, mvcc_revision(g_store));
+    resp.header = &hdr;
+    resp.alarms = l.ptrs;
+    resp.n_alarms = l.n;
+    out->reply(out->ctx, &resp.base);
+}
+
+void maint_alarm(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__alarm_request__descriptor, maint_alarm_exec);
+}
+
+/* ---------- Hash, HashKV ---------- */
+
+/* etcd hashes its whole bolt file; ours is the logical hash of everything held (HashKV at current). */
+void maint_hash_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
+    (void)req, (void)len;
+    uint32_t hash;
+    int64_t hash_rev;
+    mv_err err = mvcc_hash_kv(g_store, 0, &hash, &hash_rev);
+    if (err != MV_OK) return fail_mv(out, err);
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
+    response_header_fill(&hdr, mvcc_revision(g_store));
+    resp.header = &hdr;
+    resp.hash = hash;
+    out->reply(out->ctx, &resp.base);
+}
+
+void maint_hash(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__hash_request__descriptor, maint_hash_exec);
+}
+
+void maint_hashkv_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
+    (void)len;
+    const Etcdserverpb__HashKVRequest *r = (const Etcdserverpb__HashKVRequest *)req;
+    uint32_t hash;
+    int64_t hash_rev;
+    mv_err err = mvcc_hash_kv(g_store, r->revision, &hash, &hash_rev);
+    if (err != MV_OK) return fail_mv(out, err);
+    Etcdserverpb__ResponseHeader hdr;
+    Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+    response_header_fill(&hdr, mvcc_revision(g_store));
+    resp.header = &hdr;
+    resp.hash = hash;
+    resp.compact_revision = mvcc_compact_revision(g_store);
+    resp.hash_revision = hash_rev;
+    out->reply(out->ctx, &resp.base);
+}
+
+void maint_hashkv(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__hash_kvrequest__descriptor, maint_hashkv_exec);
+}
+
+/* ---------- MoveLeader ---------- */
+
+/* The one member is the leader: moving to itself succeeds at once (as etcd), any other is refused. */
+void maint_move_leader_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
+    (void)len;
+    const Etcdserverpb__MoveLeaderRequest *r = (const Etcdserverpb__MoveLeaderRequest *)req;
+    if (r->targetid != g_config.member_id) return fail_etcd(out, ETCD_ERR_BAD_LEADER_TRANSFEREE);
+    Etcdserverpb__MoveLeaderResponse resp = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+    out->reply(out->ctx, &resp.base);
+}
+
+void maint_move_leader(rpc_call *call, const uint8_t *msg, size_t len) {
+    rpc_unary_exec(call, msg, len, &etcdserverpb__move_leader_request__descriptor, maint_move_leader_exec);
+}
+
+/* ---------- Defragment ---------- */
+
+typedef struct defrag_wait {
+    rpc_call *call; /* NULL once the client has gone */
+} defrag_wait;
+
+static void defrag_done(void *ctx, int rc) {
+    defrag_wait *w = ctx;
+    if (w->call) {
+        rpc_set_user(w->call, NULL);
+        if (rc == 0) {
+            Etcdserverpb__DefragmentResponse resp = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+            rpc_reply(w->call, &resp.base);
+        } else {
+            rpc_finish(w->call, GRPC_UNKNOWN, "cetcd: defragment failed");
+        }
+    }
+    log_msg(LOG_INFO, "finished defragment");
+    free(w);
+}
+
+void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__DefragmentRequest *req = etcdserverpb__defragment_request__unpack(NULL, len, msg);
+    if (!req) return rpc_finish(call, GRPC_INVALID_ARGUMENT,
+                                "grpc: error unmarshalling request: malformed etcdserverpb.DefragmentRequest");
+    etcdserverpb__defragment_request__free_unpacked(req, NULL);
+    defrag_wait *w = xcalloc(1, sizeof *w);
+    w->call = call;
+    rpc_set_user(call, w);
+    log_msg(LOG_INFO, "starting defragment");
+    compaction_driver_defragment(defrag_done, w);
+}
+
+void maint_defragment_closed(rpc_call *call) {
+    defrag_wait *w = rpc_user(call);
+    if (w) w->call = NULL; /* the run goes on; defrag_done frees w */
+    rpc_set_user(call, NULL);
+}
+
+/* ---------- Snapshot ---------- */
+
+typedef struct snap_stream {
+    rpc_call *call;
+    mv_snapshot *sn;
+    uint64_t data_size, total, sent; /* total: data_size padded to SNAP_PAD */
+    sha256_ctx sha;
+    ev_timer tick;
+    bool finished;
+} snap_stream;
+
+static void snap_release(snap_stream *s) {
+    ev_timer_stop(EV_DEFAULT_ & s->tick);
+    mvcc_snapshot_end(s->sn);
+    s->sn = NULL;
+}
+
+static void snap_fail(snap_stream *s, const char *why) {
+    log_msg(LOG_WARN, "snapshot stream failed: %s", why);
+    s->finished = true;
+    snap_release(s);
+    rpc_finish(s->call, GRPC_UNKNOWN, why);
+}
+
+/* Fills buf with the next n bytes of the stream body (snapshot data, then zero padding). */
+static bool snap_fill(snap_stream *s, uint8_t *buf, size_t n) {
+    size_t got = 0;
+    while (got < n && s->sent + got < s->data_size) {
+        long r = mvcc_snapshot_read(s->sn, buf + got, n - got);
+        if (r <= 0) return false;
+        got += (size_t)r;
+    }
+    memset(buf + got, 0, n - got);
+    return true;
+}
+
+static void snap_send(snap_stream *s, uint8_t *blob, size_t n, uint64_t remaining) {
+    Etcdserverpb__SnapshotResponse resp = ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+    resp.remaining_bytes = remaining;
+    resp.blob = (ProtobufCBinaryData){n, blob};
+    rpc_send(s->call, &resp.base);
+}
+
+static void snap_finish(snap_stream *s) {
+    uint8_t digest[SHA256_DIGEST_LEN];
+    sha256_final(&s->sha, digest);
+    snap_send(s, digest, sizeof digest, 0);
+    s->finished = true;
+    snap_release(s);
+    rpc_finish(s->call, GRPC_OK, NULL);
+    log_msg(LOG_INFO, "sent database snapshot to client (%" PRIu64 " bytes)", s->total);
+}
+
+static void snap_tick(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)revents;
+    snap_stream *s = t->data;
+    static uint8_t buf[SNAP_CHUNK];
+    for (size_t sent_now = 0; sent_now < SNAP_TICK_BYTES && s->sent < s->total; sent_now += SNAP_CHUNK) {
+        if (rpc_pending_bytes(s->call) > SNAP_PENDING_MAX) return;
+        size_t n = s->total - s->sent < SNAP_CHUNK ? (size_t)(s->total - s->sent) : SNAP_CHUNK;
+        if (!snap_fill(s, buf, n)) return snap_fail(s, "cetcd: reading the snapshot failed");
+        sha256_update(&s->sha, buf, n);
+        s->sent += n;
+        snap_send(s, buf, n, s->total - s->sent);
+    }
+    if (s->sent == s->total && rpc_pending_bytes(s->call) <= SNAP_PENDING_MAX) snap_finish(s);
+}
+
+void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__SnapshotRequest *req = etcdserverpb__snapshot_request__unpack(NULL, len, msg);
+    if (!req) return rpc_finish(call, GRPC_INVALID_ARGUMENT,
+                                "grpc: error unmarshalling request: malformed etcdserverpb.SnapshotRequest");
+    etcdserverpb__snapshot_request__free_unpacked(req, NULL);
+    if (rpc_user(call)) return; /* one request per call */
+    char err[256] = "";
+    mv_snapshot *sn = mvcc_snapshot_begin(g_store, err, sizeof err);
+    if (!sn) return rpc_finish(call, GRPC_UNKNOWN, err);
+    snap_stream *s = xcalloc(1, sizeof *s);
+    s->call = call;
+    s->sn = sn;
+    s->data_size = mvcc_snapshot_size(sn);
+    s->total = (s->data_size + SNAP_PAD - 1) / SNAP_PAD * SNAP_PAD;
+    sha256_init(&s->sha);
+    ev_timer_init(&s->tick, snap_tick, 0., SNAP_TICK_SECONDS);
+    s->tick.data = s;
+    ev_timer_start(EV_DEFAULT_ & s->tick);
+    rpc_set_user(call, s);
+    log_msg(LOG_INFO, "sending database snapshot to client (%" PRIu64 " bytes)", s->total);
+}
+
+void maint_snapshot_closed(rpc_call *call) {
+    snap_stream *s = rpc_user(call);
+    if (!s) return;
+    rpc_set_user(call, NULL);
+    if (!s->finished) log_msg(LOG_INFO, "snapshot stream closed by the client before the end");
+    snap_release(s);
+    free(s);
+}

@@ -1,0 +1,39 @@
+/* svc_maint.h: the Maintenance service (Status, Alarm, Defragment, Hash, HashKV, Snapshot,
+ * MoveLeader) for the method table, and the alarm state that KV writes and /health consult. */
+#ifndef CETCD_SVC_MAINT_H
+#define CETCD_SVC_MAINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reply_sink.h"
+#include "rpc.h"
+
+/* --- alarms (etcd's AlarmType values: 1 NOSPACE, 2 CORRUPT), not persisted --- */
+/* The store refused a write for the space quota: raise NOSPACE for this member. */
+void alarm_raise_nospace(void);
+/* While NOSPACE is active etcd refuses Put, write Txns and LeaseGrant ("database space exceeded"). */
+bool alarm_nospace_active(void);
+bool alarm_is_active(int type);
+
+/* --- unary service functions, shared by the gRPC handlers and the JSON gateway --- */
+void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+void maint_hash_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+void maint_hashkv_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+void maint_move_leader_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+
+/* --- gRPC handlers --- */
+void maint_status(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_alarm(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_hash(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_hashkv(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_move_leader(rpc_call *call, const uint8_t *msg, size_t len);
+/* Defragment: the call stays open until the log compaction run it waits for is done. */
+void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_defragment_closed(rpc_call *call);
+/* Snapshot (RPC_SERVER_STREAM): chunks sent across loop turns as the client reads them. */
+void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_snapshot_closed(rpc_call *call);
+
+#endif

@@ -1,0 +1,358 @@
+/* svc_watch.c: the Watch service's stream side, as etcd's v3rpc/watch.go: create, cancel and progress
+ * requests on one bidirectional stream holding many watchers, and every WatchResponse it sends
+ * (created, canceled, events with prev_kv and fragments, compaction, progress notifications). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "errors.h"
+#include "header.h"
+#include "rpc.pb-c.h"
+#include "server.h"
+#include "store.h"
+#include "svc_watch.h"
+#include "watch_internal.h"
+
+#define DEFAULT_PROGRESS_INTERVAL 600.0  /* etcd's 10 minutes */
+#define GRPC_OVERHEAD_BYTES (512 * 1024) /* etcd fragments above --max-request-bytes plus this */
+
+static const char ERR_EMPTY_RANGE[] = "mvcc: watcher range is empty";
+static const char ERR_DUPLICATE_ID[] = "mvcc: duplicate watch ID provided on the WatchStream";
+
+static double progress_interval = DEFAULT_PROGRESS_INTERVAL;
+
+/* ---------- the progress interval flag: a Go duration ("10m", "1.5s", "1h30m", "100ms") ---------- */
+
+static double unit_seconds(const char **p) {
+    static const struct {
+        const char *name;
+        double secs;
+    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"\xce\xbcs", 1e-6},
+                 {"ms", 1e-3}, {"s", 1},     {"m", 60},           {"h", 3600}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t n = strlen(units[i].name);
+        if (strncmp(*p, units[i].name, n) == 0) {
+            *p += n;
+            return units[i].secs;
+        }
+    }
+    return 0;
+}
+
+/* Go's time.ParseDuration. False if s is not a duration. */
+static bool parse_go_duration(const char *s, double *out) {
+    double sign = 1, total = 0;
+    if (*s == '-' || *s == '+') sign = *s++ == '-' ? -1 : 1;
+    if (strcmp(s, "0") == 0) return *out = 0, true;
+    if (!*s) return false;
+    while (*s) {
+        char *end;
+        if (!((*s >= '0' && *s <= '9') || *s == '.')) return false;
+        double v = strtod(s, &end);
+        if (end == s) return false;
+        s = end;
+        double unit = unit_seconds(&s);
+        if (unit == 0) return false;
+        total += v * unit;
+    }
+    *out = sign * total;
+    return true;
+}
+
+void watch_init(void) {
+    const char *v = g_config.watch_progress_notify_interval;
+    double secs;
+    if (v && *v) {
+        if (!parse_go_duration(v, &secs)) {
+            fprintf(stderr, "cetcd: invalid value \"%s\" for --experimental-watch-progress-notify-interval\n",
+                    v);
+            exit(2);
+        }
+        if (secs > 0) progress_interval = secs; /* etcd keeps its default for 0 or less */
+    }
+    hub_init();
+}
+
+/* ---------- responses ---------- */
+
+bool watch_stream_slow(const watch_stream *ws) {
+    return rpc_pending_bytes(ws->call) > WATCH_PENDING_LIMIT;
+}
+
+static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int64_t header_rev) {
+    Etcdserverpb__ResponseHeader h;
+    response_header_fill(&h, header_rev);
+    r->header = &h;
+    rpc_send(ws->call, &r->base);
+}
+
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+/* Bytes one event adds to a WatchResponse (field 11: one tag byte, length, message). */
+static size_t event_field_size(const Mvccpb__Event *e) {
+    size_t n = mvccpb__event__get_packed_size(e);
+    return 1 + varint_len(n) + n;
+}
+
+/* etcd's sendFragments: a response of --max-request-bytes + 512 KiB or more with two or more events goes out
+ * in pieces, each as large as fits (at least one event), all but the last marked fragment. */
+static void send_fragments(watch_stream *ws, Etcdserverpb__WatchResponse *r) {
+    size_t max = g_config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    if (protobuf_c_message_get_packed_size(&r->base) < max || r->n_events < 2) {
+        rpc_send(ws->call, &r->base);
+        return;
+    }
+    Mvccpb__Event **all = r->events;
+    size_t n = r->n_events, idx = 0;
+    r->fragment = true;
+    r->n_events = 0;
+    size_t base = protobuf_c_message_get_packed_size(&r->base);
+    while (idx < n) {
+        size_t start = idx, size = base;
+        for (; idx < n; idx++) {
+            size_t es = event_field_size(all[idx]);
+            if (idx > start && size + es >= max) break;
+            size += es;
+        }
+        r->events = all + start;
+        r->n_events = idx - start;
+        r->fragment = idx < n;
+        rpc_send(ws->call, &r->base);
+    }
+}
+
+void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev) {
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h;
+    response_header_fill(&h, header_rev);
+    r.header = &h;
+    r.watch_id = w->id;
+    r.events = evs;
+    r.n_events = n;
+    if (w->fragment)
+        send_fragments(w->ws, &r);
+    else
+        rpc_send(w->ws->call, &r.base);
+    if (n > 0) w->progress_due = false; /* etcd elides the next progress notification */
+}
+
+/* As etcd: the header revision is 0 (the store's compaction response carries no revision). */
+void watch_send_compacted(watcher *w, int64_t compact_rev) {
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = w->id;
+    r.compact_revision = compact_rev;
+    r.canceled = true;
+    send_response(w->ws, &r, 0);
+}
+
+void watch_send_progress(watch_stream *ws, int64_t watch_id, int64_t rev) {
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = watch_id;
+    send_response(ws, &r, rev);
+}
+
+/* A create that fails: created and canceled at once, watch id -1, with etcd's reason. */
+static void send_create_failed(watch_stream *ws, const char *reason) {
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = -1;
+    r.created = true;
+    r.canceled = true;
+    r.cancel_reason = (char *)reason;
+    send_response(ws, &r, mvcc_revision(g_store));
+}
+
+/* ---------- progress notifications (progress_notify watchers) ---------- */
+
+/* etcd's progress ticker: each progress watcher that got no events since the last tick, and is synced,
+ * gets an empty response with the current revision. */
+static void on_progress_tick(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)revents;
+    watch_stream *ws = t->data;
+    int64_t cur = mvcc_revision(g_store);
+    for (watcher *w = ws->watchers; w; w = w->s_next) {
+        if (!w->progress_notify || w->compacted) continue;
+        if (w->progress_due && w->synced && cur >= w->start_rev) watch_send_progress(ws, w->id, cur);
+        w->progress_due = true;
+    }
+}
+
+/* Like etcd, one ticker per stream, with up to 10% jitter so streams do not all fire together. */
+static void start_progress_timer(watch_stream *ws) {
+    if (ws->progress_on) return;
+    double every = progress_interval * (1.0 + (double)rand() / RAND_MAX / 10.0);
+    ev_timer_init(&ws->progress, on_progress_tick, every, every);
+    ws->progress.data = ws;
+    ev_timer_start(EV_DEFAULT_ & ws->progress);
+    ws->progress_on = true;
+}
+
+/* ---------- watchers ---------- */
+
+static int bytes_cmp(mv_bytes a, mv_bytes b) {
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.data, b.data, n) : 0;
+    if (c != 0) return c;
+    return (a.len > b.len) - (a.len < b.len);
+}
+
+static watcher *watcher_new(watch_stream *ws, int64_t id, mv_bytes key, mv_bytes end, int kind) {
+    watcher *w = xcalloc(1, sizeof *w);
+    uint8_t *mem = xmalloc(key.len + end.len + 1);
+    memcpy(mem, key.data, key.len);
+    if (end.len) memcpy(mem + key.len, end.data, end.len);
+    w->ws = ws;
+    w->id = id;
+    w->key = (mv_bytes){mem, key.len};
+    w->end = (mv_bytes){mem + key.len, end.len};
+    w->kind = kind;
+    return w;
+}
+
+static void watcher_free(watcher *w) {
+    free((void *)w->key.data);
+    free(w->evs);
+    free(w);
+}
+
+static void stream_link(watch_stream *ws, watcher *w) {
+    wids_put(ws, w);
+    w->s_next = ws->watchers;
+    if (ws->watchers) ws->watchers->s_prev = w;
+    ws->watchers = w;
+    ws->n_watchers++;
+}
+
+static void stream_unlink(watch_stream *ws, watcher *w) {
+    wids_remove(ws, w);
+    if (w->s_prev)
+        w->s_prev->s_next = w->s_next;
+    else
+        ws->watchers = w->s_next;
+    if (w->s_next) w->s_next->s_prev = w->s_prev;
+    ws->n_watchers--;
+}
+
+static void set_options(watcher *w, const Etcdserverpb__WatchCreateRequest *c, int64_t cur) {
+    w->prev_kv = c->prev_kv;
+    w->fragment = c->fragment;
+    w->progress_notify = w->progress_due = c->progress_notify;
+    for (size_t i = 0; i < c->n_filters; i++) {
+        if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) w->no_put = true;
+        if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) w->no_delete = true;
+    }
+    /* etcd's watchableStore.watch: from now (0) or the future is synced; the past is caught up */
+    w->start_rev = c->start_revision;
+    w->synced = c->start_revision == 0 || c->start_revision > cur;
+    w->next_rev = w->synced && c->start_revision < cur + 1 ? cur + 1 : c->start_revision;
+}
+
+/* The id etcd's watchStream.Watch gives: the client's if not 0, else the next free one from 0. */
+static bool pick_id(watch_stream *ws, int64_t asked, int64_t *id) {
+    if (asked != 0) {
+        *id = asked;
+        return wids_get(ws, asked) == NULL;
+    }
+    while (wids_get(ws, ws->next_id))
+        ws->next_id++;
+    *id = ws->next_id++;
+    return true;
+}
+
+static void watch_create(watch_stream *ws, const Etcdserverpb__WatchCreateRequest *c) {
+    static const uint8_t zero = 0;
+    mv_bytes key =
+        c->key.len ? (mv_bytes){c->key.data, c->key.len} : (mv_bytes){&zero, 1}; /* "\0": smallest */
+    mv_bytes end = {c->range_end.data, c->range_end.len};
+    if (c->start_revision < 0) return send_create_failed(ws, etcd_err_message(ETCD_ERR_COMPACTED));
+    int kind = end.len == 0 ? WR_KEY : (end.len == 1 && end.data[0] == 0) ? WR_FROM : WR_RANGE;
+    if (kind == WR_FROM) end.len = 0;
+    if (kind == WR_RANGE && bytes_cmp(key, end) >= 0) return send_create_failed(ws, ERR_EMPTY_RANGE);
+    int64_t id;
+    if (!pick_id(ws, c->watch_id, &id)) return send_create_failed(ws, ERR_DUPLICATE_ID);
+    int64_t cur = mvcc_revision(g_store);
+    watcher *w = watcher_new(ws, id, key, end, kind);
+    set_options(w, c, cur);
+    stream_link(ws, w);
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = id;
+    r.created = true;
+    send_response(ws, &r, cur); /* before hub_add: history follows the created response */
+    hub_add(w);
+    if (w->progress_notify) start_progress_timer(ws);
+}
+
+static void watch_cancel(watch_stream *ws, int64_t id) {
+    watcher *w = wids_get(ws, id);
+    if (!w) return; /* etcd answers nothing for an unknown id */
+    hub_remove(w);
+    stream_unlink(ws, w);
+    watcher_free(w);
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = id;
+    r.canceled = true;
+    send_response(ws, &r, mvcc_revision(g_store));
+    if (ws->progress_deferred) hub_check_deferred();
+}
+
+/* etcd's RequestProgressAll: an empty response with watch id -1 once every watcher of the stream has
+ * all events up to the current revision; while one is catching up, the answer waits for it. */
+static void watch_progress(watch_stream *ws) {
+    if (ws->n_watchers == 0) return; /* etcd has no watcher to answer through */
+    if (hub_stream_synced(ws))
+        watch_send_progress(ws, -1, mvcc_revision(g_store));
+    else
+        hub_defer_progress(ws);
+}
+
+/* ---------- the stream ---------- */
+
+void watch_stream_msg(rpc_call *call, const uint8_t *msg, size_t len) {
+    watch_stream *ws = rpc_user(call);
+    if (!ws) {
+        ws = xcalloc(1, sizeof *ws);
+        ws->call = call;
+        rpc_set_user(call, ws);
+    }
+    Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
+    if (!req) {
+        rpc_finish(call, GRPC_INTERNAL,
+                   "grpc: failed to unmarshal the received message: malformed WatchRequest");
+        return;
+    }
+    switch (req->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+        watch_create(ws, req->create_request);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+        watch_cancel(ws, req->cancel_request->watch_id);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        watch_progress(ws);
+        break;
+    default: /* etcd ignores a request it does not know and keeps the stream */
+        break;
+    }
+    etcdserverpb__watch_request__free_unpacked(req, NULL);
+}
+
+void watch_stream_closed(rpc_call *call) {
+    watch_stream *ws = rpc_user(call);
+    if (!ws) return;
+    rpc_set_user(call, NULL);
+    hub_forget_stream(ws);
+    if (ws->progress_on) ev_timer_stop(EV_DEFAULT_ & ws->progress);
+    while (ws->watchers) {
+        watcher *w = ws->watchers;
+        hub_remove(w);
+        ws->watchers = w->s_next;
+        watcher_free(w);
+    }
+    free(ws->ids);
+    free(ws);
+}

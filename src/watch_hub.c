@@ -1,0 +1,399 @@
+/* watch_hub.c: delivers events to watchers, as etcd's watchableStore: each new revision is read once
+ * and sent to the synced watchers of its keys; new watchers with an old start revision and watchers
+ * of slow streams are unsynced and caught up from history in bounded steps, with no gap and no repeat. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "log_msg.h"
+#include "server.h"
+#include "store.h"
+#include "watch_internal.h"
+
+#define WATCH_BATCH_MAX_REVS 1000 /* etcd's watchBatchMaxRevs: revisions in one history response */
+#define SYNC_MAX_WATCHERS 512     /* etcd's maxWatchersPerSync */
+#define SYNC_MAX_REVS 1000        /* revisions read from history in one step */
+#define SYNC_MAX_BYTES (4u << 20) /* event bytes read from history in one step */
+#define SYNC_POLL 0.005           /* seconds between tries while only slow streams are unsynced */
+
+typedef struct rev_event {
+    mv_bytes key;
+    int type;
+    Mvccpb__Event *plain, *with_prev;
+} rev_event;
+
+static struct {
+    uint64_t round;
+    watcher *unsynced, *unsynced_tail;
+    size_t n_unsynced, n_prev_kv;
+    watch_stream *deferred;
+    ev_timer sync_timer;
+    mv_arena *arena;   /* the events being delivered */
+    size_t loaded;     /* bytes of event data loaded in this step */
+    bool skip_deletes; /* loading the compaction revision, whose tombstones etcd no longer has */
+    rev_event *evs;    /* the events of the revision being matched */
+    size_t n_evs, cap_evs;
+    watcher **touched; /* watchers with a batch in this round */
+    size_t n_touched, cap_touched;
+} hub;
+
+enum { SYNC_IDLE, SYNC_PROGRESS, SYNC_BLOCKED };
+
+/* ---------- loading a revision's events as protobuf ---------- */
+
+static Mvccpb__KeyValue *kv_pb(const mv_kv *kv) {
+    Mvccpb__KeyValue *p = arena_alloc(hub.arena, sizeof *p);
+    mvccpb__key_value__init(p);
+    p->key = (ProtobufCBinaryData){kv->key.len, (uint8_t *)kv->key.data};
+    p->value = (ProtobufCBinaryData){kv->value.len, (uint8_t *)kv->value.data};
+    p->create_revision = kv->create_revision;
+    p->mod_revision = kv->mod_revision;
+    p->version = kv->version;
+    p->lease = kv->lease;
+    return p;
+}
+
+static bool on_event(void *ctx, const mv_event *ev) {
+    (void)ctx;
+    if (hub.skip_deletes && ev->type == MV_EVENT_DELETE) return true;
+    Mvccpb__Event *plain = arena_alloc(hub.arena, sizeof *plain);
+    mvccpb__event__init(plain);
+    plain->type =
+        ev->type == MV_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
+    plain->kv = kv_pb(&ev->kv);
+    Mvccpb__Event *with_prev = plain;
+    bool create = ev->type == MV_EVENT_PUT && ev->kv.create_revision == ev->kv.mod_revision;
+    if (ev->prev_kv && !create) { /* etcd attaches no prev_kv to a create event */
+        with_prev = arena_alloc(hub.arena, sizeof *with_prev);
+        *with_prev = *plain;
+        with_prev->prev_kv = kv_pb(ev->prev_kv);
+        hub.loaded += ev->prev_kv->value.len;
+    }
+    if (hub.n_evs == hub.cap_evs) {
+        hub.cap_evs = hub.cap_evs ? hub.cap_evs * 2 : 64;
+        hub.evs = realloc(hub.evs, hub.cap_evs * sizeof *hub.evs);
+        if (!hub.evs) abort();
+    }
+    hub.evs[hub.n_evs++] = (rev_event){ev->kv.key, ev->type, plain, with_prev};
+    hub.loaded += ev->kv.key.len + ev->kv.value.len + 64;
+    return true;
+}
+
+static mv_err load_revision(int64_t rev, bool with_prev) {
+    hub.n_evs = 0;
+    hub.skip_deletes = rev == mvcc_compact_revision(g_store);
+    return mvcc_events_at(g_store, rev, with_prev, hub.arena, on_event, NULL);
+}
+
+/* ---------- batches ---------- */
+
+static void touch(watcher *w) {
+    if (w->round == hub.round) return;
+    w->round = hub.round;
+    w->n_evs = 0;
+    w->batch_revs = 0;
+    w->more_rev = 0;
+    if (hub.n_touched == hub.cap_touched) {
+        hub.cap_touched = hub.cap_touched ? hub.cap_touched * 2 : 256;
+        hub.touched = realloc(hub.touched, hub.cap_touched * sizeof *hub.touched);
+        if (!hub.touched) abort();
+    }
+    hub.touched[hub.n_touched++] = w;
+}
+
+/* etcd's eventBatch.add: at most WATCH_BATCH_MAX_REVS revisions; the first one left out is more_rev. */
+static void batch_add(watcher *w, const rev_event *ev, int64_t rev) {
+    if (w->more_rev) return;
+    if (w->n_evs == 0) {
+        w->batch_revs = 1;
+    } else if (rev > w->batch_last_rev) {
+        if (w->batch_revs == WATCH_BATCH_MAX_REVS) {
+            w->more_rev = rev;
+            return;
+        }
+        w->batch_revs++;
+    }
+    if (w->n_evs == w->cap_evs) {
+        w->cap_evs = w->cap_evs ? w->cap_evs * 2 : 4;
+        w->evs = realloc(w->evs, w->cap_evs * sizeof *w->evs);
+        if (!w->evs) abort();
+    }
+    w->evs[w->n_evs++] = w->prev_kv ? ev->with_prev : ev->plain;
+    w->batch_last_rev = rev;
+}
+
+/* Drops the round's batches; big event arrays are given back. */
+static void end_round(void) {
+    for (size_t i = 0; i < hub.n_touched; i++) {
+        watcher *w = hub.touched[i];
+        w->n_evs = 0;
+        if (w->cap_evs > 64) {
+            free(w->evs);
+            w->evs = NULL;
+            w->cap_evs = 0;
+        }
+    }
+    hub.n_touched = 0;
+    if (hub.cap_touched > 4096) {
+        free(hub.touched);
+        hub.touched = NULL;
+        hub.cap_touched = 0;
+    }
+    mv_arena_free(hub.arena);
+    hub.arena = NULL;
+    hub.loaded = 0;
+}
+
+static void begin_round(void) {
+    hub.round++;
+    hub.arena = mv_arena_new();
+    hub.loaded = 0;
+}
+
+static bool filtered(const watcher *w, int type) {
+    return type == MV_EVENT_PUT ? w->no_put : w->no_delete;
+}
+
+/* ---------- synced and unsynced ---------- */
+
+static void schedule_sync(double after) {
+    ev_timer *t = &hub.sync_timer;
+    if (ev_is_active(t)) {
+        if (after > 0) return;
+        ev_timer_stop(EV_DEFAULT_ t);
+    }
+    ev_timer_set(t, after, 0.);
+    ev_timer_start(EV_DEFAULT_ t);
+}
+
+static void unsynced_push(watcher *w) {
+    w->u_next = NULL;
+    w->u_prev = hub.unsynced_tail;
+    if (hub.unsynced_tail)
+        hub.unsynced_tail->u_next = w;
+    else
+        hub.unsynced = w;
+    hub.unsynced_tail = w;
+}
+
+static void unsynced_unlink(watcher *w) {
+    if (w->u_prev)
+        w->u_prev->u_next = w->u_next;
+    else
+        hub.unsynced = w->u_next;
+    if (w->u_next)
+        w->u_next->u_prev = w->u_prev;
+    else
+        hub.unsynced_tail = w->u_prev;
+    w->u_prev = w->u_next = NULL;
+}
+
+static void make_unsynced(watcher *w, int64_t next_rev) {
+    w->synced = false;
+    w->next_rev = next_rev;
+    unsynced_push(w);
+    hub.n_unsynced++;
+    w->ws->n_unsynced++;
+    schedule_sync(SYNC_POLL);
+}
+
+static void make_synced(watcher *w) {
+    unsynced_unlink(w);
+    w->synced = true;
+    hub.n_unsynced--;
+    w->ws->n_unsynced--;
+}
+
+void hub_add(watcher *w) {
+    widx_add(w);
+    if (w->prev_kv) hub.n_prev_kv++;
+    if (w->synced) return;
+    make_unsynced(w, w->next_rev);
+    schedule_sync(0);
+}
+
+void hub_remove(watcher *w) {
+    if (w->compacted) return; /* already out */
+    widx_remove(w);
+    if (w->prev_kv) hub.n_prev_kv--;
+    if (w->synced) return;
+    unsynced_unlink(w);
+    hub.n_unsynced--;
+    w->ws->n_unsynced--;
+}
+
+/* ---------- progress ---------- */
+
+bool hub_stream_synced(const watch_stream *ws) {
+    if (ws->n_unsynced) return false;
+    int64_t cur = mvcc_revision(g_store);
+    for (const watcher *w = ws->watchers; w; w = w->s_next)
+        if (!w->compacted && cur < w->start_rev) return false;
+    return true;
+}
+
+void hub_defer_progress(watch_stream *ws) {
+    if (ws->progress_deferred) return;
+    ws->progress_deferred = true;
+    ws->d_prev = NULL;
+    ws->d_next = hub.deferred;
+    if (hub.deferred) hub.deferred->d_prev = ws;
+    hub.deferred = ws;
+}
+
+void hub_forget_stream(watch_stream *ws) {
+    if (!ws->progress_deferred) return;
+    ws->progress_deferred = false;
+    if (ws->d_prev)
+        ws->d_prev->d_next = ws->d_next;
+    else
+        hub.deferred = ws->d_next;
+    if (ws->d_next) ws->d_next->d_prev = ws->d_prev;
+    ws->d_prev = ws->d_next = NULL;
+}
+
+/* Answers the deferred progress requests of streams that are now synced. */
+void hub_check_deferred(void) {
+    for (watch_stream *ws = hub.deferred, *next; ws; ws = next) {
+        next = ws->d_next;
+        if (!hub_stream_synced(ws)) continue;
+        hub_forget_stream(ws);
+        watch_send_progress(ws, -1, mvcc_revision(g_store));
+    }
+}
+
+/* ---------- live delivery ---------- */
+
+typedef struct match_ctx {
+    const rev_event *ev;
+    int64_t rev;
+} match_ctx;
+
+static void live_match(watcher *w, void *ctx) {
+    match_ctx *m = ctx;
+    if (!w->synced || m->rev < w->next_rev || filtered(w, m->ev->type)) return;
+    touch(w);
+    batch_add(w, m->ev, m->rev);
+}
+
+static void match_events(int64_t rev, void (*fn)(watcher *, void *)) {
+    for (size_t i = 0; i < hub.n_evs; i++) {
+        match_ctx m = {&hub.evs[i], rev};
+        widx_match(hub.evs[i].key, fn, &m);
+    }
+}
+
+/* The store made revision rev: its events go to every synced watcher of their keys, in one response
+ * per watcher; a watcher whose stream is backed up becomes unsynced at rev instead. */
+static void on_revision(void *ctx, int64_t rev) {
+    (void)ctx;
+    if (widx_count() == 0) goto done;
+    begin_round();
+    if (load_revision(rev, hub.n_prev_kv > 0) == MV_OK) match_events(rev, live_match);
+    for (size_t i = 0; i < hub.n_touched; i++) {
+        watcher *w = hub.touched[i];
+        if (!watch_stream_slow(w->ws)) {
+            watch_send_events(w, w->evs, w->n_evs, rev);
+            continue;
+        }
+        log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from revision %lld",
+                (long long)w->id, (long long)rev);
+        make_unsynced(w, rev);
+    }
+    end_round();
+done:
+    if (hub.deferred) hub_check_deferred();
+}
+
+/* ---------- catching up from history ---------- */
+
+static void sync_match(watcher *w, void *ctx) {
+    match_ctx *m = ctx;
+    if (w->round != hub.round || w->synced || m->rev < w->next_rev || filtered(w, m->ev->type)) return;
+    batch_add(w, m->ev, m->rev);
+}
+
+/* Picks up to SYNC_MAX_WATCHERS unsynced watchers whose streams can take output; those below the
+ * compaction revision get etcd's compacted cancel instead. Returns the lowest revision needed. */
+static int64_t choose(int64_t compact, bool *with_prev) {
+    int64_t min_rev = INT64_MAX;
+    for (watcher *w = hub.unsynced, *next; w && hub.n_touched < SYNC_MAX_WATCHERS; w = next) {
+        next = w->u_next;
+        if (watch_stream_slow(w->ws)) continue;
+        if (w->next_rev < compact) {
+            watch_send_compacted(w, compact);
+            hub_remove(w);
+            w->compacted = true;
+            continue;
+        }
+        touch(w);
+        if (w->prev_kv) *with_prev = true;
+        if (w->next_rev < min_rev) min_rev = w->next_rev;
+    }
+    return min_rev;
+}
+
+/* Reads revisions from min_rev on, within the step's bounds. Returns the last revision read. */
+static int64_t scan_history(int64_t min_rev, int64_t cur, bool with_prev) {
+    int64_t rev = min_rev;
+    for (; rev <= cur; rev++) {
+        if (load_revision(rev, with_prev) == MV_OK) match_events(rev, sync_match);
+        if (rev - min_rev + 1 >= SYNC_MAX_REVS || hub.loaded >= SYNC_MAX_BYTES) return rev;
+    }
+    return cur;
+}
+
+/* Sends each chosen watcher its batch and moves it on; returns whether any moved. */
+static bool deliver_history(int64_t last, int64_t cur) {
+    bool moved = false;
+    for (size_t i = 0; i < hub.n_touched; i++) {
+        watcher *w = hub.touched[i];
+        if (w->n_evs) {
+            if (watch_stream_slow(w->ws)) continue; /* read again next time */
+            watch_send_events(w, w->evs, w->n_evs, cur);
+        }
+        int64_t end = w->more_rev ? w->more_rev : last + 1;
+        if (end > w->next_rev) {
+            w->next_rev = end;
+            moved = true;
+        }
+        if (w->next_rev > cur) {
+            make_synced(w);
+        } else { /* to the back of the line, so every unsynced watcher gets its turn */
+            unsynced_unlink(w);
+            unsynced_push(w);
+        }
+    }
+    return moved;
+}
+
+static int sync_step(void) {
+    if (!hub.unsynced) return SYNC_IDLE;
+    int64_t cur = mvcc_revision(g_store), compact = mvcc_compact_revision(g_store);
+    begin_round();
+    bool with_prev = false;
+    int64_t min_rev = choose(compact, &with_prev);
+    bool moved = false;
+    if (hub.n_touched) {
+        int64_t last = min_rev <= cur ? scan_history(min_rev, cur, with_prev) : cur;
+        moved = deliver_history(last, cur);
+    }
+    end_round();
+    if (hub.deferred) hub_check_deferred();
+    if (!hub.unsynced) return SYNC_IDLE;
+    return moved ? SYNC_PROGRESS : SYNC_BLOCKED;
+}
+
+static void on_sync_timer(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)t, (void)revents;
+    int r = sync_step();
+    if (r == SYNC_PROGRESS)
+        schedule_sync(0);
+    else if (r == SYNC_BLOCKED)
+        schedule_sync(SYNC_POLL);
+}
+
+void hub_init(void) {
+    ev_timer_init(&hub.sync_timer, on_sync_timer, 0., 0.);
+    mvcc_on_revision(g_store, on_revision, NULL);
+}

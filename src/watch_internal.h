@@ -1,0 +1,97 @@
+/* watch_internal.h: the state shared by the watch service's three parts: the gRPC stream side
+ * (svc_watch.c), the index of watched keys and ranges (watch_index.c) and the delivery engine that
+ * sends live events and catches slow or new watchers up from history (watch_hub.c). */
+#ifndef CETCD_WATCH_INTERNAL_H
+#define CETCD_WATCH_INTERNAL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv.pb-c.h"
+#include "mvcc.h"
+#include "rpc.h"
+
+/* Output queued on a stream's connection above which its watchers stop taking live events and fall
+ * back to catching up from history once the client reads again. */
+#define WATCH_PENDING_LIMIT (4u << 20)
+
+typedef struct watch_stream watch_stream;
+
+enum watch_range_kind {
+    WR_KEY,   /* one key */
+    WR_RANGE, /* [key, end) */
+    WR_FROM,  /* every key >= key (range_end "\0") */
+};
+
+typedef struct watcher {
+    watch_stream *ws;
+    int64_t id;
+    mv_bytes key, end; /* own copies, one allocation */
+    int kind;          /* enum watch_range_kind */
+    /* synced: revisions >= next_rev are delivered live. Unsynced: the next revision it still needs,
+     * read from history by the hub. */
+    int64_t next_rev;
+    int64_t start_rev; /* as asked (0 for "from now"); progress waits until the store reaches it */
+    bool prev_kv, fragment, progress_notify, no_put, no_delete;
+    bool synced;
+    bool compacted;    /* canceled by compaction: out of the index, its id still taken (as etcd) */
+    bool progress_due; /* etcd's sws.progress[id]: no events sent since the last progress tick */
+    /* index: the bucket of its key (WR_KEY) or the list of range watchers */
+    struct watch_bucket *bucket;
+    struct watcher *ix_prev, *ix_next;
+    struct watcher *s_prev, *s_next; /* the stream's watchers */
+    struct watcher *u_prev, *u_next; /* the hub's unsynced list */
+    struct watcher *id_next;         /* the stream's id map chain */
+    /* the batch collected for one delivery round */
+    uint64_t round;
+    Mvccpb__Event **evs;
+    size_t n_evs, cap_evs;
+    int batch_revs;
+    int64_t batch_last_rev, more_rev;
+} watcher;
+
+struct watch_stream {
+    rpc_call *call;
+    watcher *watchers;
+    size_t n_watchers, n_unsynced;
+    watcher **ids; /* id map: chained hash, power-of-two size */
+    size_t ids_cap;
+    int64_t next_id; /* etcd's nextID: auto ids start at 0 and skip taken ones */
+    bool progress_deferred;
+    watch_stream *d_prev, *d_next; /* the hub's list of streams with a deferred progress request */
+    ev_timer progress;             /* progress_notify ticks, started with the first such watcher */
+    bool progress_on;
+};
+
+/* --- watch_index.c --- */
+void widx_add(watcher *w);
+void widx_remove(watcher *w);
+/* Calls fn for every indexed watcher whose key or range holds key. fn must not change the index. */
+void widx_match(mv_bytes key, void (*fn)(watcher *w, void *ctx), void *ctx);
+size_t widx_count(void);
+watcher *wids_get(const watch_stream *ws, int64_t id);
+void wids_put(watch_stream *ws, watcher *w);
+void wids_remove(watch_stream *ws, watcher *w);
+
+/* --- watch_hub.c --- */
+void hub_init(void);
+/* A new watcher: indexed, and queued for catch-up from history unless synced. */
+void hub_add(watcher *w);
+/* Out of the index and the unsynced list (cancel, compaction, stream end). */
+void hub_remove(watcher *w);
+/* Every watcher of ws has everything up to the current revision (etcd's progressIfSync rule). */
+bool hub_stream_synced(const watch_stream *ws);
+/* A progress request that must wait until hub_stream_synced: answered by the hub later. */
+void hub_defer_progress(watch_stream *ws);
+void hub_forget_stream(watch_stream *ws);
+/* Answers the deferred progress requests of streams that are now synced. */
+void hub_check_deferred(void);
+
+/* --- svc_watch.c: responses, used by the hub --- */
+bool watch_stream_slow(const watch_stream *ws);
+void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev);
+void watch_send_compacted(watcher *w, int64_t compact_rev);
+void watch_send_progress(watch_stream *ws, int64_t watch_id, int64_t rev);
+
+#endif
