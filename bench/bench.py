@@ -350,6 +350,18 @@ def main():
 
     phys = []
     t_begin = time.monotonic()
+    # a TERM (make interrupted, CI timeout) must still stop the servers this script started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench.py: terminated"))
+    try:
+        run_all(servers, samples, notes, phys, add, wanted)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    elapsed = time.monotonic() - t_begin
+    finish(servers, samples, notes, phys, add, elapsed)
+
+
+def run_all(servers, samples, notes, phys, add, wanted):
     for r in range(RUNS):
         order = SERVERS if r % 2 == 0 else SERVERS[::-1]
         log("run %d/%d, order %s" % (r + 1, RUNS, " then ".join(order)))
@@ -373,7 +385,7 @@ def main():
                 srv.stop()
         time.sleep(1)
         for name in order:
-            if up[name]:
+            if up[name] and servers[name].rss_kib() is not None:
                 add("RSS idle", name, {"mib": servers[name].rss_kib() / 1024})
 
         def each_server(fn):
@@ -414,7 +426,7 @@ def main():
             for name, res in each_server(lambda s: bench_workload(s, BIG_PUT[1])):
                 add(BIG_PUT[0], name, res)
                 srv = servers[name]
-                if "error" not in res and srv.alive():
+                if "error" not in res and srv.alive() and srv.rss_kib() is not None:
                     add("RSS after %dk puts" % (BIG_PUTS // 1000), name,
                         {"mib": srv.rss_kib() / 1024})
                 log("%-24s %-5s %s" % (BIG_PUT[0], name, fmt_one(res)))
@@ -438,12 +450,13 @@ def main():
                     add(row, name, v)
                     log("%-24s %-5s %s" % (row, name, fmt_one(v)))
         for name in order:
-            if up[name] and servers[name].alive():
+            if up[name] and servers[name].alive() and servers[name].rss_kib("VmHWM") is not None:
                 add("peak RSS (VmHWM) over the run", name,
                     {"mib": servers[name].rss_kib("VmHWM") / 1024})
             servers[name].stop()
-    elapsed = time.monotonic() - t_begin
 
+
+def finish(servers, samples, notes, phys, add, elapsed):
     for name, srv in servers.items():
         path = srv.binary
         if os.access(path, os.X_OK):

@@ -43,17 +43,22 @@ static bool only_get(const http_api_req *req, http_api_resp *resp) {
 /* ---------- query strings ---------- */
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* URL-decodes s[0..n) into out (cap bytes, NUL-terminated). */
 static void url_decode(const char *s, size_t n, char *out, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '+') out[o++] = ' ';
+        if (s[i] == '+')
+            out[o++] = ' ';
         else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0)
             out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])), i += 2;
-        else out[o++] = s[i];
+        else
+            out[o++] = s[i];
     }
     out[o] = '\0';
 }
@@ -82,14 +87,17 @@ static void serve_health(const http_api_req *req, http_api_resp *resp) {
     const char *reason = "";
     if (alarm_is_active(ETCDSERVERPB__ALARM_TYPE__NOSPACE) && !query_has(req->query, "exclude", "NOSPACE"))
         reason = "ALARM NOSPACE";
-    else if (alarm_is_active(ETCDSERVERPB__ALARM_TYPE__CORRUPT) && !query_has(req->query, "exclude", "CORRUPT"))
+    else if (alarm_is_active(ETCDSERVERPB__ALARM_TYPE__CORRUPT) &&
+             !query_has(req->query, "exclude", "CORRUPT"))
         reason = "ALARM CORRUPT";
     bool ok = !*reason;
     char body[128];
     snprintf(body, sizeof body, "{\"health\":\"%s\",\"reason\":\"%s\"}", ok ? "true" : "false", reason);
     metrics_health(ok);
-    if (ok) set_body(resp, 200, TEXT_PLAIN, body);
-    else http_error(resp, 503, body);
+    if (ok)
+        set_body(resp, 200, TEXT_PLAIN, body);
+    else
+        http_error(resp, 503, body);
 }
 
 /* ---------- /livez, /readyz ---------- */
@@ -121,8 +129,10 @@ static bool run_checks(const health_check *checks, const char *only, const char 
         if (only ? strcmp(only, c->name) != 0 : query_has(query, "exclude", c->name)) continue;
         const char *why = c->run();
         char line[200];
-        if (why) snprintf(line, sizeof line, "[-]%s failed: %s\n", c->name, why);
-        else snprintf(line, sizeof line, "[+]%s ok\n", c->name);
+        if (why)
+            snprintf(line, sizeof line, "[-]%s failed: %s\n", c->name, why);
+        else
+            snprintf(line, sizeof line, "[+]%s ok\n", c->name);
         sbuf_append(report, line, strlen(line));
         ok = ok && !why;
     }
@@ -141,14 +151,17 @@ static bool serve_probe(const http_api_req *req, http_api_resp *resp, const char
     size_t rlen = strlen(root);
     if (strncmp(req->path, root, rlen) != 0) return false;
     const char *only = NULL;
-    if (req->path[rlen] == '/' && has_check(checks, req->path + rlen + 1)) only = req->path + rlen + 1;
-    else if (req->path[rlen] != '\0') return false;
+    if (req->path[rlen] == '/' && has_check(checks, req->path + rlen + 1))
+        only = req->path + rlen + 1;
+    else if (req->path[rlen] != '\0')
+        return false;
     if (!only_get(req, resp)) return true;
     sbuf report = {0};
     bool ok = run_checks(checks, only, req->query, &report);
     resp->status = ok ? 200 : 503;
     resp->content_type = TEXT_PLAIN;
-    if (!ok || query_has(req->query, "verbose", NULL)) sbuf_append(&resp->body, sbuf_head(&report), sbuf_size(&report));
+    if (!ok || query_has(req->query, "verbose", NULL))
+        sbuf_append(&resp->body, sbuf_head(&report), sbuf_size(&report));
     sbuf_append(&resp->body, ok ? "ok\n" : "\n", ok ? 3 : 1);
     sbuf_free(&report);
     return true;
@@ -191,15 +204,18 @@ static const gw_route gw_routes[] = {
      maint_move_leader_exec},
     {"/v3/cluster/member/list", &etcdserverpb__member_list_request__descriptor, cluster_member_list_exec},
     {"/v3/cluster/member/add", &etcdserverpb__member_add_request__descriptor, cluster_member_add_exec},
-    {"/v3/cluster/member/remove", &etcdserverpb__member_remove_request__descriptor, cluster_member_remove_exec},
-    {"/v3/cluster/member/update", &etcdserverpb__member_update_request__descriptor, cluster_member_update_exec},
+    {"/v3/cluster/member/remove", &etcdserverpb__member_remove_request__descriptor,
+     cluster_member_remove_exec},
+    {"/v3/cluster/member/update", &etcdserverpb__member_update_request__descriptor,
+     cluster_member_update_exec},
     {"/v3/cluster/member/promote", &etcdserverpb__member_promote_request__descriptor,
      cluster_member_promote_exec},
 };
 
 /* grpc-gateway v1's HTTPStatusFromCode. */
 static int http_status_for(int code) {
-    static const int map[] = {200, 408, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401};
+    static const int map[] = {200, 408, 500, 400, 504, 404, 409, 403, 429,
+                              400, 409, 400, 501, 500, 503, 500, 401};
     return code >= 0 && code < (int)(sizeof map / sizeof map[0]) ? map[code] : 500;
 }
 

@@ -29,7 +29,8 @@ static void fail_at(parser *ps, const char *context) {
 }
 
 static void skip_ws(parser *ps) {
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')) ps->p++;
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+        ps->p++;
 }
 
 static json_value *new_value(json_type t) {
@@ -73,8 +74,10 @@ static bool read_hex4(parser *ps, uint32_t *out) {
 static void put_utf8(sbuf *b, uint32_t cp) {
     uint8_t u[4];
     size_t n;
-    if (cp < 0x80) u[0] = (uint8_t)cp, n = 1;
-    else if (cp < 0x800) u[0] = (uint8_t)(0xc0 | cp >> 6), u[1] = (uint8_t)(0x80 | (cp & 0x3f)), n = 2;
+    if (cp < 0x80)
+        u[0] = (uint8_t)cp, n = 1;
+    else if (cp < 0x800)
+        u[0] = (uint8_t)(0xc0 | cp >> 6), u[1] = (uint8_t)(0x80 | (cp & 0x3f)), n = 2;
     else if (cp < 0x10000)
         u[0] = (uint8_t)(0xe0 | cp >> 12), u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)),
         u[2] = (uint8_t)(0x80 | (cp & 0x3f)), n = 3;
@@ -150,7 +153,8 @@ static char *parse_string(parser *ps, size_t *len) {
 }
 
 static void skip_digits(parser *ps) {
-    while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9') ps->p++;
+    while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
+        ps->p++;
 }
 
 static bool at_digit(const parser *ps) {
@@ -161,8 +165,10 @@ static json_value *parse_number(parser *ps) {
     const char *start = ps->p;
     if (*ps->p == '-') ps->p++;
     if (!at_digit(ps)) return fail_at(ps, "in numeric literal"), NULL;
-    if (*ps->p == '0') ps->p++;
-    else skip_digits(ps);
+    if (*ps->p == '0')
+        ps->p++;
+    else
+        skip_digits(ps);
     if (ps->p < ps->end && *ps->p == '.') {
         ps->p++;
         if (!at_digit(ps)) return fail_at(ps, "after decimal point in numeric literal"), NULL;
@@ -330,9 +336,12 @@ void json_write_string(sbuf *out, const char *str, size_t len) {
         } else {
             size_t n = utf8_len(s + i, len - i);
             bool line_sep = n == 3 && s[i] == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] & 0xfe) == 0xa8;
-            if (n == 0) json_write_raw(out, "\\ufffd"), i++;
-            else if (line_sep) json_write_raw(out, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029"), i += 3;
-            else sbuf_append(out, s + i, n), i += n;
+            if (n == 0)
+                json_write_raw(out, "\\ufffd"), i++;
+            else if (line_sep)
+                json_write_raw(out, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029"), i += 3;
+            else
+                sbuf_append(out, s + i, n), i += n;
         }
     }
     sbuf_append(out, "\"", 1);

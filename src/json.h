@@ -14,7 +14,7 @@ typedef struct json_value json_value;
 struct json_value {
     json_type type;
     bool boolean;
-    char *str;          /* STRING: decoded UTF-8, NUL-terminated; NUMBER: the literal's text */
+    char *str; /* STRING: decoded UTF-8, NUL-terminated; NUMBER: the literal's text */
     size_t str_len;
     json_value **items; /* ARRAY elements, OBJECT values */
     char **keys;        /* OBJECT keys (decoded, NUL-terminated) */

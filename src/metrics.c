@@ -36,10 +36,10 @@ static method_stat methods[MAX_METHODS];
 static size_t n_methods;
 
 static const char *code_names[N_CODES] = {
-    "OK",           "Canceled",          "Unknown",            "InvalidArgument", "DeadlineExceeded",
-    "NotFound",     "AlreadyExists",     "PermissionDenied",   "ResourceExhausted", "FailedPrecondition",
-    "Aborted",      "OutOfRange",        "Unimplemented",      "Internal",        "Unavailable",
-    "DataLoss",     "Unauthenticated",
+    "OK",       "Canceled",        "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",   "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",      "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated",
 };
 
 static double now_seconds(int clock) {
@@ -60,10 +60,18 @@ static unsigned count_ops(const mv_txn_resp *r, unsigned *ranges, unsigned *puts
     unsigned total = 0;
     for (size_t i = 0; r && i < r->n_responses; i++) {
         switch (r->responses[i].type) {
-        case MV_OP_RANGE: (*ranges)++, total++; break;
-        case MV_OP_PUT: (*puts)++, total++; break;
-        case MV_OP_DELETE: (*deletes)++, total++; break;
-        default: total += count_ops(r->responses[i].u.txn, ranges, puts, deletes); break;
+        case MV_OP_RANGE:
+            (*ranges)++, total++;
+            break;
+        case MV_OP_PUT:
+            (*puts)++, total++;
+            break;
+        case MV_OP_DELETE:
+            (*deletes)++, total++;
+            break;
+        default:
+            total += count_ops(r->responses[i].u.txn, ranges, puts, deletes);
+            break;
         }
     }
     return total;
@@ -114,8 +122,10 @@ int metrics_timed_commit(mvcc *s) {
 }
 
 void metrics_health(int ok) {
-    if (ok) health_ok++;
-    else health_failed++;
+    if (ok)
+        health_ok++;
+    else
+        health_failed++;
 }
 
 /* ---------- rendering ---------- */
@@ -176,36 +186,49 @@ static void render_grpc(sbuf *out) {
 }
 
 static void render_server(sbuf *out) {
-    metric_u64(out, "etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.", 1);
-    metric_u64(out, "etcd_server_is_leader", "gauge", "Whether or not this member is a leader. 1 if is, 0 otherwise.", 1);
-    metric_u64(out, "etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.", 1);
-    head(out, "etcd_server_id", "gauge", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
+    metric_u64(out, "etcd_server_has_leader", "gauge",
+               "Whether or not a leader exists. 1 is existence, 0 is not.", 1);
+    metric_u64(out, "etcd_server_is_leader", "gauge",
+               "Whether or not this member is a leader. 1 if is, 0 otherwise.", 1);
+    metric_u64(out, "etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.",
+               1);
+    head(out, "etcd_server_id", "gauge",
+         "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
     put(out, "etcd_server_id{server_id=\"%" PRIx64 "\"} 1\n", g_config.member_id);
-    head(out, "etcd_server_version", "gauge", "Which version is running. 1 for 'server_version' label with current version.");
+    head(out, "etcd_server_version", "gauge",
+         "Which version is running. 1 for 'server_version' label with current version.");
     put(out, "etcd_server_version{server_version=\"%s\"} 1\n", CETCD_VERSION);
-    head(out, "etcd_cluster_version", "gauge", "Which version is running. 1 for 'cluster_version' label with current cluster version");
+    head(out, "etcd_cluster_version", "gauge",
+         "Which version is running. 1 for 'cluster_version' label with current cluster version");
     put(out, "etcd_cluster_version{cluster_version=\"%.3s\"} 1\n", CETCD_CLUSTER_VERSION);
     uint64_t quota = g_config.quota_backend_bytes ? g_config.quota_backend_bytes : 2ull << 30;
-    metric_u64(out, "etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.", quota);
-    metric_u64(out, "etcd_server_health_success", "counter", "The total number of successful health checks", health_ok);
-    metric_u64(out, "etcd_server_health_failures", "counter", "The total number of failed health checks", health_failed);
+    metric_u64(out, "etcd_server_quota_backend_bytes", "gauge",
+               "Current backend storage quota size in bytes.", quota);
+    metric_u64(out, "etcd_server_health_success", "counter", "The total number of successful health checks",
+               health_ok);
+    metric_u64(out, "etcd_server_health_failures", "counter", "The total number of failed health checks",
+               health_failed);
 }
 
 static void render_mvcc(sbuf *out) {
     uint64_t size = g_store ? mvcc_db_size(g_store) : 0, in_use = g_store ? mvcc_db_size_in_use(g_store) : 0;
     uint64_t keys = g_store ? mvcc_key_count(g_store) : 0;
-    int64_t rev = g_store ? mvcc_revision(g_store) : 0, compact = g_store ? mvcc_compact_revision(g_store) : 0;
+    int64_t rev = g_store ? mvcc_revision(g_store) : 0,
+            compact = g_store ? mvcc_compact_revision(g_store) : 0;
     metric_u64(out, "etcd_mvcc_db_total_size_in_bytes", "gauge",
                "Total size of the underlying database physically allocated in bytes.", size);
     metric_u64(out, "etcd_mvcc_db_total_size_in_use_in_bytes", "gauge",
                "Total size of the underlying database logically in use in bytes.", in_use);
     metric_u64(out, "etcd_debugging_mvcc_keys_total", "gauge", "Total number of keys.", keys);
-    metric_u64(out, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", (uint64_t)rev);
-    metric_u64(out, "etcd_debugging_mvcc_compact_revision", "gauge", "The revision of the last compaction in store.",
-               compact > 0 ? (uint64_t)compact : 0);
-    metric_u64(out, "etcd_mvcc_range_total", "counter", "Total number of ranges seen by this member.", n_range);
+    metric_u64(out, "etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.",
+               (uint64_t)rev);
+    metric_u64(out, "etcd_debugging_mvcc_compact_revision", "gauge",
+               "The revision of the last compaction in store.", compact > 0 ? (uint64_t)compact : 0);
+    metric_u64(out, "etcd_mvcc_range_total", "counter", "Total number of ranges seen by this member.",
+               n_range);
     metric_u64(out, "etcd_mvcc_put_total", "counter", "Total number of puts seen by this member.", n_put);
-    metric_u64(out, "etcd_mvcc_delete_total", "counter", "Total number of deletes seen by this member.", n_delete);
+    metric_u64(out, "etcd_mvcc_delete_total", "counter", "Total number of deletes seen by this member.",
+               n_delete);
     metric_u64(out, "etcd_mvcc_txn_total", "counter", "Total number of txns seen by this member.", n_txn);
 }
 
@@ -237,10 +260,13 @@ static void render_process(sbuf *out) {
     put(out, "process_cpu_seconds_total %.2f\n", cpu);
     metric_u64(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.", max_fds);
     metric_u64(out, "process_open_fds", "gauge", "Number of open file descriptors.", count_open_fds());
-    metric_u64(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss * (uint64_t)page);
-    head(out, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    metric_u64(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               rss * (uint64_t)page);
+    head(out, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
     put(out, "process_start_time_seconds %.2f\n", start_time);
-    metric_u64(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize * (uint64_t)page);
+    metric_u64(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+               vsize * (uint64_t)page);
 }
 
 __attribute__((constructor)) static void metrics_init(void) {

@@ -19,7 +19,8 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 static void base64_encode(sbuf *out, const uint8_t *p, size_t n) {
     char q[4];
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        uint32_t v =
+            (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
         q[0] = b64[v >> 18], q[1] = b64[(v >> 12) & 63];
         q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
         q[3] = i + 2 < n ? b64[v & 63] : '=';
@@ -38,7 +39,8 @@ static int b64_value(char c) {
 
 /* Standard or URL alphabet, padding optional (as protojson accepts). */
 static bool base64_decode(const char *s, size_t n, ProtobufCBinaryData *out) {
-    while (n > 0 && s[n - 1] == '=') n--;
+    while (n > 0 && s[n - 1] == '=')
+        n--;
     if (n % 4 == 1) return false;
     uint8_t *d = xmalloc(n * 3 / 4 + 1);
     size_t len = 0;
@@ -227,7 +229,8 @@ static const json_value *find_value(const ProtobufCFieldDescriptor *f, const jso
     return NULL;
 }
 
-static bool decode_field(dec *dc, const ProtobufCFieldDescriptor *f, const json_value *v, void *msg, int depth) {
+static bool decode_field(dec *dc, const ProtobufCFieldDescriptor *f, const json_value *v, void *msg,
+                         int depth) {
     if (f->label == PROTOBUF_C_LABEL_REPEATED) return decode_repeated(dc, f, v, msg, depth);
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
         uint32_t *which = &MEMBER(uint32_t, msg, f->quantifier_offset);
@@ -287,8 +290,10 @@ static void put_fmt(sbuf *out, const char *fmt, ...) {
 
 static void encode_enum(sbuf *out, const ProtobufCFieldDescriptor *f, int value) {
     const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, value);
-    if (ev) json_write_string(out, ev->name, strlen(ev->name));
-    else put_fmt(out, "%d", value);
+    if (ev)
+        json_write_string(out, ev->name, strlen(ev->name));
+    else
+        put_fmt(out, "%d", value);
 }
 
 static void encode_scalar(sbuf *out, const ProtobufCFieldDescriptor *f, const void *slot) {

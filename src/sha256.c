@@ -22,7 +22,8 @@ static uint32_t ror(uint32_t x, int n) {
 static void block(uint32_t h[8], const uint8_t *p) {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               p[4 * i + 3];
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -56,7 +57,8 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len) {
         block(c->h, c->buf);
         c->buf_len = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) block(c->h, p);
+    for (; len >= 64; p += 64, len -= 64)
+        block(c->h, p);
     memcpy(c->buf, p, len);
     c->buf_len = len;
 }
@@ -65,7 +67,8 @@ void sha256_final(sha256_ctx *c, uint8_t out[SHA256_DIGEST_LEN]) {
     uint64_t bits = c->total * 8;
     uint8_t pad[72] = {0x80};
     size_t pad_len = (c->buf_len < 56 ? 56 : 120) - c->buf_len;
-    for (int i = 0; i < 8; i++) pad[pad_len + i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        pad[pad_len + i] = (uint8_t)(bits >> (56 - 8 * i));
     sha256_update(c, pad, pad_len + 8);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);

@@ -25,7 +25,8 @@
 
 static uint64_t get_le(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -59,7 +60,8 @@ static uint64_t storage_snapshot_len(const uint8_t *d, size_t size) {
     if (size < HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return 0;
     uint64_t n = get_le(d + 12, 4), len = HEAD_BYTES + n * ENTRY_BYTES + 8;
     if (n > size / ENTRY_BYTES || len > size) return 0;
-    for (uint64_t i = 0; i < n; i++) len += get_le(d + HEAD_BYTES + i * ENTRY_BYTES + 8, 8);
+    for (uint64_t i = 0; i < n; i++)
+        len += get_le(d + HEAD_BYTES + i * ENTRY_BYTES + 8, 8);
     return len;
 }
 
@@ -72,7 +74,8 @@ static const char *unframe(const uint8_t *d, size_t size, uint64_t *len) {
     if (size % PAD != SHA256_DIGEST_LEN || inner > size - SHA256_DIGEST_LEN) return "snapshot has a bad size";
     uint8_t digest[SHA256_DIGEST_LEN];
     sha256(d, size - SHA256_DIGEST_LEN, digest);
-    if (memcmp(digest, d + size - SHA256_DIGEST_LEN, SHA256_DIGEST_LEN) != 0) return "sha256 checksum mismatch";
+    if (memcmp(digest, d + size - SHA256_DIGEST_LEN, SHA256_DIGEST_LEN) != 0)
+        return "sha256 checksum mismatch";
     for (size_t i = inner; i < size - SHA256_DIGEST_LEN; i++)
         if (d[i] != 0) return "snapshot has trailing bytes";
     return NULL;
@@ -112,8 +115,10 @@ int snapshot_file_restore(const char *file, const char *dir, char *err, size_t e
     uint64_t len = 0;
     const char *why = unframe(d, size, &len);
     int rc = -1;
-    if (why) snprintf(err, errlen, "restore %s: %s", file, why);
-    else rc = restore_bytes(d, len, dir, err, errlen);
+    if (why)
+        snprintf(err, errlen, "restore %s: %s", file, why);
+    else
+        rc = restore_bytes(d, len, dir, err, errlen);
     free(d);
     return rc;
 }

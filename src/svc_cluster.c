@@ -105,7 +105,8 @@ void cluster_member_add_exec(const ProtobufCMessage *req, size_t len, const repl
 void cluster_member_remove_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__MemberRemoveRequest *r = (const Etcdserverpb__MemberRemoveRequest *)req;
-    fail_etcd(out, r->id == g_config.member_id ? ETCD_ERR_MEMBER_NOT_ENOUGH_STARTED : ETCD_ERR_MEMBER_NOT_FOUND);
+    fail_etcd(out,
+              r->id == g_config.member_id ? ETCD_ERR_MEMBER_NOT_ENOUGH_STARTED : ETCD_ERR_MEMBER_NOT_FOUND);
 }
 
 /* Updating to the peer URLs we already have is a no-op success; anything else cannot be done. */
@@ -116,7 +117,8 @@ void cluster_member_update_exec(const ProtobufCMessage *req, size_t len, const r
     url_list ours;
     split_urls(&ours, peer_urls());
     bool same = r->n_peerurls == ours.n;
-    for (size_t i = 0; same && i < r->n_peerurls; i++) same = is_our_peer_url(r->peerurls[i]);
+    for (size_t i = 0; same && i < r->n_peerurls; i++)
+        same = is_our_peer_url(r->peerurls[i]);
     if (!same) return out->fail(out->ctx, GRPC_FAILED_PRECONDITION, NOT_SUPPORTED);
     Etcdserverpb__ResponseHeader hdr;
     Etcdserverpb__MemberUpdateResponse resp = ETCDSERVERPB__MEMBER_UPDATE_RESPONSE__INIT;
@@ -136,13 +138,16 @@ void cluster_member_add(rpc_call *call, const uint8_t *msg, size_t len) {
 }
 
 void cluster_member_remove(rpc_call *call, const uint8_t *msg, size_t len) {
-    rpc_unary_exec(call, msg, len, &etcdserverpb__member_remove_request__descriptor, cluster_member_remove_exec);
+    rpc_unary_exec(call, msg, len, &etcdserverpb__member_remove_request__descriptor,
+                   cluster_member_remove_exec);
 }
 
 void cluster_member_update(rpc_call *call, const uint8_t *msg, size_t len) {
-    rpc_unary_exec(call, msg, len, &etcdserverpb__member_update_request__descriptor, cluster_member_update_exec);
+    rpc_unary_exec(call, msg, len, &etcdserverpb__member_update_request__descriptor,
+                   cluster_member_update_exec);
 }
 
 void cluster_member_promote(rpc_call *call, const uint8_t *msg, size_t len) {
-    rpc_unary_exec(call, msg, len, &etcdserverpb__member_promote_request__descriptor, cluster_member_promote_exec);
+    rpc_unary_exec(call, msg, len, &etcdserverpb__member_promote_request__descriptor,
+                   cluster_member_promote_exec);
 }

@@ -39,9 +39,9 @@ typedef struct alarm_state {
 static alarm_state alarms[N_ALARM_TYPES];
 
 static const char *alarm_name(int type) {
-    return type == ETCDSERVERPB__ALARM_TYPE__NOSPACE ? "NOSPACE"
+    return type == ETCDSERVERPB__ALARM_TYPE__NOSPACE   ? "NOSPACE"
            : type == ETCDSERVERPB__ALARM_TYPE__CORRUPT ? "CORRUPT"
-                                                        : "NONE";
+                                                       : "NONE";
 }
 
 void alarm_raise_nospace(void) {
@@ -93,13 +93,15 @@ void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink
     resp.raftindex = (uint64_t)rev; /* every applied write makes one revision */
     resp.raftappliedindex = (uint64_t)rev;
     resp.raftterm = g_config.raft_term;
-    resp.dbsizequota = (int64_t)(g_config.quota_backend_bytes ? g_config.quota_backend_bytes : DEFAULT_QUOTA_BYTES);
+    resp.dbsizequota =
+        (int64_t)(g_config.quota_backend_bytes ? g_config.quota_backend_bytes : DEFAULT_QUOTA_BYTES);
     resp.downgradeinfo = &downgrade;
     resp.errors = errors;
     for (int t = 1; t < N_ALARM_TYPES; t++)
         if (alarms[t].active) errors[resp.n_errors++] = alarm_text(t);
     out->reply(out->ctx, &resp.base);
-    for (size_t i = 0; i < resp.n_errors; i++) free(errors[i]);
+    for (size_t i = 0; i < resp.n_errors; i++)
+        free(errors[i]);
 }
 
 void maint_status(rpc_call *call, const uint8_t *msg, size_t len) {
@@ -247,8 +249,9 @@ static void defrag_done(void *ctx, int rc) {
 
 void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len) {
     Etcdserverpb__DefragmentRequest *req = etcdserverpb__defragment_request__unpack(NULL, len, msg);
-    if (!req) return rpc_finish(call, GRPC_INVALID_ARGUMENT,
-                                "grpc: error unmarshalling request: malformed etcdserverpb.DefragmentRequest");
+    if (!req)
+        return rpc_finish(call, GRPC_INVALID_ARGUMENT,
+                          "grpc: error unmarshalling request: malformed etcdserverpb.DefragmentRequest");
     etcdserverpb__defragment_request__free_unpacked(req, NULL);
     defrag_wait *w = xcalloc(1, sizeof *w);
     w->call = call;
@@ -333,8 +336,9 @@ static void snap_tick(EV_P_ ev_timer *t, int revents) {
 
 void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len) {
     Etcdserverpb__SnapshotRequest *req = etcdserverpb__snapshot_request__unpack(NULL, len, msg);
-    if (!req) return rpc_finish(call, GRPC_INVALID_ARGUMENT,
-                                "grpc: error unmarshalling request: malformed etcdserverpb.SnapshotRequest");
+    if (!req)
+        return rpc_finish(call, GRPC_INVALID_ARGUMENT,
+                          "grpc: error unmarshalling request: malformed etcdserverpb.SnapshotRequest");
     etcdserverpb__snapshot_request__free_unpacked(req, NULL);
     if (rpc_user(call)) return; /* one request per call */
     char err[256] = "";

@@ -139,7 +139,7 @@ func checkOrdering(c *clientv3.Client) error {
 // checkSwitch: 8 writers put while a watcher starts from an older revision: every revision exactly
 // once, in order, across the switch from history to live events.
 func checkSwitch(c *clientv3.Client) error {
-	const writers, each = 8, 250
+	const writers, each = 8, 500
 	rev0 := rev(c)
 	var done int64
 	var maxRev int64
@@ -165,7 +165,7 @@ func checkSwitch(c *clientv3.Client) error {
 			}
 		}(w)
 	}
-	for atomic.LoadInt64(&done) < writers*each/3 {
+	for atomic.LoadInt64(&done) < writers*each*3/5 {
 		time.Sleep(time.Millisecond)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
