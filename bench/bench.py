@@ -102,6 +102,10 @@ def run(cmd, timeout=TIMEOUT, **kw):
         os.killpg(p.pid, signal.SIGKILL)
         out, _ = p.communicate()
         return None, out.decode("utf-8", "replace")
+    except BaseException:  # interrupted: leave no client behind
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise
 
 
 class Server:

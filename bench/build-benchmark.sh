@@ -3,6 +3,7 @@
 # package) offline from Debian's etcd source package plus Debian's Go libraries, into the cache
 # dir only (never into the repo). Prints the binary's path; a no-op once it is built.
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 OUT="$CACHE_DIR/benchmark"
@@ -43,7 +44,7 @@ else
     log "etcd=$VER not in the source index, taking the newest etcd source"
     apt-get -qq "${APT_OPTS[@]}" source --download-only etcd >&2
 fi
-DSC=$(ls etcd_*.dsc | head -1)
+DSC=$(find . -maxdepth 1 -name "etcd_*.dsc" -printf "%f\n" | sort | tail -1)
 dpkg-source --no-check -x "$DSC" etcd-src >&2
 SRC="$APT/src/etcd-src"
 [ -d "$SRC/tools/benchmark" ] || die "no tools/benchmark in $DSC"
@@ -64,7 +65,7 @@ if [ ! -d "/usr/share/gocode/src/$MOD" ] && [ -d /usr/share/gocode/src/go.etcd.i
 fi
 log "building $MOD/tools/benchmark (GO111MODULE=off)"
 cd "$GOP/src/$MOD/tools/benchmark"
-GO111MODULE=off GOFLAGS= GOPATH="$GOP:/usr/share/gocode" GOCACHE="$CACHE_DIR/gocache" \
+GO111MODULE=off GOFLAGS="" GOPATH="$GOP:/usr/share/gocode" GOCACHE="$CACHE_DIR/gocache" \
     go build -o "$OUT.tmp" . >&2
 mv "$OUT.tmp" "$OUT"
 echo "etcd source $(basename "$DSC" .dsc), module $MOD, built in $(( $(date +%s) - T0 ))s on $(date -u +%FT%TZ)" \

@@ -4,6 +4,7 @@
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+export REPO_DIR
 CACHE_DIR="${CETCD_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cetcd-bench}"
 mkdir -p "$CACHE_DIR"
 

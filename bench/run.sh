@@ -8,6 +8,7 @@
 # BENCH_ONLY=put,range (substring filter on workload names), BENCH_DATA_DIR, BENCH_RESULTS,
 # CETCD_BIN (default build/cetcd; CETCD_BIN=/usr/bin/etcd gives an etcd-vs-etcd dry run).
 set -euo pipefail
+# shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 apt_install etcd-server etcd-client gcc libc6-dev python3 procps binutils

@@ -91,30 +91,33 @@ static const flag_def flag_table[] = {
 };
 
 static void usage(void) {
-    printf("Usage: cetcd [flags]\n"
-           "  A single-node server for the etcd v3 API.\n\n"
-           "  --name NAME                      member name (default \"default\")\n"
-           "  --data-dir DIR                   data directory (default \"${name}.etcd\")\n"
-           "  --listen-client-urls URLS        comma list of http://host:port (default http://localhost:2379)\n"
-           "  --advertise-client-urls URLS     client URLs to advertise (default: the listen URLs)\n"
-           "  --listen-metrics-urls URLS       extra listeners for /metrics and /health\n"
-           "  --max-request-bytes N            largest request accepted (default 1572864)\n"
-           "  --max-txn-ops N                  most operations in one txn (default 128)\n"
-           "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
-           "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
-           "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
-           "  --experimental-watch-progress-notify-interval D  progress_notify period, a Go duration (default 10m)\n"
-           "  --initial-advertise-peer-urls U  peer URLs reported by MemberList (default http://localhost:2380)\n"
-           "  --restore FILE                   restore a snapshot (from `etcdctl snapshot save` against cetcd)\n"
-           "                                   into --data-dir, which must be new or empty, then exit\n"
-           "  --version                        print the version and exit\n"
-           "  -h, --help                       print this help and exit\n\n"
-           "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
-           "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
-           "  --initial-cluster* --listen-peer-urls --snapshot-count\n"
-           "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
-           "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
-           "  --grpc-keepalive-* --max-concurrent-streams --peer-* TLS files, client TLS files\n");
+    printf(
+        "Usage: cetcd [flags]\n"
+        "  A single-node server for the etcd v3 API.\n\n"
+        "  --name NAME                      member name (default \"default\")\n"
+        "  --data-dir DIR                   data directory (default \"${name}.etcd\")\n"
+        "  --listen-client-urls URLS        comma list of http://host:port (default http://localhost:2379)\n"
+        "  --advertise-client-urls URLS     client URLs to advertise (default: the listen URLs)\n"
+        "  --listen-metrics-urls URLS       extra listeners for /metrics and /health\n"
+        "  --max-request-bytes N            largest request accepted (default 1572864)\n"
+        "  --max-txn-ops N                  most operations in one txn (default 128)\n"
+        "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
+        "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
+        "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
+        "  --experimental-watch-progress-notify-interval D  progress_notify period, a Go duration (default "
+        "10m)\n"
+        "  --initial-advertise-peer-urls U  peer URLs reported by MemberList (default "
+        "http://localhost:2380)\n"
+        "  --restore FILE                   restore a snapshot (from `etcdctl snapshot save` against cetcd)\n"
+        "                                   into --data-dir, which must be new or empty, then exit\n"
+        "  --version                        print the version and exit\n"
+        "  -h, --help                       print this help and exit\n\n"
+        "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
+        "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
+        "  --initial-cluster* --listen-peer-urls --snapshot-count\n"
+        "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
+        "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
+        "  --grpc-keepalive-* --max-concurrent-streams --peer-* TLS files, client TLS files\n");
 }
 
 static void print_version(void) {
@@ -171,8 +174,10 @@ static int set_flag(config *cfg, const flag_def *f, const char *value) {
         return -1;
     case FK_UINT:
         if (!parse_uint(value, &v) || v < f->min || v > f->max) return bad_value(value, f->name);
-        if (f->uint_size == sizeof(uint64_t)) *(uint64_t *)field = v;
-        else *(size_t *)field = (size_t)v;
+        if (f->uint_size == sizeof(uint64_t))
+            *(uint64_t *)field = v;
+        else
+            *(size_t *)field = (size_t)v;
         return -1;
     case FK_BOOL:
         if ((b = parse_bool(value)) < 0) return bad_value(value, f->name);
@@ -290,7 +295,8 @@ static int finish_config(config *cfg) {
 int flags_parse(int argc, char **argv, config *cfg) {
     set_defaults(cfg);
     int rc = parse_env(cfg);
-    for (int i = 1; rc < 0 && i < argc; i++) rc = parse_arg(cfg, argc, argv, &i);
+    for (int i = 1; rc < 0 && i < argc; i++)
+        rc = parse_arg(cfg, argc, argv, &i);
     if (rc >= 0) return rc;
     return finish_config(cfg);
 }
@@ -325,7 +331,8 @@ bool url_parse(const char *url, size_t len, listen_url *out, char *err, size_t e
     const char *colon;
     if (host < end && *host == '[') {
         const char *close = memchr(host, ']', (size_t)(end - host));
-        if (!close || close + 1 >= end || close[1] != ':') return fail(err, errlen, "missing port in address");
+        if (!close || close + 1 >= end || close[1] != ':')
+            return fail(err, errlen, "missing port in address");
         if (!copy_part(out->host, sizeof out->host, host + 1, (size_t)(close - host - 1)))
             return fail(err, errlen, "host too long");
         colon = close + 1;
@@ -334,11 +341,13 @@ bool url_parse(const char *url, size_t len, listen_url *out, char *err, size_t e
         for (const char *p = host; p < end; p++)
             if (*p == ':') colon = p;
         if (!colon) return fail(err, errlen, "missing port in address");
-        if (memchr(host, '/', (size_t)(colon - host))) return fail(err, errlen, "URL must not contain a path");
+        if (memchr(host, '/', (size_t)(colon - host)))
+            return fail(err, errlen, "URL must not contain a path");
         if (!copy_part(out->host, sizeof out->host, host, (size_t)(colon - host)))
             return fail(err, errlen, "host too long");
     }
-    if (!copy_part(out->port, sizeof out->port, colon + 1, (size_t)(end - colon - 1)) || !valid_port(out->port))
+    if (!copy_part(out->port, sizeof out->port, colon + 1, (size_t)(end - colon - 1)) ||
+        !valid_port(out->port))
         return fail(err, errlen, "invalid port");
     return true;
 }

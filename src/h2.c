@@ -80,8 +80,10 @@ static void call_notify_closed(rpc_call *call) {
 static void call_free(rpc_call *call) {
     h2_conn *h = call->h;
     ev_timer_stop(EV_DEFAULT_ & call->deadline);
-    if (call->prev) call->prev->next = call->next;
-    else h->calls = call->next;
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        h->calls = call->next;
     if (call->next) call->next->prev = call->prev;
     h->queued -= sbuf_size(&call->out);
     if (call->unconsumed) nghttp2_session_consume_connection(h->session, call->unconsumed);
@@ -111,8 +113,8 @@ static char *percent_encode(const char *msg) {
     return out;
 }
 
-#define NV(name, value, vlen)                                                                              \
-    {(uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen), NGHTTP2_NV_FLAG_NONE}
+#define NV(name, value, vlen)                                                                                \
+    { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen), NGHTTP2_NV_FLAG_NONE }
 
 static void submit_trailers(rpc_call *call) {
     char status[12];
@@ -251,13 +253,20 @@ static double parse_timeout(const char *v, size_t len) {
         n = n * 10 + (v[i] - '0');
     }
     switch (v[len - 1]) {
-    case 'H': return n * 3600;
-    case 'M': return n * 60;
-    case 'S': return n;
-    case 'm': return n / 1e3;
-    case 'u': return n / 1e6;
-    case 'n': return n / 1e9;
-    default: return -1;
+    case 'H':
+        return n * 3600;
+    case 'M':
+        return n * 60;
+    case 'S':
+        return n;
+    case 'm':
+        return n / 1e3;
+    case 'u':
+        return n / 1e6;
+    case 'n':
+        return n / 1e9;
+    default:
+        return -1;
     }
 }
 
@@ -293,10 +302,10 @@ static void take_header(rpc_call *call, const uint8_t *name, size_t namelen, con
 
 /* grpc-go's words for a path with no method: "unknown service X" or "unknown method M for service X". */
 static void reject_unknown_path(rpc_call *call) {
-    static const char *services[] = {"etcdserverpb.KV",      "etcdserverpb.Watch", "etcdserverpb.Lease",
-                                     "etcdserverpb.Cluster", "etcdserverpb.Maintenance",
-                                     "etcdserverpb.Auth",    "v3electionpb.Election", "v3lockpb.Lock",
-                                     "grpc.health.v1.Health"};
+    static const char *services[] = {
+        "etcdserverpb.KV",          "etcdserverpb.Watch", "etcdserverpb.Lease",    "etcdserverpb.Cluster",
+        "etcdserverpb.Maintenance", "etcdserverpb.Auth",  "v3electionpb.Election", "v3lockpb.Lock",
+        "grpc.health.v1.Health"};
     char msg[MAX_PATH + 100];
     const char *path = call->path;
     const char *slash = call->path_len > 1 && path[0] == '/' ? strchr(path + 1, '/') : NULL;
@@ -319,7 +328,8 @@ static void reject_unknown_path(rpc_call *call) {
 static void start_call(rpc_call *call) {
     if (!call->is_post) {
         call->finished = true;
-        nghttp2_submit_rst_stream(call->h->session, NGHTTP2_FLAG_NONE, call->stream_id, NGHTTP2_PROTOCOL_ERROR);
+        nghttp2_submit_rst_stream(call->h->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_PROTOCOL_ERROR);
         return;
     }
     if (!call->grpc_content_type) {
@@ -347,7 +357,8 @@ static int64_t check_prefix(rpc_call *call) {
     char msg[160];
     if (p[0] == 1) {
         if (call->encoding[0] && strcmp(call->encoding, "identity") != 0)
-            snprintf(msg, sizeof msg, "grpc: Decompressor is not installed for grpc-encoding \"%s\"", call->encoding);
+            snprintf(msg, sizeof msg, "grpc: Decompressor is not installed for grpc-encoding \"%s\"",
+                     call->encoding);
         else
             snprintf(msg, sizeof msg, "grpc: compressed flag set with identity or empty encoding");
         rpc_finish(call, call->encoding[0] ? GRPC_UNIMPLEMENTED : GRPC_INTERNAL, msg);
@@ -448,8 +459,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
     (void)flags, (void)user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     rpc_call *call = stream_call(session, frame->hd.stream_id);
@@ -494,7 +505,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     return 0;
 }
 
-static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                           void *user_data) {
     (void)error_code, (void)user_data;
     rpc_call *call = stream_call(session, stream_id);
     if (!call) return 0;
@@ -574,7 +586,8 @@ void h2_conn_free(h2_conn *h) {
         nghttp2_session_set_stream_user_data(h->session, call->stream_id, NULL);
         call_notify_closed(call);
     }
-    while (h->calls) call_free(h->calls);
+    while (h->calls)
+        call_free(h->calls);
     nghttp2_session_del(h->session);
     free(h);
 }

@@ -1,7 +1,6 @@
-/* http_api.c: what etcd serves over HTTP/1.1 on its client and metrics ports: the health endpoints
- * (/health with ?exclude= and ?serializable=, /livez and /readyz with ?verbose and ?exclude= and
- * per-check sub-paths), /version, /metrics, and the gRPC-gateway JSON API for KV, Maintenance and
- * Cluster, which decodes JSON into the protobuf request and runs the same service function as gRPC. */
+/* http_api.c: what etcd serves over HTTP/1.1 on its client and metrics ports: /health, /livez,
+ * /readyz, /version, /metrics, and the gRPC-gateway JSON API (KV, Maintenance, Cluster), which decodes
+ * JSON into the protobuf request and runs the same service function as gRPC. */
 #include "http_api.h"
 
 #include <stdio.h>

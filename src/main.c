@@ -15,8 +15,8 @@
 #include "server.h"
 #include "snapshot_file.h"
 #include "store.h"
-#include "svc_watch.h"
 #include "svc_lease.h"
+#include "svc_watch.h"
 
 /* FNV-1a, 64 bits: a stable id from the member's name and URLs. */
 static uint64_t hash64(uint64_t h, const char *s) {
@@ -73,7 +73,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     derive_identity(&g_config);
     if (g_config.unsafe_no_fsync)
-        log_msg(LOG_WARN, "--unsafe-no-fsync: writes are not synced to disk; a crash can lose acknowledged data");
+        log_msg(LOG_WARN,
+                "--unsafe-no-fsync: writes are not synced to disk; a crash can lose acknowledged data");
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (!loop) {
         fputs("cetcd: cannot initialise the event loop\n", stderr);

@@ -85,7 +85,8 @@ void sbuf_append(sbuf *b, const void *p, size_t n) {
     }
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         uint8_t *d = realloc(b->data, cap);
         if (!d) {
             fputs("cetcd: fatal: out of memory\n", stderr);
@@ -122,8 +123,10 @@ static void conn_kill(conn *c) {
     c->fd = -1;
     if (c->h2) h2_conn_free(c->h2);
     c->h2 = NULL;
-    if (c->prev) c->prev->next = c->next;
-    else all_conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->next_dead = dead_head; /* freed at the end of server_flush, when no list points at it */
     dead_head = c;
@@ -218,13 +221,15 @@ static int release_output(conn *c) {
 }
 
 static void conn_flush(conn *c) {
+    int more = 0, w = 1;
     for (int round = 0; round < 64 && !c->dead; round++) {
-        int more = release_output(c);
-        int w = more < 0 ? -1 : write_out(c);
+        more = release_output(c);
+        w = more < 0 ? -1 : write_out(c);
         if (w < 0) return conn_kill(c);
         if (w == 0 || more == 0) break;
     }
     if (c->dead) return;
+    if (more > 0 && w == 1) ev_io_start(EV_DEFAULT_ & c->wio); /* round limit hit: continue next turn */
     bool drained = conn_unsent(c) == 0;
     if (drained && (c->closing || (c->h2 && h2_conn_done(c->h2)))) return conn_kill(c);
     update_read_pause(c);
@@ -454,6 +459,7 @@ void server_shutdown(void (*commit)(void)) {
         conn_mark_dirty(c);
     }
     server_flush(commit);
-    while (all_conns) conn_kill(all_conns);
+    while (all_conns)
+        conn_kill(all_conns);
     reap_dead();
 }

@@ -1,6 +1,5 @@
-/* snapshot_file.c: the file side of Snapshot. A saved snapshot is what svc_maint.c streamed: storage's
- * snapshot ("CETCDSNP" header, segments, XXH3 trailer), zero padding to a multiple of 512 bytes, and
- * a sha256 of everything before it. Here the sha256 and padding are verified and removed, and the
+/* snapshot_file.c: restore of a saved snapshot: what svc_maint.c streamed is storage's snapshot, zero
+ * padding to a multiple of 512 and a sha256 of all that; both are checked and removed here, and the
  * storage snapshot goes to mvcc_restore through a memfd, so no temporary file is left behind. */
 #include "snapshot_file.h"
 

@@ -1,8 +1,6 @@
-/* svc_maint.c: etcd's Maintenance service for one member: Status, alarms (NOSPACE raised by the
- * quota), Defragment (a full log compaction), Hash/HashKV over the logical content, MoveLeader, and
- * Snapshot, streamed in chunks across loop turns as the client drains them. The stream is the store's
- * snapshot zero-padded to a multiple of 512 bytes, then a sha256 of all that as the last message:
- * etcd's framing, which etcdctl checks (size % 512 == 32). snapshot_file.c undoes it on restore. */
+/* svc_maint.c: etcd's Maintenance service for one member: Status, alarms (NOSPACE from the quota),
+ * Defragment (a full log compaction), Hash/HashKV, MoveLeader, and Snapshot, streamed across loop
+ * turns as the client drains it, framed as etcd frames it (see the Snapshot section). */
 #include "svc_maint.h"
 
 #include <ev.h>
@@ -267,6 +265,10 @@ void maint_defragment_closed(rpc_call *call) {
 }
 
 /* ---------- Snapshot ---------- */
+
+/* The stream is the store's snapshot zero-padded to a multiple of 512 bytes, then a sha256 of all that
+ * as the last message: etcd's framing, which etcdctl checks (size % 512 == 32). snapshot_file.c
+ * verifies and strips it on restore. */
 
 typedef struct snap_stream {
     rpc_call *call;
