@@ -3,6 +3,7 @@
  * this file keeps when each lease expires (lease_timers.c) and revokes a lease when that time passes:
  * its keys go in one revision, which watchers see through the store's revision hook. */
 #include "svc_lease.h"
+#include "svc_maint.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -105,7 +106,9 @@ void lease_grant_exec(const ProtobufCMessage *msg, size_t len, const reply_sink 
     if (id == 0) id = next_lease_id();
     if (ttl > LEASE_MAX_TTL) return sink_fail_etcd(out, ETCD_ERR_LEASE_TTL_TOO_LARGE);
     if (ttl < LEASE_MIN_TTL) ttl = LEASE_MIN_TTL;
+    if (alarm_nospace_active()) return sink_fail_etcd(out, ETCD_ERR_NO_SPACE);
     mv_err err = mvcc_lease_grant(g_store, id, ttl);
+    if (err == MV_ERR_NO_SPACE) alarm_raise_nospace();
     if (err != MV_OK) return sink_fail_etcd(out, etcd_err_from_mv(err));
     lease_timers_set(id, lease_timers_now() + (double)ttl);
     Etcdserverpb__ResponseHeader hdr;
