@@ -316,6 +316,45 @@ int log_commit(wal *l) {
     return 0;
 }
 
+/* Writes one segment's pending bytes without syncing them. */
+static int write_segment(wal *l, segment *s) {
+    int rc = s->fd < 0 ? create_segment_file(l, s) : 0;
+    if (rc == 0) rc = log_write_all(l, s->fd, s->pending, s->pending_len, s->size);
+    if (rc < 0) {
+        cut_failed_write(s);
+        return rc;
+    }
+    s->size += s->pending_len;
+    l->batch_bytes -= s->pending_len;
+    s->pending_len = 0;
+    release_pending(s, true);
+    return 0;
+}
+
+int log_write_batch(wal *l, int *sync_fd) {
+    *sync_fd = -1;
+    if (l->failed_errno) return -l->failed_errno;
+    if (l->batch_bytes == 0) return 0;
+    size_t first = first_pending_segment(l);
+    if (first != l->nsegs - 1 || !l->opt.fsync) return log_commit(l); /* rare: a segment roll */
+    segment *s = &l->segs[first];
+    int rc = write_segment(l, s);
+    if (rc == 0 && (*sync_fd = dup(s->fd)) < 0) rc = -errno;
+    if (rc < 0) l->failed_errno = -rc;
+    return rc;
+}
+
+int log_sync_fd(const wal *l, int fd) {
+    int rc = l->io.sync_data(fd) < 0 ? (errno ? -errno : -EIO) : 0;
+    close(fd);
+    return rc;
+}
+
+void log_sync_finished(wal *l, int rc) {
+    l->fsyncs++;
+    if (rc < 0 && !l->failed_errno) l->failed_errno = -rc;
+}
+
 uint64_t log_total_bytes(const wal *l) {
     return l->total_bytes;
 }

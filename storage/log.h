@@ -52,6 +52,15 @@ bool log_has_batch(const wal *l);
  * refuses further commits: the caller must stop (never retry a failed fsync). */
 int log_commit(wal *l);
 
+/* Group commit in two steps, so the fdatasync can run on another thread while the loop goes on:
+ * log_write_batch writes the batch without syncing and gives a private descriptor to sync (-1 when
+ * nothing needs one: no batch, fsync off, or a batch that crossed segments, committed at once).
+ * log_sync_fd (thread-safe) syncs and closes it; log_sync_finished records the outcome on the loop
+ * thread. A failure makes every later commit fail, as log_commit's does. */
+int log_write_batch(wal *l, int *sync_fd);
+int log_sync_fd(const wal *l, int fd);
+void log_sync_finished(wal *l, int rc);
+
 uint64_t log_total_bytes(const wal *l); /* bytes in all segments, for dbSize/quota */
 uint64_t log_fsync_count(const wal *l); /* fdatasync calls so far, for tests and metrics */
 

@@ -55,6 +55,15 @@ bool mvcc_has_batch(const mvcc *s) {
 int mvcc_commit(mvcc *s) {
     return log_commit(s->log);
 }
+int mvcc_write_batch(mvcc *s, int *sync_fd) {
+    return log_write_batch(s->log, sync_fd);
+}
+int mvcc_sync_fd(const mvcc *s, int fd) {
+    return log_sync_fd(s->log, fd);
+}
+void mvcc_sync_finished(mvcc *s, int rc) {
+    log_sync_finished(s->log, rc);
+}
 uint64_t mvcc_db_size(const mvcc *s) {
     return log_total_bytes(s->log);
 }

@@ -172,6 +172,10 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision);
 /* The commit rule: is there an unsynced batch; make it durable (one fdatasync). */
 bool mvcc_has_batch(const mvcc *s);
 int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
+/* The same in two steps (see log.h): write now, sync sync_fd on a helper thread, then report. */
+int mvcc_write_batch(mvcc *s, int *sync_fd);
+int mvcc_sync_fd(const mvcc *s, int fd); /* thread-safe */
+void mvcc_sync_finished(mvcc *s, int rc);
 
 /* --- leases (storage/lease.c): grants, revokes and attached keys, persisted in the log. Expiry
  * timing belongs to the server; here a lease is just an id, its granted TTL and its keys. --- */

@@ -143,6 +143,38 @@ START_TEST(test_lease_lifecycle) {
 }
 END_TEST
 
+START_TEST(test_two_step_commit) {
+    char err[256], sub[96];
+    snprintf(sub, sizeof sub, "%s/synced", dir);
+    mvcc_options o = {.fsync = true};
+    mvcc *s = mvcc_open(sub, &o, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    mv_put_req r = {.key = B("a"), .value = B("1")};
+    mv_result res;
+    mvcc_put(s, &r, &res);
+    mv_result_free(&res);
+    int fd = -2;
+    ck_assert_int_eq(mvcc_write_batch(s, &fd), 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(!mvcc_has_batch(s));
+    ck_assert_int_eq(mvcc_sync_fd(s, fd), 0);
+    mvcc_sync_finished(s, 0);
+    ck_assert_uint_eq(mvcc_fsync_count(s), 1);
+    ck_assert_int_eq(mvcc_write_batch(s, &fd), 0); /* nothing new: nothing to sync */
+    ck_assert_int_eq(fd, -1);
+    mvcc_sync_finished(s, -5); /* a failed sync stops every later commit */
+    mvcc_put(s, &r, &res);
+    mv_result_free(&res);
+    ck_assert_int_ne(mvcc_write_batch(s, &fd), 0);
+    ck_assert_int_ne(mvcc_commit(s), 0);
+    mvcc_close(s);
+    s = mvcc_open(sub, &o, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(mvcc_revision(s), 2); /* the synced write survived, the refused one did not */
+    mvcc_close(s);
+}
+END_TEST
+
 Suite *history_suite(void) {
     Suite *s = suite_create("leases and history");
     TCase *tc = tcase_create("core");
@@ -150,6 +182,7 @@ Suite *history_suite(void) {
     tcase_add_test(tc, test_events_of_a_txn);
     tcase_add_test(tc, test_revision_hook);
     tcase_add_test(tc, test_lease_lifecycle);
+    tcase_add_test(tc, test_two_step_commit);
     suite_add_tcase(s, tc);
     return s;
 }
