@@ -7,7 +7,7 @@ WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I$(GEN) -Isrc -Istorage
 OPT ?= -O2 -g
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm
+LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto

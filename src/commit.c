@@ -1,11 +1,16 @@
-/* commit.c: the commit rule. Before the loop blocks (ev_prepare), the store's batch of this turn's
- * writes is made durable with one fdatasync, and only then is the turn's output (replies, watch
- * events) released to the sockets, so no client ever sees a write that a crash could lose. */
+/* commit.c: group commit with the fdatasync on one helper thread (DESIGN.md "The commit rule").
+ * At the end of a loop turn the batch is written and handed to the thread; the loop keeps serving
+ * and collecting the next batch. When the sync is done (ev_async), output held for it is released.
+ * Only the fdatasync leaves the loop's thread; everything else stays on it. */
+#include "commit.h"
+
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "commit.h"
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
@@ -13,29 +18,129 @@
 /* Weak so that a test binary may define its own; the server uses this one. */
 __attribute__((weak)) mvcc *g_store;
 
+static struct ev_loop *commit_loop;
 static ev_prepare prepare_watcher;
+static ev_async sync_done_watcher;
 
-void commit_batch(void) {
-    if (!g_store || !mvcc_has_batch(g_store)) return;
-    int rc = metrics_timed_commit(g_store); /* mvcc_commit, timed for /metrics */
-    if (rc != 0) {
-        fprintf(stderr, "cetcd: fatal: log commit failed: %s\n", strerror(-rc));
-        exit(1);
-    }
+static uint64_t next_batch_seq = 1; /* the batch being collected gets this number */
+static uint64_t durable_seq;        /* every batch up to this one is durable */
+static uint64_t in_flight_seq;      /* the batch being synced, 0 if none */
+
+/* The sync thread's one job slot, guarded by job_lock. */
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t job_cond = PTHREAD_COND_INITIALIZER;
+static int job_fd = -1;
+static bool job_done;
+static int job_rc;
+static double job_seconds;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void commit_and_flush(void) {
-    commit_batch();
-    server_flush(commit_batch);
-    commit_batch();
+static void fatal_commit(int rc) {
+    fprintf(stderr, "cetcd: fatal: log commit failed: %s\n", strerror(-rc));
+    exit(1);
+}
+
+static void *sync_thread(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&job_lock);
+    for (;;) {
+        while (job_fd < 0) pthread_cond_wait(&job_cond, &job_lock);
+        int fd = job_fd;
+        pthread_mutex_unlock(&job_lock);
+        double t0 = now_seconds();
+        int rc = mvcc_sync_fd(g_store, fd);
+        double took = now_seconds() - t0;
+        pthread_mutex_lock(&job_lock);
+        job_fd = -1;
+        job_rc = rc;
+        job_seconds = took;
+        job_done = true;
+        pthread_cond_broadcast(&job_cond);
+        ev_async_send(commit_loop, &sync_done_watcher);
+    }
+    return NULL;
+}
+
+uint64_t commit_needed_seq(void) {
+    if (g_store && mvcc_has_batch(g_store)) return next_batch_seq;
+    return in_flight_seq ? in_flight_seq : durable_seq;
+}
+
+uint64_t commit_durable_seq(void) {
+    return durable_seq;
+}
+
+/* Takes the finished sync's result, if there is one. Call with job_lock held. */
+static bool collect_sync_locked(void) {
+    if (!job_done) return false;
+    job_done = false;
+    mvcc_sync_finished(g_store, job_rc);
+    if (job_rc < 0) fatal_commit(job_rc);
+    metrics_observe_fsync(g_store, job_seconds);
+    durable_seq = in_flight_seq;
+    in_flight_seq = 0;
+    return true;
+}
+
+/* Writes the collected batch and hands its sync to the thread (one sync in flight at a time). */
+static void start_batch(void) {
+    if (in_flight_seq || !g_store || !mvcc_has_batch(g_store)) return;
+    int fd;
+    int rc = mvcc_write_batch(g_store, &fd);
+    if (rc < 0) fatal_commit(rc);
+    uint64_t seq = next_batch_seq++;
+    if (fd < 0) { /* already durable (fsync off, or committed at once across a segment roll) */
+        durable_seq = seq;
+        return;
+    }
+    in_flight_seq = seq;
+    pthread_mutex_lock(&job_lock);
+    job_fd = fd;
+    pthread_cond_signal(&job_cond);
+    pthread_mutex_unlock(&job_lock);
+}
+
+static void on_sync_done(EV_P_ ev_async *w, int revents) {
+    (void)EV_A, (void)w, (void)revents;
+    pthread_mutex_lock(&job_lock);
+    bool collected = collect_sync_locked();
+    pthread_mutex_unlock(&job_lock);
+    if (collected) server_release_durable();
 }
 
 static void on_prepare(EV_P_ ev_prepare *w, int revents) {
     (void)EV_A, (void)w, (void)revents;
-    commit_and_flush();
+    start_batch();
+    server_flush(start_batch);
+    start_batch();
+}
+
+void commit_batch(void) {
+    pthread_mutex_lock(&job_lock);
+    while (in_flight_seq && !job_done) pthread_cond_wait(&job_cond, &job_lock);
+    collect_sync_locked();
+    pthread_mutex_unlock(&job_lock);
+    if (!g_store || !mvcc_has_batch(g_store)) return;
+    int rc = metrics_timed_commit(g_store);
+    if (rc != 0) fatal_commit(rc);
+    durable_seq = next_batch_seq++;
 }
 
 void commit_start(struct ev_loop *loop) {
+    commit_loop = loop;
+    ev_async_init(&sync_done_watcher, on_sync_done);
+    ev_async_start(loop, &sync_done_watcher);
     ev_prepare_init(&prepare_watcher, on_prepare);
     ev_prepare_start(loop, &prepare_watcher);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, sync_thread, NULL) != 0) {
+        fputs("cetcd: fatal: cannot start the sync thread\n", stderr);
+        exit(1);
+    }
+    pthread_detach(thread);
 }

@@ -308,9 +308,9 @@ static void reject_unknown_path(rpc_call *call) {
         "grpc.health.v1.Health"};
     char msg[MAX_PATH + 100];
     const char *path = call->path;
-    const char *slash = call->path_len > 1 && path[0] == '/' ? strchr(path + 1, '/') : NULL;
+    const char *slash = call->path_len > 1 && path[0] == '/' ? strrchr(path + 1, '/') : NULL;
     if (!slash || call->path_too_long) {
-        snprintf(msg, sizeof msg, "malformed method name: %.*s", MAX_PATH, path);
+        snprintf(msg, sizeof msg, "malformed method name: \"%.*s\"", MAX_PATH, path);
         return rpc_finish(call, GRPC_UNIMPLEMENTED, msg);
     }
     int service_len = (int)(slash - path - 1);

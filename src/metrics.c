@@ -112,6 +112,11 @@ static void observe_fsync(double seconds) {
     fsync_sum += seconds;
 }
 
+void metrics_observe_fsync(const mvcc *s, double seconds) {
+    observe_fsync(seconds);
+    last_fsyncs = mvcc_fsync_count(s);
+}
+
 int metrics_timed_commit(mvcc *s) {
     double t0 = now_seconds(CLOCK_MONOTONIC);
     int rc = mvcc_commit(s);

@@ -21,6 +21,8 @@ void metrics_grpc_sent(size_t bytes);
 
 /* mvcc_commit, timed into etcd_disk_wal_fsync_duration_seconds when it synced. */
 int metrics_timed_commit(mvcc *s);
+/* One fdatasync done on the sync thread took seconds. */
+void metrics_observe_fsync(const mvcc *s, double seconds);
 
 /* /health outcomes (etcd_server_health_success / _failures). */
 void metrics_health(int ok);

@@ -1,6 +1,6 @@
 /* server.c: listening sockets and client connections on the one libev loop. It reads bytes, picks
- * HTTP/2 or HTTP/1.1 from the first ones, and writes output only from server_flush, which commit.c
- * calls after the loop turn's commit. Slow readers are throttled; dead connections free everything. */
+ * HTTP/2 or HTTP/1.1 from the first ones, and holds all output until the batch it may depend on is
+ * durable (commit.h). Slow readers are throttled; dead connections free everything. */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "flags.h"
 #include "h2.h"
 #include "http1.h"
@@ -30,6 +31,14 @@
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof h2_preface - 1)
 
+#define MAX_WAITING 4 /* tags in flight are at most "being synced" and "being collected" */
+
+/* Output bytes that may leave once the batch numbered seq is durable (commit.h). */
+typedef struct out_chunk {
+    uint64_t seq;
+    sbuf data;
+} out_chunk;
+
 typedef enum conn_proto { PROTO_DETECT, PROTO_H2, PROTO_HTTP1 } conn_proto;
 
 struct conn {
@@ -38,8 +47,9 @@ struct conn {
     int fd;
     conn_proto proto;
     sbuf in;   /* unparsed input (detection, HTTP/1) */
-    sbuf held; /* HTTP/1 output waiting for the commit */
-    sbuf out;  /* output released to the socket */
+    out_chunk waiting[MAX_WAITING]; /* output held until its batch is durable, oldest first */
+    int n_waiting;
+    sbuf out; /* output released to the socket */
     h2_conn *h2;
     bool dirty, dead, closing, read_paused;
     conn *next_dirty, *next_dead;
@@ -137,7 +147,7 @@ static void reap_dead(void) {
         conn *c = dead_head;
         dead_head = c->next_dead;
         sbuf_free(&c->in);
-        sbuf_free(&c->held);
+        for (int i = 0; i < c->n_waiting; i++) sbuf_free(&c->waiting[i].data);
         sbuf_free(&c->out);
         free(c);
     }
@@ -150,18 +160,52 @@ void conn_mark_dirty(conn *c) {
     dirty_head = c;
 }
 
+/* Holds bytes until the batch they may depend on is durable. Tags only grow, so a full queue can
+ * fold new bytes into its last chunk by raising that chunk's tag (never releasing anything early). */
+static void hold_output(conn *c, const void *data, size_t len) {
+    uint64_t seq = commit_needed_seq();
+    out_chunk *last = c->n_waiting ? &c->waiting[c->n_waiting - 1] : NULL;
+    if (!last || (last->seq != seq && c->n_waiting < MAX_WAITING)) {
+        last = &c->waiting[c->n_waiting++];
+        memset(last, 0, sizeof *last);
+    }
+    if (seq > last->seq) last->seq = seq;
+    sbuf_append(&last->data, data, len);
+}
+
+/* Moves every chunk whose batch is durable to the socket buffer. */
+static void release_durable(conn *c) {
+    uint64_t durable = commit_durable_seq();
+    int done = 0;
+    while (done < c->n_waiting && c->waiting[done].seq <= durable) {
+        out_chunk *ch = &c->waiting[done++];
+        sbuf_append(&c->out, sbuf_head(&ch->data), sbuf_size(&ch->data));
+        sbuf_free(&ch->data);
+    }
+    if (!done) return;
+    memmove(c->waiting, c->waiting + done, (size_t)(c->n_waiting - done) * sizeof *c->waiting);
+    c->n_waiting -= done;
+}
+
 void conn_queue(conn *c, const void *data, size_t len) {
     if (c->dead) return;
-    sbuf_append(&c->held, data, len);
+    hold_output(c, data, len);
     conn_mark_dirty(c);
 }
 
 void conn_queue_released(conn *c, const void *data, size_t len) {
-    if (!c->dead) sbuf_append(&c->out, data, len);
+    if (!c->dead) hold_output(c, data, len);
 }
 
 size_t conn_unsent(const conn *c) {
-    return sbuf_size(&c->held) + sbuf_size(&c->out);
+    size_t n = sbuf_size(&c->out);
+    for (int i = 0; i < c->n_waiting; i++) n += sbuf_size(&c->waiting[i].data);
+    return n;
+}
+
+void server_release_durable(void) {
+    for (conn *c = all_conns; c; c = c->next)
+        if (c->n_waiting) conn_mark_dirty(c);
 }
 
 static void on_linger(EV_P_ ev_timer *t, int revents) {
@@ -211,13 +255,11 @@ static int write_out(conn *c) {
     return 1;
 }
 
-/* Released output: held HTTP/1 bytes and newly produced HTTP/2 frames go to c->out. */
+/* New HTTP/2 frames join the held output; whatever is durable moves on to c->out. */
 static int release_output(conn *c) {
-    if (sbuf_size(&c->held)) {
-        sbuf_append(&c->out, sbuf_head(&c->held), sbuf_size(&c->held));
-        sbuf_consume(&c->held, sbuf_size(&c->held));
-    }
-    return c->h2 ? h2_conn_produce(c->h2, OUT_HIGH) : 0;
+    int more = c->h2 ? h2_conn_produce(c->h2, OUT_HIGH) : 0;
+    release_durable(c);
+    return more;
 }
 
 static void conn_flush(conn *c) {

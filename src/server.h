@@ -1,6 +1,6 @@
 /* server.h: listening sockets and client connections on the one libev loop. A connection's first
- * bytes pick HTTP/2 (h2.c) or HTTP/1.1 (http1.c); both only queue output, which the loop writes
- * after the commit (commit.c calls server_flush). */
+ * bytes pick HTTP/2 (h2.c) or HTTP/1.1 (http1.c); both only queue output, which leaves once the
+ * batch it may depend on is durable (commit.c). */
 #ifndef CETCD_SERVER_H
 #define CETCD_SERVER_H
 
@@ -30,10 +30,12 @@ void *xcalloc(size_t n, size_t size);
 
 typedef struct conn conn;
 
-/* HTTP/1.1: queue reply bytes; they are written after this loop turn's commit. */
+/* HTTP/1.1: queue reply bytes; they leave once the writes they may depend on are durable. */
 void conn_queue(conn *c, const void *data, size_t len);
-/* Output that may leave at once (produced during the flush, after the commit). */
+/* HTTP/2 frames produced by the session during a flush; held the same way. */
 void conn_queue_released(conn *c, const void *data, size_t len);
+/* A batch became durable: flush every connection that holds output for it. */
+void server_release_durable(void);
 /* HTTP/2: the connection's session has (or may have) frames to send. */
 void conn_mark_dirty(conn *c);
 /* Bytes queued on the connection and not yet written to the socket. */
