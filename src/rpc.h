@@ -45,6 +45,9 @@ const rpc_method *rpc_find_method(const char *path, size_t len);
 
 /* Unary: send msg and finish with OK. Stream: send one message, keep the call open. */
 void rpc_send(rpc_call *call, const ProtobufCMessage *msg);
+/* Send one message already encoded in two parts (protobuf fields may come in any order): lets a
+ * stream send the same encoded fields to many calls, with a small per-call head. */
+void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len);
 /* Finish the call with a status (trailers). message may be NULL; it is percent-encoded on the wire. */
 void rpc_finish(rpc_call *call, int grpc_code, const char *message);
 /* Convenience for unary handlers: send msg then finish OK. */

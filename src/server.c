@@ -179,6 +179,12 @@ static void release_durable(conn *c) {
     int done = 0;
     while (done < c->n_waiting && c->waiting[done].seq <= durable) {
         out_chunk *ch = &c->waiting[done++];
+        if (sbuf_size(&c->out) == 0) { /* the usual case: hand the buffer over instead of copying */
+            sbuf_free(&c->out);
+            c->out = ch->data;
+            memset(&ch->data, 0, sizeof ch->data);
+            continue;
+        }
         sbuf_append(&c->out, sbuf_head(&ch->data), sbuf_size(&ch->data));
         sbuf_free(&ch->data);
     }
@@ -268,10 +274,11 @@ static void conn_flush(conn *c) {
         more = release_output(c);
         w = more < 0 ? -1 : write_out(c);
         if (w < 0) return conn_kill(c);
-        if (w == 0 || more == 0) break;
+        if (w == 0 || more == 0 || conn_unsent(c) >= OUT_HIGH) break; /* last: held until durable */
     }
     if (c->dead) return;
-    if (more > 0 && w == 1) ev_io_start(EV_DEFAULT_ & c->wio); /* round limit hit: continue next turn */
+    /* round limit hit with the socket still writable: continue next turn */
+    if (more > 0 && w == 1 && conn_unsent(c) < OUT_HIGH) ev_io_start(EV_DEFAULT_ & c->wio);
     bool drained = conn_unsent(c) == 0;
     if (drained && (c->closing || (c->h2 && h2_conn_done(c->h2)))) return conn_kill(c);
     update_read_pause(c);

@@ -127,18 +127,80 @@ static void send_fragments(watch_stream *ws, Etcdserverpb__WatchResponse *r) {
     }
 }
 
-void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev) {
+/* In one hub round many watchers get the same events: the header and events of a response are
+ * encoded once and reused, and only each watcher's watch_id is encoded per send. */
+static struct {
+    int64_t header_rev;
+    Mvccpb__Event **evs;
+    size_t n, cap_evs;
+    uint8_t *bytes;
+    size_t len, cap;
+    bool valid;
+} shared_events;
+
+void watch_events_cache_reset(void) {
+    shared_events.valid = false;
+}
+
+static bool shared_events_match(Mvccpb__Event **evs, size_t n, int64_t header_rev) {
+    return shared_events.valid && shared_events.header_rev == header_rev && shared_events.n == n &&
+           memcmp(shared_events.evs, evs, n * sizeof *evs) == 0;
+}
+
+/* Encodes header + events (a WatchResponse without watch_id) into the cache. */
+static void shared_events_fill(Mvccpb__Event **evs, size_t n, int64_t header_rev) {
     Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h;
     response_header_fill(&h, header_rev);
     r.header = &h;
-    r.watch_id = w->id;
     r.events = evs;
     r.n_events = n;
-    if (w->fragment)
+    size_t len = protobuf_c_message_get_packed_size(&r.base);
+    if (len > shared_events.cap) {
+        free(shared_events.bytes);
+        shared_events.bytes = xmalloc(len);
+        shared_events.cap = len;
+    }
+    protobuf_c_message_pack(&r.base, shared_events.bytes);
+    shared_events.len = len;
+    if (n > shared_events.cap_evs) {
+        free(shared_events.evs);
+        shared_events.evs = xmalloc(n * sizeof *evs);
+        shared_events.cap_evs = n;
+    }
+    memcpy(shared_events.evs, evs, n * sizeof *evs);
+    shared_events.n = n;
+    shared_events.header_rev = header_rev;
+    shared_events.valid = true;
+}
+
+/* Field 2 (watch_id, int64 varint); proto3 leaves out a zero. */
+static size_t encode_watch_id(int64_t id, uint8_t out[11]) {
+    if (id == 0) return 0;
+    uint64_t v = (uint64_t)id;
+    size_t n = 0;
+    out[n++] = 0x10;
+    for (; v >= 0x80; v >>= 7) out[n++] = (uint8_t)(v | 0x80);
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev) {
+    if (w->fragment) {
+        Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+        Etcdserverpb__ResponseHeader h;
+        response_header_fill(&h, header_rev);
+        r.header = &h;
+        r.watch_id = w->id;
+        r.events = evs;
+        r.n_events = n;
         send_fragments(w->ws, &r);
-    else
-        rpc_send(w->ws->call, &r.base);
+    } else {
+        if (!shared_events_match(evs, n, header_rev)) shared_events_fill(evs, n, header_rev);
+        uint8_t head[11];
+        size_t head_len = encode_watch_id(w->id, head);
+        rpc_send_parts(w->ws->call, head, head_len, shared_events.bytes, shared_events.len);
+    }
     if (n > 0) w->progress_due = false; /* etcd elides the next progress notification */
 }
 

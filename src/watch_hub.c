@@ -139,12 +139,14 @@ static void end_round(void) {
         hub.touched = NULL;
         hub.cap_touched = 0;
     }
+    watch_events_cache_reset();
     mv_arena_free(hub.arena);
     hub.arena = NULL;
     hub.loaded = 0;
 }
 
 static void begin_round(void) {
+    watch_events_cache_reset();
     hub.round++;
     hub.arena = mv_arena_new();
     hub.loaded = 0;

@@ -14,7 +14,7 @@
 
 /* Output queued on a stream's connection above which its watchers stop taking live events and fall
  * back to catching up from history once the client reads again. */
-#define WATCH_PENDING_LIMIT (4u << 20)
+#define WATCH_PENDING_LIMIT (16u << 20)
 
 typedef struct watch_stream watch_stream;
 
@@ -91,6 +91,8 @@ void hub_check_deferred(void);
 /* --- svc_watch.c: responses, used by the hub --- */
 bool watch_stream_slow(const watch_stream *ws);
 void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev);
+/* The hub calls this when a round begins or ends: its event objects are about to be freed. */
+void watch_events_cache_reset(void);
 void watch_send_compacted(watcher *w, int64_t compact_rev);
 void watch_send_progress(watch_stream *ws, int64_t watch_id, int64_t rev);
 
