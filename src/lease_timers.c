@@ -3,20 +3,11 @@
 #include "lease_timers.h"
 
 #include <stdio.h>
+
+#include "alloc.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void out_of_memory(void) {
-    fputs("cetcd: out of memory\n", stderr);
-    abort();
-}
-
-static void *xrealloc(void *p, size_t size) {
-    void *q = realloc(p, size ? size : 1);
-    if (!q) out_of_memory();
-    return q;
-}
 
 /* ---------- the id → heap position index ---------- */
 

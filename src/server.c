@@ -68,24 +68,6 @@ static conn *all_conns, *dirty_head, *dead_head;
 
 /* --- buffers --- */
 
-void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fputs("cetcd: fatal: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fputs("cetcd: fatal: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 void sbuf_append(sbuf *b, const void *p, size_t n) {
     if (n == 0) return;
     if (b->len + n > b->cap && b->off > 0) {
@@ -97,12 +79,7 @@ void sbuf_append(sbuf *b, const void *p, size_t n) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)
             cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d) {
-            fputs("cetcd: fatal: out of memory\n", stderr);
-            abort();
-        }
-        b->data = d;
+        b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
     memcpy(b->data + b->len, p, n);

@@ -4,6 +4,8 @@
 #ifndef CETCD_SERVER_H
 #define CETCD_SERVER_H
 
+#include "alloc.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +26,6 @@ static inline uint8_t *sbuf_head(const sbuf *b) {
     return b->data + b->off;
 }
 
-/* Allocation that aborts the server with a message when memory is gone. */
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
 
 typedef struct conn conn;
 

@@ -10,6 +10,8 @@
 #include "store.h"
 #include "svc_maint.h"
 #include <stdio.h>
+
+#include "alloc.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,17 +29,6 @@ typedef struct alloc_list {
     void **ptrs;
     size_t n, cap;
 } alloc_list;
-
-static void out_of_memory(void) {
-    fputs("cetcd: out of memory\n", stderr);
-    abort();
-}
-
-static void *xrealloc(void *p, size_t size) {
-    void *q = realloc(p, size ? size : 1);
-    if (!q) out_of_memory();
-    return q;
-}
 
 /* Zeroed memory that lives until list_free. */
 static void *list_alloc(alloc_list *l, size_t size) {

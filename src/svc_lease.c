@@ -13,14 +13,11 @@
 #include "store.h"
 
 #include <stdio.h>
+
+#include "alloc.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void out_of_memory(void) {
-    fputs("cetcd: out of memory\n", stderr);
-    abort();
-}
 
 static void fail_unmarshal(rpc_call *call, const char *type) {
     char msg[128];

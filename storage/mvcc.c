@@ -259,36 +259,24 @@ static void result_init(mv_result *out, int type) {
     out->resp.type = type;
 }
 
+/* Put and DeleteRange are one-op Txns: run it, then lift the op's response to the top. */
+static void single_op_txn(mvcc *s, const mv_op *op, mv_result *out) {
+    mv_txn_req txn = {.success = (mv_op *)op, .n_success = 1};
+    mvcc_txn(s, &txn, out);
+    if (out->err == MV_OK)
+        out->resp = out->resp.u.txn->responses[0];
+    else
+        out->resp.type = op->type;
+}
+
 void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out) {
-    mv_txn_req txn = {0};
     mv_op op = {.type = MV_OP_PUT, .u.put = *req};
-    txn.success = &op;
-    txn.n_success = 1;
-    mv_result r;
-    mvcc_txn(s, &txn, &r);
-    *out = r;
-    if (r.err == MV_OK) {
-        mv_op_resp inner = r.resp.u.txn->responses[0];
-        out->resp = inner;
-    } else {
-        out->resp.type = MV_OP_PUT;
-    }
+    single_op_txn(s, &op, out);
 }
 
 void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out) {
-    mv_txn_req txn = {0};
     mv_op op = {.type = MV_OP_DELETE, .u.del = *req};
-    txn.success = &op;
-    txn.n_success = 1;
-    mv_result r;
-    mvcc_txn(s, &txn, &r);
-    *out = r;
-    if (r.err == MV_OK) {
-        mv_op_resp inner = r.resp.u.txn->responses[0];
-        out->resp = inner;
-    } else {
-        out->resp.type = MV_OP_DELETE;
-    }
+    single_op_txn(s, &op, out);
 }
 
 void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out) {

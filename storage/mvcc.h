@@ -235,6 +235,12 @@ long mvcc_snapshot_read(mv_snapshot *sn, uint8_t *buf, size_t n);
 void mvcc_snapshot_end(mv_snapshot *sn);
 /* Restores a snapshot file into dir, which must not exist or be empty. 0, or -1 with err set. */
 int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t errlen);
+/* The same from bytes in memory (size is exactly the snapshot's). */
+int mvcc_restore_bytes(const uint8_t *d, uint64_t size, const char *dir, char *err, size_t errlen);
+/* The length of the snapshot that starts at d (its header says), 0 if d does not start with one. */
+uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size);
+/* Reads a whole file into a malloc'd buffer; NULL with err set on failure. */
+uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen);
 
 uint64_t mvcc_db_size(const mvcc *s);
 uint64_t mvcc_db_size_in_use(const mvcc *s); /* estimate of the bytes still needed */

@@ -166,7 +166,7 @@ void mvcc_snapshot_end(mv_snapshot *sn) {
 
 /* --- restore --- */
 
-static uint8_t *read_whole(const char *path, uint64_t *size, char *err, size_t errlen) {
+uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -187,12 +187,18 @@ static uint8_t *read_whole(const char *path, uint64_t *size, char *err, size_t e
     return data;
 }
 
+uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size) {
+    if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return 0;
+    uint64_t n = get_le(d + 12, 4), len = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
+    if (n > size / SNAP_ENTRY_BYTES || len > size) return 0;
+    for (uint64_t i = 0; i < n; i++) len += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
+    return len;
+}
+
 static const char *check_snapshot(const uint8_t *d, uint64_t size) {
     if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return "not a cetcd snapshot";
     if (get_le(d + 8, 4) != SNAP_VERSION) return "unsupported snapshot version";
-    uint64_t n = get_le(d + 12, 4), need = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
-    for (uint64_t i = 0; i < n && need <= size; i++) need += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
-    if (need != size) return "snapshot is truncated or has trailing bytes";
+    if (mvcc_snapshot_length(d, size) != size) return "snapshot is truncated or has trailing bytes";
     if (XXH3_64bits(d, size - 8) != get_le(d + size - 8, 8)) return "snapshot checksum mismatch";
     return NULL;
 }
@@ -205,10 +211,7 @@ static bool dir_is_empty_or_missing(const char *dir) {
     return access(probe, F_OK) != 0;
 }
 
-int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t errlen) {
-    uint64_t size;
-    uint8_t *d = read_whole(snapshot_file, &size, err, errlen);
-    if (!d) return -1;
+int mvcc_restore_bytes(const uint8_t *d, uint64_t size, const char *dir, char *err, size_t errlen) {
     const char *why = check_snapshot(d, size);
     if (!why && !dir_is_empty_or_missing(dir)) why = "data dir already holds a store";
     uint64_t n = why ? 0 : get_le(d + 12, 4), at = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES;
@@ -219,10 +222,18 @@ int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t e
         if (rc < 0) why = strerror(-rc);
         at += seg_size;
     }
-    free(d);
     if (why) {
-        snprintf(err, errlen, "restore %s into %s: %s", snapshot_file, dir, why);
+        snprintf(err, errlen, "restore into %s: %s", dir, why);
         return -1;
     }
     return 0;
+}
+
+int mvcc_restore(const char *snapshot_file, const char *dir, char *err, size_t errlen) {
+    uint64_t size;
+    uint8_t *d = mvcc_read_file(snapshot_file, &size, err, errlen);
+    if (!d) return -1;
+    int rc = mvcc_restore_bytes(d, size, dir, err, errlen);
+    free(d);
+    return rc;
 }
