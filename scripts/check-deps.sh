@@ -6,7 +6,7 @@ missing=0
 for lib in libnghttp2 libprotobuf-c libxxhash check; do
     pkg-config --exists "$lib" 2>/dev/null || missing=1
 done
-for cmd in protoc-c etcdctl etcd python3 curl; do
+for cmd in protoc-c etcdctl etcd python3 curl jq; do
     command -v "$cmd" >/dev/null 2>&1 || missing=1
 done
 /usr/bin/python3 -c 'import etcd3' 2>/dev/null || missing=1
