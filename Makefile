@@ -19,6 +19,8 @@ UNIT_C := $(wildcard tests/unit/test_*.c)
 DEPS_OK := $(BUILD)/.deps-ok
 
 .PHONY: all run check unit unit-asan integration bench crash-soak format clean deps
+# generated sources are kept (not removed as intermediates), so nothing is rebuilt for no reason
+.SECONDARY: $(GEN_C) $(GEN_H)
 all: $(BUILD)/cetcd
 
 deps: $(DEPS_OK)

@@ -277,23 +277,30 @@ static void leaf_split_insert(bptree *t, bp_path *path, bp_leaf *left, int pos, 
     insert_into_parent(t, path, path->depth, key_copy(t, right->base.keys[0]), &right->base);
 }
 
-void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value) {
+void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created) {
     bp_path path;
     bp_leaf *leaf = descend(t, key, len, &path);
     bool found;
     int pos = lower_bound(&leaf->base, key, len, &found);
-    if (found) {
-        void *old = leaf->values[pos];
-        leaf->values[pos] = value;
-        return old;
-    }
+    *created = !found;
+    if (found) return &leaf->values[pos];
     bkey *copy = key_new(t, key, len);
-    if (leaf->base.nkeys < NODE_MAX)
-        leaf_insert_at(leaf, pos, copy, value);
-    else
-        leaf_split_insert(t, &path, leaf, pos, copy, value);
     t->count++;
-    return NULL;
+    if (leaf->base.nkeys < NODE_MAX) {
+        leaf_insert_at(leaf, pos, copy, NULL);
+        return &leaf->values[pos];
+    }
+    leaf_split_insert(t, &path, leaf, pos, copy, NULL);
+    int keep = NODE_MAX / 2; /* the split keeps this many in the left leaf; the right one follows it */
+    return pos <= keep ? &leaf->values[pos] : &leaf->next->values[pos - keep];
+}
+
+void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value) {
+    bool created;
+    void **slot = bptree_slot(t, key, len, &created);
+    void *old = created ? NULL : *slot;
+    *slot = value;
+    return old;
 }
 
 /* ---- removal ---- */

@@ -25,6 +25,9 @@ size_t bptree_count(const bptree *t);
 void *bptree_get(const bptree *t, const uint8_t *key, size_t len);
 /* Inserts key (copied) or replaces its value. Returns the previous value, or NULL if the key is new. */
 void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value);
+/* The value slot of key, inserting the key (value NULL, *created true) if absent: one descent for
+ * "find or add". The pointer is valid until the next insert or remove. */
+void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created);
 /* Removes key. Returns its value, or NULL if absent. */
 void *bptree_remove(bptree *t, const uint8_t *key, size_t len);
 

@@ -149,13 +149,11 @@ static void note_change_type(write_batch *wb, int type) {
     wb->record_type = wb->record_type == 0 || wb->record_type == type ? type : LOG_TXN;
 }
 
-static keyhist *history_for_write(mvcc *s, mv_bytes key) {
-    keyhist *kh = bptree_get(s->index, key.data, key.len);
-    if (!kh) {
-        kh = keyhist_new();
-        bptree_put(s->index, key.data, key.len, kh);
-    }
-    return kh;
+keyhist *history_for_write(mvcc *s, mv_bytes key) {
+    bool created;
+    void **slot = bptree_slot(s->index, key.data, key.len, &created);
+    if (created) *slot = keyhist_new();
+    return *slot;
 }
 
 static void add_pending(write_batch *wb, keyhist *kh) {

@@ -51,6 +51,8 @@ struct mvcc {
 enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D' };
 
 /* mvcc.c */
+/* The key's history, created empty if the key is new. */
+keyhist *history_for_write(mvcc *s, mv_bytes key);
 void write_begin(mvcc *s);
 /* Writes key=value at the write's revision. Fills *prev with the key's live entry before, if any. */
 void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev);

@@ -39,8 +39,8 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
     size_t used = 5 + (size_t)klen;
     if (used > left) return 0;
     mv_bytes key = {p + 5, klen};
-    keyhist *kh = bptree_get(s->index, key.data, key.len);
-    rev_entry *live = kh ? keyhist_at(kh, rev) : NULL;
+    keyhist *kh = history_for_write(s, key);
+    rev_entry *live = keyhist_at(kh, rev);
     rev_entry e = {.main_rev = rev, .sub_rev = sub};
     if (kind == CHANGE_DELETE) {
         if (!live) return used; /* nothing to end: tolerate, as the write made it */
@@ -59,10 +59,6 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
     used += 28;
     if (used + vlen > left) return 0;
     e.value = (log_place){.segment = where.segment, .length = vlen, .offset = where.offset + at + used};
-    if (!kh) {
-        kh = keyhist_new();
-        bptree_put(s->index, key.data, key.len, kh);
-    }
     lease_track_put(s, key, live, e.lease);
     keyhist_append(kh, &e);
     s->live_bytes += keyhist_change_bytes(key.len, &e);
