@@ -264,12 +264,24 @@ def watch_probe(srv):
     return "error: watch delivered no event: " + " ".join(out.split())[:100]
 
 
+def cpu_seconds(srv):
+    """User + system CPU the server process has used so far (clock ticks from /proc)."""
+    try:
+        with open("/proc/%d/stat" % srv.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, AttributeError, IndexError, ValueError):
+        return None
+
+
 def bench_workload(srv, args):
     if args[0].startswith("watch"):
         err = watch_probe(srv)
         if err:
             return {"error": err}
+    cpu0 = cpu_seconds(srv)
     rc, out = run([BENCHMARK, "--endpoints", srv.endpoint, "--precise"] + args)
+    cpu1 = cpu_seconds(srv)
     if args[0] == "watch":  # only the second report counts, the first times Watch() calls
         i = out.find("Watch events received summary:")
         out = out[i:] if i >= 0 else ""
@@ -278,6 +290,9 @@ def bench_workload(srv, args):
         res = None
     if res is None:
         return {"error": classify_error(out, rc)}
+    ops = res.get("rps", 0) * res.get("total", 0)
+    if cpu0 is not None and cpu1 is not None and ops > 0:
+        res["cpu_us"] = (cpu1 - cpu0) * 1e6 / ops
     if args[0] == "watch-latency":  # rate-limited: its throughput says nothing, its latency does
         res.pop("rps")
         res["ms"] = res["avg"] * 1000
@@ -444,6 +459,8 @@ def run_all(servers, samples, notes, phys, add, wanted):
                 continue
             for name, res in each_server(lambda s: bench_workload(s, args)):
                 add(wname, name, res)
+                if "cpu_us" in res:
+                    add(wname + ": server CPU per op", name, {"us": res["cpu_us"]})
                 log("%-24s %-5s %s" % (wname, name, fmt_one(res)))
         if r < CTL_RUNS and wanted("etcdctl"):
             for name, res in each_server(lambda s: etcdctl_micro(s, CTL_N)):
@@ -492,7 +509,8 @@ def stripped_size(path):
 # ---------------------------------------------------------------- rendering
 # per row kind: (value key, unit, higher is better)
 def row_kind(row, vals):
-    for key, unit, up in (("rps", "req/s", True), ("ms", "ms", False), ("mib", "MiB", False)):
+    for key, unit, up in (("rps", "req/s", True), ("ms", "ms", False), ("mib", "MiB", False),
+                          ("us", "µs", False)):
         if any(key in v for v in vals):
             return key, unit, up
     return None, "", True
@@ -514,7 +532,7 @@ def fmt_one(res):
     if "rps" in res:
         return "%s req/s p50 %s ms p99 %s ms" % (fmt_num(res["rps"]), fmt_num(res.get("p50", 0) * 1000),
                                                 fmt_num(res.get("p99", 0) * 1000))
-    for k in ("ms", "mib"):
+    for k in ("ms", "mib", "us"):
         if k in res:
             return "%s %s" % (fmt_num(res[k]), k)
     return str(res)
