@@ -5,7 +5,7 @@ BUILD := build
 GEN := $(BUILD)/gen
 WARN := -Wall -Wextra -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -I$(GEN) -Isrc -Istorage
-OPT ?= -O2 -g
+OPT ?= -O2 -g1
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check)
