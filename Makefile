@@ -66,8 +66,8 @@ $(BUILD)/cetcd-asan: $(BUILD)/asan/src/main.o $(ASAN_OBJ) $(ASAN_GEN_OBJ)
 $(GEN)/suites.h: $(UNIT_C) | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	@sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/SUITE(\1)/p' $(UNIT_C) > $@.tmp && mv $@.tmp $@
-UNIT_REL := $(call objects,obj,$(UNIT_C) tests/unit/check_main.c)
-UNIT_ASAN := $(call objects,asan,$(UNIT_C) tests/unit/check_main.c)
+UNIT_REL := $(call objects,obj,$(UNIT_C) tests/unit/check_main.c tests/unit/fixture.c)
+UNIT_ASAN := $(call objects,asan,$(UNIT_C) tests/unit/check_main.c tests/unit/fixture.c)
 $(BUILD)/obj/tests/unit/check_main.o $(BUILD)/asan/tests/unit/check_main.o: $(GEN)/suites.h
 $(BUILD)/unit: $(UNIT_REL) $(REL_OBJ) $(REL_GEN_OBJ)
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(CHECK_LIBS)

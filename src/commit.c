@@ -49,7 +49,8 @@ static void *sync_thread(void *arg) {
     (void)arg;
     pthread_mutex_lock(&job_lock);
     for (;;) {
-        while (job_fd < 0) pthread_cond_wait(&job_cond, &job_lock);
+        while (job_fd < 0)
+            pthread_cond_wait(&job_cond, &job_lock);
         int fd = job_fd;
         pthread_mutex_unlock(&job_lock);
         double t0 = now_seconds();
@@ -122,7 +123,8 @@ static void on_prepare(EV_P_ ev_prepare *w, int revents) {
 
 void commit_batch(void) {
     pthread_mutex_lock(&job_lock);
-    while (in_flight_seq && !job_done) pthread_cond_wait(&job_cond, &job_lock);
+    while (in_flight_seq && !job_done)
+        pthread_cond_wait(&job_cond, &job_lock);
     collect_sync_locked();
     pthread_mutex_unlock(&job_lock);
     if (!g_store || !mvcc_has_batch(g_store)) return;

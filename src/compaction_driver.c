@@ -50,8 +50,7 @@ static void on_slice(EV_P_ ev_timer *t, int revents) {
     }
     if (rc == 1) return;
     ev_timer_stop(EV_A_ t);
-    log_msg(LOG_INFO, "log compaction done: %llu bytes on disk",
-            (unsigned long long)mvcc_db_size(g_store));
+    log_msg(LOG_INFO, "log compaction done: %llu bytes on disk", (unsigned long long)mvcc_db_size(g_store));
     answer(&running_waiters, 0);
     if (queued_waiters) {
         running_waiters = queued_waiters;

@@ -12,18 +12,18 @@
 typedef struct config {
     const char *name;
     const char *data_dir;
-    const char *listen_client_urls;    /* comma list, http://host:port */
+    const char *listen_client_urls; /* comma list, http://host:port */
     const char *advertise_client_urls;
     const char *listen_metrics_urls;
     const char *log_level;
-    uint64_t max_request_bytes;        /* etcd default 1.5 MiB */
-    size_t max_txn_ops;                /* etcd default 128 */
-    uint64_t quota_backend_bytes;      /* etcd default 2 GiB */
+    uint64_t max_request_bytes;   /* etcd default 1.5 MiB */
+    size_t max_txn_ops;           /* etcd default 128 */
+    uint64_t quota_backend_bytes; /* etcd default 2 GiB */
     bool unsafe_no_fsync;
     const char *watch_progress_notify_interval; /* Go duration; NULL = etcd default 10m */
-    const char *initial_advertise_peer_urls; /* only reported (MemberList); NULL = http://localhost:2380 */
-    const char *restore_file;          /* --restore: restore this snapshot into data_dir and exit */
-    uint64_t cluster_id, member_id;    /* derived at start, constant for the server's life */
+    const char *initial_advertise_peer_urls;    /* only reported (MemberList); NULL = http://localhost:2380 */
+    const char *restore_file;                   /* --restore: restore this snapshot into data_dir and exit */
+    uint64_t cluster_id, member_id;             /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;
 

@@ -203,10 +203,12 @@ void rpc_finish(rpc_call *call, int grpc_code, const char *message) {
 /* Queues one gRPC message made of the given parts (their concatenation is the protobuf body). */
 static void queue_message(rpc_call *call, const uint8_t *const *parts, const size_t *lens, int n) {
     size_t len = 0;
-    for (int i = 0; i < n; i++) len += lens[i];
+    for (int i = 0; i < n; i++)
+        len += lens[i];
     uint8_t prefix[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
     sbuf_append(&call->out, prefix, 5);
-    for (int i = 0; i < n; i++) sbuf_append(&call->out, parts[i], lens[i]);
+    for (int i = 0; i < n; i++)
+        sbuf_append(&call->out, parts[i], lens[i]);
     call->h->queued += 5 + len;
     metrics_grpc_sent(5 + len);
     if (call->h->queued > QUEUED_HIGH) call->h->blocked = true;
@@ -224,7 +226,8 @@ void rpc_send(rpc_call *call, const ProtobufCMessage *msg) {
     free(body);
 }
 
-void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len) {
+void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body,
+                    size_t body_len) {
     if (!call_writable(call)) return;
     queue_message(call, (const uint8_t *const[]){head, body}, (const size_t[]){head_len, body_len}, 2);
 }

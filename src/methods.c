@@ -1,11 +1,11 @@
 /* methods.c: the one table of gRPC methods: path → kind and handler. Adding a method is one row here
  * plus its handler; a path not in the table is answered UNIMPLEMENTED by the transport. */
 #include "rpc.h"
-#include "svc_kv.h"
 #include "svc_cluster.h"
+#include "svc_kv.h"
+#include "svc_lease.h"
 #include "svc_maint.h"
 #include "svc_watch.h"
-#include "svc_lease.h"
 #include <string.h>
 
 static const rpc_method methods[] = {

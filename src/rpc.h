@@ -11,19 +11,31 @@
 
 /* gRPC status codes. */
 enum grpc_code {
-    GRPC_OK = 0, GRPC_CANCELLED = 1, GRPC_UNKNOWN = 2, GRPC_INVALID_ARGUMENT = 3,
-    GRPC_DEADLINE_EXCEEDED = 4, GRPC_NOT_FOUND = 5, GRPC_ALREADY_EXISTS = 6,
-    GRPC_PERMISSION_DENIED = 7, GRPC_RESOURCE_EXHAUSTED = 8, GRPC_FAILED_PRECONDITION = 9,
-    GRPC_ABORTED = 10, GRPC_OUT_OF_RANGE = 11, GRPC_UNIMPLEMENTED = 12, GRPC_INTERNAL = 13,
-    GRPC_UNAVAILABLE = 14, GRPC_DATA_LOSS = 15, GRPC_UNAUTHENTICATED = 16,
+    GRPC_OK = 0,
+    GRPC_CANCELLED = 1,
+    GRPC_UNKNOWN = 2,
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_DEADLINE_EXCEEDED = 4,
+    GRPC_NOT_FOUND = 5,
+    GRPC_ALREADY_EXISTS = 6,
+    GRPC_PERMISSION_DENIED = 7,
+    GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_FAILED_PRECONDITION = 9,
+    GRPC_ABORTED = 10,
+    GRPC_OUT_OF_RANGE = 11,
+    GRPC_UNIMPLEMENTED = 12,
+    GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14,
+    GRPC_DATA_LOSS = 15,
+    GRPC_UNAUTHENTICATED = 16,
 };
 
 /* One gRPC call: one HTTP/2 stream. Owned by the transport. */
 typedef struct rpc_call rpc_call;
 
 typedef enum rpc_kind {
-    RPC_UNARY,  /* one request message (delivered at end of stream), one reply */
-    RPC_STREAM, /* bidirectional: each request message delivered as it arrives */
+    RPC_UNARY,         /* one request message (delivered at end of stream), one reply */
+    RPC_STREAM,        /* bidirectional: each request message delivered as it arrives */
     RPC_SERVER_STREAM, /* one request message (delivered at end of stream), then any number of replies:
                         * the client's half-close does not end the call; the handler rpc_finish()es it */
 } rpc_kind;
@@ -34,10 +46,10 @@ typedef void (*rpc_handler)(rpc_call *call, const uint8_t *msg, size_t len);
 typedef void (*rpc_close_handler)(rpc_call *call);
 
 typedef struct rpc_method {
-    const char *path;              /* "/etcdserverpb.KV/Range" */
+    const char *path; /* "/etcdserverpb.KV/Range" */
     rpc_kind kind;
     rpc_handler handler;
-    rpc_close_handler on_close;    /* streams only; may be NULL */
+    rpc_close_handler on_close; /* streams only; may be NULL */
 } rpc_method;
 
 /* methods.c: the one table. NULL if the path is not implemented (the transport answers UNIMPLEMENTED). */
@@ -47,7 +59,8 @@ const rpc_method *rpc_find_method(const char *path, size_t len);
 void rpc_send(rpc_call *call, const ProtobufCMessage *msg);
 /* Send one message already encoded in two parts (protobuf fields may come in any order): lets a
  * stream send the same encoded fields to many calls, with a small per-call head. */
-void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body, size_t body_len);
+void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body,
+                    size_t body_len);
 /* Finish the call with a status (trailers). message may be NULL; it is percent-encoded on the wire. */
 void rpc_finish(rpc_call *call, int grpc_code, const char *message);
 /* Convenience for unary handlers: send msg then finish OK. */

@@ -46,7 +46,7 @@ struct conn {
     ev_timer linger;
     int fd;
     conn_proto proto;
-    sbuf in;   /* unparsed input (detection, HTTP/1) */
+    sbuf in;                        /* unparsed input (detection, HTTP/1) */
     out_chunk waiting[MAX_WAITING]; /* output held until its batch is durable, oldest first */
     int n_waiting;
     sbuf out; /* output released to the socket */
@@ -124,7 +124,8 @@ static void reap_dead(void) {
         conn *c = dead_head;
         dead_head = c->next_dead;
         sbuf_free(&c->in);
-        for (int i = 0; i < c->n_waiting; i++) sbuf_free(&c->waiting[i].data);
+        for (int i = 0; i < c->n_waiting; i++)
+            sbuf_free(&c->waiting[i].data);
         sbuf_free(&c->out);
         free(c);
     }
@@ -182,7 +183,8 @@ void conn_queue_released(conn *c, const void *data, size_t len) {
 
 size_t conn_unsent(const conn *c) {
     size_t n = sbuf_size(&c->out);
-    for (int i = 0; i < c->n_waiting; i++) n += sbuf_size(&c->waiting[i].data);
+    for (int i = 0; i < c->n_waiting; i++)
+        n += sbuf_size(&c->waiting[i].data);
     return n;
 }
 

@@ -26,7 +26,6 @@ static inline uint8_t *sbuf_head(const sbuf *b) {
     return b->data + b->off;
 }
 
-
 typedef struct conn conn;
 
 /* HTTP/1.1: queue reply bytes; they leave once the writes they may depend on are durable. */

@@ -591,7 +591,8 @@ static void txn_resp_to_pb(alloc_list *mem, Etcdserverpb__TxnResponse *out, cons
         out->responses[i] = op_resp_to_pb(mem, i < n_ops ? &ops[i] : NULL, &resp->responses[i], revs);
 }
 
-/* ---------- requests: each answers through a reply_sink, so gRPC and the JSON gateway share them ---------- */
+/* ---------- requests: each answers through a reply_sink, so gRPC and the JSON gateway share them ----------
+ */
 
 static void sink_fail(const reply_sink *out, etcd_err e) {
     out->fail(out->ctx, etcd_err_code(e), etcd_err_message(e));

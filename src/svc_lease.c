@@ -3,7 +3,6 @@
  * this file keeps when each lease expires (lease_timers.c) and revokes a lease when that time passes:
  * its keys go in one revision, which watchers see through the store's revision hook. */
 #include "svc_lease.h"
-#include "svc_maint.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -11,6 +10,7 @@
 #include "log_msg.h"
 #include "rpc.pb-c.h"
 #include "store.h"
+#include "svc_maint.h"
 
 #include <stdio.h>
 

@@ -180,7 +180,8 @@ static size_t encode_watch_id(int64_t id, uint8_t out[11]) {
     uint64_t v = (uint64_t)id;
     size_t n = 0;
     out[n++] = 0x10;
-    for (; v >= 0x80; v >>= 7) out[n++] = (uint8_t)(v | 0x80);
+    for (; v >= 0x80; v >>= 7)
+        out[n++] = (uint8_t)(v | 0x80);
     out[n++] = (uint8_t)v;
     return n;
 }

@@ -68,7 +68,8 @@ void mvcc_log_compaction_start(mvcc *s, bool seal_current) {
 static void kept_add(log_compaction *c, const uint8_t *p, size_t n) {
     if (c->kept_len + n > c->kept_cap) {
         size_t cap = c->kept_cap ? c->kept_cap : 256;
-        while (cap < c->kept_len + n) cap *= 2;
+        while (cap < c->kept_len + n)
+            cap *= 2;
         c->kept = realloc(c->kept, cap);
         if (!c->kept) abort();
         c->kept_cap = cap;
@@ -128,15 +129,18 @@ static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payloa
         return 0;
     }
     log_place where = log_rewrite_append(c->rw, type, rev, c->kept, c->kept_len);
-    for (size_t i = first_moved; i < c->n_moved; i++) c->moved[i].offset += where.offset;
+    for (size_t i = first_moved; i < c->n_moved; i++)
+        c->moved[i].offset += where.offset;
     remember_revision_place(s, rev, where);
     return 0;
 }
 
-static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
+static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *payload, size_t len,
+                          log_place where) {
     mvcc *s = ctx;
     (void)where;
-    if (type == LOG_PUT || type == LOG_DELETE || type == LOG_TXN) return rewrite_changes(s, type, rev, payload, len);
+    if (type == LOG_PUT || type == LOG_DELETE || type == LOG_TXN)
+        return rewrite_changes(s, type, rev, payload, len);
     log_rewrite_append(s->compaction->rw, type, rev, payload, len);
     return 0;
 }

@@ -85,7 +85,8 @@ bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped
     long keep_from = newest_at_or_before(kh, rev);
     if (keep_from < 0) return kh->count == 0;
     if (kh->revs[keep_from].flags & REV_TOMBSTONE) keep_from++;
-    for (long i = 0; i < keep_from; i++) *dropped_bytes += keyhist_change_bytes(key_len, &kh->revs[i]);
+    for (long i = 0; i < keep_from; i++)
+        *dropped_bytes += keyhist_change_bytes(key_len, &kh->revs[i]);
     if (keep_from > 0) {
         kh->count -= (uint32_t)keep_from;
         memmove(kh->revs, kh->revs + keep_from, (size_t)kh->count * sizeof *kh->revs);

@@ -12,7 +12,8 @@ typedef struct lease {
 } lease;
 
 static void id_key(int64_t id, uint8_t out[8]) {
-    for (int i = 0; i < 8; i++) out[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)((uint64_t)id >> (56 - 8 * i));
 }
 
 static lease *find_lease(const mvcc *s, int64_t id) {
@@ -86,15 +87,18 @@ static void id_payload(int64_t id, int64_t ttl, uint8_t out[16]) {
 
 static int64_t read_i64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return (int64_t)v;
 }
 
 int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len) {
     if (len != 16) return -1;
     int64_t id = read_i64(payload);
-    if (type == LOG_LEASE_GRANT) add_lease(s, id, read_i64(payload + 8));
-    else drop_lease(s, id);
+    if (type == LOG_LEASE_GRANT)
+        add_lease(s, id, read_i64(payload + 8));
+    else
+        drop_lease(s, id);
     return 0;
 }
 

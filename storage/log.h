@@ -10,13 +10,13 @@
 #include <sys/types.h>
 
 enum log_record_type {
-    LOG_PUT = 1,          /* one key written */
-    LOG_DELETE = 2,       /* keys deleted under one revision */
-    LOG_TXN = 3,          /* a group of puts/deletes sharing one main revision */
+    LOG_PUT = 1,    /* one key written */
+    LOG_DELETE = 2, /* keys deleted under one revision */
+    LOG_TXN = 3,    /* a group of puts/deletes sharing one main revision */
     LOG_LEASE_GRANT = 4,
     LOG_LEASE_REVOKE = 5,
-    LOG_COMPACT = 6,      /* revision compaction mark */
-    LOG_CHECKPOINT = 7,   /* index checkpoint (hint) */
+    LOG_COMPACT = 6,    /* revision compaction mark */
+    LOG_CHECKPOINT = 7, /* index checkpoint (hint) */
 };
 
 /* A byte range inside one segment file: where a payload, or a part of it, lives. */
@@ -29,18 +29,17 @@ typedef struct log_place {
 typedef struct wal wal;
 
 /* Called for every valid record in order during log_open. Returning non-zero aborts the open. */
-typedef int (*log_replay_fn)(void *ctx, int type, int64_t revision, const uint8_t *payload,
-                             size_t len, log_place where);
+typedef int (*log_replay_fn)(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,
+                             log_place where);
 
 typedef struct log_options {
-    bool fsync;              /* false: --unsafe-no-fsync */
-    uint64_t segment_bytes;  /* roll to a new segment past this size; 0 = default (64 MiB) */
+    bool fsync;             /* false: --unsafe-no-fsync */
+    uint64_t segment_bytes; /* roll to a new segment past this size; 0 = default (64 MiB) */
 } log_options;
 
 /* Opens (creating if needed) the log in dir, replays it through fn, truncates a torn tail of the last
  * segment. On failure returns NULL and writes a one-line reason (naming file and offset) into err. */
-wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
-              size_t errlen);
+wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err, size_t errlen);
 void log_close(wal *l);
 
 /* Adds a record to the current batch. Returns the place of its payload. Never fails (memory aside). */
@@ -80,15 +79,13 @@ void log_seal(wal *l);
 size_t log_sealed_segments(const wal *l, uint32_t **ids);
 /* Reads records of a sealed segment from *cursor (0 = the start), at most max_records, calling fn
  * for each. Returns 1 if more remain, 0 at the end, -errno on failure. */
-int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn,
-                     void *ctx);
+int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn, void *ctx);
 
 /* A new version of one sealed segment, built beside it and switched in with rename. */
 typedef struct log_rewrite log_rewrite;
 log_rewrite *log_rewrite_begin(wal *l, uint32_t id);
 /* Adds a record; returns the place its payload will have once the rewrite is switched in. */
-log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const uint8_t *payload,
-                             size_t len);
+log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const uint8_t *payload, size_t len);
 /* Syncs the new file, renames it over the segment and syncs the directory. 0, or -errno with the
  * old segment untouched. Frees rw either way. */
 int log_rewrite_finish(log_rewrite *rw);

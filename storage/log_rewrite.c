@@ -42,7 +42,8 @@ void log_remove_stale_rewrites(wal *l) {
     size_t suffix = strlen(REWRITE_SUFFIX);
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0) unlinkat(l->dirfd, e->d_name, 0);
+        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0)
+            unlinkat(l->dirfd, e->d_name, 0);
     }
     rewinddir(d); /* the stream's position is shared with the log's directory fd */
     closedir(d);
@@ -62,8 +63,7 @@ size_t log_sealed_segments(const wal *l, uint32_t **ids) {
     return n;
 }
 
-int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn,
-                     void *ctx) {
+int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn, void *ctx) {
     segment *s = log_find_segment(l, id);
     if (!s || s->fd < 0 || s->pending_len) return -ENOENT;
     if (*cursor < SEG_HDR_BYTES) *cursor = SEG_HDR_BYTES;
@@ -94,7 +94,8 @@ int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, 
 static void rewrite_reserve(log_rewrite *rw, size_t more) {
     if (rw->len + more <= rw->cap) return;
     size_t cap = rw->cap ? rw->cap : 64 * 1024;
-    while (cap < rw->len + more) cap *= 2;
+    while (cap < rw->len + more)
+        cap *= 2;
     rw->buf = realloc(rw->buf, cap);
     if (!rw->buf) abort();
     rw->cap = cap;
@@ -188,7 +189,8 @@ long log_copy_segments(wal *l, log_file_copy **out) {
         int fd = openat(l->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             rc = -errno;
-            while (n > 0) close((*out)[--n].fd);
+            while (n > 0)
+                close((*out)[--n].fd);
             free(*out);
             *out = NULL;
             return rc;
@@ -209,8 +211,10 @@ int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint6
     while (done < size && rc == 0) {
         ssize_t put = write(fd, data + done, size - done);
         if (put < 0 && errno == EINTR) continue;
-        if (put <= 0) rc = put < 0 ? -errno : -EIO;
-        else done += (uint64_t)put;
+        if (put <= 0)
+            rc = put < 0 ? -errno : -EIO;
+        else
+            done += (uint64_t)put;
     }
     if (rc == 0 && fsync(fd) < 0) rc = -errno;
     close(fd);

@@ -104,7 +104,8 @@ void mv_result_free(mv_result *r) {
 static void payload_reserve(write_batch *wb, size_t more) {
     if (wb->len + more <= wb->cap) return;
     size_t cap = wb->cap ? wb->cap : 256;
-    while (cap < wb->len + more) cap *= 2;
+    while (cap < wb->len + more)
+        cap *= 2;
     wb->payload = realloc(wb->payload, cap);
     if (!wb->payload) abort();
     wb->cap = cap;
@@ -123,7 +124,8 @@ static void payload_u32(write_batch *wb, uint32_t v) {
 
 static void payload_i64(write_batch *wb, int64_t v) {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
     payload_add(wb, b, 8);
 }
 
@@ -171,8 +173,7 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     rev_entry *live = keyhist_at(kh, read_revision(s));
     *had_prev = live != NULL;
     if (live) *prev = *live;
-    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .lease = lease,
-                   .flags = REV_PENDING};
+    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .lease = lease, .flags = REV_PENDING};
     e.create_revision = live ? live->create_revision : wb->revision;
     e.version = live ? live->version + 1 : 1;
     /* create revision and version are written out, so replay never depends on older history */
@@ -292,7 +293,8 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     if (rev <= s->compact_revision) return MV_ERR_COMPACTED;
     if (rev > s->revision) return MV_ERR_FUTURE_REV;
     uint8_t payload[8];
-    for (int i = 0; i < 8; i++) payload[i] = (uint8_t)((uint64_t)rev >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        payload[i] = (uint8_t)((uint64_t)rev >> (8 * i));
     log_append(s->log, LOG_COMPACT, rev, payload, sizeof payload);
     s->compact_revision = rev;
     log_compaction_abort(s); /* it holds pointers into histories that compaction may free */

@@ -24,25 +24,29 @@ typedef struct mv_kv {
 /* Errors, each mapped by src/ to etcd's gRPC status and string. */
 typedef enum mv_err {
     MV_OK = 0,
-    MV_ERR_COMPACTED,     /* "etcdserver: mvcc: required revision has been compacted" */
-    MV_ERR_FUTURE_REV,    /* "etcdserver: mvcc: required revision is a future revision" */
-    MV_ERR_EMPTY_KEY,     /* "etcdserver: key is not provided" */
-    MV_ERR_DUPLICATE_KEY, /* "etcdserver: duplicate key given in txn request" */
-    MV_ERR_TOO_MANY_OPS,  /* "etcdserver: too many operations in txn request" */
-    MV_ERR_NO_SPACE,      /* "etcdserver: mvcc: database space exceeded" */
+    MV_ERR_COMPACTED,       /* "etcdserver: mvcc: required revision has been compacted" */
+    MV_ERR_FUTURE_REV,      /* "etcdserver: mvcc: required revision is a future revision" */
+    MV_ERR_EMPTY_KEY,       /* "etcdserver: key is not provided" */
+    MV_ERR_DUPLICATE_KEY,   /* "etcdserver: duplicate key given in txn request" */
+    MV_ERR_TOO_MANY_OPS,    /* "etcdserver: too many operations in txn request" */
+    MV_ERR_NO_SPACE,        /* "etcdserver: mvcc: database space exceeded" */
     MV_ERR_LEASE_NOT_FOUND, /* "etcdserver: requested lease not found" */
-    MV_ERR_KEY_NOT_FOUND, /* "etcdserver: key not found" (ignore_value/ignore_lease on a missing key) */
-    MV_ERR_VALUE_PROVIDED, /* "etcdserver: value is provided" */
-    MV_ERR_LEASE_PROVIDED, /* "etcdserver: lease is provided" */
-    MV_ERR_LEASE_EXISTS,  /* "etcdserver: lease already exists" */
-    MV_ERR_IO,            /* log failure: the server must stop */
+    MV_ERR_KEY_NOT_FOUND,   /* "etcdserver: key not found" (ignore_value/ignore_lease on a missing key) */
+    MV_ERR_VALUE_PROVIDED,  /* "etcdserver: value is provided" */
+    MV_ERR_LEASE_PROVIDED,  /* "etcdserver: lease is provided" */
+    MV_ERR_LEASE_EXISTS,    /* "etcdserver: lease already exists" */
+    MV_ERR_IO,              /* log failure: the server must stop */
 } mv_err;
 
 /* --- requests (mirrors of etcdserverpb messages, without protobuf) --- */
 
 enum mv_sort_order { MV_SORT_NONE = 0, MV_SORT_ASCEND = 1, MV_SORT_DESCEND = 2 };
 enum mv_sort_target {
-    MV_SORT_KEY = 0, MV_SORT_VERSION = 1, MV_SORT_CREATE = 2, MV_SORT_MOD = 3, MV_SORT_VALUE = 4
+    MV_SORT_KEY = 0,
+    MV_SORT_VERSION = 1,
+    MV_SORT_CREATE = 2,
+    MV_SORT_MOD = 3,
+    MV_SORT_VALUE = 4
 };
 
 /* range_end: empty = the single key; "\0" = every key >= key; otherwise [key, range_end). */
@@ -67,7 +71,13 @@ typedef struct mv_delete_req {
 } mv_delete_req;
 
 enum mv_cmp_result { MV_CMP_EQUAL = 0, MV_CMP_GREATER = 1, MV_CMP_LESS = 2, MV_CMP_NOT_EQUAL = 3 };
-enum mv_cmp_target { MV_CMP_VERSION = 0, MV_CMP_CREATE = 1, MV_CMP_MOD = 2, MV_CMP_VALUE = 3, MV_CMP_LEASE = 4 };
+enum mv_cmp_target {
+    MV_CMP_VERSION = 0,
+    MV_CMP_CREATE = 1,
+    MV_CMP_MOD = 2,
+    MV_CMP_VALUE = 3,
+    MV_CMP_LEASE = 4
+};
 
 typedef struct mv_compare {
     int result, target;
@@ -148,18 +158,18 @@ void mv_result_free(mv_result *r);
 /* --- the store --- */
 
 typedef struct mvcc_options {
-    bool fsync;                 /* false: --unsafe-no-fsync */
-    uint64_t quota_bytes;       /* 0 = etcd's default 2 GiB */
-    size_t max_txn_ops;         /* 0 = etcd's default 128 */
-    uint64_t segment_bytes;     /* log segment size; 0 = the log's default */
+    bool fsync;             /* false: --unsafe-no-fsync */
+    uint64_t quota_bytes;   /* 0 = etcd's default 2 GiB */
+    size_t max_txn_ops;     /* 0 = etcd's default 128 */
+    uint64_t segment_bytes; /* log segment size; 0 = the log's default */
 } mvcc_options;
 
 /* Opens or creates the store in dir, recovering it from the log. NULL on failure, reason in err. */
 mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errlen);
 void mvcc_close(mvcc *s);
 
-int64_t mvcc_revision(const mvcc *s);           /* current revision (1 on an empty store, as etcd) */
-int64_t mvcc_compact_revision(const mvcc *s);   /* last compacted revision, -1 if none */
+int64_t mvcc_revision(const mvcc *s);         /* current revision (1 on an empty store, as etcd) */
+int64_t mvcc_compact_revision(const mvcc *s); /* last compacted revision, -1 if none */
 
 /* Each call fills *out; the caller frees it with mv_result_free. */
 void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);

@@ -11,7 +11,8 @@ static uint32_t get_u32(const uint8_t *p) {
 
 static int64_t get_i64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return (int64_t)v;
 }
 

@@ -40,7 +40,7 @@ struct mvcc {
     int64_t rev_base;
     size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
-    uint64_t live_bytes; /* log bytes of the changes the index still holds (an estimate) */
+    uint64_t live_bytes;               /* log bytes of the changes the index still holds (an estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
     bptree *leases;                    /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
@@ -70,7 +70,8 @@ bool over_quota(const mvcc *s, size_t incoming);
 /* Range at an already validated revision. */
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out);
 mv_err check_read_revision(const mvcc *s, int64_t rev);
-/* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop. */
+/* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop.
+ */
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
 
@@ -87,8 +88,7 @@ void log_compaction_abort(mvcc *s);
 void log_compaction_free(mvcc *s);
 
 /* mvcc_recover.c */
-int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,
-                  log_place where);
+int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len, log_place where);
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
 void compact_index(mvcc *s, int64_t rev);
 

@@ -83,10 +83,14 @@ static int sort_sign;
 
 static int64_t target_number(const candidate *c) {
     switch (sort_target) {
-    case MV_SORT_VERSION: return c->entry->version;
-    case MV_SORT_CREATE: return c->entry->create_revision;
-    case MV_SORT_MOD: return c->entry->main_rev;
-    default: return 0;
+    case MV_SORT_VERSION:
+        return c->entry->version;
+    case MV_SORT_CREATE:
+        return c->entry->create_revision;
+    case MV_SORT_MOD:
+        return c->entry->main_rev;
+    default:
+        return 0;
     }
 }
 
@@ -110,9 +114,12 @@ static void merge_sort(candidate *v, candidate *tmp, size_t n) {
     merge_sort(v, tmp, half);
     merge_sort(v + half, tmp, n - half);
     size_t i = 0, j = half, k = 0;
-    while (i < half && j < n) tmp[k++] = compare_candidates(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
-    while (i < half) tmp[k++] = v[i++];
-    while (j < n) tmp[k++] = v[j++];
+    while (i < half && j < n)
+        tmp[k++] = compare_candidates(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
+    while (i < half)
+        tmp[k++] = v[i++];
+    while (j < n)
+        tmp[k++] = v[j++];
     memcpy(v, tmp, n * sizeof *v);
 }
 
@@ -123,7 +130,8 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
     if (order == MV_SORT_NONE) return;
     if (order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY) return;
     if (r->sort_target == MV_SORT_VALUE)
-        for (size_t i = 0; i < g->n; i++) g->items[i].value = read_value(s, g->items[i].entry, a);
+        for (size_t i = 0; i < g->n; i++)
+            g->items[i].value = read_value(s, g->items[i].entry, a);
     sort_target = r->sort_target;
     sort_sign = order == MV_SORT_DESCEND ? -1 : 1;
     candidate *tmp = malloc((g->n ? g->n : 1) * sizeof *tmp);

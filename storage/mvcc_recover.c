@@ -11,7 +11,8 @@ static uint32_t get_u32(const uint8_t *p) {
 
 static int64_t get_i64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
     return (int64_t)v;
 }
 
@@ -20,7 +21,8 @@ void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
     if (rev < s->rev_base) return;
     if (slot >= s->cap_rev_places) {
         size_t cap = s->cap_rev_places ? s->cap_rev_places * 2 : 1024;
-        while (cap <= slot) cap *= 2;
+        while (cap <= slot)
+            cap *= 2;
         s->rev_places = realloc(s->rev_places, cap * sizeof *s->rev_places);
         if (!s->rev_places) abort();
         memset(s->rev_places + s->cap_rev_places, 0, (cap - s->cap_rev_places) * sizeof *s->rev_places);
@@ -85,14 +87,17 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
     switch (type) {
     case LOG_PUT:
     case LOG_DELETE:
-    case LOG_TXN: return replay_changes(s, revision, payload, len, where);
+    case LOG_TXN:
+        return replay_changes(s, revision, payload, len, where);
     case LOG_COMPACT:
         if (len != 8) return -1;
         if (get_i64(payload) > s->compact_revision) s->compact_revision = get_i64(payload);
         return 0;
     case LOG_LEASE_GRANT:
-    case LOG_LEASE_REVOKE: return replay_lease_record(s, type, payload, len);
-    default: return 0; /* index checkpoints and future record types carry nothing to replay */
+    case LOG_LEASE_REVOKE:
+        return replay_lease_record(s, type, payload, len);
+    default:
+        return 0; /* index checkpoints and future record types carry nothing to replay */
     }
 }
 

@@ -33,11 +33,16 @@ static int compare_int(int64_t a, int64_t b) {
 
 static bool result_holds(int result, int cmp) {
     switch (result) {
-    case MV_CMP_EQUAL: return cmp == 0;
-    case MV_CMP_NOT_EQUAL: return cmp != 0;
-    case MV_CMP_GREATER: return cmp > 0;
-    case MV_CMP_LESS: return cmp < 0;
-    default: return true;
+    case MV_CMP_EQUAL:
+        return cmp == 0;
+    case MV_CMP_NOT_EQUAL:
+        return cmp != 0;
+    case MV_CMP_GREATER:
+        return cmp > 0;
+    case MV_CMP_LESS:
+        return cmp < 0;
+    default:
+        return true;
     }
 }
 
@@ -53,12 +58,18 @@ static int compare_value_bytes(mvcc *s, const rev_entry *e, mv_bytes want) {
 
 static int compare_entry(mvcc *s, const mv_compare *c, const rev_entry *e) {
     switch (c->target) {
-    case MV_CMP_VALUE: return compare_value_bytes(s, e, c->value);
-    case MV_CMP_CREATE: return compare_int(e->create_revision, c->number);
-    case MV_CMP_MOD: return compare_int(e->main_rev, c->number);
-    case MV_CMP_VERSION: return compare_int(e->version, c->number);
-    case MV_CMP_LEASE: return compare_int(e->lease, c->number);
-    default: return 0;
+    case MV_CMP_VALUE:
+        return compare_value_bytes(s, e, c->value);
+    case MV_CMP_CREATE:
+        return compare_int(e->create_revision, c->number);
+    case MV_CMP_MOD:
+        return compare_int(e->main_rev, c->number);
+    case MV_CMP_VERSION:
+        return compare_int(e->version, c->number);
+    case MV_CMP_LEASE:
+        return compare_int(e->lease, c->number);
+    default:
+        return 0;
     }
 }
 
@@ -192,7 +203,8 @@ static void apply_delete(mvcc *s, const mv_delete_req *r, mv_arena *a, mv_delete
         d.prev[i].value = read_value(s, keyhist_at(kh, read_revision(s)), a);
     }
     /* copy keys: the tree owns them, and writing tombstones never removes index entries */
-    for (size_t i = 0; i < d.n; i++) write_delete(s, d.keys[i]);
+    for (size_t i = 0; i < d.n; i++)
+        write_delete(s, d.keys[i]);
     out->deleted = (int64_t)d.n;
     out->prev_kvs = d.prev;
     out->n_prev_kvs = d.n_prev;
@@ -202,9 +214,15 @@ static void apply_delete(mvcc *s, const mv_delete_req *r, mv_arena *a, mv_delete
 static void apply_op(mvcc *s, const mv_op *op, txn_path *p, mv_op_resp *r, mv_arena *a) {
     r->type = op->type;
     switch (op->type) {
-    case MV_OP_RANGE: apply_range(s, &op->u.range, a, &r->u.range); break;
-    case MV_OP_PUT: apply_put(s, &op->u.put, a, &r->u.put); break;
-    case MV_OP_DELETE: apply_delete(s, &op->u.del, a, &r->u.del); break;
+    case MV_OP_RANGE:
+        apply_range(s, &op->u.range, a, &r->u.range);
+        break;
+    case MV_OP_PUT:
+        apply_put(s, &op->u.put, a, &r->u.put);
+        break;
+    case MV_OP_DELETE:
+        apply_delete(s, &op->u.del, a, &r->u.del);
+        break;
     case MV_OP_TXN:
         r->u.txn = arena_alloc(a, sizeof *r->u.txn);
         if (op->u.txn) apply_txn(s, op->u.txn, p, r->u.txn, a);
@@ -220,7 +238,8 @@ static void apply_txn(mvcc *s, const mv_txn_req *t, txn_path *p, mv_txn_resp *ou
     out->succeeded = ok;
     out->n_responses = n;
     out->responses = arena_alloc(a, (n ? n : 1) * sizeof *out->responses);
-    for (size_t i = 0; i < n; i++) apply_op(s, &ops[i], p, &out->responses[i], a);
+    for (size_t i = 0; i < n; i++)
+        apply_op(s, &ops[i], p, &out->responses[i], a);
 }
 
 void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out) {

@@ -18,12 +18,14 @@
 #define SNAP_ENTRY_BYTES 16u
 
 static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t get_le(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
@@ -157,7 +159,8 @@ long mvcc_snapshot_read(mv_snapshot *sn, uint8_t *buf, size_t n) {
 
 void mvcc_snapshot_end(mv_snapshot *sn) {
     if (!sn) return;
-    for (long i = 0; i < sn->n_files; i++) close(sn->files[i].fd);
+    for (long i = 0; i < sn->n_files; i++)
+        close(sn->files[i].fd);
     free(sn->files);
     free(sn->head);
     XXH3_freeState(sn->sum);
@@ -191,7 +194,8 @@ uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size) {
     if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return 0;
     uint64_t n = get_le(d + 12, 4), len = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
     if (n > size / SNAP_ENTRY_BYTES || len > size) return 0;
-    for (uint64_t i = 0; i < n; i++) len += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
+    for (uint64_t i = 0; i < n; i++)
+        len += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
     return len;
 }
 

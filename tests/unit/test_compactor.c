@@ -1,7 +1,7 @@
 /* test_compactor.c: log compaction reclaims space without changing any answer, survives a crash
  * before or after its rename, and steps aside when revision compaction runs in the middle; the
  * logical hash and snapshots (same storage-wide machinery) are checked here too. */
-#include "mvcc.h"
+#include "fixture.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -10,37 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
-static mvcc *st;
-
-static mv_bytes B(const char *s) {
-    return (mv_bytes){(const uint8_t *)s, strlen(s)};
-}
-
-static void open_store(void) {
-    char err[256];
-    mvcc_options o = {.fsync = true, .segment_bytes = 64 * 1024};
-    st = mvcc_open(dir, &o, err, sizeof err);
-    ck_assert_msg(st != NULL, "open: %s", err);
-}
-
 static void setup(void) {
-    strcpy(dir, "/tmp/cetcd-lc-XXXXXX");
-    ck_assert(mkdtemp(dir) != NULL);
-    open_store();
+    fixture_setup((mvcc_options){.fsync = true, .segment_bytes = 64 * 1024});
 }
 
 static void teardown(void) {
-    mvcc_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void reopen(void) {
-    ck_assert_int_eq(mvcc_commit(st), 0);
-    mvcc_close(st);
-    open_store();
+    fixture_teardown();
 }
 
 static void put(const char *k, const char *v) {
@@ -54,7 +29,8 @@ static void put(const char *k, const char *v) {
 /* Every live key and value plus revisions, as one string. */
 static char *dump(int64_t rev) {
     static char buf[1 << 16];
-    mv_range_req r = {.key = {(const uint8_t *)"", 1}, .range_end = {(const uint8_t *)"", 1}, .revision = rev};
+    mv_range_req r = {
+        .key = {(const uint8_t *)"", 1}, .range_end = {(const uint8_t *)"", 1}, .revision = rev};
     mv_result res;
     mvcc_range(st, &r, &res);
     ck_assert_int_eq(res.err, MV_OK);
@@ -83,7 +59,8 @@ static void churn(int rounds) {
 
 static void run_to_end(void) {
     int rc;
-    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1) continue;
+    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
+        continue;
     ck_assert_int_eq(rc, 0);
 }
 

@@ -1,6 +1,6 @@
 /* test_history.c: leases (grant, attach, revoke deleting keys in one revision, persistence) and
  * the per-revision events watch is built on (order, prev_kv, compaction limits, after restart). */
-#include "mvcc.h"
+#include "fixture.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -8,37 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
-static mvcc *st;
-
-static mv_bytes B(const char *s) {
-    return (mv_bytes){(const uint8_t *)s, strlen(s)};
-}
-
-static void open_store(void) {
-    char err[256];
-    mvcc_options o = {.fsync = false};
-    st = mvcc_open(dir, &o, err, sizeof err);
-    ck_assert_msg(st != NULL, "open: %s", err);
-}
-
 static void setup(void) {
-    strcpy(dir, "/tmp/cetcd-hist-XXXXXX");
-    ck_assert(mkdtemp(dir) != NULL);
-    open_store();
+    fixture_setup((mvcc_options){.fsync = false});
 }
 
 static void teardown(void) {
-    mvcc_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void reopen(void) {
-    ck_assert_int_eq(mvcc_commit(st), 0);
-    mvcc_close(st);
-    open_store();
+    fixture_teardown();
 }
 
 static mv_err put_lease(const char *k, const char *v, int64_t lease) {

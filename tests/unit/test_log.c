@@ -1,8 +1,8 @@
 /* test_log.c: unit tests of storage/log.c: records survive reopen with the same places, batches are
  * readable before they are written, torn tails are cut, other corruption refuses to open, and a failed
  * write or fsync stops all later commits. */
-#include <check.h>
 #include "log.h"
+#include <check.h>
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* test_mvcc.c: unit tests of the MVCC store against etcd's documented semantics: revisions,
  * versions and generations, range options, txn branches and sub-revisions, compaction, and that a
  * reopened store (recovered from its log) answers exactly as before. */
-#include "mvcc.h"
+#include "fixture.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -9,37 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[64];
-static mvcc *st;
-
-static mv_bytes B(const char *s) {
-    return (mv_bytes){(const uint8_t *)s, strlen(s)};
-}
-
-static void open_store(void) {
-    char err[256];
-    mvcc_options o = {.fsync = false};
-    st = mvcc_open(dir, &o, err, sizeof err);
-    ck_assert_msg(st != NULL, "open: %s", err);
-}
-
 static void setup(void) {
-    strcpy(dir, "/tmp/cetcd-mvcc-XXXXXX");
-    ck_assert(mkdtemp(dir) != NULL);
-    open_store();
-}
-
-static void reopen(void) {
-    ck_assert_int_eq(mvcc_commit(st), 0);
-    mvcc_close(st);
-    open_store();
+    fixture_setup((mvcc_options){.fsync = false});
 }
 
 static void teardown(void) {
-    mvcc_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    fixture_teardown();
 }
 
 static int64_t put(const char *k, const char *v) {
@@ -73,12 +48,11 @@ static char *show(const mv_range_req *r, mv_err *err) {
         mv_range_resp *rr = &res.resp.u.range;
         for (size_t i = 0; i < rr->n_kvs; i++) {
             mv_kv *kv = &rr->kvs[i];
-            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%.*s=%.*s@%ld/%ld/%ld ",
-                     (int)kv->key.len, kv->key.data, (int)kv->value.len, kv->value.data,
-                     (long)kv->mod_revision, (long)kv->create_revision, (long)kv->version);
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%.*s=%.*s@%ld/%ld/%ld ", (int)kv->key.len,
+                     kv->key.data, (int)kv->value.len, kv->value.data, (long)kv->mod_revision,
+                     (long)kv->create_revision, (long)kv->version);
         }
-        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "count=%ld more=%d", (long)rr->count,
-                 rr->more);
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "count=%ld more=%d", (long)rr->count, rr->more);
     }
     mv_result_free(&res);
     return buf;
@@ -200,7 +174,8 @@ START_TEST(test_txn_compare_missing_and_range) {
     res = run_txn(&t);
     ck_assert(!res.resp.u.txn->succeeded); /* VALUE on a missing key always fails */
     mv_result_free(&res);
-    mv_compare all = {.result = MV_CMP_GREATER, .target = MV_CMP_MOD, .key = B("p/"), .range_end = B("p0"), .number = 2};
+    mv_compare all = {
+        .result = MV_CMP_GREATER, .target = MV_CMP_MOD, .key = B("p/"), .range_end = B("p0"), .number = 2};
     t.compare = &all;
     res = run_txn(&t);
     ck_assert(!res.resp.u.txn->succeeded); /* p/1 has mod 2, not > 2 */
