@@ -112,6 +112,7 @@ static void payload_reserve(write_batch *wb, size_t more) {
 }
 
 static void payload_add(write_batch *wb, const void *p, size_t n) {
+    if (n == 0) return; /* an empty value may come as a NULL pointer */
     payload_reserve(wb, n);
     memcpy(wb->payload + wb->len, p, n);
     wb->len += n;
