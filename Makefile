@@ -18,7 +18,7 @@ SERVER_C := $(filter-out src/main.c,$(wildcard src/*.c))
 UNIT_C := $(wildcard tests/unit/test_*.c)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all run check unit unit-asan integration bench crash-soak format clean deps
+.PHONY: all run check unit unit-asan integration integration-asan bench crash-soak format clean deps
 # generated sources are kept (not removed as intermediates), so nothing is rebuilt for no reason
 .SECONDARY: $(GEN_C) $(GEN_H)
 all: $(BUILD)/cetcd
@@ -80,7 +80,13 @@ unit-asan: $(BUILD)/unit-asan
 	CK_FORK=no ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/unit-asan
 integration: $(BUILD)/cetcd
 	tests/run-integration.sh
-check: unit unit-asan integration
+# the server built with ASan+UBSan under the suites that feed it the most varied input
+ASAN_SUITES := tests/integration/test_kv_etcdctl.sh tests/integration/test_kv_python.py \
+	tests/integration/test_bad_input.py tests/integration/test_watch_etcdctl.sh \
+	tests/integration/test_http.sh tests/integration/test_maint_etcdctl.sh
+integration-asan: $(BUILD)/cetcd-asan
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd-asan ASAN_OPTIONS=detect_leaks=0 tests/run-integration.sh $(ASAN_SUITES)
+check: unit unit-asan integration integration-asan
 
 run: $(BUILD)/cetcd
 	$(BUILD)/cetcd --name default --data-dir default.cetcd --listen-client-urls http://127.0.0.1:2379 \

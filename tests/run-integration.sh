@@ -1,9 +1,12 @@
 #!/bin/bash
-# run-integration.sh: runs every tests/integration/test_*.{sh,py} suite and sums their closing
-# "N passed, N failed" lines into one total line.
+# run-integration.sh: runs every tests/integration/test_*.{sh,py} suite (or the ones named as
+# arguments) and sums their closing "N passed, N failed" lines into one total line.
 cd "$(dirname "$0")/.." || exit 1
 total_pass=0; total_fail=0; status=0
-for t in tests/integration/test_*; do
+# With arguments, only those suites run (make integration-asan runs some against the ASan build).
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(tests/integration/test_*)
+for t in "${suites[@]}"; do
     echo "=== $t"
     case "$t" in
         *.sh) out=$(bash "$t" 2>&1) ;;
