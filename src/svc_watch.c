@@ -81,6 +81,7 @@ bool watch_stream_slow(const watch_stream *ws) {
 }
 
 static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int64_t header_rev) {
+    hub_flush_live();
     Etcdserverpb__ResponseHeader h;
     response_header_fill(&h, header_rev);
     r->header = &h;
@@ -237,6 +238,7 @@ static void send_create_failed(watch_stream *ws, const char *reason) {
 static void on_progress_tick(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)revents;
     watch_stream *ws = t->data;
+    hub_flush_live(); /* events first; progress_due and synced are then up to date */
     int64_t cur = mvcc_revision(g_store);
     for (watcher *w = ws->watchers; w; w = w->s_next) {
         if (!w->progress_notify || w->compacted) continue;
@@ -367,6 +369,7 @@ static void watch_cancel(watch_stream *ws, int64_t id) {
  * all events up to the current revision; while one is catching up, the answer waits for it. */
 static void watch_progress(watch_stream *ws) {
     if (ws->n_watchers == 0) return; /* etcd has no watcher to answer through */
+    hub_flush_live();                /* a backed-up watcher must show as unsynced first */
     if (hub_stream_synced(ws))
         watch_send_progress(ws, -1, mvcc_revision(g_store));
     else

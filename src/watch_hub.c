@@ -35,6 +35,8 @@ static struct {
     size_t n_evs, cap_evs;
     watcher **touched; /* watchers with a batch in this round */
     size_t n_touched, cap_touched;
+    bool live_open;        /* a live round collects every revision made in this loop turn */
+    ev_prepare live_flush; /* sends it before the turn's output is flushed */
 } hub;
 
 enum { SYNC_IDLE, SYNC_PROGRESS, SYNC_BLOCKED };
@@ -215,6 +217,7 @@ void hub_add(watcher *w) {
 }
 
 void hub_remove(watcher *w) {
+    hub_flush_live(); /* its batch may be in the live round */
     if (w->compacted) return; /* already out */
     widx_remove(w);
     if (w->prev_kv) hub.n_prev_kv--;
@@ -285,29 +288,44 @@ static void match_events(int64_t rev, void (*fn)(watcher *, void *)) {
     }
 }
 
-/* The store made revision rev: its events go to every synced watcher of their keys, in one response
- * per watcher; a watcher whose stream is backed up becomes unsynced at rev instead. */
+/* The store made revision rev: its events join the batch of every synced watcher of their keys.
+ * The batches of one loop turn go out together (hub_flush_live), one response per watcher holding
+ * every revision of the turn, so a busy writer does not cost one message per event per watcher. */
 static void on_revision(void *ctx, int64_t rev) {
     (void)ctx;
-    if (widx_count() == 0) goto done;
-    begin_round();
+    if (widx_count() == 0) return;
+    if (!hub.live_open) {
+        begin_round();
+        hub.live_open = true;
+    }
     if (load_revision(rev, hub.n_prev_kv > 0) == MV_OK) match_events(rev, live_match);
+}
+
+/* Sends the live round's batches; a watcher whose stream is backed up (or whose batch reached the
+ * revision limit) is caught up from history from where its batch stops instead. */
+void hub_flush_live(void) {
+    if (!hub.live_open) return;
+    hub.live_open = false;
     for (size_t i = 0; i < hub.n_touched; i++) {
         watcher *w = hub.touched[i];
-        if (!watch_stream_slow(w->ws)) {
-            watch_send_events(w, w->evs, w->n_evs, rev);
+        if (w->n_evs == 0) continue;
+        if (watch_stream_slow(w->ws)) {
+            log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from history",
+                    (long long)w->id);
+            make_unsynced(w, w->evs[0]->kv->mod_revision);
             continue;
         }
-        log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from revision %lld",
-                (long long)w->id, (long long)rev);
-        make_unsynced(w, rev);
+        watch_send_events(w, w->evs, w->n_evs, w->batch_last_rev);
+        if (w->more_rev) make_unsynced(w, w->more_rev);
     }
     end_round();
-done:
     if (hub.deferred) hub_check_deferred();
 }
 
-/* ---------- catching up from history ---------- */
+static void on_live_flush(EV_P_ ev_prepare *p, int revents) {
+    (void)EV_A, (void)p, (void)revents;
+    hub_flush_live();
+}
 
 static void sync_match(watcher *w, void *ctx) {
     match_ctx *m = ctx;
@@ -388,6 +406,7 @@ static int sync_step(void) {
 
 static void on_sync_timer(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)t, (void)revents;
+    hub_flush_live(); /* one round at a time, and live events before history */
     int r = sync_step();
     if (r == SYNC_PROGRESS)
         schedule_sync(0);
@@ -397,5 +416,8 @@ static void on_sync_timer(EV_P_ ev_timer *t, int revents) {
 
 void hub_init(void) {
     ev_timer_init(&hub.sync_timer, on_sync_timer, 0., 0.);
+    ev_prepare_init(&hub.live_flush, on_live_flush);
+    ev_set_priority(&hub.live_flush, EV_MAXPRI); /* before commit.c's flush of the turn's output */
+    ev_prepare_start(EV_DEFAULT_ & hub.live_flush);
     mvcc_on_revision(g_store, on_revision, NULL);
 }

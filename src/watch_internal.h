@@ -87,6 +87,9 @@ void hub_defer_progress(watch_stream *ws);
 void hub_forget_stream(watch_stream *ws);
 /* Answers the deferred progress requests of streams that are now synced. */
 void hub_check_deferred(void);
+/* Sends the events collected from this loop turn's revisions. Every other response of a stream is
+ * preceded by this, so nothing overtakes events of earlier revisions. */
+void hub_flush_live(void);
 
 /* --- svc_watch.c: responses, used by the hub --- */
 bool watch_stream_slow(const watch_stream *ws);
