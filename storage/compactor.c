@@ -2,6 +2,7 @@
  * changes the index still holds, in slices of about a millisecond; once the new file is renamed in,
  * the index's value places are moved to it. Revision compaction meanwhile aborts the run (it frees
  * histories this holds pointers to); the next trigger starts over. */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <errno.h>
@@ -87,18 +88,14 @@ static void note_moved(log_compaction *c, keyhist *kh, int64_t rev, uint32_t sub
     c->moved[c->n_moved++] = (moved_value){kh, rev, sub, rel};
 }
 
-static uint32_t read_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Size of the change at p (0 if malformed) and, for a put, where its value starts. */
 static size_t change_size(const uint8_t *p, size_t left, size_t *value_at) {
     if (left < 5) return 0;
-    size_t size = 5 + (size_t)read_u32(p + 1);
+    size_t size = 5 + (size_t)le_u32(p + 1);
     if (p[0] == CHANGE_DELETE) return size <= left ? size : 0;
     if (size + 28 > left) return 0;
     *value_at = size + 28;
-    size += 28 + read_u32(p + size + 24);
+    size += 28 + le_u32(p + size + 24);
     return size <= left ? size : 0;
 }
 
@@ -106,7 +103,7 @@ static size_t change_size(const uint8_t *p, size_t left, size_t *value_at) {
  * relative to the rebuilt payload; the record's place is added when it is written. */
 static bool keep_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p, size_t size, size_t value_at) {
     log_compaction *c = s->compaction;
-    keyhist *kh = bptree_get(s->index, p + 5, read_u32(p + 1));
+    keyhist *kh = bptree_get(s->index, p + 5, le_u32(p + 1));
     rev_entry *e = kh ? keyhist_find(kh, rev, sub) : NULL;
     if (!e) return false;
     if (p[0] == CHANGE_PUT) note_moved(c, kh, rev, sub, c->kept_len + value_at);

@@ -1,6 +1,7 @@
 /* lease.c: the lease table: grants, revokes and the keys attached to each lease, kept in step with
  * every put and delete and persisted as log records. When a lease expires is the server's business
  * (src/svc_lease.c); revoking here deletes its keys in one revision. */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <stdlib.h>
@@ -79,24 +80,15 @@ void lease_track_delete(mvcc *s, mv_bytes key, const rev_entry *before) {
 }
 
 static void id_payload(int64_t id, int64_t ttl, uint8_t out[16]) {
-    for (int i = 0; i < 8; i++) {
-        out[i] = (uint8_t)((uint64_t)id >> (8 * i));
-        out[8 + i] = (uint8_t)((uint64_t)ttl >> (8 * i));
-    }
-}
-
-static int64_t read_i64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return (int64_t)v;
+    le_put(out, (uint64_t)id, 8);
+    le_put(out + 8, (uint64_t)ttl, 8);
 }
 
 int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len) {
     if (len != 16) return -1;
-    int64_t id = read_i64(payload);
+    int64_t id = le_i64(payload);
     if (type == LOG_LEASE_GRANT)
-        add_lease(s, id, read_i64(payload + 8));
+        add_lease(s, id, le_i64(payload + 8));
     else
         drop_lease(s, id);
     return 0;

@@ -20,30 +20,6 @@
 
 /* ---------- little-endian encoding ---------- */
 
-void log_put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void log_put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint32_t log_get_u32(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-uint64_t log_get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static void die(const char *why) {
     fprintf(stderr, "cetcd: log: %s\n", why);
     abort();
@@ -87,10 +63,10 @@ static uint64_t record_checksum(const uint8_t *hdr, const uint8_t *payload, size
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */
 const char *log_check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes) {
     if (avail < REC_HDR_BYTES) return "incomplete record header";
-    uint32_t len = log_get_u32(p);
+    uint32_t len = le_u32(p);
     if (p[4] == 0 || p[5] || p[6] || p[7]) return "bad record type or reserved bytes";
     if ((uint64_t)len > avail - REC_HDR_BYTES) return "record runs past the end of the file";
-    if (record_checksum(p, p + REC_HDR_BYTES, len) != log_get_u64(p + REC_CHECKSUM_AT))
+    if (record_checksum(p, p + REC_HDR_BYTES, len) != le_get(p + REC_CHECKSUM_AT, 8))
         return "record checksum mismatch";
     *rec_bytes = REC_HDR_BYTES + (uint64_t)len;
     return NULL;
@@ -156,20 +132,20 @@ static segment *segment_for_record(wal *l, uint64_t rec_bytes) {
     if (segment_end(cur) == 0) {
         uint8_t *hdr = reserve_pending(l, cur, SEG_HDR_BYTES);
         memcpy(hdr, SEG_MAGIC, SEG_MAGIC_LEN);
-        log_put_u32(hdr + SEG_MAGIC_LEN, SEG_VERSION);
-        log_put_u32(hdr + SEG_MAGIC_LEN + 4, 0);
+        le_put(hdr + SEG_MAGIC_LEN, SEG_VERSION, 4);
+        le_put(hdr + SEG_MAGIC_LEN + 4, 0, 4);
     }
     return cur;
 }
 
 void log_encode_record(uint8_t *rec, int type, int64_t revision, const uint8_t *payload, size_t len) {
-    log_put_u32(rec, (uint32_t)len);
+    le_put(rec, (uint32_t)len, 4);
     rec[4] = (uint8_t)type;
     rec[5] = rec[6] = rec[7] = 0;
-    log_put_u64(rec + 8, (uint64_t)revision);
-    log_put_u64(rec + REC_CHECKSUM_AT, 0);
+    le_put(rec + 8, (uint64_t)revision, 8);
+    le_put(rec + REC_CHECKSUM_AT, 0, 8);
     if (len) memcpy(rec + REC_HDR_BYTES, payload, len);
-    log_put_u64(rec + REC_CHECKSUM_AT, XXH3_64bits(rec, REC_HDR_BYTES + len));
+    le_put(rec + REC_CHECKSUM_AT, XXH3_64bits(rec, REC_HDR_BYTES + len), 8);
 }
 
 log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload, size_t len) {
@@ -526,7 +502,7 @@ static int check_segment_header(scan_ctx *c, const uint8_t *data) {
         scan_err(c, 0, "not a cetcd log segment (bad magic)");
         return -1;
     }
-    if (log_get_u32(data + SEG_MAGIC_LEN) != SEG_VERSION) {
+    if (le_u32(data + SEG_MAGIC_LEN) != SEG_VERSION) {
         scan_err(c, SEG_MAGIC_LEN, "unsupported segment version");
         return -1;
     }
@@ -540,8 +516,8 @@ static int scan_records(scan_ctx *c, const uint8_t *data) {
         const char *why = log_check_record(data + off, size - off, &rec_bytes);
         if (why) return damage_at(c, data, off, why);
         const uint8_t *p = data + off;
-        log_place place = {.segment = c->seg->id, .length = log_get_u32(p), .offset = off + REC_HDR_BYTES};
-        if (c->fn && c->fn(c->fn_ctx, p[4], (int64_t)log_get_u64(p + 8), p + REC_HDR_BYTES, place.length,
+        log_place place = {.segment = c->seg->id, .length = le_u32(p), .offset = off + REC_HDR_BYTES};
+        if (c->fn && c->fn(c->fn_ctx, p[4], (int64_t)le_get(p + 8, 8), p + REC_HDR_BYTES, place.length,
                            place) != 0) {
             scan_err(c, off, "replay of record refused");
             return -1;

@@ -3,6 +3,7 @@
 #ifndef CETCD_LOG_INTERNAL_H
 #define CETCD_LOG_INTERNAL_H
 
+#include "le.h"
 #include "log.h"
 
 /* Segment file: 16-byte header (magic, u32 version, u32 zero), then records.
@@ -41,10 +42,6 @@ struct wal {
     int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
 };
 
-void log_put_u32(uint8_t *p, uint32_t v);
-void log_put_u64(uint8_t *p, uint64_t v);
-uint32_t log_get_u32(const uint8_t *p);
-uint64_t log_get_u64(const uint8_t *p);
 void log_segment_name(char out[SEG_NAME_DIGITS + 5], uint32_t id);
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */
 const char *log_check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes);

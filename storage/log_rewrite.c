@@ -78,9 +78,9 @@ int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, 
             rc = -EIO;
             break;
         }
-        uint32_t len = log_get_u32(rec);
+        uint32_t len = le_u32(rec);
         log_place where = {.segment = id, .length = len, .offset = *cursor + REC_HDR_BYTES};
-        if (fn(ctx, rec[4], (int64_t)log_get_u64(rec + 8), rec + REC_HDR_BYTES, len, where)) {
+        if (fn(ctx, rec[4], (int64_t)le_get(rec + 8, 8), rec + REC_HDR_BYTES, len, where)) {
             rc = -ECANCELED;
             break;
         }
@@ -118,8 +118,8 @@ log_rewrite *log_rewrite_begin(wal *l, uint32_t id) {
     *rw = (log_rewrite){.l = l, .id = id, .fd = fd};
     rewrite_reserve(rw, SEG_HDR_BYTES);
     memcpy(rw->buf, SEG_MAGIC, SEG_MAGIC_LEN);
-    log_put_u32(rw->buf + SEG_MAGIC_LEN, SEG_VERSION);
-    log_put_u32(rw->buf + SEG_MAGIC_LEN + 4, 0);
+    le_put(rw->buf + SEG_MAGIC_LEN, SEG_VERSION, 4);
+    le_put(rw->buf + SEG_MAGIC_LEN + 4, 0, 4);
     rw->len = SEG_HDR_BYTES;
     return rw;
 }

@@ -1,6 +1,7 @@
 /* mvcc.c: the store's core: opening, the write in progress (one revision, one log record), Put,
  * DeleteRange, Compact and the commit. Ranges live in mvcc_range.c, Txn in mvcc_txn.c, start-up
  * replay in mvcc_recover.c. */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <stdio.h>
@@ -119,7 +120,8 @@ static void payload_add(write_batch *wb, const void *p, size_t n) {
 }
 
 static void payload_u32(write_batch *wb, uint32_t v) {
-    uint8_t b[4] = {v, v >> 8, v >> 16, v >> 24};
+    uint8_t b[4];
+    le_put(b, v, 4);
     payload_add(wb, b, 4);
 }
 

@@ -1,20 +1,10 @@
 /* mvcc_history.c: the events of one revision, read back from its log record, for watch replay and
  * live delivery alike. Puts carry all their fields in the record; prev_kv is the key at revision-1,
  * as etcd's watch server fetches it. */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <string.h>
-
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int64_t get_i64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return (int64_t)v;
-}
 
 static mv_kv *prev_of(mvcc *s, mv_bytes key, int64_t rev, mv_arena *a) {
     if (rev - 1 < s->compact_revision) return NULL;
@@ -29,7 +19,7 @@ static mv_kv *prev_of(mvcc *s, mv_bytes key, int64_t rev, mv_arena *a) {
 /* Decodes one change into ev; returns bytes used, 0 if malformed. */
 static size_t decode_change(const uint8_t *p, size_t left, int64_t rev, mv_event *ev) {
     if (left < 5) return 0;
-    size_t used = 5 + (size_t)get_u32(p + 1);
+    size_t used = 5 + (size_t)le_u32(p + 1);
     if (used > left) return 0;
     memset(ev, 0, sizeof *ev);
     ev->kv.key = (mv_bytes){p + 5, used - 5};
@@ -40,10 +30,10 @@ static size_t decode_change(const uint8_t *p, size_t left, int64_t rev, mv_event
     }
     if (p[0] != CHANGE_PUT || used + 28 > left) return 0;
     ev->type = MV_EVENT_PUT;
-    ev->kv.lease = get_i64(p + used);
-    ev->kv.create_revision = get_i64(p + used + 8);
-    ev->kv.version = get_i64(p + used + 16);
-    size_t vlen = get_u32(p + used + 24);
+    ev->kv.lease = le_i64(p + used);
+    ev->kv.create_revision = le_i64(p + used + 8);
+    ev->kv.version = le_i64(p + used + 16);
+    size_t vlen = le_u32(p + used + 24);
     used += 28;
     if (used + vlen > left) return 0;
     ev->kv.value = (mv_bytes){p + used, vlen};

@@ -1,20 +1,10 @@
 /* mvcc_recover.c: rebuilding the index from the log at start-up, the revision → record table used
  * for history replay, and revision compaction of the index (shared by Compact and recovery). */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int64_t get_i64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return (int64_t)v;
-}
 
 void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
     size_t slot = (size_t)(rev - s->rev_base);
@@ -37,7 +27,7 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
                             log_place where, size_t at) {
     if (left < 5) return 0;
     uint8_t kind = p[0];
-    uint32_t klen = get_u32(p + 1);
+    uint32_t klen = le_u32(p + 1);
     size_t used = 5 + (size_t)klen;
     if (used > left) return 0;
     mv_bytes key = {p + 5, klen};
@@ -54,10 +44,10 @@ static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p
         return used;
     }
     if (kind != CHANGE_PUT || used + 28 > left) return 0;
-    e.lease = get_i64(p + used);
-    e.create_revision = get_i64(p + used + 8);
-    e.version = get_i64(p + used + 16);
-    uint32_t vlen = get_u32(p + used + 24);
+    e.lease = le_i64(p + used);
+    e.create_revision = le_i64(p + used + 8);
+    e.version = le_i64(p + used + 16);
+    uint32_t vlen = le_u32(p + used + 24);
     used += 28;
     if (used + vlen > left) return 0;
     e.value = (log_place){.segment = where.segment, .length = vlen, .offset = where.offset + at + used};
@@ -91,7 +81,7 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
         return replay_changes(s, revision, payload, len, where);
     case LOG_COMPACT:
         if (len != 8) return -1;
-        if (get_i64(payload) > s->compact_revision) s->compact_revision = get_i64(payload);
+        if (le_i64(payload) > s->compact_revision) s->compact_revision = le_i64(payload);
         return 0;
     case LOG_LEASE_GRANT:
     case LOG_LEASE_REVOKE:

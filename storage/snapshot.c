@@ -1,6 +1,7 @@
 /* snapshot.c: maintenance over the whole store: HashKV's logical hash, Snapshot's byte stream of
  * the committed segments, and restoring such a stream into a new data dir. The stream is framed
  * and checksummed so a damaged or foreign file is refused before anything is written. */
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <errno.h>
@@ -17,29 +18,17 @@
 #define SNAP_HEAD_BYTES 16u
 #define SNAP_ENTRY_BYTES 16u
 
-static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* --- HashKV --- */
 
 static void hash_entry(XXH3_state_t *h, mvcc *s, const uint8_t *key, size_t klen, const rev_entry *e,
                        mv_arena *a) {
     uint8_t meta[8 * 5 + 4];
-    put_le(meta, klen, 8);
-    put_le(meta + 8, (uint64_t)e->main_rev, 8);
-    put_le(meta + 16, (uint64_t)e->create_revision, 8);
-    put_le(meta + 24, (uint64_t)e->version, 8);
-    put_le(meta + 32, (uint64_t)e->lease, 8);
-    put_le(meta + 40, e->sub_rev | (uint64_t)(e->flags & REV_TOMBSTONE) << 31, 4);
+    le_put(meta, klen, 8);
+    le_put(meta + 8, (uint64_t)e->main_rev, 8);
+    le_put(meta + 16, (uint64_t)e->create_revision, 8);
+    le_put(meta + 24, (uint64_t)e->version, 8);
+    le_put(meta + 32, (uint64_t)e->lease, 8);
+    le_put(meta + 40, e->sub_rev | (uint64_t)(e->flags & REV_TOMBSTONE) << 31, 4);
     XXH3_64bits_update(h, meta, sizeof meta);
     XXH3_64bits_update(h, key, klen);
     if (e->flags & REV_TOMBSTONE) return;
@@ -88,13 +77,13 @@ static void build_head(mv_snapshot *sn) {
     sn->head = calloc(1, sn->head_len);
     if (!sn->head) abort();
     memcpy(sn->head, SNAP_MAGIC, 8);
-    put_le(sn->head + 8, SNAP_VERSION, 4);
-    put_le(sn->head + 12, (uint64_t)sn->n_files, 4);
+    le_put(sn->head + 8, SNAP_VERSION, 4);
+    le_put(sn->head + 12, (uint64_t)sn->n_files, 4);
     sn->size = sn->head_len + 8;
     for (long i = 0; i < sn->n_files; i++) {
         uint8_t *e = sn->head + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES;
-        put_le(e, sn->files[i].id, 4);
-        put_le(e + 8, sn->files[i].size, 8);
+        le_put(e, sn->files[i].id, 4);
+        le_put(e + 8, sn->files[i].size, 8);
         sn->size += sn->files[i].size;
     }
 }
@@ -138,7 +127,7 @@ static long read_part(mv_snapshot *sn, uint8_t *buf, size_t n) {
         if (got <= 0) return got < 0 ? -errno : -EIO;
         return got;
     }
-    if (at == 0) put_le(sn->trailer, XXH3_64bits_digest(sn->sum), 8);
+    if (at == 0) le_put(sn->trailer, XXH3_64bits_digest(sn->sum), 8);
     size_t take = 8 - (size_t)at < n ? 8 - (size_t)at : n;
     memcpy(buf, sn->trailer + at, take);
     return (long)take;
@@ -192,18 +181,18 @@ uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errl
 
 uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size) {
     if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return 0;
-    uint64_t n = get_le(d + 12, 4), len = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
+    uint64_t n = le_get(d + 12, 4), len = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES + 8;
     if (n > size / SNAP_ENTRY_BYTES || len > size) return 0;
     for (uint64_t i = 0; i < n; i++)
-        len += get_le(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
+        len += le_get(d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES + 8, 8);
     return len;
 }
 
 static const char *check_snapshot(const uint8_t *d, uint64_t size) {
     if (size < SNAP_HEAD_BYTES + 8 || memcmp(d, SNAP_MAGIC, 8) != 0) return "not a cetcd snapshot";
-    if (get_le(d + 8, 4) != SNAP_VERSION) return "unsupported snapshot version";
+    if (le_get(d + 8, 4) != SNAP_VERSION) return "unsupported snapshot version";
     if (mvcc_snapshot_length(d, size) != size) return "snapshot is truncated or has trailing bytes";
-    if (XXH3_64bits(d, size - 8) != get_le(d + size - 8, 8)) return "snapshot checksum mismatch";
+    if (XXH3_64bits(d, size - 8) != le_get(d + size - 8, 8)) return "snapshot checksum mismatch";
     return NULL;
 }
 
@@ -218,11 +207,11 @@ static bool dir_is_empty_or_missing(const char *dir) {
 int mvcc_restore_bytes(const uint8_t *d, uint64_t size, const char *dir, char *err, size_t errlen) {
     const char *why = check_snapshot(d, size);
     if (!why && !dir_is_empty_or_missing(dir)) why = "data dir already holds a store";
-    uint64_t n = why ? 0 : get_le(d + 12, 4), at = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES;
+    uint64_t n = why ? 0 : le_get(d + 12, 4), at = SNAP_HEAD_BYTES + n * SNAP_ENTRY_BYTES;
     for (uint64_t i = 0; i < n && !why; i++) {
         const uint8_t *e = d + SNAP_HEAD_BYTES + i * SNAP_ENTRY_BYTES;
-        uint64_t seg_size = get_le(e + 8, 8);
-        int rc = log_install_segment(dir, (uint32_t)get_le(e, 4), d + at, seg_size);
+        uint64_t seg_size = le_get(e + 8, 8);
+        int rc = log_install_segment(dir, (uint32_t)le_get(e, 4), d + at, seg_size);
         if (rc < 0) why = strerror(-rc);
         at += seg_size;
     }

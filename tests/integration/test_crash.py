@@ -4,20 +4,12 @@
 # and every acknowledged write must be there with its revision, with no gap and no phantom.
 import os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
-import etcd3
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import etcd3  # noqa: E402
+from lib import CETCD_BIN as BIN, free_port  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("CETCD_BIN", os.path.join(ROOT, "build", "cetcd"))
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "20"))
 WRITERS = 16
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start(data_dir):
