@@ -21,6 +21,8 @@
 /* A connection whose clients leave this many reply bytes unread stops taking requests (they wait,
  * unacknowledged by flow control) until the backlog falls under QUEUED_LOW. */
 #define QUEUED_HIGH (32u << 20)
+#define RESET_BURST 100000 /* incoming RST_STREAM budget, and its refill per second */
+#define RESET_RATE 100000
 #define QUEUED_LOW (8u << 20)
 
 struct h2_conn {
@@ -554,6 +556,10 @@ h2_conn *h2_conn_new(conn *c) {
     if (nghttp2_option_new(&opt) != 0) abort();
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_http_messaging(opt, 1); /* clientv3 3.4 sends :authority "http://host:port" */
+    /* clientv3 ends every KeepAliveOnce (and each canceled call) with RST_STREAM: nghttp2's default
+     * budget (1000, then 33/s) would GOAWAY a busy but honest client. Each reset still costs us
+     * only one stream, and streams are capped by MAX_STREAMS. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
     if (nghttp2_session_server_new2(&h->session, callbacks, h, opt) != 0) abort();
     nghttp2_option_del(opt);
     nghttp2_settings_entry settings[] = {
