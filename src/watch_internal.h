@@ -13,8 +13,10 @@
 #include "rpc.h"
 
 /* Output queued on a stream's connection above which its watchers stop taking live events and fall
- * back to catching up from history once the client reads again. */
-#define WATCH_PENDING_LIMIT (16u << 20)
+ * back to catching up from history once the client reads again. Kept small: memory stays bounded,
+ * and a client that lags gets its events in few large responses (up to 1000 revisions each, as
+ * etcd's unsynced watchers do), which is what lets it catch up. */
+#define WATCH_PENDING_LIMIT (256u << 10)
 
 typedef struct watch_stream watch_stream;
 
