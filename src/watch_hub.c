@@ -217,7 +217,7 @@ void hub_add(watcher *w) {
 }
 
 void hub_remove(watcher *w) {
-    hub_flush_live(); /* its batch may be in the live round */
+    hub_flush_live();         /* its batch may be in the live round */
     if (w->compacted) return; /* already out */
     widx_remove(w);
     if (w->prev_kv) hub.n_prev_kv--;

@@ -517,8 +517,8 @@ static int scan_records(scan_ctx *c, const uint8_t *data) {
         if (why) return damage_at(c, data, off, why);
         const uint8_t *p = data + off;
         log_place place = {.segment = c->seg->id, .length = le_u32(p), .offset = off + REC_HDR_BYTES};
-        if (c->fn && c->fn(c->fn_ctx, p[4], (int64_t)le_get(p + 8, 8), p + REC_HDR_BYTES, place.length,
-                           place) != 0) {
+        if (c->fn &&
+            c->fn(c->fn_ctx, p[4], (int64_t)le_get(p + 8, 8), p + REC_HDR_BYTES, place.length, place) != 0) {
             scan_err(c, off, "replay of record refused");
             return -1;
         }

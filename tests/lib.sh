@@ -85,6 +85,18 @@ ctl() {
     ETCDCTL_API=3 etcdctl --endpoints "$ep" --command-timeout=5s "$@"
 }
 
+# norm: removes what legitimately differs between two servers in etcdctl output: ids, raft term,
+# the client's retry warnings' noise and the endpoint ($EP, set by the suite). Suites may redefine it.
+norm() {
+    sed -E \
+        -e 's/^\{"level":"warn".*"error":"(.*)"\}$/WARN: \1/' \
+        -e 's/"cluster_id":[1-9][0-9]*/"cluster_id":CID/g; s/"member_id":[1-9][0-9]*/"member_id":MID/g' \
+        -e 's/"raft_term":[1-9][0-9]*/"raft_term":RT/g' \
+        -e 's/^"ClusterID" : [1-9][0-9]*$/"ClusterID" : CID/; s/^"MemberID" : [1-9][0-9]*$/"MemberID" : MID/' \
+        -e 's/^"RaftTerm" : [1-9][0-9]*$/"RaftTerm" : RT/' \
+        -e "s/$EP/EP/g"
+}
+
 t_pass() { T_PASSED=$((T_PASSED + 1)); echo "ok   - $1"; }
 t_fail() { T_FAILED=$((T_FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/       /'; }
 

@@ -8,18 +8,6 @@ export LC_ALL=C
 SCEN_PID=   # pid of the server the running scenario talks to; steps stop early once it is gone
 EP=
 
-# norm: removes what legitimately differs between two servers: ids, raft term, timestamps, the
-# client's random target id and the endpoint port inside etcdctl's retry warnings.
-norm() {
-    sed -E \
-        -e 's/^\{"level":"warn".*"error":"(.*)"\}$/WARN: \1/' \
-        -e 's/"cluster_id":[1-9][0-9]*/"cluster_id":CID/g; s/"member_id":[1-9][0-9]*/"member_id":MID/g' \
-        -e 's/"raft_term":[1-9][0-9]*/"raft_term":RT/g' \
-        -e 's/^"ClusterID" : [1-9][0-9]*$/"ClusterID" : CID/; s/^"MemberID" : [1-9][0-9]*$/"MemberID" : MID/' \
-        -e 's/^"RaftTerm" : [1-9][0-9]*$/"RaftTerm" : RT/' \
-        -e "s/$EP/EP/g"
-}
-
 # s NAME etcdctl-args...: one step; stdin is /dev/null (a 1-arg put would read its value from stdin).
 s() { si "$1" "" "${@:2}"; }
 

@@ -14,13 +14,6 @@ export LC_ALL=C
 SCEN_PID=
 EP=
 
-norm() {
-    sed -E \
-        -e 's/^\{"level":"warn".*"error":"(.*)"\}$/WARN: \1/' \
-        -e 's/"cluster_id":[1-9][0-9]*/"cluster_id":CID/g; s/"member_id":[1-9][0-9]*/"member_id":MID/g' \
-        -e 's/"raft_term":[1-9][0-9]*/"raft_term":RT/g' \
-        -e "s/$EP/EP/g"
-}
 
 # lease_norm: over a whole scenario transcript, renames lease ids by order of first appearance and
 # accepts a remaining TTL in [granted-5, granted]; sorts a lease's keys.

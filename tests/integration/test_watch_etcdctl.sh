@@ -8,12 +8,6 @@ export LC_ALL=C
 EP=
 SCEN_PID=
 
-norm() {
-    sed -E \
-        -e 's/"cluster_id":[1-9][0-9]*/"cluster_id":CID/g; s/"member_id":[1-9][0-9]*/"member_id":MID/g' \
-        -e 's/"raft_term":[1-9][0-9]*/"raft_term":RT/g' \
-        -e "s/$EP/EP/g"
-}
 
 ctl_q() { timeout 8 env ETCDCTL_API=3 etcdctl --endpoints "$EP" --dial-timeout=2s --command-timeout=3s "$@"; }
 

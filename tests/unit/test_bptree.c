@@ -4,6 +4,8 @@
 #include "bptree.h"
 
 #include <check.h>
+
+#include "testutil.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,21 +14,8 @@
 #define VAL(n) ((void *)(uintptr_t)(n))
 /* Check logs every passing ck_assert to a file, which dominates loops of millions of checks;
  * REQUIRE only calls into Check when it fails. */
-#define REQUIRE(cond)                                                                                        \
-    do {                                                                                                     \
-        if (!(cond)) ck_abort_msg("%s:%d: requirement failed: %s", __FILE__, __LINE__, #cond);               \
-    } while (0)
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static size_t format_key(uint8_t *buf, const char *prefix, int n) {
     return (size_t)sprintf((char *)buf, "%s%08d", prefix, n);

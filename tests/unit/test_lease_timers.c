@@ -4,21 +4,9 @@
 #include "lease_timers.h"
 
 #include <check.h>
+
+#include "testutil.h"
 #include <stdlib.h>
-
-#define REQUIRE(cond)                                                                                        \
-    do {                                                                                                     \
-        if (!(cond)) ck_abort_msg("%s:%d: requirement failed: %s", __FILE__, __LINE__, #cond);               \
-    } while (0)
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 /* Heap order holds and every item is found at its own position through the index. */
 static void check_heap(const lease_heap *h) {
