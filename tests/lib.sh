@@ -79,6 +79,19 @@ stop_etcd() {
     ETCD_PID=
 }
 
+# start_fresh KIND OUT: a new etcd or cetcd (fresh data dir) for a scenario that runs on both; sets
+# EP and SCEN_PID. On failure writes the reason to OUT, where the comparison will show it.
+start_fresh() {
+    if [ "$1" = etcd ]; then
+        start_etcd || { echo "## start: etcd did not start" >"$2"; return 1; }
+        EP=$ETCD_EP; SCEN_PID=$ETCD_PID
+    else
+        unset CETCD_DIR
+        start_cetcd || { echo "## start: cetcd did not start" >"$2"; return 1; }
+        EP=$CETCD_EP; SCEN_PID=$CETCD_PID
+    fi
+}
+
 # ctl ENDPOINT args...: etcdctl v3 against one endpoint.
 ctl() {
     local ep=$1; shift

@@ -259,14 +259,7 @@ SCENARIOS=(kv txn compaction)
 # run_on KIND SCEN OUTFILE: starts a fresh server of KIND (etcd|cetcd), runs scenario_SCEN, stops it.
 run_on() {
     local kind=$1 scen=$2 out=$3
-    if [ "$kind" = etcd ]; then
-        start_etcd || { echo "## start: etcd did not start" >"$out"; return 1; }
-        EP=$ETCD_EP; SCEN_PID=$ETCD_PID
-    else
-        unset CETCD_DIR
-        start_cetcd || { echo "## start: cetcd did not start" >"$out"; return 1; }
-        EP=$CETCD_EP; SCEN_PID=$CETCD_PID
-    fi
+    start_fresh "$kind" "$out" || return 1
     # a read changes no revision: records the raw raft_term, which the comparison normalizes away
     RAW_TERM[$kind]=$(ETCDCTL_API=3 timeout 5 etcdctl --endpoints "$EP" -w json get raft-term-probe 2>/dev/null |
         grep -o '"raft_term":[0-9]*' | cut -d: -f2)

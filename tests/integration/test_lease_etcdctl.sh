@@ -126,14 +126,7 @@ SCENARIOS=(lease)
 
 run_on() {
     local kind=$1 scen=$2 out=$3
-    if [ "$kind" = etcd ]; then
-        start_etcd || { echo "## start: etcd did not start" >"$out"; return 1; }
-        EP=$ETCD_EP; SCEN_PID=$ETCD_PID
-    else
-        unset CETCD_DIR
-        start_cetcd || { echo "## start: cetcd did not start" >"$out"; return 1; }
-        EP=$CETCD_EP; SCEN_PID=$CETCD_PID
-    fi
+    start_fresh "$kind" "$out" || return 1
     "scenario_$scen" 2>&1 | lease_norm >"$out"
     [ -n "${LEASE_KEEP:-}" ] && cp "$out" "$LEASE_KEEP.$kind.$scen"
     if kill -0 "$SCEN_PID" 2>/dev/null; then echo "## alive"; echo yes; else echo "## alive"; echo no; fi >>"$out"

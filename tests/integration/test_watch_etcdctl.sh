@@ -101,14 +101,7 @@ scenario_watch() {
 # run_on KIND OUTFILE
 run_on() {
     local kind=$1 out=$2
-    if [ "$kind" = etcd ]; then
-        start_etcd || { echo "## start: etcd did not start" >"$out"; return 1; }
-        EP=$ETCD_EP; SCEN_PID=$ETCD_PID
-    else
-        unset CETCD_DIR
-        start_cetcd || { echo "## start: cetcd did not start" >"$out"; return 1; }
-        EP=$CETCD_EP; SCEN_PID=$CETCD_PID
-    fi
+    start_fresh "$kind" "$out" || return 1
     scenario_watch >"$out" 2>&1
     if kill -0 "$SCEN_PID" 2>/dev/null; then echo "## alive"; echo yes; else echo "## alive"; echo no; fi >>"$out"
     if [ "$kind" = etcd ]; then stop_etcd; else stop_cetcd; fi
