@@ -1,0 +1,54 @@
+/* storage_io.h: the one seam through which storage/ makes every system call on its files and reads
+ * the clock, as SQLite's VFS does. Tests install their own table to fail a call, to lose unsynced
+ * writes in a simulated crash, or to run the clock by hand; the server uses the real calls.
+ * See docs/architecture.md, "Storage". */
+#ifndef CETCD_STORAGE_IO_H
+#define CETCD_STORAGE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Every member returns what the system call returns (-1 with errno set on failure), except map
+ * (NULL on failure) and now_us. A NULL member means the real call. */
+typedef struct storage_io {
+    int (*open_at)(int dirfd, const char *name, int flags, mode_t mode); /* dirfd AT_FDCWD for paths */
+    int (*close)(int fd);
+    ssize_t (*read_at)(int fd, void *buf, size_t n, off_t offset);
+    ssize_t (*write_at)(int fd, const void *buf, size_t n, off_t offset);
+    int (*file_size)(int fd, uint64_t *size);
+    int (*truncate)(int fd, off_t length);
+    int (*sync_data)(int fd); /* fdatasync of a file's contents */
+    int (*sync_dir)(int fd);  /* fsync of a directory: makes creates, renames and unlinks durable */
+    int (*rename_at)(int dirfd, const char *from, const char *to);
+    int (*unlink_at)(int dirfd, const char *name);
+    int (*mkdir_at)(int dirfd, const char *name, mode_t mode);
+    void *(*map)(int fd, size_t length); /* a read-only shared map of a file's first length bytes */
+    int (*unmap)(void *addr, size_t length);
+    uint64_t (*now_us)(void); /* a monotonic clock in microseconds */
+} storage_io;
+
+/* Installs io for every later call (NULL restores the real calls). Not thread-safe: set it before
+ * opening a store. The sync helper thread only ever calls sync_data. */
+void storage_io_set(const storage_io *io);
+
+int sio_open(int dirfd, const char *name, int flags, mode_t mode);
+int sio_close(int fd);
+ssize_t sio_read_at(int fd, void *buf, size_t n, off_t offset);
+ssize_t sio_write_at(int fd, const void *buf, size_t n, off_t offset);
+int sio_file_size(int fd, uint64_t *size);
+int sio_truncate(int fd, off_t length);
+int sio_sync_data(int fd);
+int sio_sync_dir(int fd);
+int sio_rename(int dirfd, const char *from, const char *to);
+int sio_unlink(int dirfd, const char *name);
+int sio_mkdir(int dirfd, const char *name, mode_t mode);
+void *sio_map(int fd, size_t length);
+int sio_unmap(void *addr, size_t length);
+uint64_t sio_now_us(void);
+
+/* Helpers over the seam that retry EINTR and short transfers; 0 or -errno. */
+int sio_read_all(int fd, void *buf, size_t n, uint64_t offset);
+int sio_write_all(int fd, const void *buf, size_t n, uint64_t offset);
+
+#endif
