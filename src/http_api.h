@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server.h"
+#include "sbuf.h"
 
 typedef struct http_api_req {
     const char *method, *path, *query; /* query without '?', "" if none */

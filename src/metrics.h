@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "mvcc.h"
-#include "server.h"
+#include "sbuf.h"
 
 /* KV operations, counted as etcd's mvcc layer does (etcd_mvcc_{range,put,delete,txn}_total). */
 void metrics_kv(unsigned ranges, unsigned puts, unsigned deletes);

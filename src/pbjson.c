@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #define MEMBER(type, msg, off) (*(type *)((uint8_t *)(msg) + (off)))
 
 /* ---------- base64 ---------- */

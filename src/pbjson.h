@@ -7,7 +7,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "json.h"
-#include "server.h"
+#include "sbuf.h"
 
 /* Builds a message of type d from a JSON object (proto or lowerCamel field names; unknown fields are
  * ignored, as the gateway does). Free it with protobuf_c_message_free_unpacked(msg, NULL).

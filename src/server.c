@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "commit.h"
 #include "flags.h"
 #include "h2.h"
@@ -65,38 +66,6 @@ typedef struct listener {
 
 static listener *listeners;
 static conn *all_conns, *dirty_head, *dead_head;
-
-/* --- buffers --- */
-
-void sbuf_append(sbuf *b, const void *p, size_t n) {
-    if (n == 0) return;
-    if (b->len + n > b->cap && b->off > 0) {
-        memmove(b->data, b->data + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->data = xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void sbuf_consume(sbuf *b, size_t n) {
-    b->off += n;
-    if (b->off < b->len) return;
-    b->off = b->len = 0;
-    if (b->cap > (1u << 20)) sbuf_free(b); /* give big buffers back once drained */
-}
-
-void sbuf_free(sbuf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
 
 /* --- connection life --- */
 

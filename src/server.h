@@ -4,27 +4,11 @@
 #ifndef CETCD_SERVER_H
 #define CETCD_SERVER_H
 
-#include "alloc.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer: bytes [off, len) of data are live. Aborts on out-of-memory. */
-typedef struct sbuf {
-    uint8_t *data;
-    size_t off, len, cap;
-} sbuf;
-
-void sbuf_append(sbuf *b, const void *p, size_t n);
-void sbuf_consume(sbuf *b, size_t n);
-void sbuf_free(sbuf *b);
-static inline size_t sbuf_size(const sbuf *b) {
-    return b->len - b->off;
-}
-static inline uint8_t *sbuf_head(const sbuf *b) {
-    return b->data + b->off;
-}
+#include "sbuf.h"
 
 typedef struct conn conn;
 

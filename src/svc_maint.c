@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "compaction_driver.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
 #include "log_msg.h"
 #include "rpc.pb-c.h"
-#include "server.h"
 #include "sha256.h"
 #include "store.h"
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
 #include "rpc.pb-c.h"
-#include "server.h"
 #include "store.h"
 #include "svc_watch.h"
 #include "watch_internal.h"

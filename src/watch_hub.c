@@ -6,7 +6,6 @@
 
 #include "arena.h"
 #include "log_msg.h"
-#include "server.h"
 #include "store.h"
 #include "watch_internal.h"
 

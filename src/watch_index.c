@@ -5,7 +5,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "server.h"
+#include "alloc.h"
 #include "watch_internal.h"
 
 typedef struct watch_bucket {
