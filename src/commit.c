@@ -1,7 +1,7 @@
 /* commit.c: group commit with the fdatasync on one helper thread (DESIGN.md "The commit rule").
  * At the end of a loop turn the batch is written and handed to the thread; the loop keeps serving
- * and collecting the next batch. When the sync is done (ev_async), output held for it is released.
- * Only the fdatasync leaves the loop's thread; everything else stays on it. */
+ * and collecting the next batch. When the sync is done (ev_async), the user's durable hook releases
+ * the output held for it. Only the fdatasync leaves the loop's thread; everything else stays on it. */
 #include "commit.h"
 
 #include <pthread.h>
@@ -12,13 +12,13 @@
 #include <time.h>
 
 #include "metrics.h"
-#include "server.h"
 #include "store.h"
 
 /* Weak so that a test binary may define its own; the server uses this one. */
 __attribute__((weak)) mvcc *g_store;
 
 static struct ev_loop *commit_loop;
+static commit_hooks hooks;
 static ev_prepare prepare_watcher;
 static ev_async sync_done_watcher;
 
@@ -111,13 +111,13 @@ static void on_sync_done(EV_P_ ev_async *w, int revents) {
     pthread_mutex_lock(&job_lock);
     bool collected = collect_sync_locked();
     pthread_mutex_unlock(&job_lock);
-    if (collected) server_release_durable();
+    if (collected && hooks.durable) hooks.durable();
 }
 
 static void on_prepare(EV_P_ ev_prepare *w, int revents) {
     (void)EV_A, (void)w, (void)revents;
     start_batch();
-    server_flush(start_batch);
+    if (hooks.flush) hooks.flush(start_batch);
     start_batch();
 }
 
@@ -133,8 +133,9 @@ void commit_batch(void) {
     durable_seq = next_batch_seq++;
 }
 
-void commit_start(struct ev_loop *loop) {
+void commit_start(struct ev_loop *loop, const commit_hooks *user) {
     commit_loop = loop;
+    hooks = *user;
     ev_async_init(&sync_done_watcher, on_sync_done);
     ev_async_start(loop, &sync_done_watcher);
     ev_prepare_init(&prepare_watcher, on_prepare);

@@ -7,8 +7,19 @@
 #include <ev.h>
 #include <stdint.h>
 
-/* Installs the ev_prepare watcher that starts batches and flushes output, and the sync thread. */
-void commit_start(struct ev_loop *loop);
+/* What the user of the commit rule (the connection layer) does at its two moments. commit.c is the
+ * mechanism and knows nothing of connections; main.c registers server.c's functions here. */
+typedef struct commit_hooks {
+    /* End of a loop turn, after the batch is started: produce and write the output of the turn.
+     * commit must run before any output is released (a close handler run by the flush may write). */
+    void (*flush)(void (*commit)(void));
+    /* A batch became durable: output held for it may now leave. */
+    void (*durable)(void);
+} commit_hooks;
+
+/* Installs the ev_prepare watcher that starts batches and runs hooks->flush, and the sync thread.
+ * hooks is copied. */
+void commit_start(struct ev_loop *loop, const commit_hooks *hooks);
 /* Makes everything written so far durable now (waits for a sync in flight). Exits the process if
  * the log cannot be written: a failed fsync is never retried. For shutdown and snapshots. */
 void commit_batch(void);

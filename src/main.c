@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     open_store();
     watch_init();
     start_listeners();
-    commit_start(loop);
+    commit_start(loop, &(commit_hooks){.flush = server_flush, .durable = server_release_durable});
     lease_service_start(loop);
     compaction_driver_start(loop);
     ev_signal sigterm, sigint;
