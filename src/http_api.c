@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alarms.h"
 #include "config.h"
 #include "json.h"
 #include "metrics.h"

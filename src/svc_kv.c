@@ -2,13 +2,13 @@
  * as etcd's gRPC layer does (same checks, same order, same errors), runs it on the store and encodes
  * the answer with etcd's response headers, including the per-operation headers inside a Txn. */
 #include "svc_kv.h"
+#include "alarms.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
 #include "metrics.h"
 #include "rpc.pb-c.h"
 #include "store.h"
-#include "svc_maint.h"
 #include <stdio.h>
 
 #include "alloc.h"

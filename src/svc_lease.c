@@ -3,6 +3,7 @@
  * this file keeps when each lease expires (lease_timers.c) and revokes a lease when that time passes:
  * its keys go in one revision, which watchers see through the store's revision hook. */
 #include "svc_lease.h"
+#include "alarms.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -10,7 +11,6 @@
 #include "log_msg.h"
 #include "rpc.pb-c.h"
 #include "store.h"
-#include "svc_maint.h"
 
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-/* svc_maint.c: etcd's Maintenance service for one member: Status, alarms (NOSPACE from the quota),
+/* svc_maint.c: etcd's Maintenance service for one member: Status, Alarm (over the state in alarms.c),
  * Defragment (a full log compaction), Hash/HashKV, MoveLeader, and Snapshot, streamed across loop
  * turns as the client drains it, framed as etcd frames it (see the Snapshot section). */
 #include "svc_maint.h"
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alarms.h"
 #include "alloc.h"
 #include "compaction_driver.h"
 #include "config.h"
@@ -25,36 +26,6 @@
 #define SNAP_PENDING_MAX (2u << 20)      /* send more only while the connection holds less */
 #define SNAP_TICK_BYTES (512 * 1024)     /* per loop turn, to keep turns short */
 #define SNAP_TICK_SECONDS 0.0005
-#define N_ALARM_TYPES 3
-
-/* ---------- alarms ---------- */
-
-typedef struct alarm_state {
-    bool active;
-    uint64_t member_id;
-} alarm_state;
-
-static alarm_state alarms[N_ALARM_TYPES];
-
-static const char *alarm_name(int type) {
-    return type == ETCDSERVERPB__ALARM_TYPE__NOSPACE   ? "NOSPACE"
-           : type == ETCDSERVERPB__ALARM_TYPE__CORRUPT ? "CORRUPT"
-                                                       : "NONE";
-}
-
-void alarm_raise_nospace(void) {
-    if (alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE].active) return;
-    alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE] = (alarm_state){true, g_config.member_id};
-    log_msg(LOG_WARN, "alarm raised: NOSPACE (database space exceeded the quota)");
-}
-
-bool alarm_nospace_active(void) {
-    return alarms[ETCDSERVERPB__ALARM_TYPE__NOSPACE].active;
-}
-
-bool alarm_is_active(int type) {
-    return type > 0 && type < N_ALARM_TYPES && alarms[type].active;
-}
 
 /* ---------- small helpers ---------- */
 
@@ -71,7 +42,7 @@ static void fail_mv(const reply_sink *out, mv_err e) {
 /* As gogoproto's String() of an AlarmMember, which etcd puts in Status.errors. */
 static char *alarm_text(int type) {
     char *s = xmalloc(96);
-    snprintf(s, 96, "memberID:%" PRIu64 " alarm:%s ", alarms[type].member_id, alarm_name(type));
+    snprintf(s, 96, "memberID:%" PRIu64 " alarm:%s ", alarm_member(type), alarm_name(type));
     return s;
 }
 
@@ -80,7 +51,7 @@ void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink
     Etcdserverpb__ResponseHeader hdr;
     Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
     Etcdserverpb__DowngradeInfo downgrade = ETCDSERVERPB__DOWNGRADE_INFO__INIT;
-    char *errors[N_ALARM_TYPES];
+    char *errors[ALARM_TYPES];
     int64_t rev = mvcc_revision(g_store);
     response_header_fill(&hdr, rev);
     resp.header = &hdr;
@@ -95,8 +66,8 @@ void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink
         (int64_t)(g_config.quota_backend_bytes ? g_config.quota_backend_bytes : DEFAULT_QUOTA_BYTES);
     resp.downgradeinfo = &downgrade;
     resp.errors = errors;
-    for (int t = 1; t < N_ALARM_TYPES; t++)
-        if (alarms[t].active) errors[resp.n_errors++] = alarm_text(t);
+    for (int t = 1; t < ALARM_TYPES; t++)
+        if (alarm_is_active(t)) errors[resp.n_errors++] = alarm_text(t);
     out->reply(out->ctx, &resp.base);
     for (size_t i = 0; i < resp.n_errors; i++)
         free(errors[i]);
@@ -109,15 +80,15 @@ void maint_status(rpc_call *call, const uint8_t *msg, size_t len) {
 /* ---------- Alarm ---------- */
 
 typedef struct alarm_list {
-    Etcdserverpb__AlarmMember items[N_ALARM_TYPES];
-    Etcdserverpb__AlarmMember *ptrs[N_ALARM_TYPES];
+    Etcdserverpb__AlarmMember items[ALARM_TYPES];
+    Etcdserverpb__AlarmMember *ptrs[ALARM_TYPES];
     size_t n;
 } alarm_list;
 
-static void list_add(alarm_list *l, int type) {
+static void list_add(alarm_list *l, int type, uint64_t member) {
     Etcdserverpb__AlarmMember *m = &l->items[l->n];
     etcdserverpb__alarm_member__init(m);
-    m->memberid = alarms[type].member_id;
+    m->memberid = member;
     m->alarm = (Etcdserverpb__AlarmType)type;
     l->ptrs[l->n++] = m;
 }
@@ -125,25 +96,16 @@ static void list_add(alarm_list *l, int type) {
 /* etcd's alarm store: GET lists (all for NONE), ACTIVATE/DEACTIVATE answer with the alarm changed. */
 static void apply_alarm(const Etcdserverpb__AlarmRequest *r, alarm_list *l) {
     int type = (int)r->alarm;
-    bool known = type > 0 && type < N_ALARM_TYPES;
     switch (r->action) {
     case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET:
-        for (int t = 1; t < N_ALARM_TYPES; t++)
-            if (alarms[t].active && (type == 0 || type == t)) list_add(l, t);
+        for (int t = 1; t < ALARM_TYPES; t++)
+            if (alarm_is_active(t) && (type == 0 || type == t)) list_add(l, t, alarm_member(t));
         break;
     case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE:
-        if (!known) break;
-        if (!alarms[type].active) {
-            alarms[type] = (alarm_state){true, r->memberid};
-            log_msg(LOG_WARN, "alarm raised: %s (from %016" PRIx64 ")", alarm_name(type), r->memberid);
-        }
-        list_add(l, type);
+        if (alarm_activate(type, r->memberid)) list_add(l, type, alarm_member(type));
         break;
     case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE:
-        if (!known || !alarms[type].active || alarms[type].member_id != r->memberid) break;
-        list_add(l, type);
-        alarms[type].active = false;
-        log_msg(LOG_WARN, "alarm disarmed: %s", alarm_name(type));
+        if (alarm_deactivate(type, r->memberid)) list_add(l, type, r->memberid);
         break;
     default:
         break;

@@ -1,5 +1,5 @@
 /* svc_maint.h: the Maintenance service (Status, Alarm, Defragment, Hash, HashKV, Snapshot,
- * MoveLeader) for the method table, and the alarm state that KV writes and /health consult. */
+ * MoveLeader) for the method table and the JSON gateway. The alarm state itself is alarms.h. */
 #ifndef CETCD_SVC_MAINT_H
 #define CETCD_SVC_MAINT_H
 
@@ -8,13 +8,6 @@
 
 #include "reply_sink.h"
 #include "rpc.h"
-
-/* --- alarms (etcd's AlarmType values: 1 NOSPACE, 2 CORRUPT), not persisted --- */
-/* The store refused a write for the space quota: raise NOSPACE for this member. */
-void alarm_raise_nospace(void);
-/* While NOSPACE is active etcd refuses Put, write Txns and LeaseGrant ("database space exceeded"). */
-bool alarm_nospace_active(void);
-bool alarm_is_active(int type);
 
 /* --- unary service functions, shared by the gRPC handlers and the JSON gateway --- */
 void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
