@@ -1,6 +1,7 @@
 /* compaction_driver.c: drives storage's log compaction from the event loop. A slow timer starts a
  * run when the garbage ratio calls for one; while a run is active a fast timer gives it slices of
- * about a millisecond, so requests keep flowing. Defragment requests wait for a run of their own. */
+ * about a millisecond, so requests keep flowing. Defragment requests wait for a run of their own and
+ * get its outcome; a failed run (a full disk, say) is abandoned with an error, never fatal. */
 #include "compaction_driver.h"
 
 #include <stdio.h>
@@ -44,14 +45,13 @@ static void begin_run(bool seal) {
 static void on_slice(EV_P_ ev_timer *t, int revents) {
     (void)revents;
     int rc = mvcc_log_compaction_step(g_store, SLICE_BUDGET_US);
-    if (rc < 0) {
-        fprintf(stderr, "cetcd: fatal: log compaction failed: %s\n", strerror(-rc));
-        exit(1);
-    }
     if (rc == 1) return;
     ev_timer_stop(EV_A_ t);
-    log_msg(LOG_INFO, "log compaction done: %llu bytes on disk", (unsigned long long)mvcc_db_size(g_store));
-    answer(&running_waiters, 0);
+    if (rc < 0) /* storage abandoned the run and removed its file; the store serves on as it was */
+        log_msg(LOG_WARN, "log compaction failed, abandoned: %s", strerror(-rc));
+    else
+        log_msg(LOG_INFO, "log compaction done: %llu bytes on disk", (unsigned long long)mvcc_db_size(g_store));
+    answer(&running_waiters, rc);
     if (queued_waiters) {
         running_waiters = queued_waiters;
         queued_waiters = NULL;

@@ -1,19 +1,21 @@
-/* compactor.c: log compaction (space reclaim). Each sealed segment is rewritten keeping only the
- * changes the index still holds, in slices of about a millisecond; once the new file is renamed in,
- * the index's value places are moved to it. Revision compaction meanwhile aborts the run (it frees
- * histories this holds pointers to); the next trigger starts over. */
+/* compactor.c: log compaction (space reclaim). Sealed segments are rewritten keeping only what the
+ * store still needs: changes the index holds, grants of leases still granted, the latest compaction
+ * mark. Small results are merged into one file. Work goes in slices of about a millisecond; new
+ * places are published only once the new file is switched in, and only after every decision it
+ * rests on is durable. A revision compaction restarts the run. See docs/architecture.md, "Storage". */
 #include "le.h"
 #include "mvcc_internal.h"
+#include "storage_io.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MIN_GARBAGE_BYTES (1u << 20)
 #define RECORDS_PER_CLOCK_CHECK 64
 
-/* A value that moves: its entry gets the new offset once the rewrite is switched in. */
+/* A value that moves: its entry gets the new place once the rewrite is switched in. */
 typedef struct moved_value {
     keyhist *kh;
     int64_t main_rev;
@@ -21,13 +23,26 @@ typedef struct moved_value {
     uint64_t offset;
 } moved_value;
 
+/* A record that moves (or, with a zero place, is gone): the revision table or a lease learns it. */
+typedef struct moved_record {
+    int64_t id; /* revision, or lease id */
+    log_place where;
+} moved_record;
+
+typedef struct moved_list {
+    void *items;
+    size_t n, cap, size;
+} moved_list;
+
 typedef struct log_compaction {
-    uint32_t *segments;
+    uint32_t *segments; /* the sealed segments of this run, oldest first */
     size_t n_segments, next;
     uint64_t cursor;
-    log_rewrite *rw;
-    moved_value *moved;
-    size_t n_moved, cap_moved;
+    log_rewrite *rw;        /* the file being built, standing for segments[first_input..next) */
+    uint32_t first_input;   /* its first segment's id */
+    bool finish_due;        /* the file is complete: switch it in once its decisions are durable */
+    uint64_t decided_mark;  /* the log's appended mark at the last keep/drop decision */
+    moved_list values, revisions, leases;
     uint8_t *kept; /* the payload being rebuilt */
     size_t kept_len, kept_cap;
 } log_compaction;
@@ -39,7 +54,8 @@ bool mvcc_log_compaction_running(const mvcc *s) {
 bool mvcc_log_compaction_wanted(const mvcc *s) {
     uint64_t total = log_total_bytes(s->log);
     uint64_t garbage = total > s->live_bytes ? total - s->live_bytes : 0;
-    return !s->compaction && garbage > MIN_GARBAGE_BYTES && garbage > total / 2;
+    bool grew = total > s->bytes_after_compaction + MIN_GARBAGE_BYTES;
+    return !s->compaction && grew && garbage > MIN_GARBAGE_BYTES && garbage > total / 2;
 }
 
 void log_compaction_free(mvcc *s) {
@@ -47,14 +63,12 @@ void log_compaction_free(mvcc *s) {
     if (!c) return;
     if (c->rw) log_rewrite_abort(c->rw);
     free(c->segments);
-    free(c->moved);
+    free(c->values.items);
+    free(c->revisions.items);
+    free(c->leases.items);
     free(c->kept);
     free(c);
     s->compaction = NULL;
-}
-
-void log_compaction_abort(mvcc *s) {
-    log_compaction_free(s);
 }
 
 void mvcc_log_compaction_start(mvcc *s, bool seal_current) {
@@ -63,7 +77,30 @@ void mvcc_log_compaction_start(mvcc *s, bool seal_current) {
     log_compaction *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->n_segments = log_sealed_segments(s->log, &c->segments);
+    c->values.size = sizeof(moved_value);
+    c->revisions.size = c->leases.size = sizeof(moved_record);
     s->compaction = c;
+}
+
+/* Decisions rest on the index, which a revision compaction changes: start over from the oldest
+ * segment, with every segment sealed so far (those a Defragment sealed included). */
+void log_compaction_restart(mvcc *s) {
+    if (!s->compaction) return;
+    log_compaction_free(s);
+    mvcc_log_compaction_start(s, false);
+}
+
+static void *moved_add(moved_list *m) {
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 256;
+        m->items = realloc(m->items, m->cap * m->size);
+        if (!m->items) abort();
+    }
+    return (uint8_t *)m->items + m->size * m->n++;
+}
+
+static void note_record(moved_list *m, int64_t id, log_place where) {
+    *(moved_record *)moved_add(m) = (moved_record){id, where};
 }
 
 static void kept_add(log_compaction *c, const uint8_t *p, size_t n) {
@@ -79,109 +116,164 @@ static void kept_add(log_compaction *c, const uint8_t *p, size_t n) {
     c->kept_len += n;
 }
 
-static void note_moved(log_compaction *c, keyhist *kh, int64_t rev, uint32_t sub, uint64_t rel) {
-    if (c->n_moved == c->cap_moved) {
-        c->cap_moved = c->cap_moved ? c->cap_moved * 2 : 256;
-        c->moved = realloc(c->moved, c->cap_moved * sizeof *c->moved);
-        if (!c->moved) abort();
-    }
-    c->moved[c->n_moved++] = (moved_value){kh, rev, sub, rel};
+static bool same_place(log_place a, log_place b) {
+    return a.segment == b.segment && a.offset == b.offset;
 }
 
-/* Size of the change at p (0 if malformed) and, for a put, where its value starts. */
-static size_t change_size(const uint8_t *p, size_t left, size_t *value_at) {
-    if (left < 5) return 0;
-    size_t size = 5 + (size_t)le_u32(p + 1);
-    if (p[0] == CHANGE_DELETE) return size <= left ? size : 0;
-    if (size + 28 > left) return 0;
-    *value_at = size + 28;
-    size += 28 + le_u32(p + size + 24);
-    return size <= left ? size : 0;
-}
-
-/* Keeps a change if the index still has the entry it made. Puts note their value's new offset
- * relative to the rebuilt payload; the record's place is added when it is written. */
-static bool keep_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p, size_t size, size_t value_at) {
-    log_compaction *c = s->compaction;
-    keyhist *kh = bptree_get(s->index, p + 5, le_u32(p + 1));
-    rev_entry *e = kh ? keyhist_find(kh, rev, sub) : NULL;
+/* Is this change still needed: its entry is in the index, and made by this very record. */
+static bool change_is_live(mvcc *s, int64_t rev, const change *c, log_place where) {
+    keyhist *kh = bptree_get(s->index, c->key, c->key_len);
+    rev_entry *e = kh ? keyhist_find(kh, rev, c->sub_rev) : NULL;
     if (!e) return false;
-    if (p[0] == CHANGE_PUT) note_moved(c, kh, rev, sub, c->kept_len + value_at);
-    kept_add(c, p, size);
-    return true;
+    if (c->kind == CHANGE_DELETE) return same_place(revision_place(s, rev), where);
+    log_place value = {.segment = where.segment, .offset = where.offset + c->value_at};
+    return same_place(e->value, value);
 }
 
-static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payload, size_t len) {
+/* Copies a live change into the rebuilt payload, with a sub-revision marker when changes before it
+ * were dropped, so that it keeps its sub-revision. */
+static void keep_change(mvcc *s, int64_t rev, const change *ch, const uint8_t *payload, uint32_t *next_sub) {
     log_compaction *c = s->compaction;
-    size_t first_moved = c->n_moved, at = 0;
-    c->kept_len = 0;
-    for (uint32_t sub = 0; at < len; sub++) {
-        size_t value_at = 0, size = change_size(payload + at, len - at, &value_at);
-        if (!size) return -1;
-        keep_change(s, rev, sub, payload + at, size, value_at);
-        at += size;
+    if (ch->sub_rev != *next_sub) {
+        uint8_t marker[CHANGE_SUBREV_BYTES];
+        change_encode_subrev(marker, ch->sub_rev);
+        kept_add(c, marker, sizeof marker);
     }
+    *next_sub = ch->sub_rev + 1;
+    if (ch->kind == CHANGE_PUT) {
+        keyhist *kh = bptree_get(s->index, ch->key, ch->key_len);
+        *(moved_value *)moved_add(&c->values) =
+            (moved_value){kh, rev, ch->sub_rev, c->kept_len + (ch->value_at - ch->at)};
+    }
+    kept_add(c, payload + ch->at, ch->bytes);
+}
+
+static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
+    log_compaction *c = s->compaction;
+    size_t first_moved = c->values.n;
+    uint32_t next_sub = 0;
+    change_iter it;
+    change ch;
+    int got;
+    c->kept_len = 0;
+    change_iter_init(&it, payload, len);
+    while ((got = change_next(&it, &ch)) == 1)
+        if (change_is_live(s, rev, &ch, where)) keep_change(s, rev, &ch, payload, &next_sub);
+    if (got < 0) return -1;
     if (c->kept_len == 0) { /* every change of this revision was compacted away */
-        remember_revision_place(s, rev, (log_place){0});
+        note_record(&c->revisions, rev, (log_place){0});
         return 0;
     }
-    log_place where = log_rewrite_append(c->rw, type, rev, c->kept, c->kept_len);
-    for (size_t i = first_moved; i < c->n_moved; i++)
-        c->moved[i].offset += where.offset;
-    remember_revision_place(s, rev, where);
+    log_place now = log_rewrite_append(c->rw, type, rev, c->kept, c->kept_len);
+    moved_value *mv = c->values.items;
+    for (size_t i = first_moved; i < c->values.n; i++)
+        mv[i].offset += now.offset;
+    note_record(&c->revisions, rev, now);
     return 0;
+}
+
+static bool record_is_live(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where) {
+    switch (type) {
+    case LOG_LEASE_GRANT:
+        return len == 16 && lease_grant_is_live(s, le_i64(payload), where);
+    case LOG_LEASE_REVOKE: /* older segments, rewritten first in this run, hold no stale grant */
+    case LOG_CHECKPOINT:
+        return false;
+    case LOG_COMPACT:
+        return len == 8 && le_i64(payload) == s->compact_revision;
+    default:
+        return true; /* a type this version does not know is kept as it is */
+    }
 }
 
 static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *payload, size_t len,
                           log_place where) {
     mvcc *s = ctx;
-    (void)where;
+    log_compaction *c = s->compaction;
     if (type == LOG_PUT || type == LOG_DELETE || type == LOG_TXN)
-        return rewrite_changes(s, type, rev, payload, len);
-    log_rewrite_append(s->compaction->rw, type, rev, payload, len);
+        return rewrite_changes(s, type, rev, payload, len, where);
+    if (!record_is_live(s, type, payload, len, where)) return 0;
+    log_place now = log_rewrite_append(c->rw, type, rev, payload, len);
+    if (type == LOG_LEASE_GRANT) note_record(&c->leases, le_i64(payload), now);
     return 0;
 }
 
-/* The rewrite is in place: point the moved values at it. */
-static void move_values(mvcc *s) {
+/* The new file is in place: point the index, the revision table and the leases at it. */
+static void publish_places(mvcc *s, uint32_t segment) {
     log_compaction *c = s->compaction;
-    for (size_t i = 0; i < c->n_moved; i++) {
-        moved_value *m = &c->moved[i];
-        rev_entry *e = keyhist_find(m->kh, m->main_rev, m->sub_rev);
-        if (e) e->value.offset = m->offset;
+    moved_value *mv = c->values.items;
+    for (size_t i = 0; i < c->values.n; i++) {
+        rev_entry *e = keyhist_find(mv[i].kh, mv[i].main_rev, mv[i].sub_rev);
+        assert(e && !(e->flags & REV_PENDING));
+        e->value.segment = segment;
+        e->value.offset = mv[i].offset;
     }
-    c->n_moved = 0;
+    moved_record *mr = c->revisions.items;
+    for (size_t i = 0; i < c->revisions.n; i++)
+        remember_revision_place(s, mr[i].id, mr[i].where);
+    mr = c->leases.items;
+    for (size_t i = 0; i < c->leases.n; i++)
+        lease_grant_moved(s, mr[i].id, mr[i].where);
+    c->values.n = c->revisions.n = c->leases.n = 0;
 }
 
-static int finish_segment(mvcc *s) {
+static int finish_output(mvcc *s) {
     log_compaction *c = s->compaction;
-    int rc = log_rewrite_finish(c->rw);
+    uint32_t last = c->segments[c->next - 1];
+    bool switched_in;
+    int rc = log_rewrite_finish(c->rw, last, &switched_in);
     c->rw = NULL;
-    if (rc < 0) return rc;
-    move_values(s);
+    c->finish_due = false;
+    if (switched_in) publish_places(s, c->first_input);
+    return rc;
+}
+
+static uint64_t output_target_bytes(const mvcc *s) {
+    return log_segment_bytes(s->log) / 2;
+}
+
+/* Scans a slice of the current input segment into the output. 1 when more remains, 0 or -errno. */
+static int scan_slice(mvcc *s) {
+    log_compaction *c = s->compaction;
+    uint32_t id = c->segments[c->next];
+    if (!c->rw) {
+        if (!(c->rw = log_rewrite_begin(s->log, id))) return errno ? -errno : -EIO;
+        c->first_input = id;
+    }
+    int rc = log_segment_scan(s->log, id, &c->cursor, RECORDS_PER_CLOCK_CHECK, rewrite_record, s);
+    c->decided_mark = log_appended_mark(s->log);
+    if (rc != 0) return rc;
     c->next++;
     c->cursor = 0;
-    return 0;
-}
-
-static uint64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    c->finish_due = c->next == c->n_segments || log_rewrite_bytes(c->rw) >= output_target_bytes(s);
+    return 1;
 }
 
 int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us) {
     log_compaction *c = s->compaction;
     if (!c) return 0;
-    uint64_t deadline = now_us() + budget_us;
-    while (c->next < c->n_segments) {
-        uint32_t id = c->segments[c->next];
-        if (!c->rw && !(c->rw = log_rewrite_begin(s->log, id))) return errno ? -errno : -EIO;
-        int rc = log_segment_scan(s->log, id, &c->cursor, RECORDS_PER_CLOCK_CHECK, rewrite_record, s);
-        if (rc < 0) return rc;
-        if (rc == 0 && (rc = finish_segment(s)) < 0) return rc;
-        if (now_us() >= deadline) return c->next < c->n_segments ? 1 : (log_compaction_free(s), 0);
+    uint64_t deadline = sio_now_us() + budget_us;
+    while (c->finish_due || c->next < c->n_segments) {
+        int rc;
+        if (c->finish_due) {
+            if (!log_is_durable(s->log, c->decided_mark)) return 1; /* the next commit settles it */
+            rc = finish_output(s);
+        } else if (!log_has_segment(s->log, c->segments[c->next])) {
+            c->next++; /* gone: nothing to do for it */
+            continue;
+        } else if (!log_segment_settled(s->log, c->segments[c->next])) {
+            return 1; /* a sealed segment's last batch is not yet durable: the next commit settles it */
+        } else {
+            rc = scan_slice(s);
+        }
+        if (rc < 0) {
+            log_compaction_free(s);
+            return rc;
+        }
+        if (sio_now_us() >= deadline) break;
     }
+    if (c->finish_due || c->next < c->n_segments) return 1;
+    s->bytes_after_compaction = log_total_bytes(s->log);
     log_compaction_free(s);
     return 0;
 }

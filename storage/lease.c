@@ -4,12 +4,14 @@
 #include "le.h"
 #include "mvcc_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct lease {
     int64_t id, ttl;
-    bptree *keys; /* attached keys; values unused */
+    log_place grant; /* where its grant record is: the only one log compaction copies forward */
+    bptree *keys;    /* attached keys; values unused */
 } lease;
 
 static void id_key(int64_t id, uint8_t out[8]) {
@@ -51,21 +53,37 @@ size_t mvcc_lease_count(const mvcc *s) {
     return bptree_count(s->leases);
 }
 
-static void add_lease(mvcc *s, int64_t id, int64_t ttl) {
+static void add_lease(mvcc *s, int64_t id, int64_t ttl, log_place grant) {
     lease *l = calloc(1, sizeof *l);
     if (!l) abort();
-    *l = (lease){.id = id, .ttl = ttl, .keys = bptree_new()};
+    *l = (lease){.id = id, .ttl = ttl, .grant = grant, .keys = bptree_new()};
     uint8_t k[8];
     id_key(id, k);
     void *old = bptree_put(s->leases, k, 8, l);
-    if (old) free_lease(old);
+    if (old)
+        free_lease(old);
+    else
+        s->live_bytes += LEASE_RECORD_BYTES;
 }
 
 static void drop_lease(mvcc *s, int64_t id) {
     uint8_t k[8];
     id_key(id, k);
     void *old = bptree_remove(s->leases, k, 8);
-    if (old) free_lease(old);
+    if (!old) return;
+    free_lease(old);
+    assert(s->live_bytes >= LEASE_RECORD_BYTES);
+    s->live_bytes -= LEASE_RECORD_BYTES;
+}
+
+bool lease_grant_is_live(const mvcc *s, int64_t id, log_place where) {
+    lease *l = find_lease(s, id);
+    return l && l->grant.segment == where.segment && l->grant.offset == where.offset;
+}
+
+void lease_grant_moved(mvcc *s, int64_t id, log_place now) {
+    lease *l = find_lease(s, id);
+    if (l) l->grant = now;
 }
 
 void lease_track_put(mvcc *s, mv_bytes key, const rev_entry *before, int64_t id) {
@@ -84,11 +102,11 @@ static void id_payload(int64_t id, int64_t ttl, uint8_t out[16]) {
     le_put(out + 8, (uint64_t)ttl, 8);
 }
 
-int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len) {
+int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where) {
     if (len != 16) return -1;
     int64_t id = le_i64(payload);
     if (type == LOG_LEASE_GRANT)
-        add_lease(s, id, le_i64(payload + 8));
+        add_lease(s, id, le_i64(payload + 8), where);
     else
         drop_lease(s, id);
     return 0;
@@ -99,8 +117,8 @@ mv_err mvcc_lease_grant(mvcc *s, int64_t id, int64_t ttl) {
     if (over_quota(s, 16)) return MV_ERR_NO_SPACE;
     uint8_t payload[16];
     id_payload(id, ttl, payload);
-    log_append(s->log, LOG_LEASE_GRANT, s->revision, payload, sizeof payload);
-    add_lease(s, id, ttl);
+    log_place where = log_append(s->log, LOG_LEASE_GRANT, s->revision, payload, sizeof payload);
+    add_lease(s, id, ttl, where);
     return MV_OK;
 }
 

@@ -63,13 +63,12 @@ void log_sync_finished(wal *l, int rc);
 uint64_t log_total_bytes(const wal *l); /* bytes in all segments, for dbSize/quota */
 uint64_t log_fsync_count(const wal *l); /* fdatasync calls so far, for tests and metrics */
 
-/* Test hook: the write and sync calls log_commit makes on segment files, so tests can inject short
- * writes and failed syncs. A NULL member means the real pwrite / fdatasync. */
-typedef struct log_io {
-    ssize_t (*write_at)(int fd, const void *buf, size_t n, off_t offset);
-    int (*sync_data)(int fd);
-} log_io;
-void log_set_io(wal *l, const log_io *io);
+/* Marks for ordering durability against other work: every append moves the mark on, and a mark is
+ * durable once the batch holding it was written and synced. Log compaction waits for the mark of its
+ * last decision before it switches a rewritten file in. */
+uint64_t log_appended_mark(const wal *l);
+bool log_is_durable(const wal *l, uint64_t mark);
+size_t log_segment_count(const wal *l); /* segment files, each with one open descriptor */
 
 /* --- log compaction: rewriting sealed segments in place (storage/log_rewrite.c) --- */
 
@@ -77,27 +76,37 @@ void log_set_io(wal *l, const log_io *io);
 void log_seal(wal *l);
 /* Ids of the sealed segments (all but the one taking appends), oldest first; *ids is malloc'd. */
 size_t log_sealed_segments(const wal *l, uint32_t **ids);
+bool log_has_segment(const wal *l, uint32_t id);
+uint64_t log_segment_bytes(const wal *l); /* the size past which a segment rolls */
+/* True once a sealed segment's bytes are all written and durable, so it can be scanned and replaced. */
+bool log_segment_settled(const wal *l, uint32_t id);
 /* Reads records of a sealed segment from *cursor (0 = the start), at most max_records, calling fn
  * for each. Returns 1 if more remain, 0 at the end, -errno on failure. */
 int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn, void *ctx);
 
-/* A new version of one sealed segment, built beside it and switched in with rename. */
+/* A new version of sealed segments first..last (one, or several merged), built beside the first and
+ * switched in with rename. NULL with errno set on failure. */
 typedef struct log_rewrite log_rewrite;
-log_rewrite *log_rewrite_begin(wal *l, uint32_t id);
+log_rewrite *log_rewrite_begin(wal *l, uint32_t first);
 /* Adds a record; returns the place its payload will have once the rewrite is switched in. */
 log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const uint8_t *payload, size_t len);
-/* Syncs the new file, renames it over the segment and syncs the directory. 0, or -errno with the
- * old segment untouched. Frees rw either way. */
-int log_rewrite_finish(log_rewrite *rw);
+uint64_t log_rewrite_bytes(const log_rewrite *rw); /* the new file's size so far */
+/* Syncs the new file (its header naming last as the highest id it stands for), renames it over the
+ * first segment, syncs the directory, then unlinks the segments after first up to last. A file left
+ * with no record is removed too. 0, or -errno. *switched_in tells whether the new file took the
+ * old ones' place (a failure after the rename leaves it in place); if not, they are untouched.
+ * Frees rw either way. */
+int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in);
 void log_rewrite_abort(log_rewrite *rw);
 
 /* --- whole-segment copies for snapshots --- */
 typedef struct log_file_copy {
     uint32_t id;
     int fd;        /* a private descriptor: a later rewrite of the segment does not affect it */
-    uint64_t size; /* committed bytes at the time of the copy */
+    uint64_t size; /* durable bytes at the time of the copy */
 } log_file_copy;
-/* Commits the batch, then opens every segment for reading. Returns the count, -errno on failure. */
+/* Opens every segment for reading, up to its durable bytes: a copy never shows a write that a crash
+ * could still lose. Returns the count, -errno on failure. */
 long log_copy_segments(wal *l, log_file_copy **out);
 /* Writes segment files into an empty dir (restore). 0 or -errno. */
 int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size);

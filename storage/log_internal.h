@@ -1,28 +1,36 @@
 /* log_internal.h: the log's on-disk format and in-memory state, shared by log.c (append, commit,
- * open) and log_rewrite.c (log compaction). Nothing outside storage/log*.c includes it. */
+ * read), log_open.c (opening and replay) and log_rewrite.c (log compaction). Nothing outside
+ * storage/log*.c includes it. The format is described in docs/architecture.md, "Storage". */
 #ifndef CETCD_LOG_INTERNAL_H
 #define CETCD_LOG_INTERNAL_H
 
 #include "le.h"
 #include "log.h"
+#include "storage_io.h"
 
-/* Segment file: 16-byte header (magic, u32 version, u32 zero), then records.
+/* Segment file: 16-byte header (magic, u32 version, u32 covers), then records. covers is 0, or the
+ * highest segment id whose records a log compaction merged into this file: segments with ids up to
+ * it are leftovers of an interrupted merge, removed at open.
  * Record: u32 payload length, u8 type, 3 zero bytes, i64 revision, u64 checksum, payload.
  * The checksum is XXH3-64 of the record header (checksum field zeroed) followed by the payload. */
 #define SEG_MAGIC "CETCDLOG"
 #define SEG_MAGIC_LEN 8
 #define SEG_VERSION 1u
+#define SEG_COVERS_AT 12u
 #define SEG_HDR_BYTES 16u
 #define REC_HDR_BYTES 24u
 #define REC_CHECKSUM_AT 16u
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define SEG_NAME_DIGITS 16
+#define SEG_NAME_BYTES (SEG_NAME_DIGITS + 5)
 #define SMALL_RECORD_BYTES 4096u
 
 typedef struct segment {
     uint32_t id;
+    uint32_t covers;  /* the highest id this file stands for (== id unless it is a merge) */
     int fd;           /* -1 until log_commit creates the file */
-    uint64_t size;    /* bytes in the file */
+    uint64_t size;    /* bytes written to the file */
+    uint64_t synced;  /* bytes of the file known to be durable */
     uint8_t *pending; /* batch bytes that go at offset `size`, not yet written */
     size_t pending_len;
     size_t pending_cap;
@@ -33,24 +41,31 @@ struct wal {
     int dirfd;
     int lockfd; /* holds an exclusive flock on <dir>/LOCK while the log is open */
     log_options opt;
-    log_io io;
     segment *segs; /* ascending by id; the last one takes appends */
     size_t nsegs, segs_cap;
     uint64_t total_bytes; /* file bytes plus pending batch bytes */
     uint64_t batch_bytes;
     uint64_t fsyncs;
+    uint64_t appended;      /* bytes ever appended: a mark that only grows */
+    uint64_t durable;       /* every append up to this mark is durable */
+    uint64_t syncing;       /* the mark a sync on the helper thread will make durable */
+    uint32_t syncing_seg;   /* ... and the segment and size it covers */
+    uint64_t syncing_size;
     int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
 };
 
-void log_segment_name(char out[SEG_NAME_DIGITS + 5], uint32_t id);
+void log_segment_name(char out[SEG_NAME_BYTES], uint32_t id);
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */
 const char *log_check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes);
 segment *log_find_segment(const wal *l, uint32_t id);
-int log_fsync_fd(int fd);
-int log_write_all(wal *l, int fd, const uint8_t *buf, size_t n, uint64_t off);
+segment *log_add_segment(wal *l, uint32_t id, int fd, uint64_t size);
+/* Removes a segment from the table (closing its descriptor); the file is the caller's business. */
+void log_drop_segment(wal *l, uint32_t id);
+void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES], uint32_t covers);
 /* Fills rec (REC_HDR_BYTES + len bytes) with one record. */
 void log_encode_record(uint8_t *rec, int type, int64_t revision, const uint8_t *payload, size_t len);
 /* log_rewrite.c: removes rewrite files a crash left behind (the segments they were for are intact). */
 void log_remove_stale_rewrites(wal *l);
+void log_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,18 +1,20 @@
-/* log_rewrite.c: whole-segment work: log compaction scans a sealed segment and replaces it with a
- * rewritten copy (written beside it, synced, renamed over it, directory synced, so a crash leaves
- * either complete version); snapshots copy segments out and restores install them. */
+/* log_rewrite.c: whole-segment work. Log compaction scans sealed segments and replaces them with a
+ * rewritten copy: written beside the first as "<id>.log.rewrite", synced, renamed over it, the
+ * directory synced, and only then the merged segments after it unlinked, so a crash leaves either
+ * version whole (docs/architecture.md, "Storage"). Snapshots copy segments out; restores install them. */
 #include "log_internal.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define REWRITE_SUFFIX ".rewrite"
+#define REWRITE_NAME_BYTES (SEG_NAME_BYTES + sizeof REWRITE_SUFFIX)
 #define REWRITE_FLUSH_BYTES (1u << 20)
 
 struct log_rewrite {
@@ -25,10 +27,10 @@ struct log_rewrite {
     int err;
 };
 
-static void rewrite_name(char *out, size_t n, uint32_t id) {
-    char seg[SEG_NAME_DIGITS + 5];
+static void rewrite_name(char out[REWRITE_NAME_BYTES], uint32_t id) {
+    char seg[SEG_NAME_BYTES];
     log_segment_name(seg, id);
-    snprintf(out, n, "%s%s", seg, REWRITE_SUFFIX);
+    snprintf(out, REWRITE_NAME_BYTES, "%s%s", seg, REWRITE_SUFFIX);
 }
 
 void log_remove_stale_rewrites(wal *l) {
@@ -42,34 +44,41 @@ void log_remove_stale_rewrites(wal *l) {
     size_t suffix = strlen(REWRITE_SUFFIX);
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0)
-            unlinkat(l->dirfd, e->d_name, 0);
+        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0) sio_unlink(l->dirfd, e->d_name);
     }
     rewinddir(d); /* the stream's position is shared with the log's directory fd */
     closedir(d);
-}
-
-static bool is_sealed(const wal *l, size_t i) {
-    const segment *s = &l->segs[i];
-    return i + 1 < l->nsegs && s->pending_len == 0 && s->fd >= 0;
 }
 
 size_t log_sealed_segments(const wal *l, uint32_t **ids) {
     size_t n = 0;
     *ids = malloc((l->nsegs ? l->nsegs : 1) * sizeof **ids);
     if (!*ids) abort();
-    for (size_t i = 0; i < l->nsegs; i++)
-        if (is_sealed(l, i)) (*ids)[n++] = l->segs[i].id;
+    for (size_t i = 0; i + 1 < l->nsegs; i++)
+        if (l->segs[i].fd >= 0 || l->segs[i].pending_len) (*ids)[n++] = l->segs[i].id;
     return n;
 }
 
+bool log_has_segment(const wal *l, uint32_t id) {
+    return log_find_segment(l, id) != NULL;
+}
+
+uint64_t log_segment_bytes(const wal *l) {
+    return l->opt.segment_bytes;
+}
+
+bool log_segment_settled(const wal *l, uint32_t id) {
+    const segment *s = log_find_segment(l, id);
+    return s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0 && s->fd >= 0 && s->synced == s->size;
+}
+
 int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn, void *ctx) {
+    if (!log_segment_settled(l, id)) return -ENOENT;
     segment *s = log_find_segment(l, id);
-    if (!s || s->fd < 0 || s->pending_len) return -ENOENT;
     if (*cursor < SEG_HDR_BYTES) *cursor = SEG_HDR_BYTES;
     if (*cursor >= s->size) return 0;
-    uint8_t *data = mmap(NULL, s->size, PROT_READ, MAP_SHARED, s->fd, 0);
-    if (data == MAP_FAILED) return -errno;
+    uint8_t *data = sio_map(s->fd, s->size);
+    if (!data) return errno ? -errno : -EIO;
     int rc = 1;
     for (size_t i = 0; i < max_records && *cursor < s->size; i++) {
         uint64_t rec_bytes;
@@ -86,10 +95,12 @@ int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, 
         }
         *cursor += rec_bytes;
     }
-    munmap(data, s->size);
+    sio_unmap(data, s->size);
     if (rc == 1 && *cursor >= s->size) rc = 0;
     return rc;
 }
+
+/* ---------- building the new file ---------- */
 
 static void rewrite_reserve(log_rewrite *rw, size_t more) {
     if (rw->len + more <= rw->cap) return;
@@ -103,23 +114,22 @@ static void rewrite_reserve(log_rewrite *rw, size_t more) {
 
 static void rewrite_flush(log_rewrite *rw) {
     if (rw->err || rw->len == 0) return;
-    rw->err = log_write_all(rw->l, rw->fd, rw->buf, rw->len, rw->flushed);
+    rw->err = sio_write_all(rw->fd, rw->buf, rw->len, rw->flushed);
     rw->flushed += rw->len;
     rw->len = 0;
 }
 
-log_rewrite *log_rewrite_begin(wal *l, uint32_t id) {
-    char name[SEG_NAME_DIGITS + 16];
-    rewrite_name(name, sizeof name, id);
-    int fd = openat(l->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+log_rewrite *log_rewrite_begin(wal *l, uint32_t first) {
+    assert(log_segment_settled(l, first));
+    char name[REWRITE_NAME_BYTES];
+    rewrite_name(name, first);
+    int fd = sio_open(l->dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return NULL;
     log_rewrite *rw = calloc(1, sizeof *rw);
     if (!rw) abort();
-    *rw = (log_rewrite){.l = l, .id = id, .fd = fd};
+    *rw = (log_rewrite){.l = l, .id = first, .fd = fd};
     rewrite_reserve(rw, SEG_HDR_BYTES);
-    memcpy(rw->buf, SEG_MAGIC, SEG_MAGIC_LEN);
-    le_put(rw->buf + SEG_MAGIC_LEN, SEG_VERSION, 4);
-    le_put(rw->buf + SEG_MAGIC_LEN + 4, 0, 4);
+    log_fill_segment_header(rw->buf, 0);
     rw->len = SEG_HDR_BYTES;
     return rw;
 }
@@ -134,12 +144,16 @@ log_place log_rewrite_append(log_rewrite *rw, int type, int64_t revision, const 
     return (log_place){.segment = rw->id, .length = (uint32_t)len, .offset = at + REC_HDR_BYTES};
 }
 
+uint64_t log_rewrite_bytes(const log_rewrite *rw) {
+    return rw->flushed + rw->len;
+}
+
 static void rewrite_free(log_rewrite *rw, bool remove_file) {
     if (remove_file) {
-        char name[SEG_NAME_DIGITS + 16];
-        rewrite_name(name, sizeof name, rw->id);
-        close(rw->fd);
-        unlinkat(rw->l->dirfd, name, 0);
+        char name[REWRITE_NAME_BYTES];
+        rewrite_name(name, rw->id);
+        sio_close(rw->fd);
+        sio_unlink(rw->l->dirfd, name);
     }
     free(rw->buf);
     free(rw);
@@ -149,74 +163,103 @@ void log_rewrite_abort(log_rewrite *rw) {
     if (rw) rewrite_free(rw, true);
 }
 
-/* Makes the new file durable and puts it in the segment's place. */
-static int switch_in(log_rewrite *rw, segment *s) {
-    char tmp[SEG_NAME_DIGITS + 16], name[SEG_NAME_DIGITS + 5];
-    rewrite_name(tmp, sizeof tmp, rw->id);
-    log_segment_name(name, rw->id);
-    if (rw->l->opt.fsync && rw->l->io.sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
-    if (renameat(rw->l->dirfd, tmp, rw->l->dirfd, name) < 0) return -errno;
-    int rc = log_fsync_fd(rw->l->dirfd);
-    close(s->fd);
-    s->fd = rw->fd;
-    rw->l->total_bytes = rw->l->total_bytes - s->size + rw->flushed;
-    s->size = rw->flushed;
-    return rc;
+/* ---------- switching it in ---------- */
+
+/* Makes the new file durable, its header naming the last id it stands for. */
+static int make_durable(log_rewrite *rw, uint32_t last) {
+    rewrite_flush(rw);
+    if (rw->err) return rw->err;
+    if (last != rw->id) {
+        uint8_t covers[4];
+        le_put(covers, last, 4);
+        int rc = sio_write_all(rw->fd, covers, sizeof covers, SEG_COVERS_AT);
+        if (rc < 0) return rc;
+    }
+    if (rw->l->opt.fsync && sio_sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
+    return 0;
 }
 
-int log_rewrite_finish(log_rewrite *rw) {
-    segment *s = log_find_segment(rw->l, rw->id);
-    rewrite_flush(rw);
-    int rc = rw->err ? rw->err : (!s || s->pending_len ? -ENOENT : 0);
-    if (rc == 0) rc = switch_in(rw, s);
-    /* after a successful rename the file is the segment's: only a failure before it removes it */
-    bool renamed = rc == 0 || (s && s->fd == rw->fd);
-    rewrite_free(rw, !renamed);
-    return rc;
+/* Unlinks the segments after first up to last (now inside the new file), then the new file itself
+ * if it holds no record; each step durable before the next, so a leftover is always covered. */
+static int drop_merged(wal *l, uint32_t first, uint32_t last) {
+    bool any = false;
+    while (l->nsegs > 1) {
+        segment *next = log_find_segment(l, first) + 1;
+        if (next >= &l->segs[l->nsegs - 1] || next->id > last) break;
+        char name[SEG_NAME_BYTES];
+        log_segment_name(name, next->id);
+        sio_unlink(l->dirfd, name); /* a failure leaves a covered leftover: removed at the next open */
+        log_drop_segment(l, next->id);
+        any = true;
+    }
+    if (any && sio_sync_dir(l->dirfd) < 0) return -errno;
+    segment *s = log_find_segment(l, first);
+    if (s->size > SEG_HDR_BYTES) return 0;
+    char name[SEG_NAME_BYTES];
+    log_segment_name(name, first);
+    if (sio_unlink(l->dirfd, name) < 0) return -errno;
+    log_drop_segment(l, first);
+    return sio_sync_dir(l->dirfd) < 0 ? -errno : 0;
 }
+
+int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in) {
+    wal *l = rw->l;
+    *switched_in = false;
+    segment *s = log_find_segment(l, rw->id);
+    int rc = s && log_segment_settled(l, rw->id) ? make_durable(rw, last) : -ENOENT;
+    char tmp[REWRITE_NAME_BYTES], name[SEG_NAME_BYTES];
+    rewrite_name(tmp, rw->id);
+    log_segment_name(name, rw->id);
+    if (rc == 0 && sio_rename(l->dirfd, tmp, name) < 0) rc = -errno;
+    if (rc < 0) {
+        rewrite_free(rw, true);
+        return rc;
+    }
+    /* the new file is the segment's now, whatever happens next */
+    *switched_in = true;
+    sio_close(s->fd);
+    s->fd = rw->fd;
+    l->total_bytes = l->total_bytes - s->size + log_rewrite_bytes(rw);
+    s->size = s->synced = log_rewrite_bytes(rw);
+    s->covers = last > s->id ? last : s->id;
+    rewrite_free(rw, false);
+    if (sio_sync_dir(l->dirfd) < 0) return -errno;
+    return drop_merged(l, s->id, last);
+}
+
+/* ---------- snapshots and restores ---------- */
 
 long log_copy_segments(wal *l, log_file_copy **out) {
-    int rc = log_commit(l);
-    if (rc < 0) return rc;
     *out = calloc(l->nsegs ? l->nsegs : 1, sizeof **out);
     if (!*out) abort();
     long n = 0;
     for (size_t i = 0; i < l->nsegs; i++) {
         segment *s = &l->segs[i];
-        if (s->fd < 0 || s->size == 0) continue;
-        char name[SEG_NAME_DIGITS + 5];
+        if (s->fd < 0 || s->synced == 0) continue;
+        char name[SEG_NAME_BYTES];
         log_segment_name(name, s->id);
-        int fd = openat(l->dirfd, name, O_RDONLY | O_CLOEXEC);
+        int fd = sio_open(l->dirfd, name, O_RDONLY, 0);
         if (fd < 0) {
-            rc = -errno;
+            int rc = -errno;
             while (n > 0)
-                close((*out)[--n].fd);
+                sio_close((*out)[--n].fd);
             free(*out);
             *out = NULL;
             return rc;
         }
-        (*out)[n++] = (log_file_copy){.id = s->id, .fd = fd, .size = s->size};
+        (*out)[n++] = (log_file_copy){.id = s->id, .fd = fd, .size = s->synced};
     }
     return n;
 }
 
 int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size) {
-    char path[4096], name[SEG_NAME_DIGITS + 5];
+    char path[4096], name[SEG_NAME_BYTES];
     log_segment_name(name, id);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = sio_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0) return -errno;
-    uint64_t done = 0;
-    int rc = 0;
-    while (done < size && rc == 0) {
-        ssize_t put = write(fd, data + done, size - done);
-        if (put < 0 && errno == EINTR) continue;
-        if (put <= 0)
-            rc = put < 0 ? -errno : -EIO;
-        else
-            done += (uint64_t)put;
-    }
-    if (rc == 0 && fsync(fd) < 0) rc = -errno;
-    close(fd);
+    int rc = sio_write_all(fd, data, size, 0);
+    if (rc == 0 && sio_sync_data(fd) < 0) rc = -errno;
+    sio_close(fd);
     return rc;
 }

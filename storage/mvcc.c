@@ -4,6 +4,7 @@
 #include "le.h"
 #include "mvcc_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
         return NULL;
     }
     if (s->compact_revision > 0) compact_index(s, s->compact_revision);
+    assert(s->revision >= s->compact_revision);
     return s;
 }
 
@@ -222,6 +224,7 @@ void write_finish(mvcc *s) {
         e->value.offset += where.offset;
         e->flags &= ~(uint32_t)REV_PENDING;
     }
+    assert(wb->revision == s->revision + 1); /* revisions only grow, one per write */
     s->revision = wb->revision;
     remember_revision_place(s, wb->revision, where);
     if (s->on_revision) s->on_revision(s->on_revision_ctx, s->revision);
@@ -295,12 +298,13 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     *header_revision = s->revision;
     if (rev <= s->compact_revision) return MV_ERR_COMPACTED;
     if (rev > s->revision) return MV_ERR_FUTURE_REV;
+    assert(s->revision >= rev);
     uint8_t payload[8];
-    for (int i = 0; i < 8; i++)
-        payload[i] = (uint8_t)((uint64_t)rev >> (8 * i));
+    le_put(payload, (uint64_t)rev, 8);
     log_append(s->log, LOG_COMPACT, rev, payload, sizeof payload);
+    if (s->compact_revision < 0) s->live_bytes += COMPACT_RECORD_BYTES; /* only the latest is kept */
     s->compact_revision = rev;
-    log_compaction_abort(s); /* it holds pointers into histories that compaction may free */
+    log_compaction_restart(s); /* it holds pointers into histories that compaction may free */
     compact_index(s, rev);
     return MV_OK;
 }

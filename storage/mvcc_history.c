@@ -1,7 +1,6 @@
 /* mvcc_history.c: the events of one revision, read back from its log record, for watch replay and
  * live delivery alike. Puts carry all their fields in the record; prev_kv is the key at revision-1,
  * as etcd's watch server fetches it. */
-#include "le.h"
 #include "mvcc_internal.h"
 
 #include <string.h>
@@ -16,36 +15,31 @@ static mv_kv *prev_of(mvcc *s, mv_bytes key, int64_t rev, mv_arena *a) {
     return kv;
 }
 
-/* Decodes one change into ev; returns bytes used, 0 if malformed. */
-static size_t decode_change(const uint8_t *p, size_t left, int64_t rev, mv_event *ev) {
-    if (left < 5) return 0;
-    size_t used = 5 + (size_t)le_u32(p + 1);
-    if (used > left) return 0;
+static void event_of(const change *c, int64_t rev, mv_event *ev) {
     memset(ev, 0, sizeof *ev);
-    ev->kv.key = (mv_bytes){p + 5, used - 5};
+    ev->kv.key = (mv_bytes){c->key, c->key_len};
     ev->kv.mod_revision = rev;
-    if (p[0] == CHANGE_DELETE) {
+    if (c->kind == CHANGE_DELETE) {
         ev->type = MV_EVENT_DELETE;
-        return used;
+        return;
     }
-    if (p[0] != CHANGE_PUT || used + 28 > left) return 0;
     ev->type = MV_EVENT_PUT;
-    ev->kv.lease = le_i64(p + used);
-    ev->kv.create_revision = le_i64(p + used + 8);
-    ev->kv.version = le_i64(p + used + 16);
-    size_t vlen = le_u32(p + used + 24);
-    used += 28;
-    if (used + vlen > left) return 0;
-    ev->kv.value = (mv_bytes){p + used, vlen};
-    return used + vlen;
+    ev->kv.lease = c->lease;
+    ev->kv.create_revision = c->create_revision;
+    ev->kv.version = c->version;
+    ev->kv.value = (mv_bytes){c->value, c->value_len};
 }
 
-static const uint8_t *record_payload(mvcc *s, int64_t rev, size_t *len, mv_arena *a) {
-    if (rev < s->rev_base || (size_t)(rev - s->rev_base) >= s->n_rev_places) return NULL;
-    log_place where = s->rev_places[rev - s->rev_base];
+/* The payload of rev's record; NULL with *err MV_OK if nothing is left of it (compacted away). */
+static const uint8_t *record_payload(mvcc *s, int64_t rev, size_t *len, mv_arena *a, mv_err *err) {
+    log_place where = revision_place(s, rev);
+    *err = MV_OK;
     if (where.length == 0) return NULL;
     uint8_t *buf = arena_alloc(a, where.length);
-    if (log_read(s->log, where, buf) != 0) return NULL;
+    if (log_read(s->log, where, buf) != 0) {
+        *err = MV_ERR_IO; /* never a silent gap in a watch */
+        return NULL;
+    }
     *len = where.length;
     return buf;
 }
@@ -53,16 +47,19 @@ static const uint8_t *record_payload(mvcc *s, int64_t rev, size_t *len, mv_arena
 mv_err mvcc_events_at(mvcc *s, int64_t rev, bool with_prev_kv, mv_arena *a, mv_event_fn fn, void *ctx) {
     if (rev > s->revision) return MV_ERR_FUTURE_REV;
     if (rev < s->compact_revision) return MV_ERR_COMPACTED;
-    size_t len = 0, at = 0;
-    const uint8_t *payload = record_payload(s, rev, &len, a);
-    if (!payload) return MV_OK; /* nothing left of this revision (compacted away) */
-    while (at < len) {
+    size_t len = 0;
+    mv_err err;
+    const uint8_t *payload = record_payload(s, rev, &len, a, &err);
+    if (!payload) return err;
+    change_iter it;
+    change c;
+    int got;
+    change_iter_init(&it, payload, len);
+    while ((got = change_next(&it, &c)) == 1) {
         mv_event ev;
-        size_t used = decode_change(payload + at, len - at, rev, &ev);
-        if (!used) return MV_ERR_IO;
-        at += used;
+        event_of(&c, rev, &ev);
         if (with_prev_kv) ev.prev_kv = prev_of(s, ev.kv.key, rev, a);
-        if (!fn(ctx, &ev)) break;
+        if (!fn(ctx, &ev)) return MV_OK;
     }
-    return MV_OK;
+    return got < 0 ? MV_ERR_IO : MV_OK;
 }

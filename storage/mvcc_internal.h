@@ -5,6 +5,7 @@
 
 #include "arena.h"
 #include "bptree.h"
+#include "change.h"
 #include "keyhist.h"
 #include "log.h"
 #include "mvcc.h"
@@ -36,19 +37,18 @@ struct mvcc {
     int64_t compact_revision;
     mvcc_options opt;
     write_batch wb;
-    log_place *rev_places; /* record of each revision since rev_base, for history replay */
+    log_place *rev_places; /* record of each revision since rev_base, for history replay; trimmed
+                              below the compaction revision, so it follows history, not the age */
     int64_t rev_base;
     size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
-    uint64_t live_bytes;               /* log bytes of the changes the index still holds (an estimate) */
+    uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
+    uint64_t bytes_after_compaction;   /* log size when the last run ended: a run needs growth past it */
     bptree *leases;                    /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
     void *on_revision_ctx;
 };
-
-/* Payload encoding of one change inside a write record. */
-enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D' };
 
 /* mvcc.c */
 /* The key's history, created empty if the key is new. */
@@ -81,15 +81,27 @@ void leases_free(mvcc *s);
 /* Keeps lease key sets in step with a key's change from the live entry before (may be NULL). */
 void lease_track_put(mvcc *s, mv_bytes key, const rev_entry *before, int64_t lease);
 void lease_track_delete(mvcc *s, mv_bytes key, const rev_entry *before);
-int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len);
+int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where);
 
 /* compactor.c */
-void log_compaction_abort(mvcc *s);
 void log_compaction_free(mvcc *s);
+
+/* lease.c, for log compaction: is this grant record the one of a lease still granted; its new place */
+bool lease_grant_is_live(const mvcc *s, int64_t id, log_place where);
+void lease_grant_moved(mvcc *s, int64_t id, log_place now);
+/* Log bytes of a lease grant record, counted as live while the lease is granted. */
+#define LEASE_RECORD_BYTES (24u + 16u)
+#define COMPACT_RECORD_BYTES (24u + 8u)
+
+/* compactor.c: Compact calls this: a running log compaction starts over with the new revision. */
+void log_compaction_restart(mvcc *s);
 
 /* mvcc_recover.c */
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len, log_place where);
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
+/* The record of rev, or a zero place if none is left (or rev is below the table). */
+log_place revision_place(const mvcc *s, int64_t rev);
+/* Drops index history below rev and the revision table's entries below it. */
 void compact_index(mvcc *s, int64_t rev);
 
 #endif

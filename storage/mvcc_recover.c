@@ -3,12 +3,37 @@
 #include "le.h"
 #include "mvcc_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* ---------- the revision → record table ---------- */
+
+/* Drops the table's entries below rev_base once they are a large dead prefix (amortized O(1)). */
+static void trim_revision_places(mvcc *s, int64_t new_base) {
+    if (new_base <= s->rev_base) return;
+    size_t dead = (size_t)(new_base - s->rev_base);
+    if (dead >= s->n_rev_places) {
+        s->n_rev_places = 0;
+        s->rev_base = new_base;
+        return;
+    }
+    if (dead < s->n_rev_places / 2 && dead < 4096) return; /* not yet worth the move */
+    memmove(s->rev_places, s->rev_places + dead, (s->n_rev_places - dead) * sizeof *s->rev_places);
+    memset(s->rev_places + s->n_rev_places - dead, 0, dead * sizeof *s->rev_places);
+    s->n_rev_places -= dead;
+    s->rev_base = new_base;
+    if (s->cap_rev_places > 1024 && s->n_rev_places * 4 < s->cap_rev_places) {
+        size_t cap = s->cap_rev_places / 2;
+        s->rev_places = realloc(s->rev_places, cap * sizeof *s->rev_places);
+        if (!s->rev_places) abort();
+        s->cap_rev_places = cap;
+    }
+}
+
 void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
-    size_t slot = (size_t)(rev - s->rev_base);
     if (rev < s->rev_base) return;
+    size_t slot = (size_t)(rev - s->rev_base);
     if (slot >= s->cap_rev_places) {
         size_t cap = s->cap_rev_places ? s->cap_rev_places * 2 : 1024;
         while (cap <= slot)
@@ -22,52 +47,69 @@ void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
     if (slot + 1 > s->n_rev_places) s->n_rev_places = slot + 1;
 }
 
-/* Applies one change of a replayed record; returns bytes consumed, 0 if malformed. */
-static size_t replay_change(mvcc *s, int64_t rev, uint32_t sub, const uint8_t *p, size_t left,
-                            log_place where, size_t at) {
-    if (left < 5) return 0;
-    uint8_t kind = p[0];
-    uint32_t klen = le_u32(p + 1);
-    size_t used = 5 + (size_t)klen;
-    if (used > left) return 0;
-    mv_bytes key = {p + 5, klen};
-    keyhist *kh = history_for_write(s, key);
-    rev_entry *live = keyhist_at(kh, rev);
-    rev_entry e = {.main_rev = rev, .sub_rev = sub};
-    if (kind == CHANGE_DELETE) {
-        if (!live) return used; /* nothing to end: tolerate, as the write made it */
-        e.flags = REV_TOMBSTONE;
-        lease_track_delete(s, key, live);
-        keyhist_append(kh, &e);
-        s->live_bytes += keyhist_change_bytes(key.len, &e);
-        s->live_keys--;
-        return used;
-    }
-    if (kind != CHANGE_PUT || used + 28 > left) return 0;
-    e.lease = le_i64(p + used);
-    e.create_revision = le_i64(p + used + 8);
-    e.version = le_i64(p + used + 16);
-    uint32_t vlen = le_u32(p + used + 24);
-    used += 28;
-    if (used + vlen > left) return 0;
-    e.value = (log_place){.segment = where.segment, .length = vlen, .offset = where.offset + at + used};
-    lease_track_put(s, key, live, e.lease);
-    keyhist_append(kh, &e);
-    s->live_bytes += keyhist_change_bytes(key.len, &e);
+log_place revision_place(const mvcc *s, int64_t rev) {
+    if (rev < s->rev_base || (size_t)(rev - s->rev_base) >= s->n_rev_places) return (log_place){0};
+    return s->rev_places[rev - s->rev_base];
+}
+
+/* ---------- replay ---------- */
+
+static void replay_delete(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_entry *live) {
+    if (!live) return; /* nothing to end: tolerate, as the write made it */
+    e->flags = REV_TOMBSTONE;
+    lease_track_delete(s, (mv_bytes){c->key, c->key_len}, live);
+    keyhist_append(kh, e);
+    s->live_bytes += keyhist_change_bytes(c->key_len, e);
+    s->live_keys--;
+}
+
+static void replay_put(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_entry *live,
+                       log_place where) {
+    e->lease = c->lease;
+    e->create_revision = c->create_revision;
+    e->version = c->version;
+    e->value = (log_place){.segment = where.segment, .length = (uint32_t)c->value_len,
+                           .offset = where.offset + c->value_at};
+    lease_track_put(s, (mv_bytes){c->key, c->key_len}, live, e->lease);
+    keyhist_append(kh, e);
+    s->live_bytes += keyhist_change_bytes(c->key_len, e);
     if (!live) s->live_keys++;
-    return used + vlen;
 }
 
 static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
-    size_t at = 0;
-    uint32_t sub = 0;
-    while (at < len) {
-        size_t used = replay_change(s, rev, sub++, payload + at, len - at, where, at);
-        if (!used) return -1;
-        at += used;
+    if (rev <= s->compact_revision) return -1; /* a compaction mark follows every record it covers */
+    change_iter it;
+    change c;
+    int got;
+    change_iter_init(&it, payload, len);
+    while ((got = change_next(&it, &c)) == 1) {
+        keyhist *kh = history_for_write(s, (mv_bytes){c.key, c.key_len});
+        rev_entry *newest = keyhist_newest(kh);
+        if (newest && (newest->main_rev > rev || (newest->main_rev == rev && newest->sub_rev >= c.sub_rev)))
+            return -1; /* histories only grow in revision order */
+        rev_entry *live = keyhist_at(kh, rev);
+        rev_entry e = {.main_rev = rev, .sub_rev = c.sub_rev};
+        if (c.kind == CHANGE_DELETE)
+            replay_delete(s, kh, &c, &e, live);
+        else
+            replay_put(s, kh, &c, &e, live, where);
     }
+    if (got < 0) return -1;
     if (rev > s->revision) s->revision = rev;
     remember_revision_place(s, rev, where);
+    return 0;
+}
+
+/* A compaction mark: the revision can never go back below it, and history below it is gone. */
+static int replay_compaction(mvcc *s, const uint8_t *payload, size_t len) {
+    if (len != 8) return -1;
+    int64_t rev = le_i64(payload);
+    if (rev <= s->compact_revision) return 0;
+    if (s->compact_revision >= 0) s->live_bytes -= COMPACT_RECORD_BYTES;
+    s->live_bytes += COMPACT_RECORD_BYTES;
+    s->compact_revision = rev;
+    if (s->revision < rev) s->revision = rev;
+    trim_revision_places(s, rev);
     return 0;
 }
 
@@ -80,16 +122,16 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
     case LOG_TXN:
         return replay_changes(s, revision, payload, len, where);
     case LOG_COMPACT:
-        if (len != 8) return -1;
-        if (le_i64(payload) > s->compact_revision) s->compact_revision = le_i64(payload);
-        return 0;
+        return replay_compaction(s, payload, len);
     case LOG_LEASE_GRANT:
     case LOG_LEASE_REVOKE:
-        return replay_lease_record(s, type, payload, len);
+        return replay_lease_record(s, type, payload, len, where);
     default:
         return 0; /* index checkpoints and future record types carry nothing to replay */
     }
 }
+
+/* ---------- revision compaction of the index ---------- */
 
 typedef struct emptied {
     uint8_t **keys;
@@ -111,6 +153,7 @@ static void note_emptied(emptied *em, const uint8_t *key, size_t len) {
 }
 
 void compact_index(mvcc *s, int64_t rev) {
+    assert(rev <= s->revision);
     emptied em = {0};
     bptree_iter it;
     for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
@@ -118,6 +161,7 @@ void compact_index(mvcc *s, int64_t rev) {
         const uint8_t *key = bptree_iter_key(&it, &len);
         uint64_t dropped = 0;
         bool now_empty = keyhist_compact(bptree_iter_value(&it), rev, len, &dropped);
+        assert(dropped <= s->live_bytes);
         s->live_bytes -= dropped;
         if (!now_empty) continue;
         note_emptied(&em, key, len);
@@ -128,4 +172,5 @@ void compact_index(mvcc *s, int64_t rev) {
     }
     free(em.keys);
     free(em.lens);
+    trim_revision_places(s, rev);
 }

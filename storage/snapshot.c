@@ -3,6 +3,7 @@
  * and checksummed so a damaged or foreign file is refused before anything is written. */
 #include "le.h"
 #include "mvcc_internal.h"
+#include "storage_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +124,7 @@ static long read_part(mv_snapshot *sn, uint8_t *buf, size_t n) {
             continue;
         }
         size_t take = sn->files[i].size - at < n ? (size_t)(sn->files[i].size - at) : n;
-        ssize_t got = pread(sn->files[i].fd, buf, take, (off_t)at);
+        ssize_t got = sio_read_at(sn->files[i].fd, buf, take, (off_t)at);
         if (got <= 0) return got < 0 ? -errno : -EIO;
         return got;
     }
@@ -149,7 +150,7 @@ long mvcc_snapshot_read(mv_snapshot *sn, uint8_t *buf, size_t n) {
 void mvcc_snapshot_end(mv_snapshot *sn) {
     if (!sn) return;
     for (long i = 0; i < sn->n_files; i++)
-        close(sn->files[i].fd);
+        sio_close(sn->files[i].fd);
     free(sn->files);
     free(sn->head);
     XXH3_freeState(sn->sum);
@@ -159,23 +160,23 @@ void mvcc_snapshot_end(mv_snapshot *sn) {
 /* --- restore --- */
 
 uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    int fd = sio_open(AT_FDCWD, path, O_RDONLY, 0);
+    uint64_t n = 0;
+    if (fd < 0 || sio_file_size(fd, &n) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
+        if (fd >= 0) sio_close(fd);
         return NULL;
     }
-    uint8_t *data = malloc(st.st_size ? (size_t)st.st_size : 1);
+    uint8_t *data = malloc(n ? (size_t)n : 1);
     if (!data) abort();
-    uint64_t got = 0;
-    while (got < (uint64_t)st.st_size) {
-        ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
-        if (n <= 0) break;
-        got += (uint64_t)n;
+    int rc = sio_read_all(fd, data, (size_t)n, 0);
+    sio_close(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        free(data);
+        return NULL;
     }
-    close(fd);
-    *size = got;
+    *size = n;
     return data;
 }
 
@@ -197,11 +198,20 @@ static const char *check_snapshot(const uint8_t *d, uint64_t size) {
 }
 
 static bool dir_is_empty_or_missing(const char *dir) {
-    if (mkdir(dir, 0755) == 0) return true;
+    if (sio_mkdir(AT_FDCWD, dir, 0755) == 0) return true;
     if (errno != EEXIST) return false;
     char probe[4096];
     snprintf(probe, sizeof probe, "%s/0000000000000001.log", dir);
     return access(probe, F_OK) != 0;
+}
+
+/* Makes the installed segments' directory entries durable. */
+static int sync_dir_path(const char *dir) {
+    int fd = sio_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) return -1;
+    int rc = sio_sync_dir(fd);
+    sio_close(fd);
+    return rc;
 }
 
 int mvcc_restore_bytes(const uint8_t *d, uint64_t size, const char *dir, char *err, size_t errlen) {
@@ -215,6 +225,7 @@ int mvcc_restore_bytes(const uint8_t *d, uint64_t size, const char *dir, char *e
         if (rc < 0) why = strerror(-rc);
         at += seg_size;
     }
+    if (!why && sync_dir_path(dir) < 0) why = strerror(errno);
     if (why) {
         snprintf(err, errlen, "restore into %s: %s", dir, why);
         return -1;

@@ -2,6 +2,7 @@
  * readable before they are written, torn tails are cut, other corruption refuses to open, and a failed
  * write or fsync stops all later commits. */
 #include "log.h"
+#include "storage_io.h"
 #include <check.h>
 
 #include <dirent.h>
@@ -576,10 +577,11 @@ START_TEST(test_short_writes_are_continued) {
     recs written = {.refuse_at = -1}, replayed = {.refuse_at = -1};
     wal *l = open_log(&t, 0, &replayed);
     fake_writes = 0;
-    log_set_io(l, &(log_io){.write_at = write_in_dribbles});
+    storage_io_set(&(storage_io){.write_at = write_in_dribbles});
     append_n(l, &written, 0, 20);
     ck_assert_int_eq(log_commit(l), 0);
     ck_assert_int_gt(fake_writes, 100);
+    storage_io_set(NULL);
     log_close(l);
     l = open_log(&t, 0, &replayed);
     assert_same_records(&replayed, &written, 20);
@@ -600,12 +602,12 @@ START_TEST(test_failed_write_stops_log) {
     long good = (long)log_total_bytes(l);
 
     fake_writes = 0;
-    log_set_io(l, &(log_io){.write_at = write_half_then_enospc});
+    storage_io_set(&(storage_io){.write_at = write_half_then_enospc});
     recs lost = {.refuse_at = -1};
     append_n(l, &lost, 10, 10);
     ck_assert_int_eq(log_commit(l), -ENOSPC);
     ck_assert_int_eq(fake_writes, 2);
-    log_set_io(l, NULL); /* even with a healthy disk again, the log stays failed */
+    storage_io_set(NULL); /* even with a healthy disk again, the log stays failed */
     append_n(l, &lost, 20, 5);
     ck_assert_int_eq(log_commit(l), -ENOSPC);
     ck_assert_int_eq(log_commit(l), -ENOSPC);
@@ -635,12 +637,12 @@ START_TEST(test_failed_fsync_stops_log) {
     wal *l = open_log(&t, 0, &replayed);
     append_n(l, &written, 0, 10);
     ck_assert_int_eq(log_commit(l), 0);
-    log_set_io(l, &(log_io){.sync_data = sync_eio});
+    storage_io_set(&(storage_io){.sync_data = sync_eio});
     recs unacked = {.refuse_at = -1};
     append_n(l, &unacked, 10, 3);
     ck_assert_int_eq(log_commit(l), -EIO);
     ck_assert_uint_eq(log_fsync_count(l), 2);
-    log_set_io(l, NULL);
+    storage_io_set(NULL);
     append_n(l, &unacked, 13, 3);
     ck_assert_int_eq(log_commit(l), -EIO);
     ck_assert_uint_eq(log_fsync_count(l), 2); /* never retried */

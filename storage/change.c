@@ -1,0 +1,59 @@
+/* change.c: decoding a write record's payload into its changes, with their sub-revisions (change.h).
+ * Every length is checked against what is left, so a malformed payload is refused, never overrun. */
+#include "change.h"
+
+#include "le.h"
+
+void change_iter_init(change_iter *it, const uint8_t *payload, size_t len) {
+    *it = (change_iter){.payload = payload, .len = len};
+}
+
+void change_encode_subrev(uint8_t *out, uint32_t sub) {
+    out[0] = CHANGE_SUBREV;
+    le_put(out + 1, sub, 4);
+}
+
+/* Reads sub-revision markers; 0, or -1 if one is cut short or goes backwards. */
+static int skip_markers(change_iter *it) {
+    while (it->at < it->len && it->payload[it->at] == CHANGE_SUBREV) {
+        if (it->len - it->at < CHANGE_SUBREV_BYTES) return -1;
+        uint32_t sub = le_u32(it->payload + it->at + 1);
+        if (sub < it->next_sub) return -1;
+        it->next_sub = sub;
+        it->at += CHANGE_SUBREV_BYTES;
+    }
+    return 0;
+}
+
+static int decode_put(change_iter *it, const uint8_t *p, size_t left, change *c) {
+    size_t used = CHANGE_KEY_AT + c->key_len;
+    if (left - used < CHANGE_PUT_FIELDS) return -1;
+    c->lease = le_i64(p + used);
+    c->create_revision = le_i64(p + used + 8);
+    c->version = le_i64(p + used + 16);
+    c->value_len = le_u32(p + used + 24);
+    used += CHANGE_PUT_FIELDS;
+    if (left - used < c->value_len) return -1;
+    c->value = p + used;
+    c->value_at = it->at + used;
+    c->bytes = used + c->value_len;
+    return 0;
+}
+
+int change_next(change_iter *it, change *c) {
+    if (skip_markers(it) < 0) return -1;
+    if (it->at >= it->len) return 0;
+    const uint8_t *p = it->payload + it->at;
+    size_t left = it->len - it->at;
+    if (left < CHANGE_KEY_AT) return -1;
+    *c = (change){.kind = p[0], .sub_rev = it->next_sub, .at = it->at, .key = p + CHANGE_KEY_AT};
+    c->key_len = le_u32(p + 1);
+    if (left - CHANGE_KEY_AT < c->key_len) return -1;
+    if (c->kind == CHANGE_DELETE)
+        c->bytes = CHANGE_KEY_AT + c->key_len;
+    else if (c->kind != CHANGE_PUT || decode_put(it, p, left, c) < 0)
+        return -1;
+    it->at += c->bytes;
+    it->next_sub++;
+    return 1;
+}
