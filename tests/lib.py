@@ -159,3 +159,47 @@ class Tally:
     def finish(self):
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
         sys.exit(1 if self.failed else 0)
+
+
+def range_all(kvstub, key=b"\0", range_end=b"\0", page=1000, revision=0, timeout=10, keys_only=False):
+    """Yields every KeyValue in [key, range_end) in key order, read in pages of `page` keys with a
+    moving start key, so no single reply grows past gRPC's 4 MiB receive limit however large the
+    store is. All pages are read at one revision (the first page's, unless `revision` is given).
+    kvstub is etcd3's client.kvstub or etcdrpc.KVStub(channel)."""
+    from etcd3 import etcdrpc
+    start = key
+    while True:
+        resp = kvstub.Range(etcdrpc.RangeRequest(key=start, range_end=range_end, limit=page,
+                                                 revision=revision, keys_only=keys_only), timeout)
+        if not revision:
+            revision = resp.header.revision
+        for kv in resp.kvs:
+            yield kv
+        if not resp.more or not resp.kvs:
+            return
+        start = resp.kvs[-1].key + b"\0"
+
+
+def dir_usage(path):
+    """(bytes, files): the sum of the sizes of the regular files under path, and how many there are."""
+    total = files = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue  # renamed or removed meanwhile (log compaction)
+            total += st.st_size
+            files += 1
+    return total, files
+
+
+def proc_usage(pid):
+    """(open fds, VmRSS in KiB) of a running process, from /proc; (-1, -1) if it is gone."""
+    try:
+        fds = len(os.listdir("/proc/%d/fd" % pid))
+        with open("/proc/%d/status" % pid) as f:
+            rss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), -1)
+        return fds, rss
+    except OSError:
+        return -1, -1
