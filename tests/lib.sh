@@ -122,3 +122,35 @@ t_finish() {
     echo "$T_PASSED passed, $T_FAILED failed"
     [ "$T_FAILED" -eq 0 ]
 }
+
+# restart_cetcd [SIG]: stops the cetcd of start_cetcd (SIGTERM, or e.g. -KILL) and starts it again on
+# the same data dir (a new port: CETCD_EP and CETCD_PID change).
+restart_cetcd() {
+    stop_cetcd "${1:--TERM}"
+    start_cetcd
+}
+
+# restart_etcd [SIG]: stops the etcd of start_etcd and starts it again on the same data dir, client
+# port and peer URL (read from member list before the stop). ETCD_PID changes.
+restart_etcd() {
+    local peer i
+    peer=$(ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" member list 2>/dev/null | awk -F', ' 'NR==1 {print $4}')
+    [ -n "$peer" ] || return 1
+    kill "${1:--TERM}" "$ETCD_PID" 2>/dev/null
+    wait "$ETCD_PID" 2>/dev/null
+    etcd --name ref --data-dir "$ETCD_DIR" --listen-client-urls "http://$ETCD_EP" \
+        --advertise-client-urls "http://$ETCD_EP" --listen-peer-urls "$peer" \
+        --initial-advertise-peer-urls "$peer" --initial-cluster "ref=$peer" >>"$T_TMP/etcd.log" 2>&1 &
+    ETCD_PID=$!
+    T_PIDS+=("$ETCD_PID")
+    wait_port "${ETCD_EP##*:}" "$ETCD_PID" || return 1
+    for i in $(seq 1 100); do
+        ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EP" endpoint health >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# dir_bytes DIR / dir_files DIR: the sum of the sizes of the regular files under DIR / their number.
+dir_bytes() { find "$1" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+dir_files() { find "$1" -type f 2>/dev/null | wc -l; }
