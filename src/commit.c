@@ -1,4 +1,4 @@
-/* commit.c: group commit with the fdatasync on one helper thread (DESIGN.md "The commit rule").
+/* commit.c: group commit with the fdatasync on one helper thread (docs/architecture.md, "The commit rule").
  * At the end of a loop turn the batch is written and handed to the thread; the loop keeps serving
  * and collecting the next batch. When the sync is done (ev_async), the user's durable hook releases
  * the output held for it. Only the fdatasync leaves the loop's thread; everything else stays on it. */

@@ -1,6 +1,6 @@
 /* http1.c: HTTP/1.1 on the client port (etcd serves it there too): a small request parser with
- * keep-alive and Content-Length bodies, and a route table for /health, /version and, later,
- * /livez, /readyz, /metrics and the /v3/ JSON gateway. Replies wait for the commit like gRPC ones. */
+ * keep-alive and Content-Length bodies that hands each request to http_api.c (/health, /livez,
+ * /readyz, /version, /metrics and the /v3/ JSON gateway). Replies wait for the commit like gRPC ones. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +30,6 @@ typedef struct http1_response {
     sbuf body;
 } http1_response;
 
-typedef void (*http1_handler)(const http1_request *req, http1_response *resp);
-
-typedef struct http1_route {
-    const char *method; /* NULL: any */
-    const char *path;
-    http1_handler handler;
-} http1_route;
-
 static void body_text(http1_response *resp, int status, const char *ctype, const char *text) {
     resp->status = status;
     resp->content_type = ctype;
@@ -54,10 +46,6 @@ static void serve_api(const http1_request *req, http1_response *resp) {
     resp->allow = out.allow;
     resp->body = out.body;
 }
-
-static const http1_route routes[] = {
-    {NULL, "", NULL}, /* paths of their own: none yet besides http_api.c's */
-};
 
 static const char *reason_phrase(int status) {
     switch (status) {
@@ -96,21 +84,10 @@ static const char *reason_phrase(int status) {
     }
 }
 
+/* Every path is http_api.c's; what it does not serve is not found, as in Go's ServeMux. */
 static void dispatch(const http1_request *req, http1_response *resp) {
     serve_api(req, resp);
-    if (resp->status) return;
-    bool path_known = false;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strcmp(routes[i].path, req->path) != 0) continue;
-        path_known = true;
-        if (routes[i].method && strcmp(routes[i].method, req->method) != 0) {
-            resp->allow = routes[i].method;
-            continue;
-        }
-        return routes[i].handler(req, resp);
-    }
-    if (path_known) return body_text(resp, 405, "text/plain; charset=utf-8", "Method Not Allowed\n");
-    body_text(resp, 404, "text/plain; charset=utf-8", "404 page not found\n");
+    if (!resp->status) body_text(resp, 404, "text/plain; charset=utf-8", "404 page not found\n");
 }
 
 static void send_response(conn *c, http1_response *resp, bool keep_alive) {

@@ -1,5 +1,5 @@
 /* http1.h: HTTP/1.1 on the client port for connections that do not start with the HTTP/2 preface:
- * /health, /version and, later, /metrics and the JSON gateway. */
+ * /health, /livez, /readyz, /version, /metrics and the /v3/ JSON gateway (served by http_api.c). */
 #ifndef CETCD_HTTP1_H
 #define CETCD_HTTP1_H
 

@@ -3,15 +3,10 @@
  * storage snapshot inside is restored by storage (mvcc_restore_bytes). */
 #include "snapshot_file.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "mvcc.h"

@@ -177,8 +177,9 @@ def probes(srv):
             good = how in ("closed", "reset")
         yield "h2 %s: no hang" % name, good, "%s, %d bytes back" % (how, len(out))
         if name in ("data_on_stream_0", "bad_hpack", "settings_bad_len", "huge_frame_len"):
-            # DESIGN.md: a connection error gets a GOAWAY (frame type 7); etcd's Go server just closes
-            yield "h2 %s: GOAWAY sent (DESIGN.md rule)" % name, 7 in types, "frame types %r" % (list(types),)
+            # docs/architecture.md: a connection error gets a GOAWAY (frame type 7); etcd's Go server
+            # just closes
+            yield "h2 %s: GOAWAY sent (docs/architecture.md rule)" % name, 7 in types, "frame types %r" % (list(types),)
         if name == "even_stream_id":
             yield "h2 %s: GOAWAY or RST_STREAM" % name, 7 in types or 3 in types, "frame types %r" % (list(types),)
         ok, why = serving(srv, "h2-" + name)
