@@ -1,6 +1,7 @@
 /* watch_hub.c: delivers events to watchers, as etcd's watchableStore: each new revision is read once
  * and sent to the synced watchers of its keys; new watchers with an old start revision and watchers
  * of slow streams are unsynced and caught up from history in bounded steps, with no gap and no repeat. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +84,13 @@ static bool on_event(void *ctx, const mv_event *ev) {
 static mv_err load_revision(int64_t rev, bool with_prev) {
     hub.n_evs = 0;
     hub.skip_deletes = rev == mvcc_compact_revision(g_store);
-    return mvcc_events_at(g_store, rev, with_prev, hub.arena, on_event, NULL);
+    mv_err err = mvcc_events_at(g_store, rev, with_prev, hub.arena, on_event, NULL);
+    if (err == MV_ERR_IO) { /* never a silent gap in a watch: a log that cannot be read back is fatal */
+        fprintf(stderr, "cetcd: fatal: cannot read the events of revision %lld back from the log\n",
+                (long long)rev);
+        abort();
+    }
+    return err;
 }
 
 /* ---------- batches ---------- */

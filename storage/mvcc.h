@@ -220,13 +220,17 @@ void mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx);
 mv_arena *mv_arena_new(void);
 void mv_arena_free(mv_arena *a);
 
-/* Log compaction (space reclaim): sealed segments are rewritten without the changes the index no
- * longer holds, a slice at a time, so the loop never stalls. storage/compactor.c. */
+/* Log compaction (space reclaim): sealed segments are rewritten without what the store no longer
+ * needs, a slice at a time, so the loop never stalls; small results are merged and emptied segments
+ * unlinked. A rewritten file is switched in only once the decisions it rests on are durable, so a
+ * run makes progress only while the caller keeps committing (the server commits every loop turn).
+ * mvcc_compact restarts a running run. storage/compactor.c. */
 bool mvcc_log_compaction_wanted(const mvcc *s);
 /* seal_current: also seal the segment taking appends, so it is compacted too (Defragment). */
 void mvcc_log_compaction_start(mvcc *s, bool seal_current);
 bool mvcc_log_compaction_running(const mvcc *s);
-/* Works for about budget_us. 1 while work remains, 0 when done, -errno on an I/O failure (fatal). */
+/* Works for about budget_us. 1 while work remains, 0 when done, -errno on an I/O failure: the run is
+ * then abandoned (its temporary file removed) and the store goes on as it was. */
 int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us);
 
 /* --- maintenance (storage/snapshot.c) --- */
@@ -236,7 +240,8 @@ int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us);
  * layout. MV_ERR_COMPACTED / MV_ERR_FUTURE_REV as Range. *hash_rev gets the revision hashed. */
 mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev);
 /* A consistent copy of the store as one byte stream: "CETCDSNP" header with the segment table,
- * the committed segments, and an XXH3-64 of all that at the end. */
+ * the segments up to their durable bytes (never a write a crash could lose; no commit of its own),
+ * and an XXH3-64 of all that at the end. */
 typedef struct mv_snapshot mv_snapshot;
 mv_snapshot *mvcc_snapshot_begin(mvcc *s, char *err, size_t errlen);
 uint64_t mvcc_snapshot_size(const mv_snapshot *sn);
