@@ -21,7 +21,7 @@ typedef struct commit_hooks {
  * hooks is copied. */
 void commit_start(struct ev_loop *loop, const commit_hooks *hooks);
 /* Makes everything written so far durable now (waits for a sync in flight). Exits the process if
- * the log cannot be written: a failed fsync is never retried. For shutdown and snapshots. */
+ * the log cannot be written: a failed fsync is never retried. For shutdown (main.c). */
 void commit_batch(void);
 
 /* Output sequence numbers: output tagged with commit_needed_seq() may leave once
