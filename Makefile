@@ -95,7 +95,9 @@ run: $(BUILD)/cetcd
 bench: $(BUILD)/cetcd
 	bench/run.sh
 crash-soak: $(BUILD)/cetcd
-	CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd SOAK_REVISIONS=$${SOAK_REVISIONS:-1000000} \
+		/usr/bin/python3 tests/integration/churn_soak.py
 
 format:
 	clang-format -i src/*.[ch] storage/*.[ch] tests/unit/*.[ch]

@@ -10,8 +10,11 @@
 # flight is either wholly applied or not at all. A compaction acknowledged stays (a read below it
 # gives the compacted error, a read at it works); the revision never goes back, and the next write
 # gets the next revision. Granted leases exist with exactly their keys; revoked ones stay gone.
+# Every 4th round stops the server with SIGTERM under the same load instead (a clean shutdown).
+# After a failed round the models take the store as it is, so each round reports its own losses.
 # At the end: HashKV is unchanged by a Defragment and by a clean restart.
 # CRASH_ROUNDS rounds (20 by default), CRASH_SEED to replay the op choices.
+import hashlib
 import os
 import random
 import signal
@@ -35,10 +38,20 @@ LEASES_MAX = 4     # live leases per worker
 LEASE_KEYS = 5     # keys per lease: w03/l/<id>/0 .. 4
 LEASE_TTL = 3600   # nothing expires during the test (a restart renews leases for their TTL)
 TIMEOUT = 5
+LEASE_RANGE = 10 ** 7  # lease ids of one worker: its base + [0, LEASE_RANGE)
 
 
 def rpc_error(e):
     return "%s %s" % (e.code().name, e.details()) if isinstance(e, grpc.RpcError) else repr(e)
+
+
+def show(state):
+    """A key's state for a message: the value as its length and a short digest."""
+    if state is None:
+        return "absent"
+    value, create, mod, version, lease = state
+    return "value[%d]=%s create %d mod %d version %d lease %x" % (
+        len(value), hashlib.sha1(value).hexdigest()[:8], create, mod, version, lease)
 
 
 class Shared:
@@ -51,6 +64,7 @@ class Shared:
         self.compact_inflight = 0  # a compaction sent when the server died (0: none)
         self.compactions = 0
         self.defrags = 0
+        self.defrag_inflight = False  # a Defragment was sent and not answered at the kill
         self.problems = []
 
     def saw(self, rev):
@@ -71,6 +85,10 @@ class Model:
         self.inflight = None
         self.problems = []
         self.acked = 0
+        self.last = {}  # key -> the last acknowledged op that wrote it (for messages)
+
+    def owns_lease(self, lid):
+        return False
 
     def after_put(self, key, value, lease=0):
         old = self.keys.get(key)
@@ -85,6 +103,9 @@ class Model:
                 self.keys[key] = (value, rev if create is None else create, rev, version, lease)
 
     def ack(self, after, rev, shared):
+        what = (self.inflight or {}).get("what", "?")
+        for k in after:
+            self.last[k] = "%s @%d" % (what, rev)
         self.apply(after, rev)
         self.inflight = None
         self.acked += 1
@@ -130,7 +151,13 @@ class Model:
         if before_ok:
             return []
         return ["in-flight %s half applied: %s" % (op["what"], "; ".join(
-            "%r model %r store %r" % (k, self.keys.get(k), actual.get(k)) for k in list(after)[:4]))]
+            "%r model %s store %s" % (k, show(self.keys.get(k)), show(actual.get(k))) for k in list(after)[:4]))]
+
+    def resync(self, actual, live_leases):
+        """After a failed check: the model takes the store as it is, so the next rounds only report
+        what goes wrong in them."""
+        self.keys = dict(actual)
+        self.leases = {lid for lid in live_leases if self.owns_lease(lid)}
 
 
 class Worker(Model):
@@ -139,7 +166,10 @@ class Worker(Model):
         self.wid = wid
         self.rng = random.Random(seed)
         self.next_unique = 0
-        self.next_lease = lease_base
+        self.next_lease = self.lease_base = lease_base
+
+    def owns_lease(self, lid):
+        return self.lease_base <= lid < self.lease_base + LEASE_RANGE
 
     def value(self):
         n = self.rng.choice((1, 8, 40, 200, 1000))
@@ -295,6 +325,7 @@ def defragmenter(port, stop, killed, sh, rng):
     c = etcd3.client(host="127.0.0.1", port=port, timeout=TIMEOUT)
     try:
         while not stop.wait(rng.uniform(0.05, 0.3)):
+            sh.defrag_inflight = True
             try:
                 c.defragment()
             except Exception as e:  # noqa: BLE001
@@ -302,6 +333,7 @@ def defragmenter(port, stop, killed, sh, rng):
                     sh.problems.append("defragment failed before the kill: %s" % rpc_error(e))
                 return
             sh.defrags += 1
+            sh.defrag_inflight = False
     finally:
         c.close()
 
@@ -344,10 +376,12 @@ def verify(srv, models, sh, probe_key):
             problems += m.resolve(actual, live)
             for k, want in m.keys.items():
                 if actual.get(k) != want:
-                    problems.append("acked %r lost or changed: want %r got %r" % (k, want, actual.get(k)))
+                    problems.append("acked %r lost or changed: want %s, got %s (last write: %s)" % (
+                        k, show(want), show(actual.get(k)), m.last.get(k, "?")))
             for k in actual:
                 if k not in m.keys:
-                    problems.append("phantom or undeleted key %r: %r" % (k, actual[k]))
+                    problems.append("phantom or undeleted key %r: %s (last write: %s)" % (
+                        k, show(actual[k]), m.last.get(k, "?")))
 
         want_leases = set().union(*(m.leases for m in models))
         for lid in sorted(want_leases - live):
@@ -379,6 +413,10 @@ def verify(srv, models, sh, probe_key):
 
         if rev < sh.max_rev:
             problems.append("revision went backwards: %d < acked %d" % (rev, sh.max_rev))
+        if problems:
+            for m in models:
+                m.resync(by_model[m.prefix], live)
+            sh.max_rev = rev
         pm = models[-1]
         after = {probe_key: pm.after_put(probe_key, b"x")}
         prev = c.put(probe_key, b"x").header.revision
@@ -394,8 +432,9 @@ def verify(srv, models, sh, probe_key):
     return problems, summary
 
 
-def load(srv, workers, sh, rng):
-    """Runs every worker, the compactor and the defragmenter, and kills the server under them."""
+def load(srv, workers, sh, rng, sig):
+    """Runs every worker, the compactor and the defragmenter, and stops the server under them with
+    sig (SIGKILL, or SIGTERM for a clean shutdown under load)."""
     stop, killed = threading.Event(), threading.Event()
     threads = [threading.Thread(target=w.run, args=(srv.port, stop, killed, sh)) for w in workers]
     threads.append(threading.Thread(target=compactor, args=(srv.port, stop, killed, sh,
@@ -406,11 +445,14 @@ def load(srv, workers, sh, rng):
         t.start()
     time.sleep(rng.uniform(0.2, 1.0))
     killed.set()
-    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.send_signal(sig)
     srv.proc.wait()
     stop.set()
     for t in threads:
         t.join()
+    return "at the %s: defragment %s, compaction %s" % (
+        "kill -9" if sig == signal.SIGKILL else "SIGTERM", "in flight" if sh.defrag_inflight else "idle",
+        "to %d in flight" % sh.compact_inflight if sh.compact_inflight else "idle")
 
 
 def take_problems(workers, sh):
@@ -441,21 +483,27 @@ def main():
         t.fail("cetcd starts", "%s\n%s" % (srv.error, srv.log_tail()))
         t.finish()
     lease_base = rng.randrange(1 << 40, 1 << 50)
-    workers = [Worker(w, rng.random(), lease_base + w * 10 ** 7) for w in range(WORKERS)]
+    workers = [Worker(w, rng.random(), lease_base + w * LEASE_RANGE) for w in range(WORKERS)]
     models = workers + [Model(b"probe/")]
     sh = Shared()
     started = time.time()
+    at_kill = how = ""
     for rnd in range(ROUNDS):
         if rnd:
             if not srv.restart():
-                t.fail("round %d: restart after kill -9" % rnd, "%s\n%s" % (srv.error, srv.log_tail()))
+                t.fail("round %d: restart after %s" % (rnd, how), "%s\n%s" % (srv.error, srv.log_tail()))
                 break
             problems = take_problems(workers, sh)
             vp, summary = verify(srv, models, sh, b"probe/%04d" % rnd)
             problems += vp
-            t.check("round %d: %d acked ops intact (%s)" % (rnd, sum(m.acked for m in models), summary),
-                    not problems, "\n".join(problems[:20]))
-        load(srv, workers, sh, rng)
+            t.check("round %d, after %s: %d acked ops intact (%s)" % (
+                rnd, how, sum(m.acked for m in models), summary),
+                    not problems, "\n".join(problems[:10] + ["(%d problems)" % len(problems), at_kill,
+                                                             "server log:"] + srv.log_tail(6).splitlines()))
+        sig = signal.SIGTERM if rnd % 4 == 3 else signal.SIGKILL  # every 4th: a clean stop under load
+        how = "SIGTERM" if sig == signal.SIGTERM else "kill -9"
+        at_kill = load(srv, workers, sh, rng, sig)
+        sh.defrag_inflight = False
     if srv.restart():
         problems = take_problems(workers, sh)
         vp, summary = verify(srv, models, sh, b"probe/final")
