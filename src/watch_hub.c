@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
 #include "log_msg.h"
 #include "store.h"
 #include "watch_internal.h"
@@ -44,7 +43,7 @@ enum { SYNC_IDLE, SYNC_PROGRESS, SYNC_BLOCKED };
 /* ---------- loading a revision's events as protobuf ---------- */
 
 static Mvccpb__KeyValue *kv_pb(const mv_kv *kv) {
-    Mvccpb__KeyValue *p = arena_alloc(hub.arena, sizeof *p);
+    Mvccpb__KeyValue *p = mv_arena_alloc(hub.arena, sizeof *p);
     mvccpb__key_value__init(p);
     p->key = (ProtobufCBinaryData){kv->key.len, (uint8_t *)kv->key.data};
     p->value = (ProtobufCBinaryData){kv->value.len, (uint8_t *)kv->value.data};
@@ -58,7 +57,7 @@ static Mvccpb__KeyValue *kv_pb(const mv_kv *kv) {
 static bool on_event(void *ctx, const mv_event *ev) {
     (void)ctx;
     if (hub.skip_deletes && ev->type == MV_EVENT_DELETE) return true;
-    Mvccpb__Event *plain = arena_alloc(hub.arena, sizeof *plain);
+    Mvccpb__Event *plain = mv_arena_alloc(hub.arena, sizeof *plain);
     mvccpb__event__init(plain);
     plain->type =
         ev->type == MV_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
@@ -66,7 +65,7 @@ static bool on_event(void *ctx, const mv_event *ev) {
     Mvccpb__Event *with_prev = plain;
     bool create = ev->type == MV_EVENT_PUT && ev->kv.create_revision == ev->kv.mod_revision;
     if (ev->prev_kv && !create) { /* etcd attaches no prev_kv to a create event */
-        with_prev = arena_alloc(hub.arena, sizeof *with_prev);
+        with_prev = mv_arena_alloc(hub.arena, sizeof *with_prev);
         *with_prev = *plain;
         with_prev->prev_kv = kv_pb(ev->prev_kv);
         hub.loaded += ev->prev_kv->value.len;

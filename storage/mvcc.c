@@ -97,6 +97,10 @@ void mv_arena_free(mv_arena *a) {
     arena_free(a);
 }
 
+void *mv_arena_alloc(mv_arena *a, size_t size) {
+    return arena_alloc(a, size);
+}
+
 void mv_result_free(mv_result *r) {
     arena_free(r->arena);
     r->arena = NULL;

@@ -217,7 +217,9 @@ mv_err mvcc_events_at(mvcc *s, int64_t rev, bool with_prev_kv, mv_arena *a, mv_e
  * commit, as all output does). One hook; NULL clears it. */
 typedef void (*mv_revision_hook)(void *ctx, int64_t rev);
 void mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx);
+/* An arena for a caller's own results (watch keeps each revision's events in one), freed at once. */
 mv_arena *mv_arena_new(void);
+void *mv_arena_alloc(mv_arena *a, size_t size); /* zeroed, 16-byte aligned; aborts on OOM */
 void mv_arena_free(mv_arena *a);
 
 /* Log compaction (space reclaim): sealed segments are rewritten without what the store no longer
