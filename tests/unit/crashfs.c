@@ -99,9 +99,13 @@ static void note_bypass(const char *fmt, ...) {
 
 /* ---------- files ---------- */
 
-static cfile *file_new(const struct stat *st) {
+static void forget_inode(const struct stat *st) {
     for (size_t i = 0; i < fs.n_files; i++)
         if (fs.files[i]->ino == st->st_ino && fs.files[i]->dev == st->st_dev) fs.files[i]->ino = 0;
+}
+
+static cfile *file_new(const struct stat *st) {
+    forget_inode(st);
     if (fs.n_files == fs.cap_files) {
         fs.cap_files = fs.cap_files ? 2 * fs.cap_files : 32;
         fs.files = xrealloc(fs.files, fs.cap_files * sizeof *fs.files);
@@ -121,10 +125,12 @@ static cfile *file_of_fd(int fd) {
     return NULL;
 }
 
-/* Files no entry names, now or durably, no longer matter to a crash. */
+/* Files no entry names, now or durably, no longer matter to a crash. An inode with no name now is
+ * freed once closed, and its number may come back for any new file: it is no longer looked up. */
 static void forget_unnamed(void) {
     for (size_t i = 0; i < fs.n_files;) {
         cfile *f = fs.files[i];
+        if (!name_of(&fs.now, f)) f->ino = 0;
         if (name_of(&fs.now, f) || name_of(&fs.durable, f)) {
             i++;
             continue;
@@ -277,6 +283,7 @@ static int cfs_open(int dirfd, const char *name, int flags, mode_t mode) {
         fs.st.open_fds++;
     }
     if (fd >= 0 && watched) note_opened(fd, base, creates, existed && (flags & O_TRUNC));
+    if (fd >= 0 && !watched && fstat(fd, &st) == 0) forget_inode(&st); /* a number reused outside */
     after_call(after, creates);
     return fd;
 }
@@ -544,4 +551,36 @@ int crashfs_recover(uint64_t (*rng)(void), char *why, size_t whylen) {
 
 crashfs_stats crashfs_get_stats(void) {
     return fs.st;
+}
+
+static long fds_into(const char *dir) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    char target[PATH_MAX];
+    size_t len = strlen(dir);
+    long n = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        ssize_t got = readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+        if (got <= 0) continue;
+        target[got] = 0;
+        if (strncmp(target, dir, len) == 0 && (target[len] == '/' || target[len] == 0)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+crashfs_usage crashfs_get_usage(void) {
+    crashfs_usage use = {0};
+    char real[PATH_MAX];
+    DIR *d = opendir(fs.dir);
+    struct dirent *e;
+    struct stat st;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        use.files++;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) use.bytes += (uint64_t)st.st_size;
+    }
+    if (d) closedir(d);
+    use.fds = realpath(fs.dir, real) ? fds_into(real) : -1;
+    return use;
 }

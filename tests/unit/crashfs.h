@@ -39,4 +39,12 @@ typedef struct crashfs_stats {
 } crashfs_stats;
 crashfs_stats crashfs_get_stats(void);
 
+/* What the watched directory takes: its files, their bytes, and the process's descriptors on them
+ * (from /proc/self/fd, so descriptors made with dup count too). */
+typedef struct crashfs_usage {
+    long files, fds;
+    uint64_t bytes;
+} crashfs_usage;
+crashfs_usage crashfs_get_usage(void);
+
 #endif
