@@ -17,7 +17,8 @@
 # Measured at the start, every 1/45 of the run, after each Defragment and at the end: bytes in the
 # data dir, files in it, the server's open fds and VmRSS, live keys and leases. Fails if fds, files
 # or bytes per live key of the last third of the samples grow past the first third's (with slack),
-# or RSS more than doubles. SOAK_REVISIONS (1,000,000) sets the length, SOAK_SEED the choices.
+# or RSS more than doubles, or if after the final compaction to the current revision and Defragment
+# the data dir holds more than 1.5 x the live keys and values (+ 64 KiB). SOAK_REVISIONS (1,000,000) sets the length, SOAK_SEED the choices.
 import os
 import random
 import signal
@@ -659,6 +660,9 @@ class Run:
                 x["bytes"] / x["keys"] if x["keys"] > 0 else float("nan")))
         live_bytes = sum(len(v[0]) + len(k) for ow in self.overwriters for k, v in ow.state.items())
         print("the live keys and values themselves: %d bytes (%.0f per key)" % (live_bytes, live_bytes / max(1, after[0]["keys"])))
+        for x in after:  # nothing but the live data should be left: no lease records, no old segments
+            t.check("%s: %d bytes on disk for %d bytes of live keys and values (limit 1.5 x + 64 KiB)" % (
+                x["note"], x["bytes"], live_bytes), x["bytes"] <= live_bytes * 1.5 + 65536)
         self.evaluate()
         t.finish()
 
