@@ -13,15 +13,32 @@ void change_encode_subrev(uint8_t *out, uint32_t sub) {
     le_put(out + 1, sub, 4);
 }
 
-/* Reads sub-revision markers; 0, or -1 if one is cut short or goes backwards. */
-static int skip_markers(change_iter *it) {
-    while (it->at < it->len && it->payload[it->at] == CHANGE_SUBREV) {
-        if (it->len - it->at < CHANGE_SUBREV_BYTES) return -1;
-        uint32_t sub = le_u32(it->payload + it->at + 1);
-        if (sub < it->next_sub) return -1;
-        it->next_sub = sub;
-        it->at += CHANGE_SUBREV_BYTES;
+void change_encode_revoke(uint8_t *out, int64_t lease) {
+    out[0] = CHANGE_REVOKE;
+    le_put(out + 1, (uint64_t)lease, 8);
+}
+
+/* Reads one marker; 0, or -1 if it is cut short or a sub-revision goes backwards. */
+static int read_marker(change_iter *it) {
+    const uint8_t *p = it->payload + it->at;
+    size_t left = it->len - it->at;
+    if (p[0] == CHANGE_REVOKE) {
+        if (left < CHANGE_REVOKE_BYTES || it->revoked_lease) return -1;
+        it->revoked_lease = le_i64(p + 1);
+        it->at += CHANGE_REVOKE_BYTES;
+        return it->revoked_lease ? 0 : -1;
     }
+    if (left < CHANGE_SUBREV_BYTES) return -1;
+    uint32_t sub = le_u32(p + 1);
+    if (sub < it->next_sub) return -1;
+    it->next_sub = sub;
+    it->at += CHANGE_SUBREV_BYTES;
+    return 0;
+}
+
+static int skip_markers(change_iter *it) {
+    while (it->at < it->len && (it->payload[it->at] == CHANGE_SUBREV || it->payload[it->at] == CHANGE_REVOKE))
+        if (read_marker(it) < 0) return -1;
     return 0;
 }
 

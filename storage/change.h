@@ -3,7 +3,9 @@
  *   put:     'P', u32 key length, key, i64 lease, i64 create revision, i64 version, u32 value length, value
  *   delete:  'D', u32 key length, key
  *   sub-rev: 'S', u32 sub-revision of the next change (written by log compaction when it drops
- *            changes of a revision, so the ones kept keep their sub-revision; see docs/architecture.md) */
+ *            changes of a revision, so the ones kept keep their sub-revision; see docs/architecture.md)
+ *   revoke:  'R', i64 lease id: the revision is the revocation of that lease (its deletes and the end
+ *            of the lease in one record, so a torn write never leaves a revoke half done) */
 #ifndef CETCD_CHANGE_H
 #define CETCD_CHANGE_H
 
@@ -11,11 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D', CHANGE_SUBREV = 'S' };
+enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D', CHANGE_SUBREV = 'S', CHANGE_REVOKE = 'R' };
 
 #define CHANGE_KEY_AT 5u          /* kind byte and key length come first */
 #define CHANGE_PUT_FIELDS 28u     /* lease, create revision, version, value length */
 #define CHANGE_SUBREV_BYTES 5u
+#define CHANGE_REVOKE_BYTES 9u
 
 typedef struct change {
     int kind; /* CHANGE_PUT or CHANGE_DELETE */
@@ -33,12 +36,14 @@ typedef struct change_iter {
     const uint8_t *payload;
     size_t len, at;
     uint32_t next_sub;
+    int64_t revoked_lease; /* set once a revoke marker was passed; 0 if none */
 } change_iter;
 
 void change_iter_init(change_iter *it, const uint8_t *payload, size_t len);
 /* 1 with the next change in *c, 0 at the end, -1 if the payload is malformed. */
 int change_next(change_iter *it, change *c);
-/* Encodes the sub-revision marker into out (CHANGE_SUBREV_BYTES). */
+/* Encode the markers into out (CHANGE_SUBREV_BYTES, CHANGE_REVOKE_BYTES). */
 void change_encode_subrev(uint8_t *out, uint32_t sub);
+void change_encode_revoke(uint8_t *out, int64_t lease);
 
 #endif

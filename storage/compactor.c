@@ -26,7 +26,7 @@ typedef struct moved_value {
 /* A record that moves (or, with a zero place, is gone): the revision table or a lease learns it. */
 typedef struct moved_record {
     int64_t id; /* revision, or lease id */
-    log_place where;
+    log_place from, to;
 } moved_record;
 
 typedef struct moved_list {
@@ -99,8 +99,8 @@ static void *moved_add(moved_list *m) {
     return (uint8_t *)m->items + m->size * m->n++;
 }
 
-static void note_record(moved_list *m, int64_t id, log_place where) {
-    *(moved_record *)moved_add(m) = (moved_record){id, where};
+static void note_record(moved_list *m, int64_t id, log_place from, log_place to) {
+    *(moved_record *)moved_add(m) = (moved_record){id, from, to};
 }
 
 static void kept_add(log_compaction *c, const uint8_t *p, size_t n) {
@@ -161,14 +161,14 @@ static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payloa
         if (change_is_live(s, rev, &ch, where)) keep_change(s, rev, &ch, payload, &next_sub);
     if (got < 0) return -1;
     if (c->kept_len == 0) { /* every change of this revision was compacted away */
-        note_record(&c->revisions, rev, (log_place){0});
+        note_record(&c->revisions, rev, where, (log_place){0});
         return 0;
     }
     log_place now = log_rewrite_append(c->rw, type, rev, c->kept, c->kept_len);
     moved_value *mv = c->values.items;
     for (size_t i = first_moved; i < c->values.n; i++)
         mv[i].offset += now.offset;
-    note_record(&c->revisions, rev, now);
+    note_record(&c->revisions, rev, where, now);
     return 0;
 }
 
@@ -194,7 +194,7 @@ static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *paylo
         return rewrite_changes(s, type, rev, payload, len, where);
     if (!record_is_live(s, type, payload, len, where)) return 0;
     log_place now = log_rewrite_append(c->rw, type, rev, payload, len);
-    if (type == LOG_LEASE_GRANT) note_record(&c->leases, le_i64(payload), now);
+    if (type == LOG_LEASE_GRANT) note_record(&c->leases, le_i64(payload), where, now);
     return 0;
 }
 
@@ -209,11 +209,13 @@ static void publish_places(mvcc *s, uint32_t segment) {
         e->value.offset = mv[i].offset;
     }
     moved_record *mr = c->revisions.items;
-    for (size_t i = 0; i < c->revisions.n; i++)
-        remember_revision_place(s, mr[i].id, mr[i].where);
-    mr = c->leases.items;
+    for (size_t i = 0; i < c->revisions.n; i++) {
+        assert(mr[i].id < s->rev_base || same_place(revision_place(s, mr[i].id), mr[i].from));
+        remember_revision_place(s, mr[i].id, mr[i].to);
+    }
+    mr = c->leases.items; /* a lease revoked and granted again since has a grant of its own now */
     for (size_t i = 0; i < c->leases.n; i++)
-        lease_grant_moved(s, mr[i].id, mr[i].where);
+        lease_grant_moved(s, mr[i].id, mr[i].from, mr[i].to);
     c->values.n = c->revisions.n = c->leases.n = 0;
 }
 

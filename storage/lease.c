@@ -66,7 +66,7 @@ static void add_lease(mvcc *s, int64_t id, int64_t ttl, log_place grant) {
         s->live_bytes += LEASE_RECORD_BYTES;
 }
 
-static void drop_lease(mvcc *s, int64_t id) {
+void lease_forget(mvcc *s, int64_t id) {
     uint8_t k[8];
     id_key(id, k);
     void *old = bptree_remove(s->leases, k, 8);
@@ -81,9 +81,9 @@ bool lease_grant_is_live(const mvcc *s, int64_t id, log_place where) {
     return l && l->grant.segment == where.segment && l->grant.offset == where.offset;
 }
 
-void lease_grant_moved(mvcc *s, int64_t id, log_place now) {
+void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to) {
     lease *l = find_lease(s, id);
-    if (l) l->grant = now;
+    if (l && l->grant.segment == from.segment && l->grant.offset == from.offset) l->grant = to;
 }
 
 void lease_track_put(mvcc *s, mv_bytes key, const rev_entry *before, int64_t id) {
@@ -108,7 +108,7 @@ int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len, l
     if (type == LOG_LEASE_GRANT)
         add_lease(s, id, le_i64(payload + 8), where);
     else
-        drop_lease(s, id);
+        lease_forget(s, id);
     return 0;
 }
 
@@ -146,7 +146,10 @@ void mvcc_lease_foreach(const mvcc *s, mv_lease_fn fn, void *ctx) {
     }
 }
 
-static void delete_keys(mvcc *s, mv_bytes *keys, size_t n, bool with_prev, mv_delete_resp *out, mv_arena *a) {
+/* Deletes the lease's keys and ends the lease in one revision, as one record; a lease with no live
+ * key makes no revision, and its end is a record of its own. */
+static void revoke_with_keys(mvcc *s, int64_t id, mv_bytes *keys, size_t n, bool with_prev, mv_delete_resp *out,
+                             mv_arena *a) {
     out->prev_kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->prev_kvs);
     write_begin(s);
     for (size_t i = 0; i < n; i++) {
@@ -157,7 +160,15 @@ static void delete_keys(mvcc *s, mv_bytes *keys, size_t n, bool with_prev, mv_de
         write_delete(s, keys[i]);
         out->deleted++;
     }
+    bool in_record = write_has_changes(s);
+    if (in_record) write_revoke_marker(s, id);
     write_finish(s);
+    if (!in_record) {
+        uint8_t payload[16];
+        id_payload(id, 0, payload);
+        log_append(s->log, LOG_LEASE_REVOKE, s->revision, payload, sizeof payload);
+    }
+    lease_forget(s, id);
 }
 
 void mvcc_lease_revoke(mvcc *s, int64_t id, bool with_prev, mv_result *out) {
@@ -171,11 +182,7 @@ void mvcc_lease_revoke(mvcc *s, int64_t id, bool with_prev, mv_result *out) {
     }
     mv_bytes *keys;
     size_t n = mvcc_lease_keys(s, id, out->arena, &keys);
-    delete_keys(s, keys, n, with_prev, &out->resp.u.del, out->arena);
-    uint8_t payload[16];
-    id_payload(id, 0, payload);
-    log_append(s->log, LOG_LEASE_REVOKE, s->revision, payload, sizeof payload);
-    drop_lease(s, id);
+    revoke_with_keys(s, id, keys, n, with_prev, &out->resp.u.del, out->arena);
     out->header_revision = s->revision;
     out->resp.header_revision = s->revision;
 }

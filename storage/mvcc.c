@@ -217,6 +217,12 @@ void write_delete(mvcc *s, mv_bytes key) {
     note_change_type(wb, LOG_DELETE);
 }
 
+void write_revoke_marker(mvcc *s, int64_t id) {
+    uint8_t marker[CHANGE_REVOKE_BYTES];
+    change_encode_revoke(marker, id);
+    payload_add(&s->wb, marker, sizeof marker);
+}
+
 void write_finish(mvcc *s) {
     write_batch *wb = &s->wb;
     wb->active = false;

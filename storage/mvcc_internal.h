@@ -58,6 +58,8 @@ void write_begin(mvcc *s);
 void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev);
 void write_delete(mvcc *s, mv_bytes key);
 bool write_has_changes(const mvcc *s);
+/* Marks the write as the revocation of lease id (storage/change.h). */
+void write_revoke_marker(mvcc *s, int64_t id);
 void write_finish(mvcc *s);
 /* The revision reads see: the write's revision once it changed something, else the current one. */
 int64_t read_revision(const mvcc *s);
@@ -82,13 +84,15 @@ void leases_free(mvcc *s);
 void lease_track_put(mvcc *s, mv_bytes key, const rev_entry *before, int64_t lease);
 void lease_track_delete(mvcc *s, mv_bytes key, const rev_entry *before);
 int replay_lease_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where);
+void lease_forget(mvcc *s, int64_t id); /* drops a lease from the table (its keys are the caller's) */
 
 /* compactor.c */
 void log_compaction_free(mvcc *s);
 
-/* lease.c, for log compaction: is this grant record the one of a lease still granted; its new place */
+/* lease.c, for log compaction: is this grant record the one of a lease still granted; its new
+ * place (only if the lease still has the grant that was copied: not if revoked and granted again) */
 bool lease_grant_is_live(const mvcc *s, int64_t id, log_place where);
-void lease_grant_moved(mvcc *s, int64_t id, log_place now);
+void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to);
 /* Log bytes of a lease grant record, counted as live while the lease is granted. */
 #define LEASE_RECORD_BYTES (24u + 16u)
 #define COMPACT_RECORD_BYTES (24u + 8u)

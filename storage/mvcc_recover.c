@@ -14,6 +14,7 @@ static void trim_revision_places(mvcc *s, int64_t new_base) {
     if (new_base <= s->rev_base) return;
     size_t dead = (size_t)(new_base - s->rev_base);
     if (dead >= s->n_rev_places) {
+        memset(s->rev_places, 0, s->n_rev_places * sizeof *s->rev_places);
         s->n_rev_places = 0;
         s->rev_base = new_base;
         return;
@@ -95,6 +96,7 @@ static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t l
             replay_put(s, kh, &c, &e, live, where);
     }
     if (got < 0) return -1;
+    if (it.revoked_lease) lease_forget(s, it.revoked_lease);
     if (rev > s->revision) s->revision = rev;
     remember_revision_place(s, rev, where);
     return 0;
