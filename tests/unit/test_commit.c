@@ -1,4 +1,4 @@
-/* test_commit.c: unit test of src/commit.c, the commit rule. A slow sync is injected through storage's
+/* test_commit.c: unit test of src/rpc/commit.c, the commit rule. A slow sync is injected through storage's
  * I/O seam (storage_io.h): it blocks until the test lets it go. Output that may depend on a batch is
  * not released before that batch's sync returns, and commit_batch waits for a sync in flight. */
 #include "commit.h"

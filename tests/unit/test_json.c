@@ -1,4 +1,4 @@
-/* test_json.c: unit tests of src/json.c, the JSON reader and writer of the /v3 gateway: the tree it
+/* test_json.c: unit tests of src/gateway/json.c, the JSON reader and writer of the /v3 gateway: the tree it
  * builds, Go-like error messages for bad input, the depth bound, and string escaping as Go's
  * encoding/json writes it (HTML-safe, invalid UTF-8 as U+FFFD). */
 #include "json.h"

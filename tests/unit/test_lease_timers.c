@@ -1,4 +1,4 @@
-/* test_lease_timers.c: unit tests for the lease deadline heap (src/lease_timers.h): set, move,
+/* test_lease_timers.c: unit tests for the lease deadline heap (src/api/lease_timers.h): set, move,
  * remove and peek, and 200,000 random operations checked against a plain array model, with the heap
  * property and the id index verified along the way. */
 #include "lease_timers.h"

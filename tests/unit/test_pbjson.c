@@ -1,4 +1,4 @@
-/* test_pbjson.c: unit tests of src/pbjson.c, protobuf-c messages to and from the JSON of etcd's
+/* test_pbjson.c: unit tests of src/gateway/pbjson.c, protobuf-c messages to and from the JSON of etcd's
  * grpc-gateway: proto and lowerCamel field names, 64-bit integers as strings, bytes as base64, enums
  * by name, oneofs, defaults left out, and the errors a wrong value gives. */
 #include "pbjson.h"

@@ -50,7 +50,8 @@ static void on_slice(EV_P_ ev_timer *t, int revents) {
     if (rc < 0) /* storage abandoned the run and removed its file; the store serves on as it was */
         log_msg(LOG_WARN, "log compaction failed, abandoned: %s", strerror(-rc));
     else
-        log_msg(LOG_INFO, "log compaction done: %llu bytes on disk", (unsigned long long)mvcc_db_size(g_store));
+        log_msg(LOG_INFO, "log compaction done: %llu bytes on disk",
+                (unsigned long long)mvcc_db_size(g_store));
     answer(&running_waiters, rc);
     if (queued_waiters) {
         running_waiters = queued_waiters;
