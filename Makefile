@@ -165,7 +165,7 @@ unit-asan: $(UNIT_ASAN_BINS)
 	@st=0; for b in $^; do echo "== $$b"; CK_FORK=no ASAN_OPTIONS=detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 $$b || st=1; done; exit $$st
 integration: $(BUILD)/cetcd
-	tests/run-integration.sh
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd tests/run-integration.sh
 # the server built with ASan+UBSan under the suites that feed it the most varied input
 ASAN_SUITES := tests/integration/test_kv_etcdctl.sh tests/integration/test_kv_python.py \
 	tests/integration/test_bad_input.py tests/integration/test_watch_etcdctl.sh \
