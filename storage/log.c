@@ -217,7 +217,8 @@ static int create_segment_file(wal *l, segment *s) {
     int fd = sio_open(l->dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0644);
     if (fd < 0) return -errno;
     s->fd = fd;
-    return sio_sync_dir(l->dirfd) < 0 ? -errno : 0;
+    if (sio_sync_dir(l->dirfd) < 0) return -errno;
+    return manifest_save(l, 0, 0);
 }
 
 static void cut_failed_write(segment *s) {
@@ -225,10 +226,23 @@ static void cut_failed_write(segment *s) {
         return; /* best effort: the next start cuts what it can as a torn tail */
 }
 
+/* A segment file removed or replaced under a running server: acknowledging writes into it would lose
+ * them at the next start, so the write fails instead. */
+static int check_still_named(wal *l, segment *s) {
+    char name[SEG_NAME_BYTES];
+    log_segment_name(name, s->id);
+    int same = sio_same_file(l->dirfd, name, s->fd);
+    if (same == 1) return 0;
+    if (same == 0)
+        fprintf(stderr, "cetcd: log: %s/%s was removed or replaced while in use; no write goes into it\n",
+                l->dir, name);
+    return same == 0 ? -ENOENT : (errno ? -errno : -EIO);
+}
+
 /* Writes one segment's pending bytes without syncing them. A failed write's bytes are cut off again
  * (best effort) so that whole records of the failed batch do not reappear at the next start. */
 static int write_segment(wal *l, segment *s) {
-    int rc = s->fd < 0 ? create_segment_file(l, s) : 0;
+    int rc = s->fd < 0 ? create_segment_file(l, s) : check_still_named(l, s);
     if (rc == 0) rc = sio_write_all(s->fd, s->pending, s->pending_len, s->size);
     if (rc < 0) {
         cut_failed_write(s);
@@ -295,7 +309,7 @@ int log_write_batch(wal *l, int *sync_fd) {
     segment *s = &l->segs[first];
     int rc = write_segment(l, s);
     if (rc == 0) release_pending(s, true);
-    if (rc == 0 && (*sync_fd = dup(s->fd)) < 0) rc = -errno;
+    if (rc == 0) *sync_fd = s->fd; /* not a dup: a segment is never closed while its sync runs */
     if (rc < 0) {
         l->failed_errno = -rc;
         return rc;
@@ -308,9 +322,7 @@ int log_write_batch(wal *l, int *sync_fd) {
 
 int log_sync_fd(const wal *l, int fd) {
     (void)l;
-    int rc = sio_sync_data(fd) < 0 ? (errno ? -errno : -EIO) : 0;
-    close(fd);
-    return rc;
+    return sio_sync_data(fd) < 0 ? (errno ? -errno : -EIO) : 0;
 }
 
 void log_sync_finished(wal *l, int rc) {
@@ -334,12 +346,13 @@ uint64_t log_fsync_count(const wal *l) {
 
 void log_close(wal *l) {
     if (!l) return;
+    if (l->opened && !l->failed_errno && l->batch_bytes == 0)
+        manifest_save(l, 0, 0); /* the final sizes, so a later truncation is caught */
     for (size_t i = 0; i < l->nsegs; i++) {
         if (l->segs[i].fd >= 0) sio_close(l->segs[i].fd);
         free(l->segs[i].pending);
     }
     if (l->dirfd >= 0) sio_close(l->dirfd);
-    if (l->lockfd >= 0) sio_close(l->lockfd);
     free(l->segs);
     free(l->dir);
     free(l);

@@ -52,10 +52,11 @@ bool log_has_batch(const wal *l);
 int log_commit(wal *l);
 
 /* Group commit in two steps, so the fdatasync can run on another thread while the loop goes on:
- * log_write_batch writes the batch without syncing and gives a private descriptor to sync (-1 when
- * nothing needs one: no batch, fsync off, or a batch that crossed segments, committed at once).
- * log_sync_fd (thread-safe) syncs and closes it; log_sync_finished records the outcome on the loop
- * thread. A failure makes every later commit fail, as log_commit's does. */
+ * log_write_batch writes the batch without syncing and gives the segment's descriptor to sync (-1
+ * when nothing needs one: no batch, fsync off, or a batch that crossed segments, committed at once);
+ * the segment stays open until log_sync_finished. log_sync_fd (thread-safe) syncs it;
+ * log_sync_finished records the outcome on the loop thread. A failure makes every later commit
+ * fail, as log_commit's does. */
 int log_write_batch(wal *l, int *sync_fd);
 int log_sync_fd(const wal *l, int fd);
 void log_sync_finished(wal *l, int rc);

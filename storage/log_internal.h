@@ -31,6 +31,7 @@ typedef struct segment {
     int fd;           /* -1 until log_commit creates the file */
     uint64_t size;    /* bytes written to the file */
     uint64_t synced;  /* bytes of the file known to be durable */
+    uint64_t min_size; /* at open: the durable bytes MANIFEST recorded; a torn tail is never cut below */
     uint8_t *pending; /* batch bytes that go at offset `size`, not yet written */
     size_t pending_len;
     size_t pending_cap;
@@ -38,8 +39,7 @@ typedef struct segment {
 
 struct wal {
     char *dir;
-    int dirfd;
-    int lockfd; /* holds an exclusive flock on <dir>/LOCK while the log is open */
+    int dirfd; /* holds an exclusive flock while the log is open */
     log_options opt;
     segment *segs; /* ascending by id; the last one takes appends */
     size_t nsegs, segs_cap;
@@ -52,7 +52,28 @@ struct wal {
     uint32_t syncing_seg;   /* ... and the segment and size it covers */
     uint64_t syncing_size;
     int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
+    bool opened;      /* replay finished: MANIFEST is kept up to date from here on */
 };
+
+/* manifest.c: the segment files a data dir must hold. */
+typedef struct manifest_entry {
+    uint32_t id, covers;
+    uint64_t min_size;
+} manifest_entry;
+typedef struct manifest {
+    manifest_entry *entries;
+    size_t n;
+    bool exists;
+} manifest;
+/* Reads MANIFEST (m->exists false if there is none). 0, or -1 with err set if it is damaged. */
+int manifest_load(wal *l, manifest *m, char *err, size_t errlen);
+/* Checks the opened segments against it: every listed one present (or merged into one present) and
+ * not shorter than its durable bytes, none unknown. 0, or -1 with err naming the file. */
+int manifest_check(wal *l, const manifest *m, char *err, size_t errlen);
+void manifest_free(manifest *m);
+/* Writes MANIFEST from the segment table, recording at most min_size durable bytes for segment id
+ * (a rewrite about to replace it). 0 or -errno. */
+int manifest_save(wal *l, uint32_t id, uint64_t min_size);
 
 void log_segment_name(char out[SEG_NAME_BYTES], uint32_t id);
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */

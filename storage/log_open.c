@@ -253,6 +253,11 @@ static int scan_segment(scan_ctx *c) {
 static int cut_torn_tail(wal *l, segment *s, uint64_t keep, char *err, size_t errlen) {
     char name[SEG_NAME_BYTES];
     log_segment_name(name, s->id);
+    if (keep < s->min_size) {
+        log_set_err(err, errlen, "%s/%s: damaged at offset %llu, but %llu bytes were durable", l->dir, name,
+                    (unsigned long long)keep, (unsigned long long)s->min_size);
+        return -1;
+    }
     if (sio_truncate(s->fd, (off_t)keep) < 0 || sio_sync_data(s->fd) < 0) {
         log_set_err(err, errlen, "%s/%s: truncating torn tail: %s", l->dir, name, strerror(errno));
         return -1;
@@ -280,13 +285,32 @@ static int replay_segments(wal *l, log_replay_fn fn, void *ctx, char *err, size_
     return 0;
 }
 
-/* One process per data dir: a second one would interleave segments. */
+/* One process per data dir: a second one would interleave segments. The lock is on the directory
+ * itself, so no file removed inside it can free it. */
 static int lock_dir(wal *l, char *err, size_t errlen) {
-    l->lockfd = sio_open(l->dirfd, "LOCK", O_RDWR | O_CREAT, 0644);
-    if (l->lockfd < 0 || flock(l->lockfd, LOCK_EX | LOCK_NB) < 0) {
-        log_set_err(err, errlen, "%s: data dir is in use by another process (%s)", l->dir, strerror(errno));
+    if (flock(l->dirfd, LOCK_EX | LOCK_NB) == 0) return 0;
+    if (errno == EWOULDBLOCK)
+        log_set_err(err, errlen, "%s: data dir is in use by another process", l->dir);
+    else
+        log_set_err(err, errlen, "%s: cannot lock the data dir: %s", l->dir, strerror(errno));
+    return -1;
+}
+
+/* Segments checked against MANIFEST, then replayed; then MANIFEST written afresh (which also tells a
+ * data dir that cannot be written to, before anything is acknowledged). */
+static int open_checked(wal *l, log_replay_fn fn, void *ctx, char *err, size_t errlen) {
+    manifest m;
+    if (manifest_load(l, &m, err, errlen) < 0) return -1;
+    int rc = open_segments(l, err, errlen);
+    if (rc == 0 && m.exists) rc = manifest_check(l, &m, err, errlen);
+    manifest_free(&m);
+    if (rc == 0) rc = replay_segments(l, fn, ctx, err, errlen);
+    if (rc < 0) return -1;
+    if ((rc = manifest_save(l, 0, 0)) < 0) {
+        log_set_err(err, errlen, "%s: cannot write MANIFEST: %s", l->dir, strerror(-rc));
         return -1;
     }
+    l->opened = true;
     return 0;
 }
 
@@ -297,7 +321,6 @@ wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *c
     if (!l || !(l->dir = strdup(dir))) abort();
     l->opt = opt ? *opt : (log_options){.fsync = true};
     if (l->opt.segment_bytes == 0) l->opt.segment_bytes = DEFAULT_SEGMENT_BYTES;
-    l->lockfd = -1;
     l->dirfd = sio_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
     if (l->dirfd < 0) {
         log_set_err(err, errlen, "%s: open: %s", dir, strerror(errno));
@@ -309,7 +332,7 @@ wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *c
         return NULL;
     }
     log_remove_stale_rewrites(l);
-    if (open_segments(l, err, errlen) < 0 || replay_segments(l, fn, ctx, err, errlen) < 0) {
+    if (open_checked(l, fn, ctx, err, errlen) < 0) {
         log_close(l);
         return NULL;
     }

@@ -194,11 +194,13 @@ static int drop_merged(wal *l, uint32_t first, uint32_t last) {
     }
     if (any && sio_sync_dir(l->dirfd) < 0) return -errno;
     segment *s = log_find_segment(l, first);
-    if (s->size > SEG_HDR_BYTES) return 0;
+    bool empty = s->size <= SEG_HDR_BYTES;
+    if (empty) log_drop_segment(l, first); /* out of MANIFEST first: a header-only file left is harmless */
+    int rc = manifest_save(l, 0, 0);
+    if (rc < 0 || !empty) return rc;
     char name[SEG_NAME_BYTES];
     log_segment_name(name, first);
     if (sio_unlink(l->dirfd, name) < 0) return -errno;
-    log_drop_segment(l, first);
     return sio_sync_dir(l->dirfd) < 0 ? -errno : 0;
 }
 
@@ -207,6 +209,8 @@ int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in) {
     *switched_in = false;
     segment *s = log_find_segment(l, rw->id);
     int rc = s && log_segment_settled(l, rw->id) ? make_durable(rw, last) : -ENOENT;
+    /* MANIFEST first allows either version of the segment: the old one, or the smaller new one */
+    if (rc == 0) rc = manifest_save(l, rw->id, log_rewrite_bytes(rw));
     char tmp[REWRITE_NAME_BYTES], name[SEG_NAME_BYTES];
     rewrite_name(tmp, rw->id);
     log_segment_name(name, rw->id);

@@ -5,6 +5,7 @@
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -197,12 +198,18 @@ static const char *check_snapshot(const uint8_t *d, uint64_t size) {
     return NULL;
 }
 
+/* A restore goes only into a new or empty directory, never over a store. */
 static bool dir_is_empty_or_missing(const char *dir) {
     if (sio_mkdir(AT_FDCWD, dir, 0755) == 0) return true;
     if (errno != EEXIST) return false;
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/0000000000000001.log", dir);
-    return access(probe, F_OK) != 0;
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
 }
 
 /* Makes the installed segments' directory entries durable. */

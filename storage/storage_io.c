@@ -21,6 +21,13 @@ static int real_file_size(int fd, uint64_t *size) {
     return 0;
 }
 
+static int real_same_file(int dirfd, const char *name, int fd) {
+    struct stat by_name, by_fd;
+    if (fstatat(dirfd, name, &by_name, 0) < 0) return errno == ENOENT ? 0 : -1;
+    if (fstat(fd, &by_fd) < 0) return -1;
+    return by_name.st_dev == by_fd.st_dev && by_name.st_ino == by_fd.st_ino;
+}
+
 static int real_rename(int dirfd, const char *from, const char *to) {
     return renameat(dirfd, from, dirfd, to);
 }
@@ -46,6 +53,7 @@ static const storage_io real_io = {
     .read_at = pread,
     .write_at = pwrite,
     .file_size = real_file_size,
+    .same_file = real_same_file,
     .truncate = ftruncate,
     .sync_data = fdatasync,
     .sync_dir = fsync,
@@ -67,6 +75,7 @@ void storage_io_set(const storage_io *custom) {
     PICK(read_at);
     PICK(write_at);
     PICK(file_size);
+    PICK(same_file);
     PICK(truncate);
     PICK(sync_data);
     PICK(sync_dir);
@@ -92,6 +101,9 @@ ssize_t sio_write_at(int fd, const void *buf, size_t n, off_t offset) {
 }
 int sio_file_size(int fd, uint64_t *size) {
     return io.file_size(fd, size);
+}
+int sio_same_file(int dirfd, const char *name, int fd) {
+    return io.same_file(dirfd, name, fd);
 }
 int sio_truncate(int fd, off_t length) {
     return io.truncate(fd, length);

@@ -17,6 +17,7 @@ typedef struct storage_io {
     ssize_t (*read_at)(int fd, void *buf, size_t n, off_t offset);
     ssize_t (*write_at)(int fd, const void *buf, size_t n, off_t offset);
     int (*file_size)(int fd, uint64_t *size);
+    int (*same_file)(int dirfd, const char *name, int fd); /* 1 if name is fd's file, 0 if not or gone */
     int (*truncate)(int fd, off_t length);
     int (*sync_data)(int fd); /* fdatasync of a file's contents */
     int (*sync_dir)(int fd);  /* fsync of a directory: makes creates, renames and unlinks durable */
@@ -37,6 +38,7 @@ int sio_close(int fd);
 ssize_t sio_read_at(int fd, void *buf, size_t n, off_t offset);
 ssize_t sio_write_at(int fd, const void *buf, size_t n, off_t offset);
 int sio_file_size(int fd, uint64_t *size);
+int sio_same_file(int dirfd, const char *name, int fd);
 int sio_truncate(int fd, off_t length);
 int sio_sync_data(int fd);
 int sio_sync_dir(int fd);

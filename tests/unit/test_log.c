@@ -50,6 +50,14 @@ static void seg_path(const tdir *t, unsigned id, char *out, size_t n) {
     snprintf(out, n, "%s/%016u.log", t->data, id);
 }
 
+/* A crash loses the MANIFEST a clean close writes, with the final sizes: the tests of torn tails and
+ * damaged records emulate it by removing the file (as a data dir from before MANIFEST). */
+static void forget_manifest(const tdir *t) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/MANIFEST", t->data);
+    ck_assert_int_eq(unlink(path), 0);
+}
+
 static long file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
@@ -374,11 +382,14 @@ START_TEST(test_torn_tail_mid_record) {
     char path[256];
     write_ten(&t, &written, path, sizeof path);
     long last_start = (long)written.v[9].place.offset - REC_HDR;
+    forget_manifest(&t);
     ck_assert_int_eq(truncate(path, last_start + REC_HDR + 3), 0); /* incomplete payload */
     reopen_expect(&t, &written, 9, last_start, path);
+    forget_manifest(&t);
     ck_assert_int_eq(truncate(path, last_start - 5), 0); /* incomplete payload of record 8 */
     long prev_start = (long)written.v[8].place.offset - REC_HDR;
     reopen_expect(&t, &written, 8, prev_start, path);
+    forget_manifest(&t);
     ck_assert_int_eq(truncate(path, prev_start + 10), 0); /* incomplete header */
     reopen_expect(&t, &written, 8, prev_start, path);
 
@@ -505,11 +516,68 @@ START_TEST(test_corruption_in_earlier_segment_fails) {
     ck_assert_mem_eq(before, after, before_len);
     flip_bit(path, size - 1);
 
+    forget_manifest(&t); /* which would refuse it earlier, as truncated */
     ck_assert_int_eq(truncate(path, size - 3), 0); /* a torn tail is fatal in a non-last segment */
     assert_open_fails(&t, 1000, "0000000000000002.log", (long)written.v[idx].place.offset - REC_HDR);
     ck_assert_int_eq(file_size(path), size - 3);
     free(before);
     free(after);
+    recs_free(&written);
+    recs_free(&replayed);
+    tdir_remove(&t);
+}
+END_TEST
+
+static void open_fails_with(const tdir *t, const char *what) {
+    log_options opt = {.fsync = true, .segment_bytes = 1000};
+    char err[256] = "";
+    recs r = {.refuse_at = -1};
+    ck_assert_ptr_null(log_open(t->data, &opt, collect, &r, err, sizeof err));
+    ck_assert_msg(strstr(err, what) != NULL, "err '%s' does not say '%s'", err, what);
+    recs_free(&r);
+}
+
+static void copy_file(const char *from, const char *to) {
+    size_t len;
+    uint8_t *data = slurp(from, &len);
+    FILE *f = fopen(to, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+    free(data);
+}
+
+/* A data dir that lost a segment, or had one cut short, is refused, never started short or empty. */
+START_TEST(test_manifest_refuses_damage) {
+    tdir t;
+    tdir_make(&t);
+    recs written = {.refuse_at = -1}, replayed = {.refuse_at = -1};
+    wal *l = open_log(&t, 1000, &replayed);
+    append_n(l, &written, 0, 40);
+    ck_assert_int_eq(log_commit(l), 0);
+    log_close(l);
+    char seg2[256], last[256], keep[300];
+    seg_path(&t, 2, seg2, sizeof seg2);
+    unsigned n = 1;
+    do
+        seg_path(&t, ++n, last, sizeof last);
+    while (file_size(last) >= 0);
+    seg_path(&t, --n, last, sizeof last);
+    snprintf(keep, sizeof keep, "%s.keep", t.root);
+
+    copy_file(seg2, keep);
+    ck_assert_int_eq(unlink(seg2), 0); /* a gap in the middle */
+    open_fails_with(&t, "0000000000000002.log is missing");
+    copy_file(keep, seg2);
+    copy_file(last, keep);
+    ck_assert_int_eq(truncate(last, 16), 0); /* the last one emptied while stopped */
+    open_fails_with(&t, "truncated");
+    copy_file(keep, last);
+    unlink(keep);
+
+    l = open_log(&t, 1000, &replayed); /* whole again: opens with every record */
+    assert_same_records(&replayed, &written, 40);
+    log_close(l);
     recs_free(&written);
     recs_free(&replayed);
     tdir_remove(&t);
@@ -707,6 +775,7 @@ Suite *log_suite(void) {
     tcase_add_test(tc, test_failed_write_stops_log);
     tcase_add_test(tc, test_failed_fsync_stops_log);
     tcase_add_test(tc, test_many_records_recover);
+    tcase_add_test(tc, test_manifest_refuses_damage);
     suite_add_tcase(s, tc);
     return s;
 }
