@@ -4,7 +4,7 @@
 # would cost one process per call); then etcdctl compacts to the current revision and defrags, and
 # the data dir (and endpoint status' dbSize) must hold at most 512 KiB, before and after a clean
 # restart and a kill -9 restart, with the revision, the compaction, no lease and no key surviving;
-# three more defrags leave no segment files behind (at most 3 files). The same churn runs on
+# three more put + defrag leave no segment files behind (at most 3 files). The same churn runs on
 # Debian's etcd for its numbers and the etcdctl outputs, which must match.
 # Then the issue's repro, on etcd and cetcd, outputs compared step by step: put a 1; put b 2;
 # del b; compact 4; defrag; restart (clean, and kill -9); get a is a=1, put d 4 works, revision >= 4.
@@ -98,9 +98,14 @@ t_eq "cetcd: etcdctl compact $REV" "compacted revision $REV rc=0" "$OUT rc=$RC"
 c "$CETCD_EP" defrag
 t_eq "cetcd: etcdctl defrag" "Finished defragmenting etcd member[$CETCD_EP] rc=0" "$OUT rc=$RC"
 on_disk "after compact + defrag"
-for i in 1 2 3; do c "$CETCD_EP" defrag; done
+for i in 1 2 3; do c "$CETCD_EP" put "between-defrags" "$i"; c "$CETCD_EP" defrag; done
+c "$CETCD_EP" del between-defrags
 files=$(dir_files "$CETCD_DIR")
-t_eq "three more defrags: the data dir keeps at most 3 files (LOCK and segments; has $files)" yes "$(is_le "$files" 3)"
+t_eq "three more put + defrag: the data dir keeps at most 3 files (LOCK and segments; has $files)" yes "$(is_le "$files" 3)"
+REV=$(revision "$CETCD_EP")
+c "$CETCD_EP" compact "$REV"
+c "$CETCD_EP" defrag
+on_disk "after those, compact $REV + defrag"
 restart_cetcd -TERM || t_fail "restart (SIGTERM)" "$(tail -5 "$T_TMP/cetcd.log")"
 on_disk "after a clean restart"
 state "after a clean restart" "$REV"
