@@ -1,6 +1,7 @@
 /* crashfs.c: the simulated power loss of crashfs.h. Every call goes to the real file system; for
  * the watched directory it also keeps each file's durable content (copied at each sync_data) and
- * the durable entry list (copied at each sync_dir), and a crash writes those back. */
+ * the durable entry list (copied at each sync_dir), and a crash rewrites the directory from those,
+ * so a file whose unlink was not yet durable comes back without having been kept aside. */
 #include "crashfs.h"
 #include "storage_io.h"
 
@@ -146,21 +147,26 @@ static void mark_dirty(cfile *f, uint64_t from, uint64_t new_size) {
     f->size = new_size;
 }
 
-/* Reads n bytes at off of the file open as fd (through /proc, as fd may be write-only). */
-static int read_file_at(int fd, uint8_t *dst, uint64_t n, uint64_t off) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int rfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (rfd < 0) return -1;
+static int pread_all(int fd, uint8_t *dst, uint64_t n, uint64_t off) {
     while (n > 0) {
-        ssize_t got = pread(rfd, dst, n, (off_t)off);
-        if (got <= 0) break;
+        ssize_t got = pread(fd, dst, n, (off_t)off);
+        if (got <= 0) return -1;
         dst += got;
         off += (uint64_t)got;
         n -= (uint64_t)got;
     }
-    close(rfd);
-    return n == 0 ? 0 : -1;
+    return 0;
+}
+
+/* Reads n bytes at off of the file open as fd (through /proc if fd is write-only). */
+static int read_file_at(int fd, uint8_t *dst, uint64_t n, uint64_t off) {
+    if (pread_all(fd, dst, n, off) == 0) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = rfd < 0 ? -1 : pread_all(rfd, dst, n, off);
+    if (rfd >= 0) close(rfd);
+    return rc;
 }
 
 /* sync_data: the file's content as it is now becomes its durable content. */
@@ -172,7 +178,10 @@ static void capture(cfile *f, int fd) {
     if (from > size) from = size;
     f->image = xrealloc(f->image, size);
     if (read_file_at(fd, f->image + from, size - from, from) < 0) abort();
-    if (size != f->size) note_bypass("a file changed to %lu bytes outside the seam", (unsigned long)size);
+    if (size != f->size)
+        note_bypass("%s has %lu bytes at a sync, the seam's calls made %lu",
+                    name_of(&fs.now, f) ? name_of(&fs.now, f) : "an unlinked file", (unsigned long)size,
+                    (unsigned long)f->size);
     f->image_len = size;
     f->dirty_from = UINT64_MAX;
 }

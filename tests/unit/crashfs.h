@@ -11,7 +11,7 @@
 
 /* Watches dir (which must exist; whatever it holds counts as durable) and installs the seam. */
 void crashfs_install(const char *dir);
-/* Restores the real calls and forgets the state (the descriptor count is kept). */
+/* Restores the real calls and forgets the state. */
 void crashfs_uninstall(void);
 
 /* Arms a crash at the nth next call that changes the file system (dir_ops_only: the nth next
@@ -21,7 +21,7 @@ void crashfs_disarm(void);
 /* A power loss between two calls. */
 void crashfs_crash_now(void);
 /* Once crashed, every call that would change the file system fails with EIO; reads, maps and
- * closes still work, so the store can be freed. */
+ * closes still work, so the store can be freed (storage aborts when it cannot read a value back). */
 bool crashfs_crashed(void);
 
 /* After a crash (and once the store is closed): rolls the watched directory back to its durable

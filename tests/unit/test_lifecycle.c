@@ -1,13 +1,15 @@
 /* test_lifecycle.c: a model-based test of storage/ over long random lifecycles (writes, txns,
  * leases, compactions, log compaction, Defragment, snapshots, restarts and simulated power losses
  * through crashfs), each step checked against a plain in-memory model of every revision held.
- * LIFECYCLE_STEPS (per seed), LIFECYCLE_SEED (one seed) and LIFECYCLE_SEEDS (how many) lengthen it. */
+ * LIFECYCLE_STEPS (per seed), LIFECYCLE_SEED (the first seed; alone, the only one) and LIFECYCLE_SEEDS
+ * (how many) lengthen it; LIFECYCLE_VERBOSE=1 prints each step; a failed seed's files are kept. */
 #include "crashfs.h"
 #include "mvcc.h"
 #include "testutil.h"
 
 #include <check.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The Makefile links only tests/unit/test_*.c, fixture.c and check_main.c, so crashfs comes in here. */
+/* crashfs is built as part of this file: the storage tests link fixture.c as their one helper. */
 #include "crashfs.c"
 
 #define NKEYS 24
@@ -25,7 +27,7 @@
 #define MAX_PENDING 4 /* ops issued before a commit */
 #define MAX_EVENTS 64
 #define TRACE 24
-#define DEFAULT_STEPS 1500
+#define DEFAULT_STEPS 2000
 #define DEFAULT_SEEDS 8
 
 /* ---------- the model: the state and the events of every revision held ---------- */
@@ -186,6 +188,15 @@ static bool same_view(const mview *a, const mview *b) {
            memcmp(a->leases, b->leases, a->n_leases * sizeof(mlease)) == 0;
 }
 
+static void describe_view(char *out, size_t n, const mview *v) {
+    int at =
+        snprintf(out, n, "revision %ld, compacted at %ld, leases (id:ttl) {", (long)v->rev, (long)v->compact);
+    for (size_t i = 0; i < v->n_leases && i < MAX_LEASES && at < (int)n; i++)
+        at += snprintf(out + at, n - (size_t)at, "%s%ld:%ld", i ? "," : "", (long)v->leases[i].id,
+                       (long)v->leases[i].ttl);
+    if (at < (int)n) snprintf(out + at, n - (size_t)at, "}");
+}
+
 /* After a crash the store holds v: the ops after it were lost. */
 static void model_truncate(const mview *v) {
     while (M.base + (int64_t)M.n - 1 > v->rev)
@@ -217,7 +228,7 @@ static struct run {
     char root[64], data[96];
     mvcc_options opt;
     mvcc *s;
-    bool crash_armed;
+    bool crash_armed, failed;
     long crash_deadline;
     int64_t events_checked; /* events of revisions up to this one were checked */
     char trace[TRACE][128];
@@ -244,7 +255,14 @@ static void note(const char *fmt, ...) {
         if (!(cond)) FAIL(__VA_ARGS__);                                                                      \
     } while (0)
 
-static void print_trace(void);
+/* A storage abort() or a sanitizer report ends the process before Check can say which seed. */
+static void print_trace(void) {
+    fprintf(stderr,
+            "lifecycle: LIFECYCLE_SEED=%lu stopped at step %ld (its files are in %s); the steps before:\n",
+            (unsigned long)R.seed, R.step, R.root);
+    for (long i = R.n_trace > TRACE ? R.n_trace - TRACE : 0; i < R.n_trace; i++)
+        fprintf(stderr, "  %s\n", R.trace[i % TRACE]);
+}
 
 static void fail_at(int line, const char *fmt, ...) {
     char msg[768];
@@ -253,16 +271,9 @@ static void fail_at(int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     print_trace();
+    R.failed = true; /* its files stay for a look */
     ck_abort_msg("LIFECYCLE_SEED=%lu, step %ld (test_lifecycle.c:%d): %s", (unsigned long)R.seed, R.step,
                  line, msg);
-}
-
-/* A storage abort() or a sanitizer report ends the process before Check can say which seed. */
-static void print_trace(void) {
-    fprintf(stderr, "lifecycle: LIFECYCLE_SEED=%lu stopped at step %ld; the steps before:\n",
-            (unsigned long)R.seed, R.step);
-    for (long i = R.n_trace > TRACE ? R.n_trace - TRACE : 0; i < R.n_trace; i++)
-        fprintf(stderr, "  %s\n", R.trace[i % TRACE]);
 }
 
 static void on_abort(int sig) {
@@ -416,8 +427,6 @@ static mview store_view(mvcc *s) {
     return got;
 }
 
-static void describe_view(char *out, size_t n, const mview *v);
-
 static void check_leases(mvcc *s, const mview *v) {
     mview got = store_view(s);
     got.rev = v->rev;
@@ -468,6 +477,11 @@ static void check_store(mvcc *s, const mview *v, bool full) {
     CHECK(rev == v->rev && compact == v->compact,
           "store at revision %ld compacted at %ld, model at %ld / %ld", (long)rev, (long)compact,
           (long)v->rev, (long)v->compact);
+    uint64_t keys = 0;
+    for (int k = 0; k < NKEYS; k++)
+        keys += rev_at(v->rev)->live[k] != NULL;
+    CHECK(mvcc_key_count(s) == keys, "the store counts %lu keys, the model has %lu",
+          (unsigned long)mvcc_key_count(s), (unsigned long)keys);
     int64_t lo = held_from(v);
     if (R.events_checked > v->rev || full) R.events_checked = lo - 1;
     for (int64_t r = full ? lo : v->rev; r <= v->rev; r++)
@@ -535,15 +549,6 @@ static bool open_store(void) {
 }
 
 /* Which state did the crash leave: the acknowledged one or one of the ops after it. */
-static void describe_view(char *out, size_t n, const mview *v) {
-    int at =
-        snprintf(out, n, "revision %ld, compacted at %ld, leases (id:ttl) {", (long)v->rev, (long)v->compact);
-    for (size_t i = 0; i < v->n_leases && i < MAX_LEASES && at < (int)n; i++)
-        at += snprintf(out + at, n - (size_t)at, "%s%ld:%ld", i ? "," : "", (long)v->leases[i].id,
-                       (long)v->leases[i].ttl);
-    if (at < (int)n) snprintf(out + at, n - (size_t)at, "}");
-}
-
 static void resolve_crash(void) {
     mview got = store_view(R.s);
     const mview *v = NULL;
@@ -608,8 +613,8 @@ static void op_arm_crash(void) {
     }
     bool dir_ops = kind >= 4, after = pick(2);
     uint64_t nth = dir_ops ? 1 + pick(4) : 1 + pick(40);
-    note("crash armed %s the %lu-th next %s", after ? "after" : "before", (unsigned long)nth,
-         dir_ops ? "create/rename/unlink/directory sync" : "change");
+    note("crash armed %s %s number %lu from now", after ? "after" : "before",
+         dir_ops ? "create/rename/unlink/directory sync" : "change", (unsigned long)nth);
     crashfs_arm(nth, dir_ops, after);
     R.crash_armed = true;
     R.crash_deadline = R.step + 40;
@@ -865,6 +870,15 @@ static void op_defrag(void) {
     check_space();
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int remove_tree(const char *dir) {
+    return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A snapshot restored into a new directory holds a state the store acknowledged or had issued. */
 static void op_snapshot(void) {
     if (R.crash_armed) return; /* the restore's own writes must not take the armed crash */
@@ -898,9 +912,7 @@ static void op_snapshot(void) {
     check_store(copy, v, true);
     R.events_checked = checked;
     mvcc_close(copy);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0, "rm -rf %s failed", dir);
+    CHECK(remove_tree(dir) == 0, "removing %s failed", dir);
     T.snapshots++;
 }
 
@@ -968,9 +980,7 @@ static void run_teardown(void) {
     R.s = NULL;
     crashfs_uninstall();
     model_free();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", R.root);
-    if (R.root[0] && !getenv("LIFECYCLE_KEEP_DIR") && system(cmd) != 0)
+    if (R.root[0] && !R.failed && remove_tree(R.root) != 0)
         fprintf(stderr, "lifecycle: could not remove %s\n", R.root);
     R.root[0] = 0;
 }
@@ -1007,10 +1017,9 @@ START_TEST(test_lifecycle) {
         run_seed((uint64_t)seed, steps);
     fprintf(
         stderr,
-        "lifecycle: %ld ops, %ld restarts, %ld crashes (%ld at a create, rename, unlink or directory sync; "
-        "%ld "
-        "lost unacknowledged ops; %ld more inside the open after one), %ld renames, %ld log compaction runs, "
-        "%ld defragments, %ld snapshots, seeds %ld..%ld\n",
+        "lifecycle: %ld ops, %ld restarts, %ld crashes (%ld at a create, rename, unlink or directory sync, "
+        "%ld losing unacknowledged ops, %ld more inside the open after one), %ld renames, %ld log compaction "
+        "runs, %ld defragments, %ld snapshots, seeds %ld..%ld\n",
         T.ops, T.restarts, T.crashes, T.dir_crashes, T.lost, T.crashes_in_open, T.renames, T.runs, T.defrags,
         T.snapshots, first, first + seeds - 1);
 }
