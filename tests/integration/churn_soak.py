@@ -581,7 +581,7 @@ class Run:
                 name, agg.__name__, a, unit, b, unit, a * slack_mul + slack_add, unit),
                 b <= a * slack_mul + slack_add)
 
-        growth("open fds", lambda x: x["fds"], 1, 8)
+        growth("open fds", lambda x: x["fds"], 1, 4)
         growth("files in the data dir", lambda x: x["files"], 1, 2)
         growth("bytes on disk per live key", per_key, 1.5, 2048, agg=statistics.median, unit=" B")
         growth("RSS", lambda x: x["rss"] / 1024, 2, 32, unit=" MiB")
