@@ -29,6 +29,7 @@ typedef struct cfile {
 typedef struct entry {
     char name[NAME_MAX + 1];
     cfile *f;
+    bool with_next; /* in the journal: one rename, the removal of its old name */
 } entry;
 
 typedef struct dirstate {
@@ -42,6 +43,7 @@ static struct {
     dev_t dev;
     ino_t ino;
     dirstate now, durable;
+    dirstate journal; /* changes since the last directory sync, in order; an entry without file: removed */
     cfile **files;
     size_t n_files, cap_files;
     bool crashed, armed, arm_dir_ops, arm_after;
@@ -90,6 +92,33 @@ static void dir_remove(dirstate *d, const char *name) {
     if (e) *e = d->v[--d->n];
 }
 
+static void dir_append(dirstate *d, const char *name, cfile *f) {
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 32;
+        d->v = xrealloc(d->v, d->cap * sizeof *d->v);
+    }
+    entry *e = &d->v[d->n++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->f = f;
+    e->with_next = false;
+}
+
+/* A change of the watched directory (f NULL: name removed), durable at the next directory sync. */
+static void dir_change(const char *name, cfile *f) {
+    if (f)
+        dir_set(&fs.now, name, f);
+    else
+        dir_remove(&fs.now, name);
+    dir_append(&fs.journal, name, f);
+}
+
+/* A rename within the watched directory reaches the journal whole. */
+static void dir_rename(const char *from, const char *to, cfile *f) {
+    dir_change(from, NULL);
+    fs.journal.v[fs.journal.n - 1].with_next = true;
+    dir_change(to, f);
+}
+
 static void note_bypass(const char *fmt, ...) {
     if (fs.bypass[0]) return;
     va_list ap;
@@ -132,7 +161,7 @@ static void forget_unnamed(void) {
     for (size_t i = 0; i < fs.n_files;) {
         cfile *f = fs.files[i];
         if (!name_of(&fs.now, f)) f->ino = 0;
-        if (name_of(&fs.now, f) || name_of(&fs.durable, f)) {
+        if (name_of(&fs.now, f) || name_of(&fs.durable, f) || name_of(&fs.journal, f)) {
             i++;
             continue;
         }
@@ -274,7 +303,7 @@ static void note_opened(int fd, const char *base, bool created, bool truncated) 
         if (!created) note_bypass("%s appeared outside the seam", base);
         f = file_new(&st);
         f->dirty_from = created ? UINT64_MAX : 0;
-        dir_set(&fs.now, base, f);
+        dir_change(base, f);
     }
     if (truncated) mark_dirty(f, 0, 0);
 }
@@ -337,7 +366,7 @@ static int cfs_sync(int fd, bool dir_op) {
     cfile *f = file_of_fd(fd);
     if (f) capture(f, fd);
     if (is_watched_dir(fd)) {
-        fs.durable.n = 0;
+        fs.durable.n = fs.journal.n = 0;
         for (size_t i = 0; i < fs.now.n; i++)
             dir_set(&fs.durable, fs.now.v[i].name, fs.now.v[i].f);
         forget_unnamed();
@@ -367,12 +396,16 @@ static int cfs_rename(int dirfd, const char *from, const char *to) {
         entry *e = wf ? dir_find(&fs.now, fb) : NULL;
         cfile *f = e ? e->f : NULL;
         if (wf && !f) note_bypass("%s was renamed, but appeared outside the seam", fb);
-        if (wf) dir_remove(&fs.now, fb);
         if (wt && !f) {
             struct stat st;
             if (fstatat(dirfd, to, &st, 0) == 0) f = file_new(&st);
         }
-        if (wt && f) dir_set(&fs.now, tb, f);
+        if (wf && wt && f)
+            dir_rename(fb, tb, f);
+        else if (wf)
+            dir_change(fb, NULL);
+        else if (f)
+            dir_change(tb, f);
         forget_unnamed();
     }
     after_call(after, true);
@@ -386,7 +419,7 @@ static int cfs_unlink(int dirfd, const char *name) {
     bool watched = in_watched(dirfd, name, &base);
     int rc = unlinkat(dirfd, name, 0);
     if (rc == 0 && watched) {
-        dir_remove(&fs.now, base);
+        dir_change(base, NULL);
         forget_unnamed();
     }
     after_call(after, true);
@@ -430,9 +463,10 @@ static void forget_all(void) {
     free(fs.files);
     free(fs.now.v);
     free(fs.durable.v);
+    free(fs.journal.v);
     fs.files = NULL;
     fs.n_files = fs.cap_files = 0;
-    fs.now = fs.durable = (dirstate){0};
+    fs.now = fs.durable = fs.journal = (dirstate){0};
 }
 
 /* Everything the directory holds now counts as durable. */
@@ -540,6 +574,16 @@ static void empty_dir(void) {
 
 int crashfs_recover(uint64_t (*rng)(void), char *why, size_t whylen) {
     if (crashfs_verify(why, whylen) < 0) return -1;
+    /* a file system journal commits in order, so the first few changes since the sync may have made it */
+    size_t kept = rng() % (fs.journal.n + 1);
+    if (kept > 0 && fs.journal.v[kept - 1].with_next) kept++;
+    for (size_t i = 0; i < kept; i++) {
+        const entry *e = &fs.journal.v[i];
+        if (e->f)
+            dir_set(&fs.durable, e->name, e->f);
+        else
+            dir_remove(&fs.durable, e->name);
+    }
     size_t n = fs.durable.n;
     uint8_t **data = xrealloc(NULL, n * sizeof *data);
     uint64_t *len = xrealloc(NULL, n * sizeof *len);

@@ -25,8 +25,10 @@ void crashfs_crash_now(void);
 bool crashfs_crashed(void);
 
 /* After a crash (and once the store is closed): rolls the watched directory back to its durable
- * state, keeping a random prefix of a file's unsynced tail when rng says so (a torn write), and
- * watches it again with everything durable. 0, or -1 with why set (the store bypassed the seam). */
+ * state: the entries of the last sync_dir plus, as rng picks, none, some or all of the changes made
+ * since, in order (a journal commits in order); each file its synced bytes plus, as rng picks, a
+ * prefix of its unsynced tail (a torn write). Then watches it again with everything durable.
+ * 0, or -1 with why set (the store bypassed the seam). */
 int crashfs_recover(uint64_t (*rng)(void), char *why, size_t whylen);
 /* Checks that the directory holds exactly the files and sizes that crashfs saw made through the
  * seam. 0, or -1 with why set. */
