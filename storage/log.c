@@ -96,9 +96,10 @@ segment *log_find_segment(const wal *l, uint32_t id) {
 
 void log_drop_segment(wal *l, uint32_t id) {
     segment *s = log_find_segment(l, id);
-    assert(s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0);
+    assert(s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0 && s->inflight_len == 0);
     if (s->fd >= 0) sio_close(s->fd);
     free(s->pending);
+    free(s->inflight);
     l->total_bytes -= s->size;
     size_t i = (size_t)(s - l->segs);
     memmove(s, s + 1, (l->nsegs - i - 1) * sizeof *s);
@@ -133,7 +134,7 @@ static uint8_t *reserve_pending(wal *l, segment *s, size_t n) {
 }
 
 static uint64_t segment_end(const segment *s) {
-    return s->size + s->pending_len;
+    return s->size + s->inflight_len + s->pending_len;
 }
 
 void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES], uint32_t covers) {
@@ -205,7 +206,13 @@ int log_read(wal *l, log_place where, uint8_t *dst) {
     if (where.length == 0) return 0;
     if (end <= s->size) return sio_read_all(s->fd, dst, where.length, where.offset);
     if (where.offset < s->size) return -EINVAL; /* records never straddle the written boundary */
-    memcpy(dst, s->pending + (where.offset - s->size), where.length);
+    uint64_t at = where.offset - s->size;
+    if (at + where.length <= s->inflight_len)
+        memcpy(dst, s->inflight + at, where.length);
+    else if (at >= s->inflight_len)
+        memcpy(dst, s->pending + (at - s->inflight_len), where.length);
+    else
+        return -EINVAL; /* nor the boundary of the batch in flight */
     return 0;
 }
 
@@ -283,6 +290,7 @@ static size_t first_pending_segment(const wal *l) {
 int log_commit(wal *l) {
     if (l->failed_errno) return -l->failed_errno;
     if (l->batch_bytes == 0) return 0;
+    assert(!l->job_busy); /* the caller waits for the job in flight first */
     uint64_t mark = l->appended;
     for (size_t i = first_pending_segment(l); i < l->nsegs; i++) {
         segment *s = &l->segs[i];
@@ -300,40 +308,72 @@ int log_commit(wal *l) {
     return 0;
 }
 
-int log_write_batch(wal *l, int *sync_fd) {
-    *sync_fd = -1;
+/* The last segment's batch becomes the job; appends go on into a fresh (or recycled) buffer. */
+static void hand_over(wal *l, segment *s) {
+    s->inflight = s->pending;
+    s->inflight_len = s->pending_len;
+    s->inflight_cap = s->pending_cap;
+    s->pending = l->spare;
+    s->pending_cap = l->spare_cap;
+    s->pending_len = 0;
+    l->spare = NULL;
+    l->spare_cap = 0;
+    l->batch_bytes -= s->inflight_len;
+    l->job = (log_job){.fd = s->fd,
+                       .buf = s->inflight,
+                       .len = s->inflight_len,
+                       .offset = s->size,
+                       .segment = s->id,
+                       .mark = l->appended};
+    l->job_busy = true;
+}
+
+int log_write_batch(wal *l, log_job **job) {
+    *job = NULL;
     if (l->failed_errno) return -l->failed_errno;
     if (l->batch_bytes == 0) return 0;
+    assert(!l->job_busy);
     size_t first = first_pending_segment(l);
     if (first != l->nsegs - 1 || !l->opt.fsync) return log_commit(l); /* rare: a segment roll */
     segment *s = &l->segs[first];
-    int rc = write_segment(l, s);
-    if (rc == 0) release_pending(s, true);
-    if (rc == 0) *sync_fd = s->fd; /* not a dup: a segment is never closed while its sync runs */
+    int rc = s->fd < 0 ? create_segment_file(l, s) : check_still_named(l, s);
     if (rc < 0) {
         l->failed_errno = -rc;
         return rc;
     }
-    l->syncing = l->appended;
-    l->syncing_seg = s->id;
-    l->syncing_size = s->size;
+    hand_over(l, s);
+    *job = &l->job;
     return 0;
 }
 
-int log_sync_fd(const wal *l, int fd) {
-    (void)l;
-    return sio_sync_data(fd) < 0 ? (errno ? -errno : -EIO) : 0;
+int log_run_job(const log_job *job) {
+    int rc = sio_write_all(job->fd, job->buf, job->len, job->offset);
+    if (rc == 0 && sio_sync_data(job->fd) < 0) rc = errno ? -errno : -EIO;
+    return rc;
 }
 
 void log_sync_finished(wal *l, int rc) {
+    assert(l->job_busy);
+    l->job_busy = false;
     l->fsyncs++;
+    segment *s = log_find_segment(l, l->job.segment);
+    assert(s && s->inflight_len == l->job.len);
     if (rc < 0) {
         if (!l->failed_errno) l->failed_errno = -rc;
+        cut_failed_write(s); /* the batch stays readable in memory until the caller stops */
         return;
     }
-    segment *s = log_find_segment(l, l->syncing_seg);
-    if (s && s->synced < l->syncing_size) s->synced = l->syncing_size;
-    if (l->durable < l->syncing) l->durable = l->syncing;
+    s->size += s->inflight_len;
+    s->synced = s->size;
+    if (!l->spare && s->inflight_cap <= (1u << 20)) {
+        l->spare = s->inflight;
+        l->spare_cap = s->inflight_cap;
+    } else {
+        free(s->inflight);
+    }
+    s->inflight = NULL;
+    s->inflight_len = s->inflight_cap = 0;
+    l->durable = l->job.mark;
 }
 
 uint64_t log_total_bytes(const wal *l) {
@@ -346,12 +386,14 @@ uint64_t log_fsync_count(const wal *l) {
 
 void log_close(wal *l) {
     if (!l) return;
-    if (l->opened && !l->failed_errno && l->batch_bytes == 0)
+    if (l->opened && !l->failed_errno && l->batch_bytes == 0 && !l->job_busy)
         manifest_save(l, 0, 0); /* the final sizes, so a later truncation is caught */
     for (size_t i = 0; i < l->nsegs; i++) {
         if (l->segs[i].fd >= 0) sio_close(l->segs[i].fd);
         free(l->segs[i].pending);
+        free(l->segs[i].inflight);
     }
+    free(l->spare);
     if (l->dirfd >= 0) sio_close(l->dirfd);
     free(l->segs);
     free(l->dir);

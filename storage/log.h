@@ -51,14 +51,15 @@ bool log_has_batch(const wal *l);
  * refuses further commits: the caller must stop (never retry a failed fsync). */
 int log_commit(wal *l);
 
-/* Group commit in two steps, so the fdatasync can run on another thread while the loop goes on:
- * log_write_batch writes the batch without syncing and gives the segment's descriptor to sync (-1
- * when nothing needs one: no batch, fsync off, or a batch that crossed segments, committed at once);
- * the segment stays open until log_sync_finished. log_sync_fd (thread-safe) syncs it;
- * log_sync_finished records the outcome on the loop thread. A failure makes every later commit
- * fail, as log_commit's does. */
-int log_write_batch(wal *l, int *sync_fd);
-int log_sync_fd(const wal *l, int fd);
+/* Group commit in two steps, so that neither the write nor the fdatasync runs on the loop's thread:
+ * log_write_batch hands the batch over as a job (*job NULL when nothing needs the thread: no batch,
+ * fsync off, or a batch that crossed segments, committed at once); log_run_job (thread-safe)
+ * writes and syncs it; log_sync_finished records the outcome on the loop thread. Reads of the
+ * batch's records are served from memory meanwhile. One job at a time. A failure makes every
+ * later commit fail, as log_commit's does. */
+typedef struct log_job log_job;
+int log_write_batch(wal *l, log_job **job);
+int log_run_job(const log_job *job);
 void log_sync_finished(wal *l, int rc);
 
 uint64_t log_total_bytes(const wal *l); /* bytes in all segments, for dbSize/quota */

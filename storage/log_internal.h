@@ -32,10 +32,22 @@ typedef struct segment {
     uint64_t size;    /* bytes written to the file */
     uint64_t synced;  /* bytes of the file known to be durable */
     uint64_t min_size; /* at open: the durable bytes MANIFEST recorded; a torn tail is never cut below */
-    uint8_t *pending; /* batch bytes that go at offset `size`, not yet written */
+    uint8_t *inflight; /* the batch the sync thread is writing at offset `size` (log_job) */
+    size_t inflight_len, inflight_cap;
+    uint8_t *pending; /* batch bytes that go after those, not yet handed over */
     size_t pending_len;
     size_t pending_cap;
 } segment;
+
+/* The batch handed to the sync thread: written and synced there, so a stalled disk stalls no read. */
+struct log_job {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+    uint64_t offset;
+    uint32_t segment;
+    uint64_t mark; /* the appended mark it makes durable */
+};
 
 struct wal {
     char *dir;
@@ -48,9 +60,10 @@ struct wal {
     uint64_t fsyncs;
     uint64_t appended;      /* bytes ever appended: a mark that only grows */
     uint64_t durable;       /* every append up to this mark is durable */
-    uint64_t syncing;       /* the mark a sync on the helper thread will make durable */
-    uint32_t syncing_seg;   /* ... and the segment and size it covers */
-    uint64_t syncing_size;
+    struct log_job job; /* the one batch in flight, if job_busy */
+    bool job_busy;
+    uint8_t *spare; /* a finished job's buffer, reused for the next batch */
+    size_t spare_cap;
     int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
     bool opened;      /* replay finished: MANIFEST is kept up to date from here on */
 };

@@ -69,7 +69,8 @@ uint64_t log_segment_bytes(const wal *l) {
 
 bool log_segment_settled(const wal *l, uint32_t id) {
     const segment *s = log_find_segment(l, id);
-    return s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0 && s->fd >= 0 && s->synced == s->size;
+    return s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0 && s->inflight_len == 0 && s->fd >= 0 &&
+           s->synced == s->size;
 }
 
 int log_segment_scan(wal *l, uint32_t id, uint64_t *cursor, size_t max_records, log_replay_fn fn, void *ctx) {

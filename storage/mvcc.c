@@ -58,11 +58,11 @@ bool mvcc_has_batch(const mvcc *s) {
 int mvcc_commit(mvcc *s) {
     return log_commit(s->log);
 }
-int mvcc_write_batch(mvcc *s, int *sync_fd) {
-    return log_write_batch(s->log, sync_fd);
+int mvcc_write_batch(mvcc *s, struct log_job **job) {
+    return log_write_batch(s->log, job);
 }
-int mvcc_sync_fd(const mvcc *s, int fd) {
-    return log_sync_fd(s->log, fd);
+int mvcc_run_job(const struct log_job *job) {
+    return log_run_job(job);
 }
 void mvcc_sync_finished(mvcc *s, int rc) {
     log_sync_finished(s->log, rc);

@@ -182,9 +182,12 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision);
 /* The commit rule: is there an unsynced batch; make it durable (one fdatasync). */
 bool mvcc_has_batch(const mvcc *s);
 int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
-/* The same in two steps (see log.h): write now, sync sync_fd on a helper thread, then report. */
-int mvcc_write_batch(mvcc *s, int *sync_fd);
-int mvcc_sync_fd(const mvcc *s, int fd); /* thread-safe */
+/* The same in steps, so that the batch's write and fdatasync run on a helper thread and a stalled
+ * disk stalls no read: hand the batch over as a job (*job NULL when nothing needs the thread), run
+ * it there (thread-safe), then report its outcome on the loop thread. One job at a time. */
+struct log_job;
+int mvcc_write_batch(mvcc *s, struct log_job **job);
+int mvcc_run_job(const struct log_job *job);
 void mvcc_sync_finished(mvcc *s, int rc);
 
 /* --- leases (storage/lease.c): grants, revokes and attached keys, persisted in the log. Expiry

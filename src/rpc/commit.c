@@ -1,7 +1,8 @@
-/* commit.c: group commit with the fdatasync on one helper thread (docs/architecture.md, "The commit rule").
- * At the end of a loop turn the batch is written and handed to the thread; the loop keeps serving
- * and collecting the next batch. When the sync is done (ev_async), the user's durable hook releases
- * the output held for it. Only the fdatasync leaves the loop's thread; everything else stays on it. */
+/* commit.c: group commit with the write and fdatasync on one helper thread (docs/architecture.md,
+ * "The commit rule"). At the end of a loop turn the batch is handed to the thread; the loop keeps
+ * serving (reads of the batch come from memory) and collecting the next batch. When the sync is done
+ * (ev_async), the user's durable hook releases the output held for it. Only the batch's write and
+ * fdatasync leave the loop's thread; everything else stays on it. */
 #include "commit.h"
 
 #include <pthread.h>
@@ -29,7 +30,7 @@ static uint64_t in_flight_seq;      /* the batch being synced, 0 if none */
 /* The sync thread's one job slot, guarded by job_lock. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_cond = PTHREAD_COND_INITIALIZER;
-static int job_fd = -1;
+static struct log_job *job; /* handed to the thread; NULL when it has none */
 static bool job_done;
 static int job_rc;
 static double job_seconds;
@@ -49,15 +50,15 @@ static void *sync_thread(void *arg) {
     (void)arg;
     pthread_mutex_lock(&job_lock);
     for (;;) {
-        while (job_fd < 0)
+        while (!job)
             pthread_cond_wait(&job_cond, &job_lock);
-        int fd = job_fd;
+        struct log_job *mine = job;
         pthread_mutex_unlock(&job_lock);
         double t0 = now_seconds();
-        int rc = mvcc_sync_fd(g_store, fd);
+        int rc = mvcc_run_job(mine);
         double took = now_seconds() - t0;
         pthread_mutex_lock(&job_lock);
-        job_fd = -1;
+        job = NULL;
         job_rc = rc;
         job_seconds = took;
         job_done = true;
@@ -88,20 +89,21 @@ static bool collect_sync_locked(void) {
     return true;
 }
 
-/* Writes the collected batch and hands its sync to the thread (one sync in flight at a time). */
+/* Hands the collected batch to the thread, which writes and syncs it (one batch in flight at a time),
+ * so a stalled disk stalls no read. */
 static void start_batch(void) {
     if (in_flight_seq || !g_store || !mvcc_has_batch(g_store)) return;
-    int fd;
-    int rc = mvcc_write_batch(g_store, &fd);
+    struct log_job *next;
+    int rc = mvcc_write_batch(g_store, &next);
     if (rc < 0) fatal_commit(rc);
     uint64_t seq = next_batch_seq++;
-    if (fd < 0) { /* already durable (fsync off, or committed at once across a segment roll) */
+    if (!next) { /* already durable (fsync off, or committed at once across a segment roll) */
         durable_seq = seq;
         return;
     }
     in_flight_seq = seq;
     pthread_mutex_lock(&job_lock);
-    job_fd = fd;
+    job = next;
     pthread_cond_signal(&job_cond);
     pthread_mutex_unlock(&job_lock);
 }

@@ -106,6 +106,8 @@ static void setup(void) {
     storage_io_set(&(storage_io){.sync_data = slow_sync});
     fixture_setup((mvcc_options){.fsync = true});
     g_store = st;
+    put("first"); /* the segment file (and its MANIFEST entry, synced too) exists before the gate closes */
+    ck_assert_int_eq(mvcc_commit(st), 0);
     start_commit_once();
     flushes = releases = returned_at_release = 0;
     pthread_mutex_lock(&gate_lock);

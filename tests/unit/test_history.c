@@ -128,19 +128,27 @@ START_TEST(test_two_step_commit) {
     mv_result res;
     mvcc_put(s, &r, &res);
     mv_result_free(&res);
-    int fd = -2;
-    ck_assert_int_eq(mvcc_write_batch(s, &fd), 0);
-    ck_assert_int_ge(fd, 0);
+    struct log_job *job = NULL;
+    ck_assert_int_eq(mvcc_write_batch(s, &job), 0);
+    ck_assert_ptr_nonnull(job);
     ck_assert(!mvcc_has_batch(s));
-    ck_assert_int_eq(mvcc_sync_fd(s, fd), 0);
+    mv_range_req rr = {.key = B("a")}; /* the batch in flight is read from memory */
+    mvcc_range(s, &rr, &res);
+    ck_assert_uint_eq(res.resp.u.range.n_kvs, 1);
+    ck_assert_int_eq(res.resp.u.range.kvs[0].value.data[0], '1');
+    mv_result_free(&res);
+    ck_assert_int_eq(mvcc_run_job(job), 0);
     mvcc_sync_finished(s, 0);
     ck_assert_uint_eq(mvcc_fsync_count(s), 1);
-    ck_assert_int_eq(mvcc_write_batch(s, &fd), 0); /* nothing new: nothing to sync */
-    ck_assert_int_eq(fd, -1);
-    mvcc_sync_finished(s, -5); /* a failed sync stops every later commit */
+    ck_assert_int_eq(mvcc_write_batch(s, &job), 0); /* nothing new: nothing to sync */
+    ck_assert_ptr_null(job);
     mvcc_put(s, &r, &res);
     mv_result_free(&res);
-    ck_assert_int_ne(mvcc_write_batch(s, &fd), 0);
+    ck_assert_int_eq(mvcc_write_batch(s, &job), 0);
+    mvcc_sync_finished(s, -5); /* a failed job stops every later commit */
+    mvcc_put(s, &r, &res);
+    mv_result_free(&res);
+    ck_assert_int_ne(mvcc_write_batch(s, &job), 0);
     ck_assert_int_ne(mvcc_commit(s), 0);
     mvcc_close(s);
     s = mvcc_open(sub, &o, err, sizeof err);

@@ -520,11 +520,12 @@ static void check_space(void) {
 
 /* The ops issued are acknowledged once durable; a failure must be the crash's. */
 static bool commit(void) {
-    int rc, fd = -1;
+    int rc;
+    struct log_job *job = NULL;
     if (pick(4)) {
         rc = mvcc_commit(R.s);
-    } else if ((rc = mvcc_write_batch(R.s, &fd)) == 0 && fd >= 0) {
-        rc = mvcc_sync_fd(R.s, fd);
+    } else if ((rc = mvcc_write_batch(R.s, &job)) == 0 && job) {
+        rc = mvcc_run_job(job);
         mvcc_sync_finished(R.s, rc);
     }
     if (rc == 0) {
