@@ -1,6 +1,7 @@
 /* arena.c: chunked bump allocation for request results (see arena.h).
  * Large requests get a chunk of their own, so a huge value never wastes a chunk's tail. */
 #include "arena.h"
+#include "alloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,14 +20,12 @@ struct mv_arena {
 };
 
 mv_arena *arena_new(void) {
-    mv_arena *a = calloc(1, sizeof *a);
-    if (!a) abort();
+    mv_arena *a = xcalloc(1, sizeof *a);
     return a;
 }
 
 static chunk *chunk_new(size_t size) {
-    chunk *c = malloc(sizeof *c + size);
-    if (!c) abort();
+    chunk *c = xmalloc(sizeof *c + size);
     c->used = 0;
     c->size = size;
     return c;

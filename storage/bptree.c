@@ -2,6 +2,7 @@
  * Leaves hold owned key copies and values and are linked for scans; inner nodes hold separator copies.
  * Removal borrows from or merges with a sibling, so every non-root node stays at least half full. */
 #include "bptree.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,14 +48,8 @@ typedef struct bp_path {
 
 /* ---- keys and nodes ---- */
 
-static void *alloc_or_die(size_t size) {
-    void *p = malloc(size);
-    if (!p) abort();
-    return p;
-}
-
 static bkey *key_new(bptree *t, const uint8_t *bytes, size_t len) {
-    bkey *k = alloc_or_die(sizeof(bkey) + len);
+    bkey *k = xmalloc(sizeof(bkey) + len);
     k->len = len;
     if (len) memcpy(k->bytes, bytes, len);
     t->memory += sizeof(bkey) + len;
@@ -78,7 +73,7 @@ static int key_cmp(const bkey *k, const uint8_t *key, size_t len) {
 }
 
 static bp_leaf *leaf_new(bptree *t) {
-    bp_leaf *leaf = alloc_or_die(sizeof *leaf);
+    bp_leaf *leaf = xmalloc(sizeof *leaf);
     leaf->base.nkeys = 0;
     leaf->base.is_leaf = true;
     leaf->next = NULL;
@@ -87,7 +82,7 @@ static bp_leaf *leaf_new(bptree *t) {
 }
 
 static bp_inner *inner_new(bptree *t) {
-    bp_inner *inner = alloc_or_die(sizeof *inner);
+    bp_inner *inner = xmalloc(sizeof *inner);
     inner->base.nkeys = 0;
     inner->base.is_leaf = false;
     t->memory += sizeof *inner;
@@ -152,7 +147,7 @@ static bp_leaf *descend(const bptree *t, const uint8_t *key, size_t len, bp_path
 /* ---- public lookups ---- */
 
 bptree *bptree_new(void) {
-    bptree *t = alloc_or_die(sizeof *t);
+    bptree *t = xmalloc(sizeof *t);
     t->count = 0;
     t->memory = sizeof *t;
     t->root = &leaf_new(t)->base;

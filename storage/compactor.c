@@ -4,6 +4,7 @@
  * places are published only once the new file is switched in, and only after every decision it
  * rests on is durable. A revision compaction restarts the run. See docs/architecture.md, "Storage". */
 #include "le.h"
+#include "alloc.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -74,8 +75,7 @@ void log_compaction_free(mvcc *s) {
 void mvcc_log_compaction_start(mvcc *s, bool seal_current) {
     if (s->compaction) return;
     if (seal_current) log_seal(s->log);
-    log_compaction *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    log_compaction *c = xcalloc(1, sizeof *c);
     c->n_segments = log_sealed_segments(s->log, &c->segments);
     c->values.size = sizeof(moved_value);
     c->revisions.size = c->leases.size = sizeof(moved_record);
@@ -93,8 +93,7 @@ void log_compaction_restart(mvcc *s) {
 static void *moved_add(moved_list *m) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 256;
-        m->items = realloc(m->items, m->cap * m->size);
-        if (!m->items) abort();
+        m->items = xrealloc(m->items, m->cap * m->size);
     }
     return (uint8_t *)m->items + m->size * m->n++;
 }
@@ -108,8 +107,7 @@ static void kept_add(log_compaction *c, const uint8_t *p, size_t n) {
         size_t cap = c->kept_cap ? c->kept_cap : 256;
         while (cap < c->kept_len + n)
             cap *= 2;
-        c->kept = realloc(c->kept, cap);
-        if (!c->kept) abort();
+        c->kept = xrealloc(c->kept, cap);
         c->kept_cap = cap;
     }
     memcpy(c->kept + c->kept_len, p, n);

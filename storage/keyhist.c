@@ -1,13 +1,13 @@
 /* keyhist.c: one key's revision history: lookup at a revision, append, and compaction.
  * Entries are kept in revision order in one array, so lookups are a binary search. */
 #include "keyhist.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 keyhist *keyhist_new(void) {
-    keyhist *kh = calloc(1, sizeof *kh);
-    if (!kh) abort();
+    keyhist *kh = xcalloc(1, sizeof *kh);
     return kh;
 }
 
@@ -46,8 +46,7 @@ rev_entry *keyhist_at(const keyhist *kh, int64_t rev) {
 rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
     if (kh->count == kh->capacity) {
         uint32_t cap = kh->capacity ? kh->capacity * 2 : 1;
-        rev_entry *grown = realloc(kh->revs, (size_t)cap * sizeof *grown);
-        if (!grown) abort();
+        rev_entry *grown = xrealloc(kh->revs, (size_t)cap * sizeof *grown);
         kh->revs = grown;
         kh->capacity = cap;
     }

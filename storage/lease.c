@@ -2,6 +2,7 @@
  * every put and delete and persisted as log records. When a lease expires is the server's business
  * (src/svc_lease.c); revoking here deletes its keys in one revision. */
 #include "le.h"
+#include "alloc.h"
 #include "mvcc_internal.h"
 
 #include <assert.h>
@@ -54,8 +55,7 @@ size_t mvcc_lease_count(const mvcc *s) {
 }
 
 static void add_lease(mvcc *s, int64_t id, int64_t ttl, log_place grant) {
-    lease *l = calloc(1, sizeof *l);
-    if (!l) abort();
+    lease *l = xcalloc(1, sizeof *l);
     *l = (lease){.id = id, .ttl = ttl, .grant = grant, .keys = bptree_new()};
     uint8_t k[8];
     id_key(id, k);

@@ -3,6 +3,8 @@
  * (group commit). Opening and replay live in log_open.c, log compaction's rewrites in log_rewrite.c. */
 #include "log_internal.h"
 
+#include "alloc.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +46,7 @@ static uint64_t record_checksum(const uint8_t *hdr, const uint8_t *payload, size
     }
     static const uint8_t zeros[REC_HDR_BYTES - REC_CHECKSUM_AT];
     XXH3_state_t *st = XXH3_createState();
-    if (!st) die("out of memory");
+    if (!st) out_of_memory();
     XXH3_64bits_reset(st);
     XXH3_64bits_update(st, hdr, REC_CHECKSUM_AT);
     XXH3_64bits_update(st, zeros, sizeof zeros);
@@ -71,8 +73,7 @@ segment *log_add_segment(wal *l, uint32_t id, int fd, uint64_t size) {
     assert(l->nsegs == 0 || l->segs[l->nsegs - 1].covers < id);
     if (l->nsegs == l->segs_cap) {
         size_t cap = l->segs_cap ? 2 * l->segs_cap : 8;
-        segment *segs = realloc(l->segs, cap * sizeof *segs);
-        if (!segs) die("out of memory");
+        segment *segs = xrealloc(l->segs, cap * sizeof *segs);
         l->segs = segs;
         l->segs_cap = cap;
     }
@@ -114,14 +115,13 @@ size_t log_segment_count(const wal *l) {
 }
 
 static uint8_t *reserve_pending(wal *l, segment *s, size_t n) {
-    if (n > SIZE_MAX - s->pending_len) die("out of memory");
+    if (n > SIZE_MAX - s->pending_len) out_of_memory();
     size_t need = s->pending_len + n;
     if (need > s->pending_cap) {
         size_t cap = s->pending_cap ? s->pending_cap : 4096;
         while (cap < need)
             cap = cap > SIZE_MAX / 2 ? need : 2 * cap;
-        uint8_t *buf = realloc(s->pending, cap);
-        if (!buf) die("out of memory");
+        uint8_t *buf = xrealloc(s->pending, cap);
         s->pending = buf;
         s->pending_cap = cap;
     }

@@ -2,6 +2,7 @@
  * and the replay that verifies every record, cuts a torn tail of the last segment and refuses any
  * other damage with a message naming the file and offset. */
 #include "log_internal.h"
+#include "alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,12 +16,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static void *xrealloc(void *p, size_t n) {
-    p = realloc(p, n);
-    if (!p) abort();
-    return p;
-}
-
 /* ---------- directory and segment list ---------- */
 
 /* mkdir of the last path component; a new directory's entry is made durable in its parent. */
@@ -30,8 +25,7 @@ static int ensure_dir(const char *dir, char *err, size_t errlen) {
         log_set_err(err, errlen, "%s: mkdir: %s", dir, strerror(errno));
         return -1;
     }
-    char *copy = strdup(dir);
-    if (!copy) abort();
+    char *copy = xstrdup(dir);
     int pfd = sio_open(AT_FDCWD, dirname(copy), O_RDONLY | O_DIRECTORY, 0);
     free(copy);
     if (pfd >= 0) {
@@ -317,8 +311,8 @@ static int open_checked(wal *l, log_replay_fn fn, void *ctx, char *err, size_t e
 wal *log_open(const char *dir, const log_options *opt, log_replay_fn fn, void *ctx, char *err,
               size_t errlen) {
     if (ensure_dir(dir, err, errlen) < 0) return NULL;
-    wal *l = calloc(1, sizeof *l);
-    if (!l || !(l->dir = strdup(dir))) abort();
+    wal *l = xcalloc(1, sizeof *l);
+    l->dir = xstrdup(dir);
     l->opt = opt ? *opt : (log_options){.fsync = true};
     if (l->opt.segment_bytes == 0) l->opt.segment_bytes = DEFAULT_SEGMENT_BYTES;
     l->dirfd = sio_open(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);

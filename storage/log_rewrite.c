@@ -3,6 +3,7 @@
  * directory synced, and only then the merged segments after it unlinked, so a crash leaves either
  * version whole (docs/architecture.md, "Storage"). Snapshots copy segments out; restores install them. */
 #include "log_internal.h"
+#include "alloc.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -52,8 +53,7 @@ void log_remove_stale_rewrites(wal *l) {
 
 size_t log_sealed_segments(const wal *l, uint32_t **ids) {
     size_t n = 0;
-    *ids = malloc((l->nsegs ? l->nsegs : 1) * sizeof **ids);
-    if (!*ids) abort();
+    *ids = xmalloc((l->nsegs ? l->nsegs : 1) * sizeof **ids);
     for (size_t i = 0; i + 1 < l->nsegs; i++)
         if (l->segs[i].fd >= 0 || l->segs[i].pending_len) (*ids)[n++] = l->segs[i].id;
     return n;
@@ -108,8 +108,7 @@ static void rewrite_reserve(log_rewrite *rw, size_t more) {
     size_t cap = rw->cap ? rw->cap : 64 * 1024;
     while (cap < rw->len + more)
         cap *= 2;
-    rw->buf = realloc(rw->buf, cap);
-    if (!rw->buf) abort();
+    rw->buf = xrealloc(rw->buf, cap);
     rw->cap = cap;
 }
 
@@ -126,8 +125,7 @@ log_rewrite *log_rewrite_begin(wal *l, uint32_t first) {
     rewrite_name(name, first);
     int fd = sio_open(l->dirfd, name, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return NULL;
-    log_rewrite *rw = calloc(1, sizeof *rw);
-    if (!rw) abort();
+    log_rewrite *rw = xcalloc(1, sizeof *rw);
     *rw = (log_rewrite){.l = l, .id = first, .fd = fd};
     rewrite_reserve(rw, SEG_HDR_BYTES);
     log_fill_segment_header(rw->buf, 0);
@@ -235,8 +233,7 @@ int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in) {
 /* ---------- snapshots and restores ---------- */
 
 long log_copy_segments(wal *l, log_file_copy **out) {
-    *out = calloc(l->nsegs ? l->nsegs : 1, sizeof **out);
-    if (!*out) abort();
+    *out = xcalloc(l->nsegs ? l->nsegs : 1, sizeof **out);
     long n = 0;
     for (size_t i = 0; i < l->nsegs; i++) {
         segment *s = &l->segs[i];

@@ -5,6 +5,7 @@
  * Format: "CETCDMAN", u32 version, u32 count, count x (u32 id, u32 covers, u64 durable bytes),
  * u64 XXH3-64 of everything before it. Replaced whole: written beside, synced, renamed, dir synced. */
 #include "log_internal.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +26,7 @@ static size_t encode(const wal *l, uint32_t id, uint64_t min_size, uint8_t **out
     for (size_t i = 0; i < l->nsegs; i++)
         n += l->segs[i].fd >= 0;
     size_t len = MANIFEST_HEAD + n * MANIFEST_ENTRY + 8;
-    uint8_t *b = calloc(1, len);
-    if (!b) abort();
+    uint8_t *b = xcalloc(1, len);
     memcpy(b, MANIFEST_MAGIC, 8);
     le_put(b + 8, MANIFEST_VERSION, 4);
     le_put(b + 12, n, 4);
@@ -68,8 +68,7 @@ static int parse(manifest *m, const uint8_t *b, uint64_t len) {
     uint64_t n = le_u32(b + 12);
     if (len != MANIFEST_HEAD + n * MANIFEST_ENTRY + 8 || XXH3_64bits(b, len - 8) != le_get(b + len - 8, 8))
         return -1;
-    m->entries = calloc(n ? n : 1, sizeof *m->entries);
-    if (!m->entries) abort();
+    m->entries = xcalloc(n ? n : 1, sizeof *m->entries);
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *e = b + MANIFEST_HEAD + i * MANIFEST_ENTRY;
         m->entries[i] = (manifest_entry){le_u32(e), le_u32(e + 4), le_get(e + 8, 8)};
@@ -89,8 +88,7 @@ int manifest_load(wal *l, manifest *m, char *err, size_t errlen) {
         if (fd >= 0) sio_close(fd);
         return -1;
     }
-    uint8_t *b = malloc(len ? len : 1);
-    if (!b) abort();
+    uint8_t *b = xmalloc(len ? len : 1);
     int rc = sio_read_all(fd, b, len, 0);
     sio_close(fd);
     if (rc == 0) rc = parse(m, b, len);

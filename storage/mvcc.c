@@ -2,6 +2,7 @@
  * DeleteRange, Compact and the commit. Ranges live in mvcc_range.c, Txn in mvcc_txn.c, start-up
  * replay in mvcc_recover.c. */
 #include "le.h"
+#include "alloc.h"
 #include "mvcc_internal.h"
 
 #include <assert.h>
@@ -13,8 +14,7 @@
 #define DEFAULT_MAX_TXN_OPS 128
 
 mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errlen) {
-    mvcc *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    mvcc *s = xcalloc(1, sizeof *s);
     s->opt = *opt;
     if (!s->opt.quota_bytes) s->opt.quota_bytes = DEFAULT_QUOTA;
     if (!s->opt.max_txn_ops) s->opt.max_txn_ops = DEFAULT_MAX_TXN_OPS;
@@ -113,8 +113,7 @@ static void payload_reserve(write_batch *wb, size_t more) {
     size_t cap = wb->cap ? wb->cap : 256;
     while (cap < wb->len + more)
         cap *= 2;
-    wb->payload = realloc(wb->payload, cap);
-    if (!wb->payload) abort();
+    wb->payload = xrealloc(wb->payload, cap);
     wb->cap = cap;
 }
 
@@ -170,8 +169,7 @@ keyhist *history_for_write(mvcc *s, mv_bytes key) {
 static void add_pending(write_batch *wb, keyhist *kh) {
     if (wb->n_pending == wb->cap_pending) {
         wb->cap_pending = wb->cap_pending ? wb->cap_pending * 2 : 8;
-        wb->pending = realloc(wb->pending, wb->cap_pending * sizeof *wb->pending);
-        if (!wb->pending) abort();
+        wb->pending = xrealloc(wb->pending, wb->cap_pending * sizeof *wb->pending);
     }
     wb->pending[wb->n_pending++] = (pending_value){kh, kh->count - 1};
 }

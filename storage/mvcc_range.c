@@ -2,6 +2,7 @@
  * revision filters and sorting. The candidates are gathered first; values are read last, only for
  * the keys actually returned. */
 #include "mvcc_internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,7 @@ static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     if (!passes_filters(g->req, e)) return true;
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 16;
-        g->items = realloc(g->items, g->cap * sizeof *g->items);
-        if (!g->items) abort();
+        g->items = xrealloc(g->items, g->cap * sizeof *g->items);
     }
     g->items[g->n++] = (candidate){key, e, {NULL, 0}};
     return true;
@@ -134,8 +134,7 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
             g->items[i].value = read_value(s, g->items[i].entry, a);
     sort_target = r->sort_target;
     sort_sign = order == MV_SORT_DESCEND ? -1 : 1;
-    candidate *tmp = malloc((g->n ? g->n : 1) * sizeof *tmp);
-    if (!tmp) abort();
+    candidate *tmp = xmalloc((g->n ? g->n : 1) * sizeof *tmp);
     merge_sort(g->items, tmp, g->n);
     free(tmp);
 }

@@ -1,6 +1,7 @@
 /* mvcc_recover.c: rebuilding the index from the log at start-up, the revision → record table used
  * for history replay, and revision compaction of the index (shared by Compact and recovery). */
 #include "le.h"
+#include "alloc.h"
 #include "mvcc_internal.h"
 
 #include <assert.h>
@@ -26,8 +27,7 @@ static void trim_revision_places(mvcc *s, int64_t new_base) {
     s->rev_base = new_base;
     if (s->cap_rev_places > 1024 && s->n_rev_places * 4 < s->cap_rev_places) {
         size_t cap = s->cap_rev_places / 2;
-        s->rev_places = realloc(s->rev_places, cap * sizeof *s->rev_places);
-        if (!s->rev_places) abort();
+        s->rev_places = xrealloc(s->rev_places, cap * sizeof *s->rev_places);
         s->cap_rev_places = cap;
     }
 }
@@ -39,8 +39,7 @@ void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
         size_t cap = s->cap_rev_places ? s->cap_rev_places * 2 : 1024;
         while (cap <= slot)
             cap *= 2;
-        s->rev_places = realloc(s->rev_places, cap * sizeof *s->rev_places);
-        if (!s->rev_places) abort();
+        s->rev_places = xrealloc(s->rev_places, cap * sizeof *s->rev_places);
         memset(s->rev_places + s->cap_rev_places, 0, (cap - s->cap_rev_places) * sizeof *s->rev_places);
         s->cap_rev_places = cap;
     }
@@ -144,12 +143,10 @@ typedef struct emptied {
 static void note_emptied(emptied *em, const uint8_t *key, size_t len) {
     if (em->n == em->cap) {
         em->cap = em->cap ? em->cap * 2 : 64;
-        em->keys = realloc(em->keys, em->cap * sizeof *em->keys);
-        em->lens = realloc(em->lens, em->cap * sizeof *em->lens);
-        if (!em->keys || !em->lens) abort();
+        em->keys = xrealloc(em->keys, em->cap * sizeof *em->keys);
+        em->lens = xrealloc(em->lens, em->cap * sizeof *em->lens);
     }
-    em->keys[em->n] = malloc(len ? len : 1);
-    if (!em->keys[em->n]) abort();
+    em->keys[em->n] = xmalloc(len ? len : 1);
     memcpy(em->keys[em->n], key, len);
     em->lens[em->n++] = len;
 }

@@ -2,6 +2,7 @@
  * before the txn, the chosen requests are checked, then applied under one revision with sub-revisions.
  * Put and DeleteRange are one-op Txns, so this is the only place that writes. */
 #include "mvcc_internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,7 @@ typedef struct txn_path {
 static void path_push(txn_path *p, bool v) {
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 8;
-        p->taken = realloc(p->taken, p->cap);
-        if (!p->taken) abort();
+        p->taken = xrealloc(p->taken, p->cap);
     }
     p->taken[p->n++] = v;
 }
@@ -177,8 +177,7 @@ static bool collect_doomed(void *ctx, mv_bytes key, rev_entry *e) {
     doomed *d = ctx;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 8;
-        d->keys = realloc(d->keys, d->cap * sizeof *d->keys);
-        if (!d->keys) abort();
+        d->keys = xrealloc(d->keys, d->cap * sizeof *d->keys);
     }
     d->keys[d->n++] = key;
     if (d->with_prev) {

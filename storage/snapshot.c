@@ -2,6 +2,7 @@
  * the committed segments, and restoring such a stream into a new data dir. The stream is framed
  * and checksummed so a damaged or foreign file is refused before anything is written. */
 #include "le.h"
+#include "alloc.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -43,7 +44,7 @@ mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev) {
     mv_err err = check_read_revision(s, rev);
     if (err != MV_OK) return err;
     XXH3_state_t *h = XXH3_createState();
-    if (!h) abort();
+    if (!h) out_of_memory();
     XXH3_64bits_reset(h);
     bptree_iter it;
     for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
@@ -76,8 +77,7 @@ struct mv_snapshot {
 
 static void build_head(mv_snapshot *sn) {
     sn->head_len = SNAP_HEAD_BYTES + (size_t)sn->n_files * SNAP_ENTRY_BYTES;
-    sn->head = calloc(1, sn->head_len);
-    if (!sn->head) abort();
+    sn->head = xcalloc(1, sn->head_len);
     memcpy(sn->head, SNAP_MAGIC, 8);
     le_put(sn->head + 8, SNAP_VERSION, 4);
     le_put(sn->head + 12, (uint64_t)sn->n_files, 4);
@@ -91,8 +91,7 @@ static void build_head(mv_snapshot *sn) {
 }
 
 mv_snapshot *mvcc_snapshot_begin(mvcc *s, char *err, size_t errlen) {
-    mv_snapshot *sn = calloc(1, sizeof *sn);
-    if (!sn) abort();
+    mv_snapshot *sn = xcalloc(1, sizeof *sn);
     sn->n_files = log_copy_segments(s->log, &sn->files);
     if (sn->n_files < 0) {
         snprintf(err, errlen, "snapshot: %s", strerror((int)-sn->n_files));
@@ -101,7 +100,7 @@ mv_snapshot *mvcc_snapshot_begin(mvcc *s, char *err, size_t errlen) {
     }
     build_head(sn);
     sn->sum = XXH3_createState();
-    if (!sn->sum) abort();
+    if (!sn->sum) out_of_memory();
     XXH3_64bits_reset(sn->sum);
     return sn;
 }
@@ -168,8 +167,7 @@ uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errl
         if (fd >= 0) sio_close(fd);
         return NULL;
     }
-    uint8_t *data = malloc(n ? (size_t)n : 1);
-    if (!data) abort();
+    uint8_t *data = xmalloc(n ? (size_t)n : 1);
     int rc = sio_read_all(fd, data, (size_t)n, 0);
     sio_close(fd);
     if (rc < 0) {

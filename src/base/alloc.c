@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 _Noreturn void out_of_memory(void) {
     fputs("cetcd: fatal: out of memory\n", stderr);
@@ -26,4 +27,11 @@ void *xrealloc(void *p, size_t size) {
     void *q = realloc(p, size ? size : 1);
     if (!q) out_of_memory();
     return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
 }

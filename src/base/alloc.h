@@ -9,5 +9,6 @@ _Noreturn void out_of_memory(void);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
 
 #endif
