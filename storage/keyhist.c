@@ -3,6 +3,7 @@
 #include "keyhist.h"
 #include "alloc.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,9 @@ rev_entry *keyhist_at(const keyhist *kh, int64_t rev) {
 }
 
 rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
+    /* a history only grows in (main, sub) revision order: lookups binary-search it */
+    assert(kh->count == 0 || kh->revs[kh->count - 1].main_rev < e->main_rev ||
+           (kh->revs[kh->count - 1].main_rev == e->main_rev && kh->revs[kh->count - 1].sub_rev < e->sub_rev));
     if (kh->count == kh->capacity) {
         uint32_t cap = kh->capacity ? kh->capacity * 2 : 1;
         rev_entry *grown = xrealloc(kh->revs, (size_t)cap * sizeof *grown);
