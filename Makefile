@@ -105,7 +105,7 @@ $(BUILD)/cetcd-asan: $(A_main) $(foreach L,$(SERVER_LAYERS),$(A_$(L))) $(A_gen) 
 UNIT_LAYERS := base storage rpc api gateway
 UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
-	test_compactor.c) $(wildcard tests/unit/test_lifecycle*.c)
+	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c
 UNIT_api := tests/unit/test_lease_timers.c
 UNIT_gateway := tests/unit/test_json.c tests/unit/test_pbjson.c

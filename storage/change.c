@@ -4,8 +4,46 @@
 
 #include "le.h"
 
+#include <string.h>
+
+#include "alloc.h"
+
 void change_iter_init(change_iter *it, const uint8_t *payload, size_t len) {
     *it = (change_iter){.payload = payload, .len = len};
+}
+
+static uint8_t *grow(uint8_t **buf, size_t *len, size_t *cap, size_t n) {
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n)
+            c *= 2;
+        *buf = xrealloc(*buf, c);
+        *cap = c;
+    }
+    uint8_t *at = *buf + *len;
+    *len += n;
+    return at;
+}
+
+size_t change_encode(uint8_t **buf, size_t *len, size_t *cap, const change *c) {
+    if (c->kind == CHANGE_SUBREV) {
+        change_encode_subrev(grow(buf, len, cap, CHANGE_SUBREV_BYTES), c->sub_rev);
+        return CHANGE_SUBREV_BYTES;
+    }
+    bool put = c->kind == CHANGE_PUT;
+    size_t n = CHANGE_KEY_AT + c->key_len + (put ? CHANGE_PUT_FIELDS + c->value_len : 0);
+    uint8_t *p = grow(buf, len, cap, n);
+    p[0] = (uint8_t)c->kind;
+    le_put(p + 1, (uint32_t)c->key_len, 4);
+    if (c->key_len) memcpy(p + CHANGE_KEY_AT, c->key, c->key_len);
+    if (!put) return n;
+    p += CHANGE_KEY_AT + c->key_len;
+    le_put(p, (uint64_t)c->lease, 8);
+    le_put(p + 8, (uint64_t)c->create_revision, 8);
+    le_put(p + 16, (uint64_t)c->version, 8);
+    le_put(p + 24, (uint32_t)c->value_len, 4);
+    if (c->value_len) memcpy(p + CHANGE_PUT_FIELDS, c->value, c->value_len);
+    return n;
 }
 
 void change_encode_subrev(uint8_t *out, uint32_t sub) {

@@ -42,6 +42,9 @@ typedef struct change_iter {
 void change_iter_init(change_iter *it, const uint8_t *payload, size_t len);
 /* 1 with the next change in *c, 0 at the end, -1 if the payload is malformed. */
 int change_next(change_iter *it, change *c);
+/* Encodes a change (the formats above; for CHANGE_SUBREV the marker of c->sub_rev) at the end of
+ * *buf (grown as needed); returns its size. */
+size_t change_encode(uint8_t **buf, size_t *len, size_t *cap, const change *c);
 /* Encode the markers into out (CHANGE_SUBREV_BYTES, CHANGE_REVOKE_BYTES). */
 void change_encode_subrev(uint8_t *out, uint32_t sub);
 void change_encode_revoke(uint8_t *out, int64_t lease);

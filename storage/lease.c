@@ -186,3 +186,14 @@ void mvcc_lease_revoke(mvcc *s, int64_t id, bool with_prev, mv_result *out) {
     out->header_revision = s->revision;
     out->resp.header_revision = s->revision;
 }
+
+size_t durable_leases(const mvcc *s, mv_lease_info **out) {
+    size_t n = 0;
+    *out = xcalloc(bptree_count(s->leases) + 1, sizeof **out);
+    bptree_iter it;
+    for (bptree_seek(s->leases, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+        lease *l = bptree_iter_value(&it);
+        if (log_place_durable(s->log, l->grant)) (*out)[n++] = (mv_lease_info){l->id, l->ttl};
+    }
+    return n;
+}

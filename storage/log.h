@@ -110,6 +110,17 @@ typedef struct log_file_copy {
 /* Opens every segment for reading, up to its durable bytes: a copy never shows a write that a crash
  * could still lose. Returns the count, -errno on failure. */
 long log_copy_segments(wal *l, log_file_copy **out);
+/* Reads the records of copied segments in log order, one per call: 1 with the record's type,
+ * revision and payload (in *buf, grown as needed, valid until the next call), 0 at the end, -errno
+ * (-EIO for a record that fails its checksum). cursor starts zeroed. */
+typedef struct log_copy_cursor {
+    long file;
+    uint64_t offset;
+} log_copy_cursor;
+int log_copy_next(const log_file_copy *files, long n, log_copy_cursor *cursor, uint8_t **buf, size_t *cap,
+                  int *type, int64_t *revision, size_t *len);
+/* Is this place inside the durable bytes of its segment? */
+bool log_place_durable(const wal *l, log_place where);
 /* Writes segment files into an empty dir (restore). 0 or -errno. */
 int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size);
 #endif

@@ -254,6 +254,43 @@ long log_copy_segments(wal *l, log_file_copy **out) {
     return n;
 }
 
+static void copy_buf_reserve(uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return;
+    *buf = xrealloc(*buf, n);
+    *cap = n;
+}
+
+int log_copy_next(const log_file_copy *files, long n, log_copy_cursor *cur, uint8_t **buf, size_t *cap,
+                  int *type, int64_t *revision, size_t *len) {
+    while (cur->file < n && cur->offset + REC_HDR_BYTES > files[cur->file].size) {
+        cur->file++;
+        cur->offset = SEG_HDR_BYTES;
+    }
+    if (cur->file >= n) return 0;
+    if (cur->offset < SEG_HDR_BYTES) cur->offset = SEG_HDR_BYTES;
+    const log_file_copy *f = &files[cur->file];
+    copy_buf_reserve(buf, cap, REC_HDR_BYTES);
+    int rc = sio_read_all(f->fd, *buf, REC_HDR_BYTES, cur->offset);
+    uint64_t rec_bytes = REC_HDR_BYTES + (uint64_t)le_u32(*buf);
+    if (rc == 0 && cur->offset + rec_bytes > f->size) rc = -EIO;
+    if (rc < 0) return rc;
+    copy_buf_reserve(buf, cap, rec_bytes);
+    rc = sio_read_all(f->fd, *buf + REC_HDR_BYTES, rec_bytes - REC_HDR_BYTES, cur->offset + REC_HDR_BYTES);
+    if (rc == 0 && log_check_record(*buf, rec_bytes, &rec_bytes)) rc = -EIO;
+    if (rc < 0) return rc;
+    *type = (*buf)[4];
+    *revision = (int64_t)le_get(*buf + 8, 8);
+    *len = rec_bytes - REC_HDR_BYTES;
+    memmove(*buf, *buf + REC_HDR_BYTES, *len);
+    cur->offset += rec_bytes;
+    return 1;
+}
+
+bool log_place_durable(const wal *l, log_place where) {
+    const segment *s = log_find_segment(l, where.segment);
+    return s && where.offset + where.length <= s->synced;
+}
+
 int log_install_segment(const char *dir, uint32_t id, const uint8_t *data, uint64_t size) {
     char path[4096], name[SEG_NAME_BYTES];
     log_segment_name(name, id);

@@ -313,6 +313,9 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     if (s->compact_revision < 0) s->live_bytes += COMPACT_RECORD_BYTES; /* only the latest is kept */
     s->compact_revision = rev;
     log_compaction_restart(s); /* it holds pointers into histories that compaction may free */
-    compact_index(s, rev);
+    if (s->exports_open)
+        s->deferred_compaction = rev; /* an export reads the history as it was: drop it afterwards */
+    else
+        compact_index(s, rev);
     return MV_OK;
 }

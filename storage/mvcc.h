@@ -262,6 +262,46 @@ uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size);
 /* Reads a whole file into a malloc'd buffer; NULL with err set on failure. */
 uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen);
 
+/* --- export and import, for snapshots in another format (etcd's): storage/export.c --- */
+/* One change of the history, as etcd's key bucket holds it. */
+typedef struct mv_change {
+    mv_bytes key, value;
+    int64_t mod_revision; /* the main revision */
+    uint32_t sub_revision;
+    int64_t create_revision, version, lease;
+    bool tombstone; /* a delete: key and revisions only */
+} mv_change;
+typedef struct mv_lease_info {
+    int64_t id, ttl;
+} mv_lease_info;
+
+/* A consistent view of the store's durable state as of its start: every change still held, in
+ * revision order, read from private copies of the log in slices (memory bounded by one record), and
+ * the leases. While any export is open, revision compaction of the index waits (Compact is answered
+ * and recorded at once; the history it drops goes when the last export ends). */
+typedef struct mv_export mv_export;
+mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen);
+/* The next change: 1 with *c filled (valid until the next call), 0 at the end, -errno on a read or
+ * checksum failure. Each call reads at most one log record. */
+int mvcc_export_next(mv_export *x, mv_change *c);
+void mvcc_export_rewind(mv_export *x); /* back to the first change, for a second pass */
+/* After a full pass: the revision and the compaction revision (-1 if none) of the view. */
+int64_t mvcc_export_revision(const mv_export *x);
+int64_t mvcc_export_compact_revision(const mv_export *x);
+size_t mvcc_export_leases(const mv_export *x, const mv_lease_info **leases);
+void mvcc_export_end(mv_export *x);
+
+/* Builds a new data dir (missing or empty) from changes in (revision, sub-revision) order, leases
+ * first, with the given compaction revision (-1 for none). Finish commits and closes it; the
+ * store then opens it as any other. Out of order or malformed input fails with err set. */
+typedef struct mv_builder mv_builder;
+mv_builder *mvcc_build_begin(const char *dir, int64_t compact_revision, char *err, size_t errlen);
+int mvcc_build_lease(mv_builder *b, int64_t id, int64_t ttl);
+int mvcc_build_change(mv_builder *b, const mv_change *c);
+/* 0, or -1 with err set. Frees b either way; after a failure the dir holds a partial store. */
+int mvcc_build_finish(mv_builder *b, char *err, size_t errlen);
+const char *mvcc_build_error(const mv_builder *b); /* why the last call failed */
+
 uint64_t mvcc_db_size(const mvcc *s);
 uint64_t mvcc_db_size_in_use(const mvcc *s); /* estimate of the bytes still needed */
 uint64_t mvcc_key_count(const mvcc *s);

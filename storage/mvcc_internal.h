@@ -45,6 +45,8 @@ struct mvcc {
     uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
     uint64_t bytes_after_compaction;   /* log size when the last run ended: a run needs growth past it */
+    int exports_open;                  /* while > 0, revision compaction of the index waits */
+    int64_t deferred_compaction;       /* the revision it waits to compact at, 0 if none */
     bptree *leases;                    /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
     void *on_revision_ctx;
@@ -96,6 +98,9 @@ void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to);
 /* Log bytes of a lease grant record, counted as live while the lease is granted. */
 #define LEASE_RECORD_BYTES (24u + 16u)
 #define COMPACT_RECORD_BYTES (24u + 8u)
+
+/* export.c: leases whose grant is durable, for an export. */
+size_t durable_leases(const mvcc *s, mv_lease_info **out);
 
 /* compactor.c: Compact calls this: a running log compaction starts over with the new revision. */
 void log_compaction_restart(mvcc *s);
