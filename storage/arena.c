@@ -17,6 +17,7 @@ typedef struct chunk {
 
 struct mv_arena {
     chunk *head;
+    size_t bytes; /* handed out so far: what a request's results cost (arena_bytes) */
 };
 
 mv_arena *arena_new(void) {
@@ -49,8 +50,13 @@ void *arena_alloc(mv_arena *a, size_t size) {
     }
     void *p = c->data + c->used;
     c->used += size;
+    a->bytes += size;
     memset(p, 0, size);
     return p;
+}
+
+size_t arena_bytes(const mv_arena *a) {
+    return a ? a->bytes : 0;
 }
 
 void arena_free(mv_arena *a) {

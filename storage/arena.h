@@ -9,6 +9,7 @@ typedef struct mv_arena mv_arena;
 
 mv_arena *arena_new(void);
 void *arena_alloc(mv_arena *a, size_t size); /* zeroed, 16-byte aligned; aborts on OOM */
+size_t arena_bytes(const mv_arena *a); /* bytes handed out so far */
 void arena_free(mv_arena *a);
 
 #endif

@@ -179,6 +179,8 @@ static bool record_is_live(mvcc *s, int type, const uint8_t *payload, size_t len
         return false;
     case LOG_COMPACT:
         return len == 8 && le_i64(payload) == s->compact_revision;
+    case LOG_AUTH:
+        return auth_record_is_live(s, where);
     default:
         return true; /* a type this version does not know is kept as it is */
     }
@@ -193,6 +195,7 @@ static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *paylo
     if (!record_is_live(s, type, payload, len, where)) return 0;
     log_place now = log_rewrite_append(c->rw, type, rev, payload, len);
     if (type == LOG_LEASE_GRANT) note_record(&c->leases, le_i64(payload), where, now);
+    if (type == LOG_AUTH) note_record(&c->leases, 0, where, now); /* id 0: no lease has it */
     return 0;
 }
 
@@ -212,8 +215,12 @@ static void publish_places(mvcc *s, uint32_t segment) {
         remember_revision_place(s, mr[i].id, mr[i].to);
     }
     mr = c->leases.items; /* a lease revoked and granted again since has a grant of its own now */
-    for (size_t i = 0; i < c->leases.n; i++)
-        lease_grant_moved(s, mr[i].id, mr[i].from, mr[i].to);
+    for (size_t i = 0; i < c->leases.n; i++) {
+        if (mr[i].id == 0)
+            auth_record_moved(s, mr[i].from, mr[i].to); /* only if not saved again since */
+        else
+            lease_grant_moved(s, mr[i].id, mr[i].from, mr[i].to);
+    }
     c->values.n = c->revisions.n = c->leases.n = 0;
 }
 

@@ -27,6 +27,8 @@ struct mv_export {
     int64_t revision, compact_revision;
     mv_lease_info *leases;
     size_t n_leases;
+    uint8_t *auth;
+    size_t auth_len;
 };
 
 mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen) {
@@ -39,6 +41,11 @@ mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen) {
         return NULL;
     }
     x->n_leases = durable_leases(s, &x->leases);
+    if (s->auth.len && log_place_durable(s->log, s->auth.place)) {
+        x->auth = xmalloc(s->auth.len);
+        memcpy(x->auth, s->auth.blob, s->auth.len);
+        x->auth_len = s->auth.len;
+    }
     x->revision = 1;
     x->compact_revision = -1;
     s->exports_open++;
@@ -120,6 +127,10 @@ size_t mvcc_export_leases(const mv_export *x, const mv_lease_info **leases) {
     return x->n_leases;
 }
 
+mv_bytes mvcc_export_auth_state(const mv_export *x) {
+    return (mv_bytes){x->auth, x->auth_len};
+}
+
 void mvcc_export_end(mv_export *x) {
     if (!x) return;
     mvcc *s = x->s;
@@ -131,6 +142,7 @@ void mvcc_export_end(mv_export *x) {
         sio_close(x->files[i].fd);
     free(x->files);
     free(x->leases);
+    free(x->auth);
     free(x->buf);
     free(x);
 }
@@ -200,6 +212,11 @@ int mvcc_build_lease(mv_builder *b, int64_t id, int64_t ttl) {
     if (b->any_change) return build_fail(b, "leases must come before changes", b->rev);
     if (id == 0 || mvcc_lease_exists(b->s, id)) return build_fail(b, "lease id 0 or given twice", 0);
     return mvcc_lease_grant(b->s, id, ttl) == MV_OK ? 0 : build_fail(b, "lease grant refused", 0);
+}
+
+int mvcc_build_auth_state(mv_builder *b, const uint8_t *blob, size_t len) {
+    if (b->any_change) return build_fail(b, "the auth state must come before changes", b->rev);
+    return mvcc_auth_save(b->s, blob, len) == MV_OK ? 0 : build_fail(b, "auth state refused", 0);
 }
 
 static int start_revision(mv_builder *b, int64_t rev) {

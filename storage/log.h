@@ -17,6 +17,7 @@ enum log_record_type {
     LOG_LEASE_REVOKE = 5,
     LOG_COMPACT = 6,    /* revision compaction mark */
     LOG_CHECKPOINT = 7, /* index checkpoint (hint) */
+    LOG_AUTH = 8,       /* the whole auth state, as src/ encodes it; the last one counts */
 };
 
 /* A byte range inside one segment file: where a payload, or a part of it, lives. */

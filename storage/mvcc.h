@@ -57,6 +57,12 @@ typedef struct mv_range_req {
     int sort_order, sort_target;
     bool keys_only, count_only;
     int64_t min_mod_revision, max_mod_revision, min_create_revision, max_create_revision; /* 0 = off */
+    /* 0 = none. A budget for the result's memory, shared by every range of one call (a Txn's ranges
+     * fill one arena): a range whose keys and values would take the call's result past it reads no
+     * value, returns no kvs and sets too_large (count and more as usual). src/ answers
+     * RESOURCE_EXHAUSTED; a Txn's writes are applied all the same, as etcd's are when its reply is
+     * over gRPC's send limit. */
+    uint64_t max_bytes;
 } mv_range_req;
 
 typedef struct mv_put_req {
@@ -113,6 +119,7 @@ typedef struct mv_range_resp {
     size_t n_kvs;
     bool more;
     int64_t count;
+    bool too_large; /* over req.max_bytes: kvs left out */
 } mv_range_resp;
 
 typedef struct mv_put_resp {
@@ -262,6 +269,11 @@ uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size);
 /* Reads a whole file into a malloc'd buffer; NULL with err set on failure. */
 uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen);
 
+/* --- auth state (storage/auth_state.c): one opaque blob that src/ encodes, made durable by the
+ * commit as any write (its reply waits for it), kept across log compaction, exports and builds --- */
+mv_err mvcc_auth_save(mvcc *s, const uint8_t *blob, size_t len);
+mv_bytes mvcc_auth_state(const mvcc *s); /* empty if never saved */
+
 /* --- export and import, for snapshots in another format (etcd's): storage/export.c --- */
 /* One change of the history, as etcd's key bucket holds it. */
 typedef struct mv_change {
@@ -289,6 +301,7 @@ void mvcc_export_rewind(mv_export *x); /* back to the first change, for a second
 int64_t mvcc_export_revision(const mv_export *x);
 int64_t mvcc_export_compact_revision(const mv_export *x);
 size_t mvcc_export_leases(const mv_export *x, const mv_lease_info **leases);
+mv_bytes mvcc_export_auth_state(const mv_export *x); /* durable auth state, empty if none */
 void mvcc_export_end(mv_export *x);
 
 /* Builds a new data dir (missing or empty) from changes in (revision, sub-revision) order, leases
@@ -297,6 +310,7 @@ void mvcc_export_end(mv_export *x);
 typedef struct mv_builder mv_builder;
 mv_builder *mvcc_build_begin(const char *dir, int64_t compact_revision, char *err, size_t errlen);
 int mvcc_build_lease(mv_builder *b, int64_t id, int64_t ttl);
+int mvcc_build_auth_state(mv_builder *b, const uint8_t *blob, size_t len);
 int mvcc_build_change(mv_builder *b, const mv_change *c);
 /* 0, or -1 with err set. Frees b either way; after a failure the dir holds a partial store. */
 int mvcc_build_finish(mv_builder *b, char *err, size_t errlen);

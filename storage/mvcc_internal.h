@@ -45,6 +45,11 @@ struct mvcc {
     uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
     uint64_t bytes_after_compaction;   /* log size when the last run ended: a run needs growth past it */
+    struct auth_blob {
+        uint8_t *blob;
+        size_t len;
+        log_place place; /* of its record: the only one log compaction copies forward */
+    } auth;
     int exports_open;                  /* while > 0, revision compaction of the index waits */
     int64_t deferred_compaction;       /* the revision it waits to compact at, 0 if none */
     bptree *leases;                    /* 8-byte big-endian id -> struct lease */
@@ -98,6 +103,12 @@ void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to);
 /* Log bytes of a lease grant record, counted as live while the lease is granted. */
 #define LEASE_RECORD_BYTES (24u + 16u)
 #define COMPACT_RECORD_BYTES (24u + 8u)
+
+/* auth_state.c */
+int replay_auth_record(mvcc *s, const uint8_t *payload, size_t len, log_place where);
+bool auth_record_is_live(const mvcc *s, log_place where);
+void auth_record_moved(mvcc *s, log_place from, log_place to);
+void auth_state_free(mvcc *s);
 
 /* export.c: leases whose grant is durable, for an export. */
 size_t durable_leases(const mvcc *s, mv_lease_info **out);

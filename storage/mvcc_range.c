@@ -54,7 +54,14 @@ typedef struct gather {
     candidate *items;
     size_t n, cap, wanted; /* wanted: stop keeping after this many (0 = keep all) */
     int64_t count;
+    bool over; /* the candidates alone passed req->max_bytes: keep counting, keep nothing more */
 } gather;
+
+/* What the arena will hold for one key-value returned: key, value and mv_kv, each rounded up. */
+static uint64_t kv_bytes(const mv_range_req *r, mv_bytes key, const rev_entry *e) {
+    uint64_t n = (key.len + 16) + sizeof(mv_kv) + 16;
+    return r->keys_only ? n : n + e->value.length + 16;
+}
 
 static bool passes_filters(const mv_range_req *r, const rev_entry *e) {
     if (r->max_mod_revision && e->main_rev > r->max_mod_revision) return false;
@@ -70,6 +77,11 @@ static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     if (g->req->count_only) return true;
     if (g->wanted && g->n >= g->wanted) return true; /* keep counting */
     if (!passes_filters(g->req, e)) return true;
+    if (g->over) return true;
+    if (g->req->max_bytes && (g->n + 1) * sizeof(candidate) > g->req->max_bytes) {
+        g->over = true;
+        return true;
+    }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 16;
         g->items = xrealloc(g->items, g->cap * sizeof *g->items);
@@ -144,17 +156,35 @@ static bool fetch_all_first(const mv_range_req *r) {
            r->max_mod_revision || r->min_create_revision || r->max_create_revision;
 }
 
+/* Whether reading the values (all of them to sort by value, else the first n) and copying the
+ * keys would take the call's arena past r->max_bytes. Counted from the index, before any read. */
+static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const mv_arena *a) {
+    if (!r->max_bytes) return false;
+    if (g->over) return true;
+    uint64_t need = arena_bytes(a);
+    if (r->sort_target == MV_SORT_VALUE)
+        for (size_t i = 0; i < g->n; i++)
+            need += g->items[i].entry->value.length + 16;
+    for (size_t i = 0; i < n && need <= r->max_bytes; i++)
+        need += kv_bytes(r, g->items[i].key, g->items[i].entry);
+    return need > r->max_bytes;
+}
+
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
     gather g = {.req = r};
     if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, &g);
-    sort_candidates(s, &g, a);
     size_t n = g.n;
     if (r->limit > 0 && n > (size_t)r->limit) {
         n = (size_t)r->limit;
         out->more = true;
     }
     out->count = g.count;
+    if (over_budget(r, &g, n, a)) {
+        out->too_large = true;
+        n = g.n = 0;
+    }
+    sort_candidates(s, &g, a);
     out->n_kvs = n;
     out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
     for (size_t i = 0; i < n; i++) {

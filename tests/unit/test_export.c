@@ -88,6 +88,8 @@ static void export_into(const char *to) {
     size_t n = mvcc_export_leases(x, &leases);
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(mvcc_build_lease(b, leases[i].id, leases[i].ttl), 0);
+    mv_bytes auth = mvcc_export_auth_state(x);
+    if (auth.len) ck_assert_int_eq(mvcc_build_auth_state(b, auth.data, auth.len), 0);
     mvcc_export_rewind(x);
     while ((rc = mvcc_export_next(x, &c)) == 1)
         ck_assert_msg(mvcc_build_change(b, &c) == 0, "%s", mvcc_build_error(b));
@@ -162,6 +164,47 @@ START_TEST(test_build_refuses_disorder) {
 }
 END_TEST
 
+static void defragment(void) {
+    ck_assert_int_eq(mvcc_commit(st), 0);
+    mvcc_log_compaction_start(st, true);
+    int rc;
+    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
+        ck_assert_int_eq(mvcc_commit(st), 0);
+    ck_assert_int_eq(rc, 0);
+}
+
+static bool auth_is(mvcc *s, const char *want) {
+    mv_bytes b = mvcc_auth_state(s);
+    return b.len == strlen(want) && memcmp(b.data, want, b.len) == 0;
+}
+
+/* The auth state: the last save counts, across log compaction (which keeps only it), restarts and
+ * an export into a new store. */
+START_TEST(test_auth_state_kept) {
+    char old[600];
+    memset(old, 'o', sizeof old - 1);
+    old[sizeof old - 1] = 0;
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)old, strlen(old)), MV_OK);
+    ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)"users:root", 10), MV_OK);
+    put("k", "v", 0);
+    uint64_t before = mvcc_db_size(st);
+    defragment();
+    ck_assert_msg(mvcc_db_size(st) < 1024, "%lu -> %lu bytes", (unsigned long)before,
+                  (unsigned long)mvcc_db_size(st));
+    ck_assert(auth_is(st, "users:root"));
+    reopen();
+    ck_assert(auth_is(st, "users:root"));
+    export_into(built);
+    char err[256];
+    mvcc_options o = {.fsync = true};
+    mvcc *copy = mvcc_open(built, &o, err, sizeof err);
+    ck_assert_msg(copy != NULL, "%s", err);
+    ck_assert(auth_is(copy, "users:root"));
+    mvcc_close(copy);
+}
+END_TEST
+
 Suite *export_suite(void) {
     Suite *s = suite_create("export");
     TCase *tc = tcase_create("round trip");
@@ -169,6 +212,7 @@ Suite *export_suite(void) {
     tcase_add_test(tc, test_export_and_build_round_trip);
     tcase_add_test(tc, test_compact_waits_for_export);
     tcase_add_test(tc, test_build_refuses_disorder);
+    tcase_add_test(tc, test_auth_state_kept);
     suite_add_tcase(s, tc);
     return s;
 }
