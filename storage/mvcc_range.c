@@ -1,8 +1,8 @@
 /* mvcc_range.c: Range at a revision with etcd's rules for range_end, limit, more, count, the
  * revision filters and sorting. The candidates are gathered first; values are read last, only for
  * the keys actually returned. */
-#include "mvcc_internal.h"
 #include "alloc.h"
+#include "mvcc_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -156,16 +156,15 @@ static bool fetch_all_first(const mv_range_req *r) {
            r->max_mod_revision || r->min_create_revision || r->max_create_revision;
 }
 
-/* Whether reading the values (all of them to sort by value, else the first n) and copying the
- * keys would take the call's arena past r->max_bytes. Counted from the index, before any read. */
-static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const mv_arena *a) {
+/* Whether sorting by value (which reads every candidate's value), or else copying the first n keys
+ * and values, would take the call's arena past r->max_bytes. Counted from the index, before reading. */
+static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const mv_arena *a, bool sorting) {
     if (!r->max_bytes) return false;
     if (g->over) return true;
     uint64_t need = arena_bytes(a);
-    if (r->sort_target == MV_SORT_VALUE)
-        for (size_t i = 0; i < g->n; i++)
-            need += g->items[i].entry->value.length + 16;
-    for (size_t i = 0; i < n && need <= r->max_bytes; i++)
+    for (size_t i = 0; sorting && i < g->n && need <= r->max_bytes; i++)
+        need += g->items[i].entry->value.length + 16;
+    for (size_t i = 0; !sorting && i < n && need <= r->max_bytes; i++)
         need += kv_bytes(r, g->items[i].key, g->items[i].entry);
     return need > r->max_bytes;
 }
@@ -174,17 +173,19 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
     gather g = {.req = r};
     if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, &g);
+    out->too_large = over_budget(r, &g, 0, a, r->sort_target == MV_SORT_VALUE);
+    if (out->too_large) g.n = 0;
+    sort_candidates(s, &g, a);
     size_t n = g.n;
     if (r->limit > 0 && n > (size_t)r->limit) {
         n = (size_t)r->limit;
         out->more = true;
     }
     out->count = g.count;
-    if (over_budget(r, &g, n, a)) {
+    if (!out->too_large && over_budget(r, &g, n, a, false)) {
         out->too_large = true;
-        n = g.n = 0;
+        n = 0;
     }
-    sort_candidates(s, &g, a);
     out->n_kvs = n;
     out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
     for (size_t i = 0; i < n; i++) {

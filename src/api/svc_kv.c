@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "alloc.h"
+#include "budget.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,6 +362,7 @@ static void range_from_pb(mv_range_req *out, const Etcdserverpb__RangeRequest *r
         .max_mod_revision = r->max_mod_revision,
         .min_create_revision = r->min_create_revision,
         .max_create_revision = r->max_create_revision,
+        .max_bytes = reply_budget(),
     };
 }
 
@@ -606,6 +608,21 @@ static bool store_failed(const reply_sink *out, const mv_result *res) {
     return true;
 }
 
+/* A range of the result left its kvs out: the reply would pass the request's budget (budget.h). */
+static bool txn_too_large(const mv_txn_resp *t) {
+    for (size_t i = 0; t && i < t->n_responses; i++) {
+        const mv_op_resp *r = &t->responses[i];
+        if (r->type == MV_OP_RANGE && r->u.range.too_large) return true;
+        if (r->type == MV_OP_TXN && txn_too_large(r->u.txn)) return true;
+    }
+    return false;
+}
+
+static bool over_budget(const reply_sink *out, bool too_large) {
+    if (too_large) out->fail(out->ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
+    return too_large;
+}
+
 void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__RangeRequest *req = (const Etcdserverpb__RangeRequest *)msg;
@@ -615,7 +632,7 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
     range_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_range(g_store, &mreq, &res);
-    if (!store_failed(out, &res)) {
+    if (!store_failed(out, &res) && !over_budget(out, res.resp.u.range.too_large)) {
         alloc_list mem = {0};
         Etcdserverpb__ResponseHeader hdr;
         Etcdserverpb__RangeResponse resp = ETCDSERVERPB__RANGE_RESPONSE__INIT;
@@ -711,7 +728,8 @@ void kv_txn_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out)
     mv_txn_req *mreq = txn_from_pb(&mem, req);
     mv_result res = {0};
     mvcc_txn(g_store, mreq, &res);
-    if (!store_failed(out, &res)) reply_txn(out, &mem, mreq, &res);
+    if (!store_failed(out, &res) && !over_budget(out, txn_too_large(res.resp.u.txn)))
+        reply_txn(out, &mem, mreq, &res);
     mv_result_free(&res);
     list_free(&mem);
 }

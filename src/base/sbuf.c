@@ -29,6 +29,12 @@ void sbuf_append(sbuf *b, const void *p, size_t n) {
     b->len += n;
 }
 
+uint8_t *sbuf_extend(sbuf *b, size_t n) {
+    sbuf_reserve(b, n);
+    b->len += n;
+    return b->data + b->len - n;
+}
+
 void sbuf_consume(sbuf *b, size_t n) {
     b->off += n;
     if (b->off < b->len) return;

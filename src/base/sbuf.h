@@ -13,6 +13,8 @@ typedef struct sbuf {
 } sbuf;
 
 void sbuf_append(sbuf *b, const void *p, size_t n);
+/* Appends n bytes left for the caller to fill; returns where they start. */
+uint8_t *sbuf_extend(sbuf *b, size_t n);
 void sbuf_consume(sbuf *b, size_t n);
 void sbuf_free(sbuf *b);
 static inline size_t sbuf_size(const sbuf *b) {
