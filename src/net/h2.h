@@ -21,6 +21,11 @@ int h2_conn_produce(h2_conn *h, size_t limit);
 bool h2_conn_done(const h2_conn *h);
 /* Queues GOAWAY(NO_ERROR) for a clean shutdown. */
 void h2_conn_goaway(h2_conn *h);
+/* Reply bytes held in the calls of every HTTP/2 connection (the reply budget's pool, budget.h). */
+size_t h2_held_total(void);
+/* True while the connection has requests it has not run yet (its turn budget was spent, or its
+ * client reads no replies): the connection should read no more until they ran. */
+bool h2_conn_backlogged(const h2_conn *h);
 /* Ends every open call (their on_close runs) and frees the session. */
 void h2_conn_free(h2_conn *h);
 

@@ -7,12 +7,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include "budget.h"
 #include "config.h"
+#include "h2.h"
 #include "http1.h"
 #include "http_api.h"
 
 #define MAX_HEAD (64 * 1024)
 #define MAX_PATH_LEN 2048
+/* Pipelined requests wait while this much of the connection's output is unsent (server.c resumes
+ * reading below its OUT_LOW, the same 1 MiB). */
+#define HELD_MAX (1u << 20)
 
 typedef struct http1_request {
     char method[16];
@@ -201,8 +206,12 @@ static uint64_t max_body(void) {
     return g_config.max_request_bytes + 512 * 1024;
 }
 
+bool http1_held(const conn *c, const sbuf *in) {
+    return sbuf_size(in) > 0 && conn_unsent(c) >= HELD_MAX;
+}
+
 int http1_conn_recv(conn *c, sbuf *in) {
-    while (sbuf_size(in) > 0) {
+    while (sbuf_size(in) > 0 && !http1_held(c, in)) {
         const uint8_t *start = sbuf_head(in);
         size_t have = sbuf_size(in);
         const uint8_t *head_end = find_head_end(start, have < MAX_HEAD ? have : MAX_HEAD);
@@ -223,6 +232,7 @@ int http1_conn_recv(conn *c, sbuf *in) {
         req.body = head_end;
         req.body_len = (size_t)body_len;
         http1_response resp = {0};
+        reply_budget_begin(h2_held_total());
         dispatch(&req, &resp);
         send_response(c, &resp, req.keep_alive);
         sbuf_consume(in, head_len + (size_t)body_len);

@@ -5,8 +5,11 @@
 
 #include "server.h"
 
-/* Serves every complete request in in (consuming it), queuing replies on c.
+/* Serves the complete requests in in (consuming them), queuing replies on c, until the replies
+ * held reach 1 MiB: the rest wait (pipelining is bounded), and so should reading (http1_held).
  * Returns 0 to keep the connection, -1 to close it once the replies are written. */
 int http1_conn_recv(conn *c, sbuf *in);
+/* True while requests in in wait for c's replies to leave: read no more until they do. */
+bool http1_held(const conn *c, const sbuf *in);
 
 #endif

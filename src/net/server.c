@@ -176,15 +176,25 @@ void conn_close_when_flushed(conn *c) {
     conn_mark_dirty(c);
 }
 
+/* Requests read but not run yet: HTTP/2 calls left for a later turn, or pipelined HTTP/1 requests
+ * waiting for the replies before them to leave (h2_input.c, http1.c). Reading waits for them. */
+static bool input_held(const conn *c) {
+    if (c->h2) return h2_conn_backlogged(c->h2);
+    return c->proto == PROTO_HTTP1 && http1_held(c, &c->in);
+}
+
 static void update_read_pause(conn *c) {
     if (c->dead || c->closing) return;
     size_t unsent = conn_unsent(c);
-    if (!c->read_paused && unsent > OUT_HIGH) {
+    bool held = input_held(c);
+    if (!c->read_paused && (unsent > OUT_HIGH || held)) {
         c->read_paused = true;
         ev_io_stop(EV_DEFAULT_ & c->rio);
-    } else if (c->read_paused && unsent < OUT_LOW) {
+    } else if (c->read_paused && unsent < OUT_LOW && !held) {
         c->read_paused = false;
         ev_io_start(EV_DEFAULT_ & c->rio);
+        if (c->proto == PROTO_HTTP1 && sbuf_size(&c->in) && http1_conn_recv(c, &c->in) < 0)
+            conn_close_when_flushed(c);
     }
 }
 

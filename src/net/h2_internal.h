@@ -1,0 +1,75 @@
+/* h2_internal.h: what h2.c (sessions, callbacks, replies) and h2_input.c (requests: headers, gRPC
+ * framing, flow-control credit and the per-turn run queue) share about a connection and its calls.
+ * Private to those two files. */
+#ifndef CETCD_H2_INTERNAL_H
+#define CETCD_H2_INTERNAL_H
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+#include <stdbool.h>
+
+#include "h2.h"
+#include "rpc.h"
+#include "sbuf.h"
+
+/* A connection whose clients leave this many reply bytes unread stops running requests (they wait,
+ * unacknowledged by flow control) until the backlog falls under QUEUED_LOW. */
+#define QUEUED_HIGH (32u << 20)
+#define QUEUED_LOW (8u << 20)
+
+struct h2_conn {
+    nghttp2_session *session;
+    conn *conn;
+    rpc_call *calls;    /* every call whose stream is open */
+    size_t state_bytes; /* memory the open calls take (an estimate per call, plus their :path) */
+    size_t queued;      /* reply bytes held in calls, not yet taken by nghttp2 */
+    bool blocked;       /* queued went over QUEUED_HIGH: requests wait (see QUEUED_HIGH) */
+    ev_timer kick;      /* runs the ready calls on the next loop turn */
+    /* input, h2_input.c */
+    rpc_call *ready_head, *ready_tail; /* calls with a message or their end to run, oldest first */
+    size_t buffered;                   /* request bytes held in calls (sum of their in) */
+    size_t withheld;                   /* of those, bytes whose flow-control credit is not returned */
+    unsigned turn;                     /* the loop iteration whose work budget spent counts */
+    double spent;                      /* seconds of handler time this connection used in it */
+};
+
+struct rpc_call {
+    h2_conn *h;
+    int32_t stream_id;
+    const rpc_method *method;
+    char *path; /* :path as received (NUL-terminated) */
+    size_t path_len;
+    bool is_post, grpc_content_type;
+    char content_type[64];
+    char encoding[32];
+    double timeout; /* seconds; < 0 when the client sent none */
+    sbuf in;        /* request bytes not yet cut into messages */
+    sbuf out;       /* framed reply messages not yet taken by nghttp2 */
+    bool started;   /* response HEADERS submitted */
+    bool finished;  /* status decided; trailers follow the queued messages */
+    bool deferred;  /* nghttp2 is waiting for more output */
+    bool client_done, end_handled, closed;
+    bool ready;        /* in the connection's ready queue */
+    size_t unconsumed; /* request bytes whose credit is withheld (counted in h->withheld) */
+    int status;
+    char *message; /* percent-encoded grpc-message */
+    void *user;
+    ev_timer deadline;
+    rpc_call *prev, *next;
+    rpc_call *ready_next;
+};
+
+/* h2.c */
+void call_finish_http(rpc_call *call, int code, const char *message, const char *http_status);
+void call_notify_closed(rpc_call *call);
+
+/* h2_input.c */
+void input_headers_done(rpc_call *call); /* the request's HEADERS: pick the method or answer */
+void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen);
+void input_data(rpc_call *call, const uint8_t *data, size_t len);
+void input_end(rpc_call *call);    /* the client half-closed the stream */
+void input_forget(rpc_call *call); /* the call is being freed: its bytes and queue place go */
+void input_run(h2_conn *h);        /* runs ready calls within this turn's budget */
+bool input_backlogged(const h2_conn *h);
+
+#endif
