@@ -10,7 +10,7 @@ SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check)
 
-PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto
+PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto
 GEN_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 DEPS_OK := $(BUILD)/.deps-ok
@@ -107,7 +107,7 @@ UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
 	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c
-UNIT_api := tests/unit/test_lease_timers.c
+UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c
 UNIT_gateway := tests/unit/test_json.c tests/unit/test_pbjson.c
 # helpers a layer's tests link besides the tests (test_lifecycle.c includes crashfs.c itself)
 UNIT_HELPERS_storage := tests/unit/fixture.c

@@ -18,11 +18,12 @@
 #include "log_msg.h"
 #include "rpc.pb-c.h"
 #include "sha256.h"
+#include "snapshot_etcd.h"
 #include "store.h"
 
 #define DEFAULT_QUOTA_BYTES (2ull << 30) /* etcd's DefaultQuotaBytes */
 #define SNAP_CHUNK (64 * 1024)           /* etcd sends 32 KiB; bigger is fine for clients */
-#define SNAP_PAD 512                     /* etcdctl expects size % 512 == sha256 size */
+#define SNAP_PREPARE_US 3000             /* counting pass: work per loop turn */
 #define SNAP_PENDING_MAX (2u << 20)      /* send more only while the connection holds less */
 #define SNAP_TICK_BYTES (512 * 1024)     /* per loop turn, to keep turns short */
 #define SNAP_TICK_SECONDS 0.0005
@@ -228,14 +229,17 @@ void maint_defragment_closed(rpc_call *call) {
 
 /* ---------- Snapshot ---------- */
 
-/* The stream is the store's snapshot zero-padded to a multiple of 512 bytes, then a sha256 of all that
- * as the last message: etcd's framing, which etcdctl checks (size % 512 == 32). snapshot_file.c
- * verifies and strips it on restore. */
+/* The stream is the store as etcd's backend file (snapshot_etcd.c: a bbolt database, a multiple of
+ * 4096 bytes), then a sha256 of it as the last message: what etcd sends, so etcdctl snapshot status and
+ * restore take it (restore checks size % 512 == 32 and the hash). The database is made in two passes
+ * over a fixed view of the store: the first counts its pages (a few ms a loop turn; the client waits
+ * for the first byte), the second writes them as the client drains the stream. */
 
 typedef struct snap_stream {
     rpc_call *call;
-    mv_snapshot *sn;
-    uint64_t data_size, total, sent; /* total: data_size padded to SNAP_PAD */
+    etcd_snap *es;
+    bool preparing;
+    uint64_t total, sent; /* total: the database's bytes */
     sha256_ctx sha;
     ev_timer tick;
     bool finished;
@@ -243,8 +247,8 @@ typedef struct snap_stream {
 
 static void snap_release(snap_stream *s) {
     ev_timer_stop(EV_DEFAULT_ & s->tick);
-    mvcc_snapshot_end(s->sn);
-    s->sn = NULL;
+    etcd_snap_end(s->es);
+    s->es = NULL;
 }
 
 static void snap_fail(snap_stream *s, const char *why) {
@@ -254,15 +258,14 @@ static void snap_fail(snap_stream *s, const char *why) {
     rpc_finish(s->call, GRPC_UNKNOWN, why);
 }
 
-/* Fills buf with the next n bytes of the stream body (snapshot data, then zero padding). */
+/* Fills buf with the next n bytes of the database. */
 static bool snap_fill(snap_stream *s, uint8_t *buf, size_t n) {
     size_t got = 0;
-    while (got < n && s->sent + got < s->data_size) {
-        long r = mvcc_snapshot_read(s->sn, buf + got, n - got);
+    while (got < n) {
+        long r = etcd_snap_read(s->es, buf + got, n - got);
         if (r <= 0) return false;
         got += (size_t)r;
     }
-    memset(buf + got, 0, n - got);
     return true;
 }
 
@@ -286,6 +289,15 @@ static void snap_finish(snap_stream *s) {
 static void snap_tick(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)revents;
     snap_stream *s = t->data;
+    if (s->preparing) {
+        int rc = etcd_snap_prepare(s->es, SNAP_PREPARE_US);
+        if (rc < 0) return snap_fail(s, "cetcd: reading the store for the snapshot failed");
+        if (rc > 0) return;
+        s->preparing = false;
+        s->total = etcd_snap_size(s->es);
+        log_msg(LOG_INFO, "sending database snapshot to client (%" PRIu64 " bytes, revision %" PRId64 ")",
+                s->total, etcd_snap_revision(s->es));
+    }
     static uint8_t buf[SNAP_CHUNK];
     for (size_t sent_now = 0; sent_now < SNAP_TICK_BYTES && s->sent < s->total; sent_now += SNAP_CHUNK) {
         if (rpc_pending_bytes(s->call) > SNAP_PENDING_MAX) return;
@@ -293,7 +305,7 @@ static void snap_tick(EV_P_ ev_timer *t, int revents) {
         if (!snap_fill(s, buf, n)) return snap_fail(s, "cetcd: reading the snapshot failed");
         sha256_update(&s->sha, buf, n);
         s->sent += n;
-        snap_send(s, buf, n, s->total - s->sent);
+        snap_send(s, buf, n, s->total - s->sent); /* as etcd: the database bytes still to come */
     }
     if (s->sent == s->total && rpc_pending_bytes(s->call) <= SNAP_PENDING_MAX) snap_finish(s);
 }
@@ -306,19 +318,17 @@ void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len) {
     etcdserverpb__snapshot_request__free_unpacked(req, NULL);
     if (rpc_user(call)) return; /* one request per call */
     char err[256] = "";
-    mv_snapshot *sn = mvcc_snapshot_begin(g_store, err, sizeof err);
-    if (!sn) return rpc_finish(call, GRPC_UNKNOWN, err);
+    etcd_snap *es = etcd_snap_begin(g_store, err, sizeof err);
+    if (!es) return rpc_finish(call, GRPC_UNKNOWN, err);
     snap_stream *s = xcalloc(1, sizeof *s);
     s->call = call;
-    s->sn = sn;
-    s->data_size = mvcc_snapshot_size(sn);
-    s->total = (s->data_size + SNAP_PAD - 1) / SNAP_PAD * SNAP_PAD;
+    s->es = es;
+    s->preparing = true;
     sha256_init(&s->sha);
     ev_timer_init(&s->tick, snap_tick, 0., SNAP_TICK_SECONDS);
     s->tick.data = s;
     ev_timer_start(EV_DEFAULT_ & s->tick);
     rpc_set_user(call, s);
-    log_msg(LOG_INFO, "sending database snapshot to client (%" PRIu64 " bytes)", s->total);
 }
 
 void maint_snapshot_closed(rpc_call *call) {
