@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "mvcc_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,76 @@ static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const 
     return need > r->max_bytes;
 }
 
+/* --- reading the values of a result: neighbours in the log in one read --- */
+
+#define RUN_MAX_BYTES (1u << 20)
+#define RUN_MAX_GAP 4096u
+
+typedef struct value_ref {
+    const rev_entry *e;
+    mv_bytes *out;
+} value_ref;
+
+static int by_place(const void *x, const void *y) {
+    const log_place *a = &((const value_ref *)x)->e->value, *b = &((const value_ref *)y)->e->value;
+    if (a->segment != b->segment) return a->segment < b->segment ? -1 : 1;
+    return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+/* How many refs from i on one read can serve: same segment, small gaps (never more gap than
+ * value bytes, so the arena holds at most twice the values), at most RUN_MAX_BYTES. */
+static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes) {
+    const log_place *first = &v[i].e->value;
+    uint64_t end = first->offset + first->length, values = first->length, gaps = 0;
+    size_t j = i + 1;
+    for (; j < n; j++) {
+        const log_place *p = &v[j].e->value;
+        if (p->segment != first->segment || p->offset < end) break;
+        uint64_t gap = p->offset - end;
+        if (gap > RUN_MAX_GAP || gaps + gap > values + p->length) break;
+        if (p->offset + p->length - first->offset > RUN_MAX_BYTES) break;
+        gaps += gap;
+        values += p->length;
+        end = p->offset + p->length;
+    }
+    *bytes = end - first->offset;
+    return j - i;
+}
+
+static void read_run(mvcc *s, value_ref *v, size_t n, uint64_t bytes, mv_arena *a) {
+    log_place run = {.segment = v[0].e->value.segment, .offset = v[0].e->value.offset, .length = (uint32_t)bytes};
+    uint8_t *buf = arena_alloc(a, bytes);
+    int rc = n > 1 ? log_read(s->log, run, buf) : -EINVAL;
+    for (size_t k = 0; k < n; k++) {
+        if (rc == 0)
+            *v[k].out = (mv_bytes){buf + (v[k].e->value.offset - run.offset), v[k].e->value.length};
+        else /* one value, or a run that crosses into the batch in flight: one read each */
+            *v[k].out = read_value(s, v[k].e, a);
+    }
+}
+
+/* Fills out[i] with the value of each candidate, reading neighbours in the log with one pread. */
+static void read_values(mvcc *s, candidate *c, size_t n, mv_kv *out, mv_arena *a) {
+    value_ref *v = xmalloc((n ? n : 1) * sizeof *v);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].value.data)
+            out[i].value = c[i].value;
+        else if ((c[i].entry->flags & REV_PENDING) || c[i].entry->value.length == 0)
+            out[i].value = read_value(s, c[i].entry, a);
+        else
+            v[m++] = (value_ref){c[i].entry, &out[i].value};
+    }
+    qsort(v, m, sizeof *v, by_place);
+    for (size_t i = 0; i < m;) {
+        uint64_t bytes;
+        size_t k = run_length(v, m, i, &bytes);
+        read_run(s, v + i, k, bytes, a);
+        i += k;
+    }
+    free(v);
+}
+
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
     gather g = {.req = r};
     if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
@@ -188,10 +259,8 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
     }
     out->n_kvs = n;
     out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
-    for (size_t i = 0; i < n; i++) {
-        candidate *c = &g.items[i];
-        fill_kv(s, &out->kvs[i], c->key, c->entry, false, a);
-        if (!r->keys_only) out->kvs[i].value = c->value.data ? c->value : read_value(s, c->entry, a);
-    }
+    for (size_t i = 0; i < n; i++)
+        fill_kv(s, &out->kvs[i], g.items[i].key, g.items[i].entry, false, a);
+    if (!r->keys_only) read_values(s, g.items, n, out->kvs, a);
     free(g.items);
 }
