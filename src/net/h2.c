@@ -18,7 +18,6 @@
 /* etcd's --max-concurrent-streams default (embed.DefaultMaxConcurrentStreams, math.MaxUint32):
  * advertised as etcd does; what open calls may take is bounded by CALL_STATE_BUDGET instead. */
 #define MAX_STREAMS 0xffffffffu
-#define CALL_STATE_BUDGET (16u << 20)              /* past it, new streams are refused (REFUSED_STREAM) */
 #define CALL_STATE_BYTES (sizeof(rpc_call) + 1024) /* a call and nghttp2's stream, estimated */
 #define RESET_BURST 100000                         /* incoming RST_STREAM budget, and its refill per second */
 #define RESET_RATE 100000

@@ -23,8 +23,8 @@ bool h2_conn_done(const h2_conn *h);
 void h2_conn_goaway(h2_conn *h);
 /* Reply bytes held in the calls of every HTTP/2 connection (the reply budget's pool, budget.h). */
 size_t h2_held_total(void);
-/* True while the connection has requests it has not run yet (its turn budget was spent, or its
- * client reads no replies): the connection should read no more until they ran. */
+/* True while the connection should read no more: its client reads no replies, or the requests left
+ * for later turns (its turn budget was spent) take half of what its calls may take. */
 bool h2_conn_backlogged(const h2_conn *h);
 /* Ends every open call (their on_close runs) and frees the session. */
 void h2_conn_free(h2_conn *h);

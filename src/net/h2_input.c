@@ -352,6 +352,8 @@ void input_run(h2_conn *h) {
     conn_mark_dirty(h->conn);
 }
 
+/* Reading goes on while calls wait for their turn, so that a RST_STREAM behind them is seen before
+ * they run, until the waiting calls take half the call state budget. */
 bool input_backlogged(const h2_conn *h) {
-    return h->ready_head != NULL || h->blocked;
+    return h->blocked || (h->ready_head != NULL && h->state_bytes > CALL_STATE_BUDGET / 2);
 }

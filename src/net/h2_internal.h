@@ -16,6 +16,9 @@
  * unacknowledged by flow control) until the backlog falls under QUEUED_LOW. */
 #define QUEUED_HIGH (32u << 20)
 #define QUEUED_LOW (8u << 20)
+/* Past this much memory in open calls, new streams are refused (REFUSED_STREAM); past half of it,
+ * with calls waiting for a turn, the connection is not read until they ran. */
+#define CALL_STATE_BUDGET (16u << 20)
 
 struct h2_conn {
     nghttp2_session *session;
