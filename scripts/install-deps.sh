@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libev-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
       libxxhash-dev check etcd-client etcd-server python3 python3-etcd3 python3-h2 curl jq procps
-      golang-go golang-etcd-server-dev"
+      golang-go golang-etcd-server-dev clang libclang-rt-14-dev llvm"
 need=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"

@@ -1,0 +1,55 @@
+/* fuzz_http1.c: libFuzzer target for HTTP/1.1 and the JSON gateway. Input: [mode][bytes].
+ * mode < 0x80: the bytes are what a client sends on a connection, served by the real server over a
+ * socketpair, mode bytes per read (0: all at once), so that requests are cut anywhere.
+ * mode >= 0x80: the bytes are a JSON body POSTed to gateway route (mode & 0x7f), handed straight to
+ * http_api_serve (no socket), so that the fuzzer spends its time in json.c and pbjson.c (a streaming
+ * route's stream is closed at once, as when its client goes). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_server.h"
+#include "http_api.h"
+
+static const char *const routes[] = {
+    "/v3/kv/range",
+    "/v3/kv/put",
+    "/v3/kv/deleterange",
+    "/v3/kv/txn",
+    "/v3/kv/compaction",
+    "/v3/maintenance/status",
+    "/v3/maintenance/alarm",
+    "/v3/maintenance/hash",
+    "/v3/maintenance/hashkv",
+    "/v3/maintenance/transfer-leadership",
+    "/v3/cluster/member/list",
+    "/v3/cluster/member/add",
+    "/v3/cluster/member/remove",
+    "/v3/cluster/member/update",
+    "/v3/cluster/member/promote",
+    "/v3/lease/grant",
+    "/v3/watch",
+    "/health",
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    fz_server_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    if (data[0] < 0x80) {
+        fz_serve(data + 1, size - 1, data[0]);
+        return 0;
+    }
+    http_api_req req = {"POST", routes[(data[0] & 0x7f) % N_ROUTES], "", data + 1, size - 1};
+    http_api_resp resp = {0};
+    http_api_serve(&req, &resp);
+    if (resp.stream) http_api_stream_closed(resp.stream); /* as if the client went at once */
+    sbuf_free(&resp.body);
+    fz_finish_input();
+    return 0;
+}
