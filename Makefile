@@ -219,7 +219,8 @@ fuzz: $(FUZZ_BINS)
 fuzz-smoke: $(FUZZ_BINS)
 	@for t in $(FUZZ_TARGETS); do \
 		rm -rf $(BUILD)/fuzz/work/$$t && mkdir -p $(BUILD)/fuzz/work/$$t && start=$$(date +%s.%N) && \
-		FUZZ_SKIP_KNOWN=1 $(BUILD)/fuzz/fuzz_$$t $(FUZZ_OPTS) -seed=1 -runs=$(FUZZ_RUNS) \
+		dict=$$([ -f tests/fuzz/$$t.dict ] && echo -dict=tests/fuzz/$$t.dict); \
+		FUZZ_SKIP_KNOWN=1 $(BUILD)/fuzz/fuzz_$$t $(FUZZ_OPTS) $$dict -seed=1 -runs=$(FUZZ_RUNS) \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/work/$$t- \
 			$(BUILD)/fuzz/work/$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/work/$$t.log 2>&1; \
 		st=$$?; \
@@ -232,7 +233,8 @@ fuzz-smoke: $(FUZZ_BINS)
 T ?= h2
 fuzz-run: $(BUILD)/fuzz/fuzz_$(T)
 	@mkdir -p $(BUILD)/fuzz/work/$(T) tests/fuzz/crashes
-	nice $(BUILD)/fuzz/fuzz_$(T) $(FUZZ_OPTS) -jobs=1 -artifact_prefix=tests/fuzz/crashes/$(T)- $(FUZZ_ARGS) \
+	FUZZ_SKIP_KNOWN=1 nice $(BUILD)/fuzz/fuzz_$(T) $(FUZZ_OPTS) $(if $(wildcard tests/fuzz/$(T).dict),-dict=tests/fuzz/$(T).dict) \
+		-artifact_prefix=tests/fuzz/crashes/$(T)- $(FUZZ_ARGS) \
 		$(BUILD)/fuzz/work/$(T) tests/fuzz/corpus/$(T)
 
 layers:

@@ -62,9 +62,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* Open bugs, reported with a reproducer in tests/fuzz/crashes/, that long runs step around so as to
- * look for others; make fuzz-smoke and reproductions do not skip them. A record whose revision jumps
- * far ahead makes replay size its revision table by the jump (crashes/log-revision-jump-oom). */
-static bool known_bug(const uint8_t *p, size_t len) {
+ * look for others (FUZZ_SKIP_KNOWN); reproductions do not skip them.
+ * - A record whose revision jumps far ahead makes replay size its revision table by the jump
+ *   (crashes/log-revision-jump-oom).
+ * - A segment standing for the last possible id (header's covers, or the file's id, UINT32_MAX) opens,
+ *   and the first write aborts: "segment ids exhausted" (crashes/log-covers-max-abort). */
+static bool known_bug(uint32_t id, const uint8_t *p, size_t len) {
+    if (id == UINT32_MAX || (len >= SEG_HDR_BYTES && le_u32(p + SEG_COVERS_AT) == UINT32_MAX)) return true;
     for (size_t off = SEG_HDR_BYTES; off + REC_HDR_BYTES <= len;) {
         uint32_t plen = le_u32(p + off);
         int64_t rev = le_i64(p + off + 8);
@@ -92,6 +96,10 @@ static void fix_manifest(uint8_t *p, size_t len) {
     if (len >= 8) le_put(p + len - 8, XXH3_64bits(p, len - 8), 8);
 }
 
+static uint32_t segment_id(uint8_t kind) {
+    return kind < 240 ? kind : kind < 248 ? special_ids[kind - 240] : kind >= 250 ? 1000u + (kind - 250u) : 1;
+}
+
 static void file_name(char *out, size_t cap, uint8_t kind) {
     if (kind == 0)
         snprintf(out, cap, "MANIFEST");
@@ -99,10 +107,8 @@ static void file_name(char *out, size_t cap, uint8_t kind) {
         snprintf(out, cap, "0000000000000001.log.rewrite");
     else if (kind == 249)
         snprintf(out, cap, "MANIFEST.tmp");
-    else {
-        uint32_t id = kind < 240 ? kind : kind < 248 ? special_ids[kind - 240] : 1000u + (kind - 250u);
-        snprintf(out, cap, "%016" PRIu32 ".log", id);
-    }
+    else
+        snprintf(out, cap, "%016" PRIu32 ".log", segment_id(kind));
 }
 
 /* Writes the input's files; false if one of them hits a known bug and those are skipped. */
@@ -119,7 +125,7 @@ static bool write_files(const uint8_t *data, size_t size, uint8_t flags) {
         off += len;
         if ((flags & 1) && kind != 0 && kind != 249) fix_records(buf, len);
         if ((flags & 2) && (kind == 0 || kind == 249)) fix_manifest(buf, len);
-        if (skip_known && kind != 0 && kind != 249 && known_bug(buf, len)) return false;
+        if (skip_known && kind != 0 && kind != 249 && known_bug(segment_id(kind), buf, len)) return false;
         char name[64], path[400];
         file_name(name, sizeof name, kind);
         snprintf(path, sizeof path, "%s/%s", data_dir, name);
