@@ -1,11 +1,14 @@
-/* main.c: starts cetcd: flags → config and cluster identity → the store → listeners → the loop.
- * SIGTERM and SIGINT stop the loop cleanly: the pending batch is committed and connections told
- * goodbye before the store closes. */
+/* main.c: starts cetcd: flags → config and cluster identity → descriptors → the store → listeners →
+ * the loop. SIGTERM and SIGINT stop the loop cleanly: the pending batch is committed and connections
+ * told goodbye before the store closes. */
+#include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "commit.h"
 #include "compaction_driver.h"
@@ -14,6 +17,7 @@
 #include "log_msg.h"
 #include "server.h"
 #include "snapshot_file.h"
+#include "storage_io.h"
 #include "store.h"
 #include "svc_lease.h"
 #include "svc_watch.h"
@@ -35,6 +39,49 @@ static void derive_identity(config *cfg) {
     cfg->member_id = member ? member : 1;
     cfg->cluster_id = cluster ? cluster : 1;
     cfg->raft_term = 2;
+}
+
+#define DEFAULT_MAX_CONNECTIONS 10000
+#define FD_RESERVE_MIN 128 /* descriptors kept for the log's segments and the rest of the server */
+
+/* Go raises the soft descriptor limit to the hard one at start, so etcd runs with it; so does cetcd.
+ * Returns the limit in force. */
+static uint64_t raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
+/* --max-connections 0: the descriptor limit less a reserve (an eighth, at least 128, at most half),
+ * and at most DEFAULT_MAX_CONNECTIONS. An explicit value above that is kept, with a warning. */
+static void size_connections(uint64_t fd_limit) {
+    uint64_t reserve = fd_limit / 8 > FD_RESERVE_MIN ? fd_limit / 8 : FD_RESERVE_MIN;
+    if (reserve > fd_limit / 2) reserve = fd_limit / 2;
+    uint64_t fit = fd_limit - reserve;
+    if (!fit) fit = 1;
+    bool derived = !g_config.max_connections;
+    if (derived) g_config.max_connections = fit < DEFAULT_MAX_CONNECTIONS ? fit : DEFAULT_MAX_CONNECTIONS;
+    log_msg(LOG_INFO, "at most %llu client connections at once (--max-connections%s; descriptor limit %llu)",
+            (unsigned long long)g_config.max_connections, derived ? " default" : "",
+            (unsigned long long)fd_limit);
+    if (g_config.max_connections > fit)
+        log_msg(LOG_WARN,
+                "--max-connections %llu is above what the descriptor limit %llu leaves after a reserve of "
+                "%llu; past that, new connections are closed on arrival",
+                (unsigned long long)g_config.max_connections, (unsigned long long)fd_limit,
+                (unsigned long long)reserve);
+}
+
+/* The log opens its files through this: at EMFILE the server's spare descriptors make room. */
+static int open_with_reserve(int dirfd, const char *name, int flags, mode_t mode) {
+    int fd = openat(dirfd, name, flags, mode);
+    while (fd < 0 && (errno == EMFILE || errno == ENFILE) && server_release_reserve())
+        fd = openat(dirfd, name, flags, mode);
+    return fd;
 }
 
 static void open_store(void) {
@@ -80,6 +127,9 @@ int main(int argc, char **argv) {
         fputs("cetcd: cannot initialise the event loop\n", stderr);
         return 1;
     }
+    size_connections(raise_fd_limit());
+    static const storage_io io = {.open_at = open_with_reserve};
+    storage_io_set(&io);
     open_store();
     watch_init();
     start_listeners();

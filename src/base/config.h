@@ -23,6 +23,10 @@ typedef struct config {
     const char *watch_progress_notify_interval; /* Go duration; NULL = etcd default 10m */
     const char *initial_advertise_peer_urls;    /* only reported (MemberList); NULL = http://localhost:2380 */
     const char *restore_file;                   /* --restore: restore this snapshot into data_dir and exit */
+    uint64_t max_connections;                   /* --max-connections; 0 = from the descriptor limit */
+    double grpc_keepalive_min_time;             /* seconds: --grpc-keepalive-min-time, */
+    double grpc_keepalive_interval;             /* --grpc-keepalive-interval */
+    double grpc_keepalive_timeout;              /* and --grpc-keepalive-timeout */
     uint64_t cluster_id, member_id;             /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;

@@ -14,12 +14,21 @@
 /* Weak so that a test binary may define its own; the server uses this one. */
 __attribute__((weak)) config g_config;
 
-enum flag_kind { FK_STRING, FK_UINT, FK_BOOL, FK_IGNORE_VALUE, FK_IGNORE_BOOL, FK_HELP, FK_VERSION };
+enum flag_kind {
+    FK_STRING,
+    FK_UINT,
+    FK_BOOL,
+    FK_DURATION,
+    FK_IGNORE_VALUE,
+    FK_IGNORE_BOOL,
+    FK_HELP,
+    FK_VERSION
+};
 
 typedef struct flag_def {
     const char *name;
     enum flag_kind kind;
-    size_t offset; /* into config, for FK_STRING / FK_UINT / FK_BOOL */
+    size_t offset; /* into config, for FK_STRING / FK_UINT / FK_BOOL / FK_DURATION (a double) */
     int uint_size; /* sizeof the FK_UINT field */
     uint64_t min, max;
 } flag_def;
@@ -27,6 +36,7 @@ typedef struct flag_def {
 #define STR(f) FK_STRING, offsetof(config, f), 0, 0, 0
 #define UINT(f, lo, hi) FK_UINT, offsetof(config, f), (int)sizeof(((config *)0)->f), lo, hi
 #define BOOL(f) FK_BOOL, offsetof(config, f), 0, 0, 0
+#define DURATION(f) FK_DURATION, offsetof(config, f), 0, 0, 0
 #define IGNV FK_IGNORE_VALUE, 0, 0, 0, 0
 #define IGNB FK_IGNORE_BOOL, 0, 0, 0, 0
 
@@ -43,6 +53,10 @@ static const flag_def flag_table[] = {
     {"unsafe-no-fsync", BOOL(unsafe_no_fsync)},
     {"initial-advertise-peer-urls", STR(initial_advertise_peer_urls)},
     {"restore", STR(restore_file)},
+    {"max-connections", UINT(max_connections, 0, 1u << 30)},
+    {"grpc-keepalive-min-time", DURATION(grpc_keepalive_min_time)},
+    {"grpc-keepalive-interval", DURATION(grpc_keepalive_interval)},
+    {"grpc-keepalive-timeout", DURATION(grpc_keepalive_timeout)},
     {"experimental-watch-progress-notify-interval", STR(watch_progress_notify_interval)},
     {"help", FK_HELP, 0, 0, 0, 0},
     {"h", FK_HELP, 0, 0, 0, 0},
@@ -63,9 +77,6 @@ static const flag_def flag_table[] = {
     {"max-wals", IGNV},
     {"wal-dir", IGNV},
     {"max-concurrent-streams", IGNV},
-    {"grpc-keepalive-min-time", IGNV},
-    {"grpc-keepalive-interval", IGNV},
-    {"grpc-keepalive-timeout", IGNV},
     {"metrics", IGNV},
     {"peer-cert-file", IGNV},
     {"peer-key-file", IGNV},
@@ -110,6 +121,13 @@ static void usage(void) {
         "http://localhost:2380)\n"
         "  --restore FILE                   restore a snapshot (from `etcdctl snapshot save` against cetcd)\n"
         "                                   into --data-dir, which must be new or empty, then exit\n"
+        "  --max-connections N              client connections at once; more are closed on arrival\n"
+        "                                   (cetcd only; default 0 = the descriptor limit minus a reserve,\n"
+        "                                   at most 10000)\n"
+        "  --grpc-keepalive-min-time D      a client pinging more often gets GOAWAY too_many_pings (default "
+        "5s)\n"
+        "  --grpc-keepalive-interval D      ping a connection silent this long (default 2h)\n"
+        "  --grpc-keepalive-timeout D       close it if nothing answers within this (default 20s)\n"
         "  --version                        print the version and exit\n"
         "  -h, --help                       print this help and exit\n\n"
         "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
@@ -117,7 +135,7 @@ static void usage(void) {
         "  --initial-cluster* --listen-peer-urls --snapshot-count\n"
         "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
         "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
-        "  --grpc-keepalive-* --max-concurrent-streams --peer-* TLS files, client TLS files\n");
+        "  --max-concurrent-streams --peer-* TLS files, client TLS files\n");
 }
 
 static void print_version(void) {
@@ -183,6 +201,9 @@ static int set_flag(config *cfg, const flag_def *f, const char *value) {
         if ((b = parse_bool(value)) < 0) return bad_value(value, f->name);
         *(bool *)field = b;
         return -1;
+    case FK_DURATION:
+        if (!flags_parse_duration(value, (double *)field)) return bad_value(value, f->name);
+        return -1;
     case FK_IGNORE_BOOL:
         if (parse_bool(value) < 0) return bad_value(value, f->name);
         return -1;
@@ -192,7 +213,7 @@ static int set_flag(config *cfg, const flag_def *f, const char *value) {
 }
 
 static bool takes_value(const flag_def *f) {
-    return f->kind == FK_STRING || f->kind == FK_UINT || f->kind == FK_IGNORE_VALUE;
+    return f->kind == FK_STRING || f->kind == FK_UINT || f->kind == FK_DURATION || f->kind == FK_IGNORE_VALUE;
 }
 
 /* One argument (and maybe the next). *i is advanced past what was used. Returns -1 or an exit code. */
@@ -257,6 +278,9 @@ static void set_defaults(config *cfg) {
     cfg->max_request_bytes = 1572864;
     cfg->max_txn_ops = 128;
     cfg->quota_backend_bytes = 0;
+    cfg->grpc_keepalive_min_time = 5;    /* etcd's defaults */
+    cfg->grpc_keepalive_interval = 7200; /* 2h */
+    cfg->grpc_keepalive_timeout = 20;
 }
 
 /* Every URL of a comma list must parse. Returns -1 or 2. */
@@ -299,6 +323,43 @@ int flags_parse(int argc, char **argv, config *cfg) {
         rc = parse_arg(cfg, argc, argv, &i);
     if (rc >= 0) return rc;
     return finish_config(cfg);
+}
+
+/* --- durations --- */
+
+static double unit_seconds(const char **p) {
+    static const struct {
+        const char *name;
+        double secs;
+    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"\xce\xbcs", 1e-6},
+                 {"ms", 1e-3}, {"s", 1},     {"m", 60},           {"h", 3600}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        size_t n = strlen(units[i].name);
+        if (strncmp(*p, units[i].name, n) == 0) {
+            *p += n;
+            return units[i].secs;
+        }
+    }
+    return 0;
+}
+
+bool flags_parse_duration(const char *s, double *out) {
+    double sign = 1, total = 0;
+    if (*s == '-' || *s == '+') sign = *s++ == '-' ? -1 : 1;
+    if (strcmp(s, "0") == 0) return *out = 0, true;
+    if (!*s) return false;
+    while (*s) {
+        char *end;
+        if (!((*s >= '0' && *s <= '9') || *s == '.')) return false;
+        double v = strtod(s, &end);
+        if (end == s) return false;
+        s = end;
+        double unit = unit_seconds(&s);
+        if (unit == 0) return false;
+        total += v * unit;
+    }
+    *out = sign * total;
+    return true;
 }
 
 /* --- listen URLs --- */

@@ -275,7 +275,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
-    (void)user_data;
+    h2_conn *h = user_data;
+    conn_h2_frame_recv(h->conn, frame->hd.type, frame->hd.flags, h->calls != NULL); /* conn_timeout.c */
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     rpc_call *call = stream_call(session, frame->hd.stream_id);
     if (!call) return 0;
@@ -298,7 +299,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 
 /* After trailers, a stream the client has not half-closed is reset with NO_ERROR, as grpc-go does. */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
-    (void)user_data;
+    conn_h2_frame_sent(((h2_conn *)user_data)->conn, frame->hd.type); /* conn_timeout.c */
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     rpc_call *call = stream_call(session, frame->hd.stream_id);
     if (call && !call->client_done)
@@ -397,8 +398,17 @@ bool h2_conn_done(const h2_conn *h) {
 }
 
 void h2_conn_goaway(h2_conn *h) {
+    h2_conn_goaway_error(h, NGHTTP2_NO_ERROR, NULL);
+}
+
+void h2_conn_goaway_error(h2_conn *h, uint32_t code, const char *debug) {
     int32_t last = nghttp2_session_get_last_proc_stream_id(h->session);
-    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE, last, code, (const uint8_t *)debug,
+                          debug ? strlen(debug) : 0);
+}
+
+void h2_conn_ping(h2_conn *h) {
+    nghttp2_submit_ping(h->session, NGHTTP2_FLAG_NONE, NULL);
 }
 
 bool h2_conn_backlogged(const h2_conn *h) {

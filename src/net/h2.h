@@ -21,6 +21,10 @@ int h2_conn_produce(h2_conn *h, size_t limit);
 bool h2_conn_done(const h2_conn *h);
 /* Queues GOAWAY(NO_ERROR) for a clean shutdown. */
 void h2_conn_goaway(h2_conn *h);
+/* Queues GOAWAY with an error code and debug data (NULL for none); the caller closes after it. */
+void h2_conn_goaway_error(h2_conn *h, uint32_t code, const char *debug);
+/* Queues a PING (the keepalive of conn_timeout.c). */
+void h2_conn_ping(h2_conn *h);
 /* Reply bytes held in the calls of every HTTP/2 connection (the reply budget's pool, budget.h). */
 size_t h2_held_total(void);
 /* True while the connection should read no more: its client reads no replies, or the requests left

@@ -24,9 +24,16 @@ void conn_mark_dirty(conn *c);
 size_t conn_unsent(const conn *c);
 /* Stop reading; close once everything queued is written (or after a short grace period). */
 void conn_close_when_flushed(conn *c);
+/* HTTP/2 frames seen by h2.c, for the opening deadline and keepalive (conn_timeout.c): one received
+ * (has_streams: the connection has open calls), one sent. */
+void conn_h2_frame_recv(conn *c, uint8_t type, uint8_t flags, bool has_streams);
+void conn_h2_frame_sent(conn *c, uint8_t type);
 
 /* Opens a listener for each URL of the comma list. False with a message in err. */
 bool server_listen(const char *urls, char *err, size_t errlen);
+/* Closes one of the spare descriptors kept for EMFILE (accept.c), so that a file can be opened in its
+ * place; they are reopened once descriptors come free. False if none is left. */
+bool server_release_reserve(void);
 /* Produces and writes the output of every connection marked since the last flush. commit runs
  * before each connection's output is released (a close handler run by the flush may have written). */
 void server_flush(void (*commit)(void));

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "errors.h"
+#include "flags.h"
 #include "header.h"
 #include "rpc.pb-c.h"
 #include "store.h"
@@ -24,47 +25,11 @@ static double progress_interval = DEFAULT_PROGRESS_INTERVAL;
 
 /* ---------- the progress interval flag: a Go duration ("10m", "1.5s", "1h30m", "100ms") ---------- */
 
-static double unit_seconds(const char **p) {
-    static const struct {
-        const char *name;
-        double secs;
-    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"\xce\xbcs", 1e-6},
-                 {"ms", 1e-3}, {"s", 1},     {"m", 60},           {"h", 3600}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        size_t n = strlen(units[i].name);
-        if (strncmp(*p, units[i].name, n) == 0) {
-            *p += n;
-            return units[i].secs;
-        }
-    }
-    return 0;
-}
-
-/* Go's time.ParseDuration. False if s is not a duration. */
-static bool parse_go_duration(const char *s, double *out) {
-    double sign = 1, total = 0;
-    if (*s == '-' || *s == '+') sign = *s++ == '-' ? -1 : 1;
-    if (strcmp(s, "0") == 0) return *out = 0, true;
-    if (!*s) return false;
-    while (*s) {
-        char *end;
-        if (!((*s >= '0' && *s <= '9') || *s == '.')) return false;
-        double v = strtod(s, &end);
-        if (end == s) return false;
-        s = end;
-        double unit = unit_seconds(&s);
-        if (unit == 0) return false;
-        total += v * unit;
-    }
-    *out = sign * total;
-    return true;
-}
-
 void watch_init(void) {
     const char *v = g_config.watch_progress_notify_interval;
     double secs;
     if (v && *v) {
-        if (!parse_go_duration(v, &secs)) {
+        if (!flags_parse_duration(v, &secs)) {
             fprintf(stderr, "cetcd: invalid value \"%s\" for --experimental-watch-progress-notify-interval\n",
                     v);
             exit(2);
