@@ -260,6 +260,7 @@ int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us) {
     log_compaction *c = s->compaction;
     if (!c) return 0;
     uint64_t deadline = sio_now_us() + budget_us;
+    if (!index_prune(s, deadline)) return 1; /* keep decisions and kept pointers need a pruned index */
     while (c->finish_due || c->next < c->n_segments) {
         int rc;
         if (c->finish_due) {

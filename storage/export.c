@@ -25,6 +25,7 @@ struct mv_export {
     change_iter changes;
     bool in_record;
     int64_t revision, compact_revision;
+    int64_t held_at; /* the compaction the index had at the start: the view is the history it holds */
     mv_lease_info *leases;
     size_t n_leases;
     uint8_t *auth;
@@ -47,7 +48,7 @@ mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen) {
         x->auth_len = s->auth.len;
     }
     x->revision = 1;
-    x->compact_revision = -1;
+    x->compact_revision = x->held_at = s->compact_revision;
     s->exports_open++;
     return x;
 }
@@ -57,10 +58,11 @@ void mvcc_export_rewind(mv_export *x) {
     x->in_record = false;
 }
 
-/* Was this change still held when the export began? (Index compaction waits while it is open.) */
-static bool change_held(mvcc *s, int64_t rev, const change *c) {
-    keyhist *kh = bptree_get(s->index, c->key, c->key_len);
-    return kh && keyhist_find(kh, rev, c->sub_rev);
+/* Was this change still held when the export began? (Index pruning waits while it is open.) */
+static bool change_held(const mv_export *x, int64_t rev, const change *c) {
+    keyhist *kh = bptree_get(x->s->index, c->key, c->key_len);
+    rev_entry *e = kh ? keyhist_find(kh, rev, c->sub_rev) : NULL;
+    return e && keyhist_holds(kh, e, x->held_at);
 }
 
 static void fill_change(mv_change *out, int64_t rev, const change *c) {
@@ -108,7 +110,7 @@ int mvcc_export_next(mv_export *x, mv_change *out) {
             x->in_record = false;
             continue;
         }
-        if (!change_held(x->s, x->record_rev, &c)) continue;
+        if (!change_held(x, x->record_rev, &c)) continue;
         fill_change(out, x->record_rev, &c);
         return 1;
     }
@@ -133,11 +135,7 @@ mv_bytes mvcc_export_auth_state(const mv_export *x) {
 
 void mvcc_export_end(mv_export *x) {
     if (!x) return;
-    mvcc *s = x->s;
-    if (--s->exports_open == 0 && s->deferred_compaction > 0) {
-        compact_index(s, s->deferred_compaction);
-        s->deferred_compaction = 0;
-    }
+    x->s->exports_open--;
     for (long i = 0; i < x->n_files; i++)
         sio_close(x->files[i].fd);
     free(x->files);

@@ -77,6 +77,14 @@ uint64_t keyhist_change_bytes(size_t key_len, const rev_entry *e) {
     return 5 + key_len + ((e->flags & REV_TOMBSTONE) ? 0 : 28 + (uint64_t)e->value.length);
 }
 
+bool keyhist_holds(const keyhist *kh, const rev_entry *e, int64_t compact_rev) {
+    assert(e >= kh->revs && e < kh->revs + kh->count);
+    if (e->main_rev > compact_rev) return true;
+    if (e->flags & REV_TOMBSTONE) return false;
+    const rev_entry *next = e + 1;
+    return next == kh->revs + kh->count || next->main_rev > compact_rev;
+}
+
 rev_entry *keyhist_find(const keyhist *kh, int64_t main_rev, uint32_t sub_rev) {
     long i = newest_at_or_before(kh, main_rev);
     for (; i >= 0 && kh->revs[i].main_rev == main_rev; i--)

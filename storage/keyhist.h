@@ -38,6 +38,10 @@ rev_entry *keyhist_append(keyhist *kh, const rev_entry *e);
 /* Drops history below rev as etcd's compaction does: keeps the newest entry <= rev unless it is a
  * tombstone. Returns true when nothing is left (the key can leave the index). */
 bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped_bytes);
+/* Is e (an entry of kh) still held after a compaction at compact_rev? Above it, yes; at or below,
+ * only the newest such entry, and only if it is not a tombstone (etcd's rule). Lets readers see the
+ * compacted history while the index is pruned in slices. */
+bool keyhist_holds(const keyhist *kh, const rev_entry *e, int64_t compact_rev);
 /* The entry written at (main_rev, sub_rev), or NULL. */
 rev_entry *keyhist_find(const keyhist *kh, int64_t main_rev, uint32_t sub_rev);
 /* Log bytes of one change of a key of key_len (shared with mvcc's accounting). */

@@ -4,6 +4,7 @@
 #include "le.h"
 #include "alloc.h"
 #include "mvcc_internal.h"
+#include "storage_io.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
         mvcc_close(s);
         return NULL;
     }
-    if (s->compact_revision > 0) compact_index(s, s->compact_revision);
+    if (s->compact_revision > 0) compact_index_now(s, s->compact_revision);
     assert(s->revision >= s->compact_revision);
     return s;
 }
@@ -44,6 +45,7 @@ void mvcc_close(mvcc *s) {
     free(s->wb.payload);
     free(s->wb.pending);
     free(s->rev_places);
+    free(s->prune_cursor);
     free(s);
 }
 
@@ -52,6 +54,12 @@ int64_t mvcc_revision(const mvcc *s) {
 }
 int64_t mvcc_compact_revision(const mvcc *s) {
     return s->compact_revision;
+}
+int mvcc_index_compaction_step(mvcc *s, uint64_t budget_us) {
+    return index_prune(s, sio_now_us() + budget_us) ? 0 : 1;
+}
+bool mvcc_index_compaction_pending(const mvcc *s) {
+    return s->prune_revision != 0;
 }
 bool mvcc_has_batch(const mvcc *s) {
     return log_has_batch(s->log);
@@ -314,9 +322,6 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     if (s->compact_revision < 0) s->live_bytes += COMPACT_RECORD_BYTES; /* only the latest is kept */
     s->compact_revision = rev;
     log_compaction_restart(s); /* it holds pointers into histories that compaction may free */
-    if (s->exports_open)
-        s->deferred_compaction = rev; /* an export reads the history as it was: drop it afterwards */
-    else
-        compact_index(s, rev);
+    compact_index(s, rev); /* readers see it at once; the entries go in slices */
     return MV_OK;
 }

@@ -183,8 +183,12 @@ void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
 void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out);
 void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out);
 void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out);
-/* Compaction of history below rev (etcd's Compact). Persisted. */
+/* Compaction of history below rev (etcd's Compact). Persisted. Reads see it at once; the index's
+ * entries are pruned in slices (mvcc_index_compaction_step, also run by log compaction steps). */
 mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision);
+/* Prunes for about budget_us: 1 while more remains, 0 when done. Never stalls the loop longer. */
+int mvcc_index_compaction_step(mvcc *s, uint64_t budget_us);
+bool mvcc_index_compaction_pending(const mvcc *s);
 
 /* The commit rule: is there an unsynced batch; make it durable (one fdatasync). */
 bool mvcc_has_batch(const mvcc *s);

@@ -50,8 +50,10 @@ struct mvcc {
         size_t len;
         log_place place; /* of its record: the only one log compaction copies forward */
     } auth;
-    int exports_open;                  /* while > 0, revision compaction of the index waits */
-    int64_t deferred_compaction;       /* the revision it waits to compact at, 0 if none */
+    int exports_open;      /* while > 0, pruning of the index waits */
+    int64_t prune_revision; /* the index is pruned in slices up to this compaction; 0 when done */
+    uint8_t *prune_cursor; /* the next key to prune from (NULL: the first) */
+    size_t prune_cursor_len;
     bptree *leases;                    /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
     void *on_revision_ctx;
@@ -121,7 +123,11 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
 /* The record of rev, or a zero place if none is left (or rev is below the table). */
 log_place revision_place(const mvcc *s, int64_t rev);
-/* Drops index history below rev and the revision table's entries below it. */
+/* Revision compaction of the index at rev: readers see the compacted history at once (through
+ * keyhist_holds); the entries are pruned in slices, by index_prune, or all at once. */
 void compact_index(mvcc *s, int64_t rev);
+void compact_index_now(mvcc *s, int64_t rev);
+/* Prunes until deadline_us (sio_now_us); true when nothing is left to prune. */
+bool index_prune(mvcc *s, uint64_t deadline_us);
 
 #endif

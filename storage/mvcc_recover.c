@@ -3,6 +3,7 @@
 #include "le.h"
 #include "alloc.h"
 #include "mvcc_internal.h"
+#include "storage_io.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -153,25 +154,71 @@ static void note_emptied(emptied *em, const uint8_t *key, size_t len) {
     em->lens[em->n++] = len;
 }
 
-void compact_index(mvcc *s, int64_t rev) {
-    assert(rev <= s->revision);
+static void remove_emptied(mvcc *s, emptied *em) {
+    for (size_t i = 0; i < em->n; i++) {
+        keyhist_free(bptree_remove(s->index, em->keys[i], em->lens[i]));
+        free(em->keys[i]);
+    }
+    free(em->keys);
+    free(em->lens);
+}
+
+static void set_cursor(mvcc *s, const uint8_t *key, size_t len) {
+    free(s->prune_cursor);
+    s->prune_cursor = key ? xmalloc(len + 1) : NULL;
+    if (key) memcpy(s->prune_cursor, key, len);
+    s->prune_cursor_len = len;
+}
+
+#define PRUNE_KEYS_PER_CLOCK_CHECK 256
+
+/* Prunes keys from the cursor on; the cursor moves past them. True when the last key was done. */
+static bool prune_some(mvcc *s, size_t max_keys) {
     emptied em = {0};
     bptree_iter it;
-    for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+    bptree_seek(s->index, s->prune_cursor, s->prune_cursor_len, &it);
+    size_t done = 0;
+    for (; bptree_iter_valid(&it) && done < max_keys; bptree_iter_next(&it), done++) {
         size_t len;
         const uint8_t *key = bptree_iter_key(&it, &len);
         uint64_t dropped = 0;
-        bool now_empty = keyhist_compact(bptree_iter_value(&it), rev, len, &dropped);
+        bool now_empty = keyhist_compact(bptree_iter_value(&it), s->prune_revision, len, &dropped);
         assert(dropped <= s->live_bytes);
         s->live_bytes -= dropped;
-        if (!now_empty) continue;
-        note_emptied(&em, key, len);
+        if (now_empty) note_emptied(&em, key, len);
     }
-    for (size_t i = 0; i < em.n; i++) {
-        keyhist_free(bptree_remove(s->index, em.keys[i], em.lens[i]));
-        free(em.keys[i]);
+    bool finished = !bptree_iter_valid(&it);
+    if (!finished) {
+        size_t len;
+        const uint8_t *next = bptree_iter_key(&it, &len);
+        set_cursor(s, next, len);
     }
-    free(em.keys);
-    free(em.lens);
-    trim_revision_places(s, rev);
+    remove_emptied(s, &em);
+    return finished;
+}
+
+bool index_prune(mvcc *s, uint64_t deadline_us) {
+    if (!s->prune_revision) return true;
+    if (s->exports_open) return false; /* an export reads the history as it was */
+    do {
+        if (prune_some(s, PRUNE_KEYS_PER_CLOCK_CHECK)) {
+            trim_revision_places(s, s->prune_revision);
+            s->prune_revision = 0;
+            set_cursor(s, NULL, 0);
+            return true;
+        }
+    } while (sio_now_us() < deadline_us);
+    return false;
+}
+
+void compact_index(mvcc *s, int64_t rev) {
+    assert(rev <= s->revision && rev >= s->prune_revision);
+    s->prune_revision = rev; /* a newer compaction prunes the keys already done again: cheap */
+    set_cursor(s, NULL, 0);
+}
+
+void compact_index_now(mvcc *s, int64_t rev) {
+    compact_index(s, rev);
+    while (!index_prune(s, UINT64_MAX))
+        continue;
 }

@@ -53,7 +53,7 @@ mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev) {
         keyhist *kh = bptree_iter_value(&it);
         mv_arena *a = arena_new();
         for (uint32_t i = 0; i < kh->count && kh->revs[i].main_rev <= rev; i++)
-            hash_entry(h, s, key, klen, &kh->revs[i], a);
+            if (keyhist_holds(kh, &kh->revs[i], s->compact_revision)) hash_entry(h, s, key, klen, &kh->revs[i], a);
         arena_free(a);
     }
     uint64_t full = XXH3_64bits_digest(h);

@@ -1,7 +1,8 @@
 /* compaction_driver.c: drives storage's log compaction from the event loop. A slow timer starts a
  * run when the garbage ratio calls for one; while a run is active a fast timer gives it slices of
- * about a millisecond, so requests keep flowing. Defragment requests wait for a run of their own and
- * get its outcome; a failed run (a full disk, say) is abandoned with an error, never fatal. */
+ * about a millisecond, so requests keep flowing; the same slices prune the index after a Compact.
+ * Defragment requests wait for a run of their own and get its outcome; a failed run (a full disk,
+ * say) is abandoned with an error, never fatal. */
 #include "compaction_driver.h"
 
 #include <stdio.h>
@@ -44,6 +45,10 @@ static void begin_run(bool seal) {
 
 static void on_slice(EV_P_ ev_timer *t, int revents) {
     (void)revents;
+    if (!mvcc_log_compaction_running(g_store)) { /* only the index is being pruned after a Compact */
+        if (mvcc_index_compaction_step(g_store, SLICE_BUDGET_US) == 0) ev_timer_stop(EV_A_ t);
+        return;
+    }
     int rc = mvcc_log_compaction_step(g_store, SLICE_BUDGET_US);
     if (rc == 1) return;
     ev_timer_stop(EV_A_ t);
@@ -62,7 +67,11 @@ static void on_slice(EV_P_ ev_timer *t, int revents) {
 
 static void on_check(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)t, (void)revents;
-    if (!mvcc_log_compaction_running(g_store) && mvcc_log_compaction_wanted(g_store)) begin_run(false);
+    if (mvcc_log_compaction_running(g_store)) return;
+    if (mvcc_index_compaction_pending(g_store))
+        ev_timer_again(driver_loop, &slice_timer); /* prune first: the garbage figure needs it */
+    else if (mvcc_log_compaction_wanted(g_store))
+        begin_run(false);
 }
 
 void compaction_driver_start(struct ev_loop *loop) {
