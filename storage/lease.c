@@ -1,6 +1,6 @@
 /* lease.c: the lease table: grants, revokes and the keys attached to each lease, kept in step with
  * every put and delete and persisted as log records. When a lease expires is the server's business
- * (src/svc_lease.c); revoking here deletes its keys in one revision. */
+ * (src/api/svc_lease.c); revoking here deletes its keys in one revision. */
 #include "le.h"
 #include "alloc.h"
 #include "mvcc_internal.h"
