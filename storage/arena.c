@@ -55,6 +55,10 @@ void *arena_alloc(mv_arena *a, size_t size) {
     return p;
 }
 
+void arena_charge(mv_arena *a, size_t n) {
+    a->bytes += n;
+}
+
 size_t arena_bytes(const mv_arena *a) {
     return a ? a->bytes : 0;
 }

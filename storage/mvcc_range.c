@@ -55,7 +55,8 @@ typedef struct gather {
     candidate *items;
     size_t n, cap, wanted; /* wanted: stop keeping after this many (0 = keep all) */
     int64_t count;
-    bool over; /* the candidates alone passed req->max_bytes: keep counting, keep nothing more */
+    uint64_t bytes; /* what the kept candidates will cost the call's arena, plus what it held before */
+    bool over;      /* bytes passed req->max_bytes: the walk stops, the range is too_large */
 } gather;
 
 /* What the arena will hold for one key-value returned: key, value and mv_kv, each rounded up. */
@@ -72,16 +73,29 @@ static bool passes_filters(const mv_range_req *r, const rev_entry *e) {
     return true;
 }
 
+static bool in_key_order(const mv_range_req *r) {
+    return r->sort_target == MV_SORT_KEY && r->sort_order != MV_SORT_DESCEND;
+}
+
+/* What keeping one more candidate will cost: its entry, and its key and value if it is sure to be
+ * returned (the result is the first candidates in key order) or its value read to sort by value. */
+static uint64_t keep_cost(const gather *g, mv_bytes key, const rev_entry *e) {
+    const mv_range_req *r = g->req;
+    if (r->sort_target == MV_SORT_VALUE) return sizeof(candidate) + e->value.length + 16;
+    if (!in_key_order(r) || (r->limit > 0 && g->n >= (size_t)r->limit)) return sizeof(candidate);
+    return sizeof(candidate) + kv_bytes(r, key, e);
+}
+
 static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     gather *g = ctx;
     g->count++;
     if (g->req->count_only) return true;
     if (g->wanted && g->n >= g->wanted) return true; /* keep counting */
     if (!passes_filters(g->req, e)) return true;
-    if (g->over) return true;
-    if (g->req->max_bytes && (g->n + 1) * sizeof(candidate) > g->req->max_bytes) {
-        g->over = true;
-        return true;
+    if (g->req->max_bytes) {
+        g->bytes += keep_cost(g, key, e);
+        g->over = g->bytes > g->req->max_bytes;
+        if (g->over) return false; /* the reply fails: neither the rest nor the count matter */
     }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 16;
@@ -207,7 +221,8 @@ static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes
 }
 
 static void read_run(mvcc *s, value_ref *v, size_t n, uint64_t bytes, mv_arena *a) {
-    log_place run = {.segment = v[0].e->value.segment, .offset = v[0].e->value.offset, .length = (uint32_t)bytes};
+    log_place run = {
+        .segment = v[0].e->value.segment, .offset = v[0].e->value.offset, .length = (uint32_t)bytes};
     uint8_t *buf = arena_alloc(a, bytes);
     int rc = n > 1 ? log_read(s->log, run, buf) : -EINVAL;
     for (size_t k = 0; k < n; k++) {
@@ -241,7 +256,11 @@ static void read_values(mvcc *s, candidate *c, size_t n, mv_kv *out, mv_arena *a
 }
 
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
-    gather g = {.req = r};
+    if (r->max_bytes && arena_bytes(a) >= r->max_bytes) { /* an earlier range of the call failed */
+        out->too_large = true;
+        return;
+    }
+    gather g = {.req = r, .bytes = arena_bytes(a)};
     if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, &g);
     out->too_large = over_budget(r, &g, 0, a, r->sort_target == MV_SORT_VALUE);
@@ -257,6 +276,7 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
         out->too_large = true;
         n = 0;
     }
+    if (out->too_large) arena_charge(a, r->max_bytes); /* the call's later ranges stop at once */
     out->n_kvs = n;
     out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
     for (size_t i = 0; i < n; i++)
