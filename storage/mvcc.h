@@ -59,7 +59,7 @@ typedef struct mv_range_req {
     int64_t min_mod_revision, max_mod_revision, min_create_revision, max_create_revision; /* 0 = off */
     /* 0 = none. A budget for the result's memory, shared by every range of one call (a Txn's ranges
      * fill one arena): a range whose keys and values would take the call's result past it reads no
-     * value, returns no kvs and sets too_large (count and more as usual). src/ answers
+     * value, returns no kvs and sets too_large (count and more then mean nothing). src/ answers
      * RESOURCE_EXHAUSTED; a Txn's writes are applied all the same, as etcd's are when its reply is
      * over gRPC's send limit. */
     uint64_t max_bytes;
