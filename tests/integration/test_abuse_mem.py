@@ -366,6 +366,26 @@ def check_budget_answer(srv):
     st, msg = getattr(srv, "txn_answer", (None, None))
     T.eq("big txn: RESOURCE_EXHAUSTED", "8", st)
     T.check("big txn: the message names the reply budget", msg is not None and "reply larger than" in msg, msg)
+    # the JSON gateway answers the same with grpc-gateway's mapping: 429 and code 8
+    op = {"request_range": {"key": "aw==", "range_end": "azA="}}
+    body = json.dumps({"success": [op] * 128}).encode()
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    sock.sendall(b"POST /v3/kv/txn HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                 % (len(body), body))
+    reply = b""
+    while True:
+        d = sock.recv(1 << 16)
+        if not d:
+            break
+        reply += d
+    sock.close()
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    try:
+        code = json.loads(payload).get("code")
+    except ValueError:
+        code = None
+    T.check("big txn over the JSON gateway: 429, code 8", head.startswith(b"HTTP/1.1 429") and code == 8,
+            reply[:300])
     # a range that fits still works, and paging over everything still works
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
     r = c.kvstub.Range(etcdrpc.RangeRequest(key=b"k/", range_end=b"k0", limit=100), timeout=30)
