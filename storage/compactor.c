@@ -176,6 +176,7 @@ static bool record_is_live(mvcc *s, int type, const uint8_t *payload, size_t len
         return len == 16 && lease_grant_is_live(s, le_i64(payload), where);
     case LOG_LEASE_REVOKE: /* older segments, rewritten first in this run, hold no stale grant */
     case LOG_CHECKPOINT:
+    case LOG_COVERS: /* each file written here gets its own */
         return false;
     case LOG_COMPACT:
         return len == 8 && le_i64(payload) == s->compact_revision;

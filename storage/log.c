@@ -137,10 +137,10 @@ static uint64_t segment_end(const segment *s) {
     return s->size + s->inflight_len + s->pending_len;
 }
 
-void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES], uint32_t covers) {
+void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES]) {
     memcpy(hdr, SEG_MAGIC, SEG_MAGIC_LEN);
     le_put(hdr + SEG_MAGIC_LEN, SEG_VERSION, 4);
-    le_put(hdr + SEG_COVERS_AT, covers, 4);
+    le_put(hdr + SEG_MAGIC_LEN + 4, 0, 4);
 }
 
 /* A new segment after the last one; its id is above every id the last one stands for. */
@@ -156,7 +156,7 @@ static segment *segment_for_record(wal *l, uint64_t rec_bytes) {
     uint64_t end = segment_end(cur);
     if ((end > SEG_HDR_BYTES && end + rec_bytes > l->opt.segment_bytes) || cur->covers != cur->id)
         cur = start_segment(l);
-    if (segment_end(cur) == 0) log_fill_segment_header(reserve_pending(l, cur, SEG_HDR_BYTES), 0);
+    if (segment_end(cur) == 0) log_fill_segment_header(reserve_pending(l, cur, SEG_HDR_BYTES));
     return cur;
 }
 

@@ -8,15 +8,16 @@
 #include "log.h"
 #include "storage_io.h"
 
-/* Segment file: 16-byte header (magic, u32 version, u32 covers), then records. covers is 0, or the
- * highest segment id whose records a log compaction merged into this file: segments with ids up to
- * it are leftovers of an interrupted merge, removed at open.
+/* Segment file: 16-byte header (magic, u32 version, u32 zero), then records. A file written by log
+ * compaction starts with a LOG_COVERS record (checksummed like any record) naming the highest segment
+ * id whose records it holds: segments with ids up to it are leftovers of an interrupted merge,
+ * removed at open.
  * Record: u32 payload length, u8 type, 3 zero bytes, i64 revision, u64 checksum, payload.
  * The checksum is XXH3-64 of the record header (checksum field zeroed) followed by the payload. */
 #define SEG_MAGIC "CETCDLOG"
 #define SEG_MAGIC_LEN 8
 #define SEG_VERSION 1u
-#define SEG_COVERS_AT 12u
+#define COVERS_RECORD_BYTES (24u + 4u)
 #define SEG_HDR_BYTES 16u
 #define REC_HDR_BYTES 24u
 #define REC_CHECKSUM_AT 16u
@@ -95,7 +96,7 @@ segment *log_find_segment(const wal *l, uint32_t id);
 segment *log_add_segment(wal *l, uint32_t id, int fd, uint64_t size);
 /* Removes a segment from the table (closing its descriptor); the file is the caller's business. */
 void log_drop_segment(wal *l, uint32_t id);
-void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES], uint32_t covers);
+void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES]);
 /* Fills rec (REC_HDR_BYTES + len bytes) with one record. */
 void log_encode_record(uint8_t *rec, int type, int64_t revision, const uint8_t *payload, size_t len);
 /* log_rewrite.c: removes rewrite files a crash left behind (the segments they were for are intact). */

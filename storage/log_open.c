@@ -79,13 +79,18 @@ static long list_segment_ids(wal *l, uint32_t **ids_out, char *err, size_t errle
     return (long)n;
 }
 
-/* The highest id a segment file stands for, from its header (its own id if it is no merge). */
+/* The highest id a segment file stands for, from its first record if that is a valid LOG_COVERS
+ * (its own id if it is no merge; a damaged record is reported by the replay, not trusted here). */
 static uint32_t read_covers(int fd, uint32_t id, uint64_t size) {
-    uint8_t hdr[SEG_HDR_BYTES];
-    if (size < SEG_HDR_BYTES || sio_read_all(fd, hdr, sizeof hdr, 0) < 0) return id;
-    if (memcmp(hdr, SEG_MAGIC, SEG_MAGIC_LEN) != 0) return id;
-    uint32_t covers = le_u32(hdr + SEG_COVERS_AT);
-    return covers > id ? covers : id;
+    uint8_t buf[SEG_HDR_BYTES + COVERS_RECORD_BYTES];
+    uint64_t rec_bytes;
+    if (size < sizeof buf || sio_read_all(fd, buf, sizeof buf, 0) < 0) return id;
+    const uint8_t *rec = buf + SEG_HDR_BYTES;
+    if (memcmp(buf, SEG_MAGIC, SEG_MAGIC_LEN) != 0 || log_check_record(rec, COVERS_RECORD_BYTES, &rec_bytes))
+        return id;
+    if (rec[4] != LOG_COVERS || le_u32(rec) != 4) return id;
+    uint32_t covers = le_u32(rec + REC_HDR_BYTES);
+    return covers > id && covers < UINT32_MAX - 1 ? covers : id;
 }
 
 /* A merged file stands for the segments up to its covers id: any of them still here is a leftover
@@ -101,6 +106,10 @@ static void remove_leftover(wal *l, uint32_t id, uint32_t merged_into) {
 static int open_one(wal *l, uint32_t id, char *err, size_t errlen) {
     char name[SEG_NAME_BYTES];
     log_segment_name(name, id);
+    if (id >= UINT32_MAX - 1) {
+        log_set_err(err, errlen, "%s/%s: segment id out of range", l->dir, name);
+        return -1;
+    }
     uint64_t size = 0;
     int fd = sio_open(l->dirfd, name, O_RDWR, 0);
     if (fd < 0 || sio_file_size(fd, &size) < 0) {

@@ -128,8 +128,11 @@ log_rewrite *log_rewrite_begin(wal *l, uint32_t first) {
     log_rewrite *rw = xcalloc(1, sizeof *rw);
     *rw = (log_rewrite){.l = l, .id = first, .fd = fd};
     rewrite_reserve(rw, SEG_HDR_BYTES);
-    log_fill_segment_header(rw->buf, 0);
+    log_fill_segment_header(rw->buf);
     rw->len = SEG_HDR_BYTES;
+    uint8_t covers[4];
+    le_put(covers, first, 4); /* the last id goes here when the file is finished */
+    log_rewrite_append(rw, LOG_COVERS, 0, covers, sizeof covers);
     return rw;
 }
 
@@ -164,14 +167,15 @@ void log_rewrite_abort(log_rewrite *rw) {
 
 /* ---------- switching it in ---------- */
 
-/* Makes the new file durable, its header naming the last id it stands for. */
+/* Makes the new file durable, its first record naming the last id it stands for. */
 static int make_durable(log_rewrite *rw, uint32_t last) {
     rewrite_flush(rw);
     if (rw->err) return rw->err;
     if (last != rw->id) {
-        uint8_t covers[4];
+        uint8_t covers[4], rec[COVERS_RECORD_BYTES];
         le_put(covers, last, 4);
-        int rc = sio_write_all(rw->fd, covers, sizeof covers, SEG_COVERS_AT);
+        log_encode_record(rec, LOG_COVERS, 0, covers, sizeof covers);
+        int rc = sio_write_all(rw->fd, rec, sizeof rec, SEG_HDR_BYTES);
         if (rc < 0) return rc;
     }
     if (rw->l->opt.fsync && sio_sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
@@ -193,7 +197,7 @@ static int drop_merged(wal *l, uint32_t first, uint32_t last) {
     }
     if (any && sio_sync_dir(l->dirfd) < 0) return -errno;
     segment *s = log_find_segment(l, first);
-    bool empty = s->size <= SEG_HDR_BYTES;
+    bool empty = s->size <= SEG_HDR_BYTES + COVERS_RECORD_BYTES;
     if (empty) log_drop_segment(l, first); /* out of MANIFEST first: a header-only file left is harmless */
     int rc = manifest_save(l, 0, 0);
     if (rc < 0 || !empty) return rc;

@@ -142,7 +142,7 @@ int manifest_check(wal *l, const manifest *m, char *err, size_t errlen) {
     uint32_t hi = highest_listed(m);
     for (size_t i = 0; i < l->nsegs; i++) {
         const segment *s = &l->segs[i];
-        if (find_entry(m, s->id) || s->id > hi || s->size <= SEG_HDR_BYTES) continue;
+        if (find_entry(m, s->id) || s->id > hi || s->size <= SEG_HDR_BYTES + COVERS_RECORD_BYTES) continue;
         log_segment_name(name, s->id);
         log_set_err(err, errlen, "%s/%s is not in MANIFEST: it was not written by this data dir's log", l->dir,
                     name);

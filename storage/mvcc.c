@@ -24,9 +24,10 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->revision = 1;
     s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
     s->rev_base = 2;
+    s->replaying = true;
     log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
-    if (!s->log) {
+    if (!s->log || build_revision_table(s, err, errlen) < 0) {
         mvcc_close(s);
         return NULL;
     }
@@ -45,6 +46,7 @@ void mvcc_close(mvcc *s) {
     free(s->wb.payload);
     free(s->wb.pending);
     free(s->rev_places);
+    free(s->replayed);
     free(s->prune_cursor);
     free(s);
 }

@@ -40,6 +40,12 @@ struct mvcc {
     log_place *rev_places; /* record of each revision since rev_base, for history replay; trimmed
                               below the compaction revision, so it follows history, not the age */
     int64_t rev_base;
+    bool replaying; /* at open: places are listed in `replayed`, the table built at the end */
+    struct replayed_place {
+        int64_t rev;
+        log_place where;
+    } *replayed;
+    size_t n_replayed, cap_replayed;
     size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
     uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
@@ -120,7 +126,10 @@ void log_compaction_restart(mvcc *s);
 
 /* mvcc_recover.c */
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len, log_place where);
+typedef struct replayed_place replayed_place;
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
+/* After replay: the table from the compaction revision up. 0, or -1 with err set (a damaged log). */
+int build_revision_table(mvcc *s, char *err, size_t errlen);
 /* The record of rev, or a zero place if none is left (or rev is below the table). */
 log_place revision_place(const mvcc *s, int64_t rev);
 /* Revision compaction of the index at rev: readers see the compacted history at once (through

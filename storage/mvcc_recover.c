@@ -6,6 +6,7 @@
 #include "storage_io.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,43 @@ static void trim_revision_places(mvcc *s, int64_t new_base) {
     }
 }
 
+/* During replay the places are listed (revision, place) and the table is built at the end from the
+ * compaction revision up: the latest mark comes after the records it covers, so a dense table built
+ * as records arrive would be sized by revisions long compacted away. */
+static void list_replayed_place(mvcc *s, int64_t rev, log_place where) {
+    if (s->n_replayed == s->cap_replayed) {
+        s->cap_replayed = s->cap_replayed ? s->cap_replayed * 2 : 1024;
+        s->replayed = xrealloc(s->replayed, s->cap_replayed * sizeof *s->replayed);
+    }
+    s->replayed[s->n_replayed++] = (replayed_place){rev, where};
+}
+
+int build_revision_table(mvcc *s, char *err, size_t errlen) {
+    int64_t base = s->compact_revision > 2 ? s->compact_revision : 2, last = base;
+    size_t above = 0;
+    for (size_t i = 0; i < s->n_replayed; i++) {
+        if (s->replayed[i].rev < base) continue;
+        above++;
+        last = s->replayed[i].rev; /* the log is in revision order */
+    }
+    /* above the compaction every revision keeps its record: a far jump is a damaged log */
+    if ((uint64_t)(last - base) > 2 * (uint64_t)above + 4096) {
+        snprintf(err, errlen, "the log skips from revision %lld to %lld with %zu records between (damaged?)",
+                 (long long)base, (long long)last, above);
+        return -1;
+    }
+    s->replaying = false;
+    s->rev_base = base;
+    for (size_t i = 0; i < s->n_replayed; i++)
+        remember_revision_place(s, s->replayed[i].rev, s->replayed[i].where);
+    free(s->replayed);
+    s->replayed = NULL;
+    s->n_replayed = s->cap_replayed = 0;
+    return 0;
+}
+
 void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
+    if (s->replaying) return list_replayed_place(s, rev, where);
     if (rev < s->rev_base) return;
     size_t slot = (size_t)(rev - s->rev_base);
     if (slot >= s->cap_rev_places) {
@@ -111,7 +148,6 @@ static int replay_compaction(mvcc *s, const uint8_t *payload, size_t len) {
     s->live_bytes += COMPACT_RECORD_BYTES;
     s->compact_revision = rev;
     if (s->revision < rev) s->revision = rev;
-    trim_revision_places(s, rev);
     return 0;
 }
 
