@@ -19,6 +19,7 @@
 #include "snapshot_file.h"
 #include "storage_io.h"
 #include "store.h"
+#include "svc_auth.h"
 #include "svc_lease.h"
 #include "svc_watch.h"
 
@@ -127,11 +128,13 @@ int main(int argc, char **argv) {
         fputs("cetcd: cannot initialise the event loop\n", stderr);
         return 1;
     }
-    size_connections(raise_fd_limit());
+    uint64_t fd_limit = raise_fd_limit();
     static const storage_io io = {.open_at = open_with_reserve};
     storage_io_set(&io);
     open_store();
+    size_connections(fd_limit); /* logs: after the store, so a bad data dir gets one line only */
     watch_init();
+    auth_service_start(loop);
     start_listeners();
     commit_start(loop, &(commit_hooks){.flush = server_flush, .durable = server_release_durable});
     lease_service_start(loop);
