@@ -138,7 +138,7 @@ k8s_exec_apiserver() {
     "$K8S_BIN/kube-apiserver" \
         --etcd-servers "http://$STORE_EP" --etcd-compaction-interval "${K8S_COMPACTION_INTERVAL:-20s}" \
         --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-        --insecure-port 0 --cert-dir "$K8S_WORK/apiserver-certs" \
+        --cert-dir "$K8S_WORK/apiserver-certs" \
         --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
         --client-ca-file "$p/ca.crt" --token-auth-file "$p/tokens.csv" \
         --authorization-mode RBAC \
