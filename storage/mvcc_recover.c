@@ -51,7 +51,7 @@ int build_revision_table(mvcc *s, char *err, size_t errlen) {
     for (size_t i = 0; i < s->n_replayed; i++) {
         if (s->replayed[i].rev < base) continue;
         above++;
-        last = s->replayed[i].rev; /* the log is in revision order */
+        if (s->replayed[i].rev > last) last = s->replayed[i].rev;
     }
     /* above the compaction every revision keeps its record: a far jump is a damaged log */
     if ((uint64_t)(last - base) > 2 * (uint64_t)above + 4096) {
@@ -116,6 +116,7 @@ static void replay_put(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_
 
 static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
     if (rev <= s->compact_revision) return -1; /* a compaction mark follows every record it covers */
+    if (s->n_replayed && rev <= s->replayed[s->n_replayed - 1].rev) return -1; /* one record a revision, in order */
     change_iter it;
     change c;
     int got;
