@@ -15,8 +15,8 @@
 
 enum change_kind { CHANGE_PUT = 'P', CHANGE_DELETE = 'D', CHANGE_SUBREV = 'S', CHANGE_REVOKE = 'R' };
 
-#define CHANGE_KEY_AT 5u          /* kind byte and key length come first */
-#define CHANGE_PUT_FIELDS 28u     /* lease, create revision, version, value length */
+#define CHANGE_KEY_AT 5u      /* kind byte and key length come first */
+#define CHANGE_PUT_FIELDS 28u /* lease, create revision, version, value length */
 #define CHANGE_SUBREV_BYTES 5u
 #define CHANGE_REVOKE_BYTES 9u
 
@@ -28,8 +28,8 @@ typedef struct change {
     int64_t lease, create_revision, version; /* puts only */
     const uint8_t *value;
     size_t value_len;
-    size_t at, bytes;   /* where the change starts in the payload, and its size */
-    size_t value_at;    /* where its value starts in the payload (puts) */
+    size_t at, bytes; /* where the change starts in the payload, and its size */
+    size_t value_at;  /* where its value starts in the payload (puts) */
 } change;
 
 typedef struct change_iter {

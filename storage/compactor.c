@@ -3,8 +3,8 @@
  * mark. Small results are merged into one file. Work goes in slices of about a millisecond; new
  * places are published only once the new file is switched in, and only after every decision it
  * rests on is durable. A revision compaction restarts the run. See docs/architecture.md, "Storage". */
-#include "le.h"
 #include "alloc.h"
+#include "le.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -39,10 +39,10 @@ typedef struct log_compaction {
     uint32_t *segments; /* the sealed segments of this run, oldest first */
     size_t n_segments, next;
     uint64_t cursor;
-    log_rewrite *rw;        /* the file being built, standing for segments[first_input..next) */
-    uint32_t first_input;   /* its first segment's id */
-    bool finish_due;        /* the file is complete: switch it in once its decisions are durable */
-    uint64_t decided_mark;  /* the log's appended mark at the last keep/drop decision */
+    log_rewrite *rw;       /* the file being built, standing for segments[first_input..next) */
+    uint32_t first_input;  /* its first segment's id */
+    bool finish_due;       /* the file is complete: switch it in once its decisions are durable */
+    uint64_t decided_mark; /* the log's appended mark at the last keep/drop decision */
     moved_list values, revisions, leases;
     uint8_t *kept; /* the payload being rebuilt */
     size_t kept_len, kept_cap;
@@ -146,7 +146,8 @@ static void keep_change(mvcc *s, int64_t rev, const change *ch, const uint8_t *p
     kept_add(c, payload + ch->at, ch->bytes);
 }
 
-static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
+static int rewrite_changes(mvcc *s, int type, int64_t rev, const uint8_t *payload, size_t len,
+                           log_place where) {
     log_compaction *c = s->compaction;
     size_t first_moved = c->values.n;
     uint32_t next_sub = 0;

@@ -153,7 +153,7 @@ struct mv_builder {
     mvcc *s;
     int64_t compact_revision;
     bool mark_written, any_change;
-    int64_t rev;     /* the revision of the record being built */
+    int64_t rev; /* the revision of the record being built */
     uint32_t next_sub;
     uint8_t *payload;
     size_t len, cap;
@@ -235,7 +235,8 @@ int mvcc_build_change(mv_builder *b, const mv_change *c) {
     if (!same && start_revision(b, c->mod_revision) < 0) return -1;
     b->any_change = true;
     if (c->sub_revision != b->next_sub) /* a gap (etcd compacted part of the revision): keep the subs */
-        change_encode(&b->payload, &b->len, &b->cap, &(change){.kind = CHANGE_SUBREV, .sub_rev = c->sub_revision});
+        change_encode(&b->payload, &b->len, &b->cap,
+                      &(change){.kind = CHANGE_SUBREV, .sub_rev = c->sub_revision});
     change ch = {.kind = c->tombstone ? CHANGE_DELETE : CHANGE_PUT,
                  .key = c->key.data,
                  .key_len = c->key.len,

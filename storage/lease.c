@@ -1,8 +1,8 @@
 /* lease.c: the lease table: grants, revokes and the keys attached to each lease, kept in step with
  * every put and delete and persisted as log records. When a lease expires is the server's business
  * (src/api/svc_lease.c); revoking here deletes its keys in one revision. */
-#include "le.h"
 #include "alloc.h"
+#include "le.h"
 #include "mvcc_internal.h"
 
 #include <assert.h>
@@ -148,8 +148,8 @@ void mvcc_lease_foreach(const mvcc *s, mv_lease_fn fn, void *ctx) {
 
 /* Deletes the lease's keys and ends the lease in one revision, as one record; a lease with no live
  * key makes no revision, and its end is a record of its own. */
-static void revoke_with_keys(mvcc *s, int64_t id, mv_bytes *keys, size_t n, bool with_prev, mv_delete_resp *out,
-                             mv_arena *a) {
+static void revoke_with_keys(mvcc *s, int64_t id, mv_bytes *keys, size_t n, bool with_prev,
+                             mv_delete_resp *out, mv_arena *a) {
     out->prev_kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->prev_kvs);
     write_begin(s);
     for (size_t i = 0; i < n; i++) {

@@ -28,10 +28,10 @@
 
 typedef struct segment {
     uint32_t id;
-    uint32_t covers;  /* the highest id this file stands for (== id unless it is a merge) */
-    int fd;           /* -1 until log_commit creates the file */
-    uint64_t size;    /* bytes written to the file */
-    uint64_t synced;  /* bytes of the file known to be durable */
+    uint32_t covers;   /* the highest id this file stands for (== id unless it is a merge) */
+    int fd;            /* -1 until log_commit creates the file */
+    uint64_t size;     /* bytes written to the file */
+    uint64_t synced;   /* bytes of the file known to be durable */
     uint64_t min_size; /* at open: the durable bytes MANIFEST recorded; a torn tail is never cut below */
     uint8_t *inflight; /* the batch the sync thread is writing at offset `size` (log_job) */
     size_t inflight_len, inflight_cap;
@@ -59,8 +59,8 @@ struct wal {
     uint64_t total_bytes; /* file bytes plus pending batch bytes */
     uint64_t batch_bytes;
     uint64_t fsyncs;
-    uint64_t appended;      /* bytes ever appended: a mark that only grows */
-    uint64_t durable;       /* every append up to this mark is durable */
+    uint64_t appended;  /* bytes ever appended: a mark that only grows */
+    uint64_t durable;   /* every append up to this mark is durable */
     struct log_job job; /* the one batch in flight, if job_busy */
     bool job_busy;
     uint8_t *spare; /* a finished job's buffer, reused for the next batch */

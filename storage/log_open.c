@@ -1,8 +1,8 @@
 /* log_open.c: opening a data dir's log: the lock, the segment list, leftovers of an interrupted merge,
  * and the replay that verifies every record, cuts a torn tail of the last segment and refuses any
  * other damage with a message naming the file and offset. */
-#include "log_internal.h"
 #include "alloc.h"
+#include "log_internal.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,8 +2,8 @@
  * rewritten copy: written beside the first as "<id>.log.rewrite", synced, renamed over it, the
  * directory synced, and only then the merged segments after it unlinked, so a crash leaves either
  * version whole (docs/architecture.md, "Storage"). Snapshots copy segments out; restores install them. */
-#include "log_internal.h"
 #include "alloc.h"
+#include "log_internal.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -45,7 +45,8 @@ void log_remove_stale_rewrites(wal *l) {
     size_t suffix = strlen(REWRITE_SUFFIX);
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0) sio_unlink(l->dirfd, e->d_name);
+        if (n > suffix && strcmp(e->d_name + n - suffix, REWRITE_SUFFIX) == 0)
+            sio_unlink(l->dirfd, e->d_name);
     }
     rewinddir(d); /* the stream's position is shared with the log's directory fd */
     closedir(d);

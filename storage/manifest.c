@@ -4,8 +4,8 @@
  * dir that held data never starts empty (docs/architecture.md, "Storage").
  * Format: "CETCDMAN", u32 version, u32 count, count x (u32 id, u32 covers, u64 durable bytes),
  * u64 XXH3-64 of everything before it. Replaced whole: written beside, synced, renamed, dir synced. */
-#include "log_internal.h"
 #include "alloc.h"
+#include "log_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -144,8 +144,8 @@ int manifest_check(wal *l, const manifest *m, char *err, size_t errlen) {
         const segment *s = &l->segs[i];
         if (find_entry(m, s->id) || s->id > hi || s->size <= SEG_HDR_BYTES + COVERS_RECORD_BYTES) continue;
         log_segment_name(name, s->id);
-        log_set_err(err, errlen, "%s/%s is not in MANIFEST: it was not written by this data dir's log", l->dir,
-                    name);
+        log_set_err(err, errlen, "%s/%s is not in MANIFEST: it was not written by this data dir's log",
+                    l->dir, name);
         return -1;
     }
     return 0;

@@ -1,8 +1,8 @@
 /* mvcc.c: the store's core: opening, the write in progress (one revision, one log record), Put,
  * DeleteRange, Compact and the commit. Ranges live in mvcc_range.c, Txn in mvcc_txn.c, start-up
  * replay in mvcc_recover.c. */
-#include "le.h"
 #include "alloc.h"
+#include "le.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -324,6 +324,6 @@ mv_err mvcc_compact(mvcc *s, int64_t rev, int64_t *header_revision) {
     if (s->compact_revision < 0) s->live_bytes += COMPACT_RECORD_BYTES; /* only the latest is kept */
     s->compact_revision = rev;
     log_compaction_restart(s); /* it holds pointers into histories that compaction may free */
-    compact_index(s, rev); /* readers see it at once; the entries go in slices */
+    compact_index(s, rev);     /* readers see it at once; the entries go in slices */
     return MV_OK;
 }

@@ -44,7 +44,7 @@ struct mvcc {
     struct replayed_place {
         int64_t rev;
         log_place where;
-    } *replayed;
+    } * replayed;
     size_t n_replayed, cap_replayed;
     size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
@@ -56,11 +56,11 @@ struct mvcc {
         size_t len;
         log_place place; /* of its record: the only one log compaction copies forward */
     } auth;
-    int exports_open;      /* while > 0, pruning of the index waits */
+    int exports_open;       /* while > 0, pruning of the index waits */
     int64_t prune_revision; /* the index is pruned in slices up to this compaction; 0 when done */
-    uint8_t *prune_cursor; /* the next key to prune from (NULL: the first) */
+    uint8_t *prune_cursor;  /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
-    bptree *leases;                    /* 8-byte big-endian id -> struct lease */
+    bptree *leases; /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
     void *on_revision_ctx;
 };

@@ -1,7 +1,7 @@
 /* mvcc_recover.c: rebuilding the index from the log at start-up, the revision → record table used
  * for history replay, and revision compaction of the index (shared by Compact and recovery). */
-#include "le.h"
 #include "alloc.h"
+#include "le.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -106,8 +106,8 @@ static void replay_put(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_
     e->lease = c->lease;
     e->create_revision = c->create_revision;
     e->version = c->version;
-    e->value = (log_place){.segment = where.segment, .length = (uint32_t)c->value_len,
-                           .offset = where.offset + c->value_at};
+    e->value = (log_place){
+        .segment = where.segment, .length = (uint32_t)c->value_len, .offset = where.offset + c->value_at};
     lease_track_put(s, (mv_bytes){c->key, c->key_len}, live, e->lease);
     keyhist_append(kh, e);
     s->live_bytes += keyhist_change_bytes(c->key_len, e);
@@ -116,7 +116,8 @@ static void replay_put(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_
 
 static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t len, log_place where) {
     if (rev <= s->compact_revision) return -1; /* a compaction mark follows every record it covers */
-    if (s->n_replayed && rev <= s->replayed[s->n_replayed - 1].rev) return -1; /* one record a revision, in order */
+    if (s->n_replayed && rev <= s->replayed[s->n_replayed - 1].rev)
+        return -1; /* one record a revision, in order */
     change_iter it;
     change c;
     int got;

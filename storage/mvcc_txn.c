@@ -1,8 +1,8 @@
 /* mvcc_txn.c: Txn as etcd runs it: the branch of every (nested) txn is chosen first on the state
  * before the txn, the chosen requests are checked, then applied under one revision with sub-revisions.
  * Put and DeleteRange are one-op Txns, so this is the only place that writes. */
-#include "mvcc_internal.h"
 #include "alloc.h"
+#include "mvcc_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

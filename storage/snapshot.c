@@ -1,8 +1,8 @@
 /* snapshot.c: maintenance over the whole store: HashKV's logical hash, Snapshot's byte stream of
  * the committed segments, and restoring such a stream into a new data dir. The stream is framed
  * and checksummed so a damaged or foreign file is refused before anything is written. */
-#include "le.h"
 #include "alloc.h"
+#include "le.h"
 #include "mvcc_internal.h"
 #include "storage_io.h"
 
@@ -53,7 +53,8 @@ mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev) {
         keyhist *kh = bptree_iter_value(&it);
         mv_arena *a = arena_new();
         for (uint32_t i = 0; i < kh->count && kh->revs[i].main_rev <= rev; i++)
-            if (keyhist_holds(kh, &kh->revs[i], s->compact_revision)) hash_entry(h, s, key, klen, &kh->revs[i], a);
+            if (keyhist_holds(kh, &kh->revs[i], s->compact_revision))
+                hash_entry(h, s, key, klen, &kh->revs[i], a);
         arena_free(a);
     }
     uint64_t full = XXH3_64bits_digest(h);

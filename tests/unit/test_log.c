@@ -516,7 +516,7 @@ START_TEST(test_corruption_in_earlier_segment_fails) {
     ck_assert_mem_eq(before, after, before_len);
     flip_bit(path, size - 1);
 
-    forget_manifest(&t); /* which would refuse it earlier, as truncated */
+    forget_manifest(&t);                           /* which would refuse it earlier, as truncated */
     ck_assert_int_eq(truncate(path, size - 3), 0); /* a torn tail is fatal in a non-last segment */
     assert_open_fails(&t, 1000, "0000000000000002.log", (long)written.v[idx].place.offset - REC_HDR);
     ck_assert_int_eq(file_size(path), size - 3);
