@@ -41,3 +41,40 @@ void fixture_teardown(void) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);
 }
+
+int64_t fx_put(const char *k, const char *v, int64_t lease) {
+    mv_put_req r = {.key = B(k), .value = B(v), .lease = lease};
+    mv_result res;
+    mvcc_put(st, &r, &res);
+    ck_assert_int_eq(res.err, MV_OK);
+    mv_result_free(&res);
+    return mvcc_revision(st);
+}
+
+void fx_del(const char *k) {
+    mv_delete_req r = {.key = B(k)};
+    mv_result res;
+    mvcc_delete(st, &r, &res);
+    ck_assert_int_eq(res.err, MV_OK);
+    mv_result_free(&res);
+}
+
+void fx_run_log_compaction(void) {
+    int rc;
+    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
+        ck_assert_int_eq(mvcc_commit(st), 0);
+    ck_assert_int_eq(rc, 0);
+}
+
+void fx_defragment(void) {
+    ck_assert_int_eq(mvcc_commit(st), 0); /* the writes before it were acknowledged, so durable */
+    mvcc_log_compaction_start(st, true);
+    fx_run_log_compaction();
+}
+
+uint32_t fx_hash(mvcc *s, int64_t rev) {
+    uint32_t h;
+    int64_t at;
+    ck_assert_int_eq(mvcc_hash_kv(s, rev, &h, &at), MV_OK);
+    return h;
+}

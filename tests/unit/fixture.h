@@ -17,4 +17,14 @@ void open_store(void);
 /* Commits, closes and opens again. */
 void reopen(void);
 
+/* Shared steps of the storage suites, on `st`: a put (lease 0 for none) returning the new
+ * revision, a single-key delete, log compaction run to its end with a commit between slices (as
+ * the server's loop does; a rewrite is switched in once its decisions are durable), Defragment
+ * (the same after sealing the current segment), and HashKV of store s at rev (0 = current). */
+int64_t fx_put(const char *k, const char *v, int64_t lease);
+void fx_del(const char *k);
+void fx_run_log_compaction(void);
+void fx_defragment(void);
+uint32_t fx_hash(mvcc *s, int64_t rev);
+
 #endif

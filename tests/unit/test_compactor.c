@@ -57,13 +57,6 @@ static void churn(int rounds) {
     ck_assert_int_eq(mvcc_commit(st), 0);
 }
 
-static void run_to_end(void) {
-    int rc;
-    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
-        ck_assert_int_eq(mvcc_commit(st), 0); /* a rewrite is switched in once its decisions are durable */
-    ck_assert_int_eq(rc, 0);
-}
-
 static int count_files(const char *suffix) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -89,7 +82,7 @@ START_TEST(test_reclaims_space_keeps_answers) {
     ck_assert(!mvcc_index_compaction_pending(st));
     ck_assert(mvcc_log_compaction_wanted(st));
     mvcc_log_compaction_start(st, true);
-    run_to_end();
+    fx_run_log_compaction();
     ck_assert(!mvcc_log_compaction_running(st));
     ck_assert_msg(mvcc_db_size(st) * 4 < size_before, "db %lu -> %lu", (unsigned long)size_before,
                   (unsigned long)mvcc_db_size(st));
@@ -108,7 +101,7 @@ START_TEST(test_history_above_compaction_survives) {
     char old[1 << 16];
     strcpy(old, dump(keep + 5));
     mvcc_log_compaction_start(st, true);
-    run_to_end();
+    fx_run_log_compaction();
     ck_assert_str_eq(dump(keep + 5), old);
     reopen();
     ck_assert_str_eq(dump(keep + 5), old);
@@ -143,32 +136,25 @@ START_TEST(test_revision_compaction_restarts_run) {
     ck_assert_int_eq(count_files(".rewrite"), 0);
     char before[1 << 16];
     strcpy(before, dump(0));
-    run_to_end();
+    fx_run_log_compaction();
     ck_assert_str_eq(dump(0), before);
     reopen();
     ck_assert_str_eq(dump(0), before);
 }
 END_TEST
 
-static uint32_t hash_now(void) {
-    uint32_t h;
-    int64_t at;
-    ck_assert_int_eq(mvcc_hash_kv(st, 0, &h, &at), MV_OK);
-    return h;
-}
-
 START_TEST(test_hash_survives_log_compaction_and_restart) {
     churn(3000);
     int64_t hdr;
     ck_assert_int_eq(mvcc_compact(st, mvcc_revision(st) - 10, &hdr), MV_OK);
-    uint32_t before = hash_now();
+    uint32_t before = fx_hash(st, 0);
     mvcc_log_compaction_start(st, true);
-    run_to_end();
-    ck_assert_uint_eq(hash_now(), before);
+    fx_run_log_compaction();
+    ck_assert_uint_eq(fx_hash(st, 0), before);
     reopen();
-    ck_assert_uint_eq(hash_now(), before);
+    ck_assert_uint_eq(fx_hash(st, 0), before);
     put("one-more", "x");
-    ck_assert_uint_ne(hash_now(), before);
+    ck_assert_uint_ne(fx_hash(st, 0), before);
 }
 END_TEST
 
@@ -193,7 +179,7 @@ START_TEST(test_snapshot_restore) {
     mvcc_snapshot_end(sn);
     char before[1 << 16];
     strcpy(before, dump(0));
-    uint32_t hash = hash_now();
+    uint32_t hash = fx_hash(st, 0);
     ck_assert_int_eq(mvcc_restore(snap, target, err, sizeof err), 0);
     ck_assert_int_ne(mvcc_restore(snap, target, err, sizeof err), 0); /* not over a store */
     mvcc_options o = {.fsync = false};
@@ -202,7 +188,7 @@ START_TEST(test_snapshot_restore) {
     mvcc *orig = st;
     st = copy;
     ck_assert_str_eq(dump(0), before);
-    ck_assert_uint_eq(hash_now(), hash);
+    ck_assert_uint_eq(fx_hash(st, 0), hash);
     mvcc_close(copy);
     st = orig;
     /* a damaged snapshot is refused */

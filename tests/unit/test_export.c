@@ -22,21 +22,6 @@ static void teardown(void) {
     ck_assert_int_eq(system(cmd), 0);
 }
 
-static void put(const char *k, const char *v, int64_t lease) {
-    mv_put_req r = {.key = B(k), .value = B(v), .lease = lease};
-    mv_result res;
-    mvcc_put(st, &r, &res);
-    ck_assert_int_eq(res.err, MV_OK);
-    mv_result_free(&res);
-}
-
-static void del(const char *k) {
-    mv_delete_req r = {.key = B(k)};
-    mv_result res;
-    mvcc_delete(st, &r, &res);
-    mv_result_free(&res);
-}
-
 /* History with every kind of change: overwrites, deletes, a txn, leases, one revoked. */
 static void make_history(void) {
     ck_assert_int_eq(mvcc_lease_grant(st, 7, 30), MV_OK);
@@ -45,8 +30,8 @@ static void make_history(void) {
     for (int i = 0; i < 200; i++) {
         snprintf(k, sizeof k, "k%02d", i % 23);
         snprintf(v, sizeof v, "v%d", i);
-        put(k, v, i % 17 == 0 ? 7 : 0);
-        if (i % 13 == 0) del(k);
+        fx_put(k, v, i % 17 == 0 ? 7 : 0);
+        if (i % 13 == 0) fx_del(k);
     }
     mv_op ops[3] = {{.type = MV_OP_PUT, .u.put = {.key = B("t1"), .value = B("a")}},
                     {.type = MV_OP_DELETE, .u.del = {.key = B("k01")}},
@@ -58,17 +43,10 @@ static void make_history(void) {
     mv_result_free(&res);
     mvcc_lease_revoke(st, 7, false, &res);
     mv_result_free(&res);
-    put("t1", "again", 0); /* a later overwrite, so a compaction drops part of the txn */
+    fx_put("t1", "again", 0); /* a later overwrite, so a compaction drops part of the txn */
     int64_t hdr;
     ck_assert_int_eq(mvcc_compact(st, mvcc_revision(st) - 60, &hdr), MV_OK);
     ck_assert_int_eq(mvcc_commit(st), 0);
-}
-
-static uint32_t hash_of(mvcc *s, int64_t rev) {
-    uint32_t h;
-    int64_t at;
-    ck_assert_int_eq(mvcc_hash_kv(s, rev, &h, &at), MV_OK);
-    return h;
 }
 
 static void export_into(const char *to) {
@@ -108,8 +86,8 @@ START_TEST(test_export_and_build_round_trip) {
     ck_assert_int_eq(mvcc_revision(copy), mvcc_revision(st));
     ck_assert_int_eq(mvcc_compact_revision(copy), mvcc_compact_revision(st));
     for (int64_t rev = mvcc_compact_revision(st); rev <= mvcc_revision(st); rev += 7)
-        ck_assert_uint_eq(hash_of(copy, rev), hash_of(st, rev));
-    ck_assert_uint_eq(hash_of(copy, 0), hash_of(st, 0));
+        ck_assert_uint_eq(fx_hash(copy, rev), fx_hash(st, rev));
+    ck_assert_uint_eq(fx_hash(copy, 0), fx_hash(st, 0));
     ck_assert_uint_eq(mvcc_lease_count(copy), 1);
     ck_assert_int_eq(mvcc_lease_ttl(copy, 8), 60);
     mv_arena *a = mv_arena_new();
@@ -164,15 +142,6 @@ START_TEST(test_build_refuses_disorder) {
 }
 END_TEST
 
-static void defragment(void) {
-    ck_assert_int_eq(mvcc_commit(st), 0);
-    mvcc_log_compaction_start(st, true);
-    int rc;
-    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
-        ck_assert_int_eq(mvcc_commit(st), 0);
-    ck_assert_int_eq(rc, 0);
-}
-
 static bool auth_is(mvcc *s, const char *want) {
     mv_bytes b = mvcc_auth_state(s);
     return b.len == strlen(want) && memcmp(b.data, want, b.len) == 0;
@@ -187,9 +156,9 @@ START_TEST(test_auth_state_kept) {
     for (int i = 0; i < 200; i++)
         ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)old, strlen(old)), MV_OK);
     ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)"users:root", 10), MV_OK);
-    put("k", "v", 0);
+    fx_put("k", "v", 0);
     uint64_t before = mvcc_db_size(st);
-    defragment();
+    fx_defragment();
     ck_assert_msg(mvcc_db_size(st) < 1024, "%lu -> %lu bytes", (unsigned long)before,
                   (unsigned long)mvcc_db_size(st));
     ck_assert(auth_is(st, "users:root"));

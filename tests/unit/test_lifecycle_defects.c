@@ -21,36 +21,9 @@ static void teardown(void) {
     fixture_teardown();
 }
 
-static int64_t put(const char *k, const char *v, int64_t lease) {
-    mv_put_req r = {.key = B(k), .value = B(v), .lease = lease};
-    mv_result res;
-    mvcc_put(st, &r, &res);
-    ck_assert_int_eq(res.err, MV_OK);
-    mv_result_free(&res);
-    return mvcc_revision(st);
-}
-
-static void del(const char *k) {
-    mv_delete_req r = {.key = B(k)};
-    mv_result res;
-    mvcc_delete(st, &r, &res);
-    ck_assert_int_eq(res.err, MV_OK);
-    mv_result_free(&res);
-}
-
 static void compact(int64_t rev) {
     int64_t hdr;
     ck_assert_int_eq(mvcc_compact(st, rev, &hdr), MV_OK);
-}
-
-/* Defragment as the server runs it: seal, then slices with a commit per loop turn between them. */
-static void defragment(void) {
-    ck_assert_int_eq(mvcc_commit(st), 0); /* the writes before it were acknowledged, so durable */
-    mvcc_log_compaction_start(st, true);
-    int rc;
-    while ((rc = mvcc_log_compaction_step(st, 1000)) == 1)
-        ck_assert_int_eq(mvcc_commit(st), 0);
-    ck_assert_int_eq(rc, 0);
 }
 
 static int count_in_dir(const char *path, const char *suffix) {
@@ -73,12 +46,12 @@ static int open_fds(void) {
 /* 1: put a 1; put b 2; del b; compact 4; defrag; restart: the revision stayed at 4, and reads and
  * writes work (before the fix: revision 2, every call "required revision has been compacted"). */
 START_TEST(test_revision_never_below_compaction_after_restart) {
-    put("a", "1", 0);
-    put("b", "2", 0);
-    del("b");
+    fx_put("a", "1", 0);
+    fx_put("b", "2", 0);
+    fx_del("b");
     ck_assert_int_eq(mvcc_revision(st), 4);
     compact(4);
-    defragment();
+    fx_defragment();
     reopen();
     ck_assert_int_eq(mvcc_revision(st), 4);
     ck_assert_int_eq(mvcc_compact_revision(st), 4);
@@ -88,7 +61,7 @@ START_TEST(test_revision_never_below_compaction_after_restart) {
     ck_assert_int_eq(res.err, MV_OK);
     ck_assert_uint_eq(res.resp.u.range.n_kvs, 1);
     mv_result_free(&res);
-    ck_assert_int_eq(put("d", "4", 0), 5);
+    ck_assert_int_eq(fx_put("d", "4", 0), 5);
 }
 END_TEST
 
@@ -122,7 +95,7 @@ START_TEST(test_watch_history_intact_when_run_restarts) {
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof k, "k%d", i % 7);
         snprintf(v, sizeof v, "value-%d", i);
-        put(k, v, 0);
+        fx_put(k, v, 0);
     }
     compact(10);
     event_log before, after;
@@ -135,18 +108,11 @@ START_TEST(test_watch_history_intact_when_run_restarts) {
     events_from(11, &after);
     ck_assert_str_eq(after.text, before.text);
     int64_t from = 11;
-    defragment();
+    fx_defragment();
     events_from(from, &after);
     ck_assert_str_eq(after.text, before.text);
 }
 END_TEST
-
-static uint32_t hash_now(void) {
-    uint32_t h;
-    int64_t at;
-    ck_assert_int_eq(mvcc_hash_kv(st, 0, &h, &at), MV_OK);
-    return h;
-}
 
 /* 3: when log compaction drops the first change of a multi-op revision, the ones kept keep their
  * sub-revision, so HashKV is equal across log compaction and restart. */
@@ -158,13 +124,13 @@ START_TEST(test_hash_stable_when_part_of_a_txn_is_dropped) {
     mvcc_txn(st, &txn, &res);
     ck_assert_int_eq(res.err, MV_OK);
     mv_result_free(&res);
-    put("x", "3", 0);
+    fx_put("x", "3", 0);
     compact(mvcc_revision(st));
-    uint32_t before = hash_now();
-    defragment();
-    ck_assert_uint_eq(hash_now(), before);
+    uint32_t before = fx_hash(st, 0);
+    fx_defragment();
+    ck_assert_uint_eq(fx_hash(st, 0), before);
     reopen();
-    ck_assert_uint_eq(hash_now(), before);
+    ck_assert_uint_eq(fx_hash(st, 0), before);
 }
 END_TEST
 
@@ -173,7 +139,7 @@ END_TEST
 START_TEST(test_lease_records_reclaimed) {
     for (int64_t id = 1; id <= 5000; id++) {
         ck_assert_int_eq(mvcc_lease_grant(st, id, 60), MV_OK);
-        if (id % 10 == 0) put("leased", "v", id);
+        if (id % 10 == 0) fx_put("leased", "v", id);
         mv_result res;
         mvcc_lease_revoke(st, id, false, &res);
         ck_assert_int_eq(res.err, MV_OK);
@@ -181,10 +147,10 @@ START_TEST(test_lease_records_reclaimed) {
         if (id % 100 == 0) ck_assert_int_eq(mvcc_commit(st), 0);
     }
     ck_assert_int_eq(mvcc_lease_grant(st, 9999, 60), MV_OK); /* one lease still granted */
-    put("kept", "v", 9999);
+    fx_put("kept", "v", 9999);
     uint64_t before = mvcc_db_size(st);
     compact(mvcc_revision(st));
-    defragment();
+    fx_defragment();
     ck_assert_msg(mvcc_db_size(st) < 4096, "db %lu -> %lu bytes", (unsigned long)before,
                   (unsigned long)mvcc_db_size(st));
     ck_assert(!mvcc_log_compaction_wanted(st));
@@ -203,20 +169,20 @@ START_TEST(test_emptied_segments_unlinked) {
     char v[512];
     memset(v, 'v', sizeof v - 1);
     v[sizeof v - 1] = 0;
-    put("stays", "1", 0);
+    fx_put("stays", "1", 0);
     for (int i = 0; i < 400; i++)
-        put("churn", v, 0);
+        fx_put("churn", v, 0);
     ck_assert_int_eq(mvcc_commit(st), 0);
     int files_before = count_in_dir(dir, ".log"), fds_before = open_fds();
     ck_assert_int_gt(files_before, 40);
     compact(mvcc_revision(st));
-    defragment();
+    fx_defragment();
     int files_after = count_in_dir(dir, ".log");
     ck_assert_msg(files_after <= 3, "%d segment files before, %d after", files_before, files_after);
     ck_assert_int_le(open_fds(), fds_before - (files_before - files_after));
     reopen();
     ck_assert_int_le(count_in_dir(dir, ".log"), 3);
-    ck_assert_int_eq(put("after", "x", 0), mvcc_revision(st));
+    ck_assert_int_eq(fx_put("after", "x", 0), mvcc_revision(st));
 }
 END_TEST
 
