@@ -161,7 +161,10 @@ def main():
             argv = ["etcdctl", "--endpoints", ep, "--command-timeout=5s"] + list(args)
             if background:
                 return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            r = subprocess.run(argv, env=env, input=stdin, capture_output=True, timeout=timeout)
+            try:
+                r = subprocess.run(argv, env=env, input=stdin, capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return ""
             time.sleep(0.05)
             return r.stdout.decode(errors="replace")
 
@@ -218,6 +221,23 @@ def main():
         snapshot_dir("log-defragged")
         ctl("snapshot", "snapshot", "save", os.path.join(tmp, "snap.db"))
         ctl("watch-progress", "watch", "--interactive", stdin=b"watch foo\nprogress\n", timeout=10)
+        ctl("lock", "lock", "mylock", "echo", "locked", timeout=10)
+        ctl("elect", "elect", "--listen", "myelection", timeout=2)
+        ctl("user-add", "user", "add", "root:rootpw", "--interactive=false")
+        ctl("user-add-2", "user", "add", "alice:pw", "--interactive=false")
+        ctl("role-add", "role", "add", "reader")
+        ctl("role-grant", "role", "grant-permission", "reader", "read", "foo", "--prefix=true")
+        ctl("user-grant-role", "user", "grant-role", "alice", "reader")
+        ctl("user-get", "user", "get", "alice", "--detail")
+        ctl("role-list", "role", "list")
+        ctl("auth-enable", "auth", "enable")
+        ctl("get-as-user", "--user", "alice:pw", "get", "foo", "--prefix")
+        ctl("put-denied", "--user", "alice:pw", "put", "foo", "x")
+        ctl("auth-status", "--user", "root:rootpw", "auth", "status")
+        ctl("user-passwd", "--user", "root:rootpw", "user", "passwd", "alice", "--interactive=false", stdin=b"pw2\n")
+        ctl("role-revoke", "--user", "root:rootpw", "role", "revoke-permission", "reader", "foo", "--prefix=true")
+        ctl("user-delete", "--user", "root:rootpw", "user", "delete", "alice")
+        ctl("auth-disable", "--user", "root:rootpw", "auth", "disable")
 
         base = url.replace(str(port), str(proxy.port))
         curl("http-health", base + "/health")

@@ -49,7 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_serve(data + 1, size - 1, chunk);
         return 0;
     }
-    http_api_req req = {"POST", routes[(data[0] & 0x7f) % N_ROUTES], "", data + 1, size - 1};
+    http_api_req req = {.method = "POST",
+                        .path = routes[(data[0] & 0x7f) % N_ROUTES],
+                        .query = "",
+                        .body = data + 1,
+                        .body_len = size - 1};
     http_api_resp resp = {0};
     http_api_serve(&req, &resp);
     if (resp.stream) http_api_stream_closed(resp.stream); /* as if the client went at once */
