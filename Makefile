@@ -8,6 +8,7 @@ CSTD := -std=c11 -D_GNU_SOURCE
 OPT ?= -O2 -g1
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm -pthread
+LIBS += -lssl -lcrypto
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto
@@ -107,7 +108,7 @@ UNIT_LAYERS := base storage rpc api gateway
 UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
 	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
-UNIT_rpc := tests/unit/test_commit.c
+UNIT_rpc := tests/unit/test_commit.c tests/unit/test_auth_perm.c
 UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c
 UNIT_gateway := tests/unit/test_json.c tests/unit/test_pbjson.c
 # helpers a layer's tests link besides the tests (test_lifecycle.c includes crashfs.c itself)
@@ -120,7 +121,7 @@ UNIT_LIBS_rpc := rpc gen storage base
 UNIT_LIBS_api := api rpc gen storage base
 UNIT_LIBS_gateway := gateway api watch rpc gen storage base
 # and the system libraries: storage's tests link neither libev nor nghttp2 nor protobuf-c
-SYSLIBS_base := -lm -pthread
+SYSLIBS_base := -lcrypto -lm -pthread
 SYSLIBS_storage := -lxxhash $(SYSLIBS_base)
 SYSLIBS_rpc := -lev -lprotobuf-c $(SYSLIBS_storage)
 SYSLIBS_api := $(SYSLIBS_rpc)
@@ -211,7 +212,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(F_harness) $(F_src) $(
 	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -Wl,--wrap=mvcc_on_revision -o $@ $^ $(LIBS)
 # recovery needs storage and base only
 $(BUILD)/fuzz/fuzz_log: $(BUILD)/fuzz/tests/fuzz/fuzz_log.o $(F_storage) $(call objects,fuzz,$(C_base))
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lm -pthread
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lcrypto -lm -pthread
 fuzz: $(FUZZ_BINS)
 # each target: its seeds, then FUZZ_RUNS inputs of a fixed seed (so that a run is repeatable), at most
 # FUZZ_SECONDS; new inputs go to a scratch dir. Open bugs already reported (tests/fuzz/README.md) are

@@ -107,8 +107,9 @@ static void on_stop_signal(EV_P_ ev_signal *w, int revents) {
 
 static void start_listeners(void) {
     char err[512];
-    if (!server_listen(g_config.listen_client_urls, err, sizeof err) ||
-        (g_config.listen_metrics_urls && !server_listen(g_config.listen_metrics_urls, err, sizeof err))) {
+    if (!server_listen(g_config.listen_client_urls, false, err, sizeof err) ||
+        (g_config.listen_metrics_urls &&
+         !server_listen(g_config.listen_metrics_urls, true, err, sizeof err))) {
         fprintf(stderr, "cetcd: %s\n", err);
         exit(1);
     }
@@ -118,6 +119,13 @@ int main(int argc, char **argv) {
     int rc = flags_parse(argc, argv, &g_config);
     if (rc >= 0) return rc;
     if (g_config.restore_file) return snapshot_restore_main();
+    if ((g_config.cert_file && *g_config.cert_file) || g_config.auto_tls) {
+        char err[600];
+        if (!server_tls_setup(err, sizeof err)) {
+            fprintf(stderr, "cetcd: %s\n", err);
+            return 2;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     derive_identity(&g_config);
     if (g_config.unsafe_no_fsync)

@@ -23,6 +23,15 @@ typedef struct config {
     const char *watch_progress_notify_interval; /* Go duration; NULL = etcd default 10m */
     const char *initial_advertise_peer_urls;    /* only reported (MemberList); NULL = http://localhost:2380 */
     const char *restore_file;                   /* --restore: restore this snapshot into data_dir and exit */
+    /* client TLS (src/net/tls.c), etcd's flags: used by the https:// listeners */
+    const char *cert_file, *key_file, *trusted_ca_file, *client_crl_file;
+    bool client_cert_auth, auto_tls;
+    const char *cipher_suites;   /* comma list of Go's names (TLS 1.2 suites) */
+    const char *tls_min_version; /* TLS1.2 or TLS1.3; NULL = TLS1.2 */
+    const char *tls_max_version; /* NULL = no maximum */
+    /* peers: one member has none; the files are checked so a kubeadm line with a typo fails as etcd */
+    const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file, *initial_cluster;
+    const char *initial_cluster_state, *listen_peer_urls;
     uint64_t max_connections;                   /* --max-connections; 0 = from the descriptor limit */
     double grpc_keepalive_min_time;             /* seconds: --grpc-keepalive-min-time, */
     double grpc_keepalive_interval;             /* --grpc-keepalive-interval */

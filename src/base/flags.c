@@ -1,6 +1,7 @@
 /* flags.c: etcd's command line (`--flag value`, `--flag=value`, `-flag`, ETCD_FLAG env vars) parsed
  * into g_config, so that etcd and kubeadm command lines start cetcd unchanged. Flags that only matter
- * to a multi-member or TLS cluster are accepted and ignored; anything else unknown is an error. */
+ * to a multi-member cluster are accepted (peer files checked) and ignored; anything else unknown is an error.
+ */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -58,14 +59,28 @@ static const flag_def flag_table[] = {
     {"grpc-keepalive-interval", DURATION(grpc_keepalive_interval)},
     {"grpc-keepalive-timeout", DURATION(grpc_keepalive_timeout)},
     {"experimental-watch-progress-notify-interval", STR(watch_progress_notify_interval)},
+    /* client TLS (src/net/tls.c) */
+    {"cert-file", STR(cert_file)},
+    {"key-file", STR(key_file)},
+    {"trusted-ca-file", STR(trusted_ca_file)},
+    {"client-crl-file", STR(client_crl_file)},
+    {"client-cert-auth", BOOL(client_cert_auth)},
+    {"auto-tls", BOOL(auto_tls)},
+    {"cipher-suites", STR(cipher_suites)},
+    {"tls-min-version", STR(tls_min_version)},
+    {"tls-max-version", STR(tls_max_version)},
+    /* peers and cluster: checked (finish_config), not used by one member */
+    {"peer-cert-file", STR(peer_cert_file)},
+    {"peer-key-file", STR(peer_key_file)},
+    {"peer-trusted-ca-file", STR(peer_trusted_ca_file)},
+    {"initial-cluster", STR(initial_cluster)},
+    {"initial-cluster-state", STR(initial_cluster_state)},
+    {"listen-peer-urls", STR(listen_peer_urls)},
     {"help", FK_HELP, 0, 0, 0, 0},
     {"h", FK_HELP, 0, 0, 0, 0},
     {"version", FK_VERSION, 0, 0, 0, 0},
     /* accepted and ignored: clustering, peers, tuning that has no meaning for one member */
-    {"initial-cluster", IGNV},
-    {"initial-cluster-state", IGNV},
     {"initial-cluster-token", IGNV},
-    {"listen-peer-urls", IGNV},
     {"snapshot-count", IGNV},
     {"heartbeat-interval", IGNV},
     {"election-timeout", IGNV},
@@ -78,21 +93,32 @@ static const flag_def flag_table[] = {
     {"wal-dir", IGNV},
     {"max-concurrent-streams", IGNV},
     {"metrics", IGNV},
-    {"peer-cert-file", IGNV},
-    {"peer-key-file", IGNV},
-    {"peer-trusted-ca-file", IGNV},
-    {"cert-file", IGNV},
-    {"key-file", IGNV},
-    {"trusted-ca-file", IGNV},
-    {"cipher-suites", IGNV},
-    {"tls-min-version", IGNV},
-    {"tls-max-version", IGNV},
     {"auth-token", IGNV},
     {"bcrypt-cost", IGNV},
     {"enable-v2", IGNB},
+    {"peer-crl-file", IGNV},
+    {"peer-cert-allowed-cn", IGNV},
+    {"peer-cert-allowed-hostname", IGNV},
+    {"client-cert-allowed-hostname", IGNV},
+    {"self-signed-cert-validity", IGNV},
+    {"listen-client-http-urls", IGNV},
+    {"discovery", IGNV},
+    {"discovery-srv", IGNV},
+    {"discovery-fallback", IGNV},
+    {"discovery-proxy", IGNV},
+    {"cors", IGNV},
+    {"host-whitelist", IGNV},
+    {"backend-batch-interval", IGNV},
+    {"backend-batch-limit", IGNV},
+    {"backend-bbolt-freelist-type", IGNV},
+    {"log-rotation-config-json", IGNV},
+    {"v2-deprecation", IGNV},
+    {"enable-log-rotation", IGNB},
+    {"enable-grpc-gateway", IGNB},
+    {"force-new-cluster", IGNB},
+    {"initial-election-tick-advance", IGNB},
+    {"peer-skip-client-san-verification", IGNB},
     {"peer-client-cert-auth", IGNB},
-    {"client-cert-auth", IGNB},
-    {"auto-tls", IGNB},
     {"peer-auto-tls", IGNB},
     {"strict-reconfig-check", IGNB},
     {"pre-vote", IGNB},
@@ -128,14 +154,23 @@ static void usage(void) {
         "5s)\n"
         "  --grpc-keepalive-interval D      ping a connection silent this long (default 2h)\n"
         "  --grpc-keepalive-timeout D       close it if nothing answers within this (default 20s)\n"
+        "  --cert-file F, --key-file F      certificate and key of the https:// listeners\n"
+        "  --trusted-ca-file F              CA that signs client certificates\n"
+        "  --client-cert-auth               refuse clients without a certificate signed by that CA\n"
+        "  --client-crl-file F              certificates revoked by the CA (PEM CRL)\n"
+        "  --auto-tls                       a self-signed certificate, made at start, when no files\n"
+        "  --cipher-suites LIST             TLS 1.2 suites by Go's names (default OpenSSL's)\n"
+        "  --tls-min-version V, --tls-max-version V  TLS1.2 or TLS1.3 (default TLS1.2 and no maximum)\n"
+        "  Certificate files are read again when they change, checked on each new connection.\n"
         "  --version                        print the version and exit\n"
         "  -h, --help                       print this help and exit\n\n"
         "  Every flag may also be set as an environment variable ETCD_<FLAG> (ETCD_DATA_DIR=...).\n"
         "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
-        "  --initial-cluster* --listen-peer-urls --snapshot-count\n"
+        "  --initial-cluster (one member only) --initial-cluster-state (new) --listen-peer-urls "
+        "--snapshot-count\n"
         "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
         "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
-        "  --max-concurrent-streams --peer-* TLS files, client TLS files\n");
+        "  --max-concurrent-streams --peer-* TLS files (checked readable)\n");
 }
 
 static void print_version(void) {
@@ -283,8 +318,8 @@ static void set_defaults(config *cfg) {
     cfg->grpc_keepalive_timeout = 20;
 }
 
-/* Every URL of a comma list must parse. Returns -1 or 2. */
-static int check_urls(const char *list, const char *flag) {
+/* Every URL of a comma list must parse; *any_tls is set when one is https. Returns -1 or 2. */
+static int check_urls(const char *list, const char *flag, bool *any_tls) {
     if (!list) return -1;
     const char *p = list;
     for (;;) {
@@ -296,9 +331,87 @@ static int check_urls(const char *list, const char *flag) {
             fprintf(stderr, "cetcd: invalid value \"%s\" for --%s: %s\n", list, flag, err);
             return 2;
         }
+        if (u.tls) *any_tls = true;
         if (!comma) return -1;
         p = comma + 1;
     }
+}
+
+static bool empty(const char *s) {
+    return !s || !*s;
+}
+
+/* The TLS flags, as etcd checks them; the files themselves are read by src/net/tls.c. */
+static int check_tls(config *cfg, bool any_tls) {
+    const char *versions[] = {"TLS1.2", "TLS1.3"};
+    const char *v[2] = {cfg->tls_min_version, cfg->tls_max_version};
+    const char *vflag[2] = {"tls-min-version", "tls-max-version"};
+    for (int i = 0; i < 2; i++) {
+        if (empty(v[i])) continue;
+        if (strcmp(v[i], versions[0]) != 0 && strcmp(v[i], versions[1]) != 0)
+            return bad_value(v[i], vflag[i]);
+    }
+    if (!empty(v[0]) && !empty(v[1]) && strcmp(v[0], v[1]) > 0) {
+        fprintf(stderr, "cetcd: --tls-min-version %s is above --tls-max-version %s\n", v[0], v[1]);
+        return 2;
+    }
+    if (!empty(cfg->cipher_suites) && !empty(v[0]) && strcmp(v[0], "TLS1.3") == 0) {
+        fprintf(stderr, "cetcd: --cipher-suites cannot be used with --tls-min-version TLS1.3\n");
+        return 2;
+    }
+    if (empty(cfg->cert_file) != empty(cfg->key_file)) {
+        fprintf(stderr, "cetcd: --cert-file and --key-file go together\n");
+        return 2;
+    }
+    if (any_tls && empty(cfg->cert_file) && !cfg->auto_tls) {
+        fprintf(stderr, "cetcd: an https:// listen URL needs --cert-file and --key-file (or --auto-tls)\n");
+        return 2;
+    }
+    if (cfg->client_cert_auth && empty(cfg->trusted_ca_file) && !cfg->auto_tls) {
+        fprintf(stderr, "cetcd: --client-cert-auth needs --trusted-ca-file\n");
+        return 2;
+    }
+    return -1;
+}
+
+/* One member: --initial-cluster may name this member only, and the cluster must be new. The peer
+ * files are not used, but a missing one fails the start as it would in etcd. */
+static int check_cluster(const config *cfg) {
+    if (!empty(cfg->initial_cluster_state) && strcmp(cfg->initial_cluster_state, "new") != 0) {
+        if (strcmp(cfg->initial_cluster_state, "existing") != 0)
+            return bad_value(cfg->initial_cluster_state, "initial-cluster-state");
+        fprintf(stderr, "cetcd: --initial-cluster-state=existing: cetcd is one member and joins no cluster "
+                        "(to copy a cluster's data into cetcd, use etcdctl make-mirror)\n");
+        return 2;
+    }
+    if (!empty(cfg->initial_cluster)) {
+        size_t name_len = strlen(cfg->name);
+        for (const char *p = cfg->initial_cluster; p && *p;) {
+            const char *comma = strchr(p, ',');
+            const char *eq = strchr(p, '=');
+            if (!eq || (comma && eq > comma)) return bad_value(cfg->initial_cluster, "initial-cluster");
+            if ((size_t)(eq - p) != name_len || memcmp(p, cfg->name, name_len) != 0) {
+                fprintf(
+                    stderr,
+                    "cetcd: --initial-cluster names a member other than --name %s (\"%.*s\"): cetcd is one "
+                    "member (to feed a cluster from cetcd or back, use etcdctl make-mirror)\n",
+                    cfg->name, (int)(eq - p), p);
+                return 2;
+            }
+            p = comma ? comma + 1 : NULL;
+        }
+    }
+    const char *files[] = {cfg->peer_cert_file, cfg->peer_key_file, cfg->peer_trusted_ca_file};
+    const char *fflag[] = {"peer-cert-file", "peer-key-file", "peer-trusted-ca-file"};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = empty(files[i]) ? NULL : fopen(files[i], "r");
+        if (!empty(files[i]) && !f) {
+            fprintf(stderr, "cetcd: --%s %s: %s\n", fflag[i], files[i], strerror(errno));
+            return 2;
+        }
+        if (f) fclose(f);
+    }
+    return -1;
 }
 
 static int finish_config(config *cfg) {
@@ -311,8 +424,11 @@ static int finish_config(config *cfg) {
     if (!cfg->advertise_client_urls || !*cfg->advertise_client_urls)
         cfg->advertise_client_urls = cfg->listen_client_urls;
     if (cfg->listen_metrics_urls && !*cfg->listen_metrics_urls) cfg->listen_metrics_urls = NULL;
-    int rc = check_urls(cfg->listen_client_urls, "listen-client-urls");
-    if (rc < 0) rc = check_urls(cfg->listen_metrics_urls, "listen-metrics-urls");
+    bool tls = false;
+    int rc = check_urls(cfg->listen_client_urls, "listen-client-urls", &tls);
+    if (rc < 0) rc = check_urls(cfg->listen_metrics_urls, "listen-metrics-urls", &tls);
+    if (rc < 0) rc = check_tls(cfg, tls);
+    if (rc < 0) rc = check_cluster(cfg);
     return rc;
 }
 
@@ -383,11 +499,15 @@ static bool valid_port(const char *port) {
 
 bool url_parse(const char *url, size_t len, listen_url *out, char *err, size_t errlen) {
     static const char http[] = "http://", https[] = "https://";
-    if (len >= sizeof https - 1 && strncmp(url, https, sizeof https - 1) == 0)
-        return fail(err, errlen, "TLS not supported yet (use http://)");
-    if (len < sizeof http - 1 || strncmp(url, http, sizeof http - 1) != 0)
-        return fail(err, errlen, "URL scheme must be http");
-    const char *host = url + sizeof http - 1, *end = url + len;
+    const char *host;
+    out->tls = len >= sizeof https - 1 && strncmp(url, https, sizeof https - 1) == 0;
+    if (out->tls)
+        host = url + sizeof https - 1;
+    else if (len >= sizeof http - 1 && strncmp(url, http, sizeof http - 1) == 0)
+        host = url + sizeof http - 1;
+    else
+        return fail(err, errlen, "URL scheme must be http or https");
+    const char *end = url + len;
     if (end > host && end[-1] == '/') end--;
     const char *colon;
     if (host < end && *host == '[') {

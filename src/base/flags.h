@@ -17,8 +17,9 @@ int flags_parse(int argc, char **argv, config *cfg);
 /* Go's time.ParseDuration ("10m", "1.5s", "1h30m", "100ms", "0") into seconds. False if s is not one. */
 bool flags_parse_duration(const char *s, double *secs);
 
-/* One listen URL, "http://host:port". host is empty for "all addresses". */
+/* One listen URL, "http://host:port" or "https://host:port". host is empty for "all addresses". */
 typedef struct listen_url {
+    bool tls; /* https:// */
     char host[256];
     char port[16];
 } listen_url;

@@ -19,6 +19,7 @@
 #include "flags.h"
 #include "log_msg.h"
 #include "server.h"
+#include "tls.h"
 
 #define ACCEPT_BATCH 64            /* accepts per readable event, so one listener cannot hog the loop */
 #define BACKOFF_FIRST_SECONDS 0.05 /* pause of a listener whose accept fails with nothing to shed */
@@ -31,6 +32,7 @@ typedef struct listener {
     ev_timer retry; /* restarts io after a pause */
     double backoff; /* the next pause; doubles while accept keeps failing */
     int fd;
+    bool tls, metrics_only; /* https://; a --listen-metrics-urls listener */
     struct listener *next;
 } listener;
 
@@ -109,7 +111,7 @@ static void admit(listener *l, int fd) {
         return note_refused("connection limit reached (--max-connections)", false);
     }
     note_admitted();
-    conn_new(fd);
+    conn_new_on(fd, l->tls, l->metrics_only);
 }
 
 /* At EMFILE: frees a spare descriptor, accepts the newest connection and closes it, so that its
@@ -213,9 +215,11 @@ static const struct addrinfo *pick_address(const struct addrinfo *list) {
     return list;
 }
 
-static void add_listener(int fd) {
+static void add_listener(int fd, bool tls, bool metrics_only) {
     listener *l = xcalloc(1, sizeof *l);
     l->fd = fd;
+    l->tls = tls;
+    l->metrics_only = metrics_only;
     l->backoff = BACKOFF_FIRST_SECONDS;
     ev_io_init(&l->io, on_acceptable, fd, EV_READ);
     ev_timer_init(&l->retry, on_accept_retry, BACKOFF_FIRST_SECONDS, 0.);
@@ -225,7 +229,12 @@ static void add_listener(int fd) {
     listeners = l;
 }
 
-static bool listen_one(const listen_url *u, char *err, size_t errlen) {
+static bool listen_one(const listen_url *u, bool metrics_only, char *err, size_t errlen) {
+    if (u->tls && !tls_ready()) {
+        snprintf(err, errlen, "listen %s:%s: https needs --cert-file and --key-file (or --auto-tls)", u->host,
+                 u->port);
+        return false;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     const char *host = u->host[0] ? u->host : NULL;
@@ -242,20 +251,21 @@ static bool listen_one(const listen_url *u, char *err, size_t errlen) {
         snprintf(err, errlen, "listen tcp %s:%s: %s", u->host, u->port, why);
         return false;
     }
-    add_listener(fd);
+    add_listener(fd, u->tls, metrics_only);
     char where[300];
     describe_bound(fd, where, sizeof where);
-    log_msg(LOG_INFO, "serving client traffic insecurely on %s", where);
+    log_msg(LOG_INFO, "serving %s %s on %s", metrics_only ? "metrics and health" : "client traffic",
+            u->tls ? "securely" : "insecurely", where);
     return true;
 }
 
-bool server_listen(const char *urls, char *err, size_t errlen) {
+bool server_listen(const char *urls, bool metrics_only, char *err, size_t errlen) {
     accept_reserve_refill();
     for (const char *p = urls; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         listen_url u;
-        if (!url_parse(p, len, &u, err, errlen) || !listen_one(&u, err, errlen)) return false;
+        if (!url_parse(p, len, &u, err, errlen) || !listen_one(&u, metrics_only, err, errlen)) return false;
         p = comma ? comma + 1 : NULL;
     }
     return true;

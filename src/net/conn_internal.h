@@ -55,13 +55,18 @@ struct conn {
     int n_waiting;
     sbuf out; /* output released to the socket */
     h2_conn *h2;
+    struct ssl_st *ssl; /* the TLS session of an https:// listener's connection (tls.c); else NULL */
+    bool tls_done;      /* its handshake is over */
+    bool metrics_only;  /* from a --listen-metrics-urls listener: /metrics and /health only */
     bool dirty, dead, closing, read_paused;
     conn *next_dirty, *next_dead;
     conn *prev, *next;
 };
 
 /* server.c */
-void conn_new(int fd);   /* a connection for an accepted socket */
+void conn_new(int fd); /* a connection for an accepted socket */
+/* the same for a listener's socket: tls, a TLS session; metrics_only, /metrics and /health only */
+void conn_new_on(int fd, bool tls, bool metrics_only);
 void conn_kill(conn *c); /* closes the socket now; freed at the end of the flush */
 size_t conn_count(void); /* connections whose socket is open */
 

@@ -89,9 +89,15 @@ static const char *reason_phrase(int status) {
     }
 }
 
+/* What etcd's --listen-metrics-urls listener serves: metrics and health, nothing of the client API. */
+static bool metrics_route(const char *path) {
+    return strcmp(path, "/metrics") == 0 || strcmp(path, "/health") == 0 || strncmp(path, "/livez", 6) == 0 ||
+           strncmp(path, "/readyz", 7) == 0;
+}
+
 /* Every path is http_api.c's; what it does not serve is not found, as in Go's ServeMux. */
-static void dispatch(const http1_request *req, http1_response *resp) {
-    serve_api(req, resp);
+static void dispatch(const http1_request *req, http1_response *resp, bool metrics_only) {
+    if (!metrics_only || metrics_route(req->path)) serve_api(req, resp);
     if (!resp->status) body_text(resp, 404, "text/plain; charset=utf-8", "404 page not found\n");
 }
 
@@ -233,7 +239,7 @@ int http1_conn_recv(conn *c, sbuf *in) {
         req.body_len = (size_t)body_len;
         http1_response resp = {0};
         reply_budget_begin(h2_held_total());
-        dispatch(&req, &resp);
+        dispatch(&req, &resp, conn_metrics_only(c));
         send_response(c, &resp, req.keep_alive);
         sbuf_consume(in, head_len + (size_t)body_len);
         if (!req.keep_alive) return -1;

@@ -18,6 +18,7 @@
 #include "h2.h"
 #include "http1.h"
 #include "server.h"
+#include "tls.h"
 
 #define READ_CHUNK 65536
 #define READ_ROUNDS 16               /* reads per readable event, for fairness between clients */
@@ -39,6 +40,7 @@ void conn_kill(conn *c) {
     ev_io_stop(EV_DEFAULT_ & c->rio);
     ev_io_stop(EV_DEFAULT_ & c->wio);
     timeout_stop(c);
+    tls_conn_free(c);
     close(c->fd);
     c->fd = -1;
     n_conns--;
@@ -177,7 +179,7 @@ static void update_read_pause(conn *c) {
 /* Writes c->out. Returns 1 when all is written, 0 on EAGAIN (write watcher started), -1 on error. */
 static int write_out(conn *c) {
     while (sbuf_size(&c->out) > 0) {
-        ssize_t n = write(c->fd, sbuf_head(&c->out), sbuf_size(&c->out));
+        ssize_t n = conn_io_write(c, sbuf_head(&c->out), sbuf_size(&c->out));
         if (n > 0) {
             sbuf_consume(&c->out, (size_t)n);
             continue;
@@ -241,6 +243,10 @@ static void on_writable(EV_P_ ev_io *w, int revents) {
     (void)revents;
     (void)EV_A;
     conn *c = w->data;
+    if (!c->tls_done && c->ssl) { /* the handshake wants to write */
+        if (tls_conn_handshake(c) < 0) conn_kill(c);
+        return;
+    }
     int rc = write_out(c);
     if (rc < 0) return conn_kill(c);
     if (rc == 1) conn_mark_dirty(c); /* more frames may wait in the session; closing may finish */
@@ -279,6 +285,7 @@ static int feed_detect(conn *c, const uint8_t *data, size_t len) {
         return parse_http1(c);
     }
     if (have < H2_PREFACE_LEN) return 0;
+    if (c->metrics_only) return -1; /* the metrics listener speaks HTTP/1.1 only: no client API */
     c->proto = PROTO_H2;
     c->h2 = h2_conn_new(c);
     sbuf in = c->in;
@@ -304,8 +311,10 @@ static void on_readable(EV_P_ ev_io *w, int revents) {
     (void)EV_A;
     conn *c = w->data;
     static uint8_t buf[READ_CHUNK];
+    int hs = tls_conn_handshake(c);
+    if (hs <= 0) return hs < 0 ? conn_kill(c) : (void)0;
     for (int round = 0; round < READ_ROUNDS && !c->closing && !c->read_paused; round++) {
-        ssize_t n = read(c->fd, buf, sizeof buf);
+        ssize_t n = conn_io_read(c, buf, sizeof buf);
         if (n == 0) return conn_close_when_flushed(c); /* peer done sending; let replies drain */
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -316,13 +325,25 @@ static void on_readable(EV_P_ ev_io *w, int revents) {
         if (conn_feed(c, buf, (size_t)n) < 0) return conn_close_when_flushed(c);
         update_read_pause(c);
     }
+    /* TLS may hold input already taken off the socket: no readable event would come for it */
+    if (!c->dead && !c->closing && !c->read_paused && conn_io_pending(c)) ev_feed_event(EV_A_ w, EV_READ);
 }
 
 void conn_new(int fd) {
+    conn_new_on(fd, false, false);
+}
+
+void conn_new_on(int fd, bool tls, bool metrics_only) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conn *c = xcalloc(1, sizeof *c);
     c->fd = fd;
+    c->metrics_only = metrics_only;
+    if (tls && !tls_conn_start(c)) {
+        close(fd);
+        free(c);
+        return;
+    }
     ev_io_init(&c->rio, on_readable, fd, EV_READ);
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     c->rio.data = c->wio.data = c;

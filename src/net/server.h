@@ -29,8 +29,13 @@ void conn_close_when_flushed(conn *c);
 void conn_h2_frame_recv(conn *c, uint8_t type, uint8_t flags, bool has_streams);
 void conn_h2_frame_sent(conn *c, uint8_t type);
 
-/* Opens a listener for each URL of the comma list. False with a message in err. */
-bool server_listen(const char *urls, char *err, size_t errlen);
+/* Opens a listener for each URL of the comma list (https:// ones after server_tls_setup); a
+ * metrics_only listener serves /metrics and the health paths only. False with a message in err. */
+bool server_listen(const char *urls, bool metrics_only, char *err, size_t errlen);
+/* Loads the TLS files of etcd's flags (tls.c). False with one line naming the file in err. */
+bool server_tls_setup(char *err, size_t errlen);
+/* The connection came from a --listen-metrics-urls listener. */
+bool conn_metrics_only(const conn *c);
 /* Closes one of the spare descriptors kept for EMFILE (accept.c), so that a file can be opened in its
  * place; they are reopened once descriptors come free. False if none is left. */
 bool server_release_reserve(void);
