@@ -7,7 +7,7 @@ WARN := -Wall -Wextra -Werror
 CSTD := -std=c11 -D_GNU_SOURCE
 OPT ?= -O2 -g1
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lm -pthread
+LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lcrypt -lm -pthread
 LIBS += -lssl -lcrypto
 CHECK_LIBS = $(shell pkg-config --libs check)
 

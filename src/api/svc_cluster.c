@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_gate.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -90,12 +91,20 @@ static bool is_our_peer_url(const char *u) {
     return false;
 }
 
+/* etcd's checkMembershipOperationPermission: membership changes are admin-only with auth on. */
+static bool admin(const reply_sink *out) {
+    etcd_err e = auth_check_admin(rpc_current_caller());
+    if (e != AUTH_OK) fail_etcd(out, e);
+    return e == AUTH_OK;
+}
+
 void cluster_member_add_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__MemberAddRequest *r = (const Etcdserverpb__MemberAddRequest *)req;
     if (r->n_peerurls == 0) return fail_etcd(out, ETCD_ERR_MEMBER_BAD_URLS);
     for (size_t i = 0; i < r->n_peerurls; i++)
         if (!url_valid(r->peerurls[i])) return fail_etcd(out, ETCD_ERR_MEMBER_BAD_URLS);
+    if (!admin(out)) return;
     for (size_t i = 0; i < r->n_peerurls; i++)
         if (is_our_peer_url(r->peerurls[i])) return fail_etcd(out, ETCD_ERR_PEER_URL_EXIST);
     out->fail(out->ctx, GRPC_FAILED_PRECONDITION, NOT_SUPPORTED);
@@ -105,6 +114,7 @@ void cluster_member_add_exec(const ProtobufCMessage *req, size_t len, const repl
 void cluster_member_remove_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__MemberRemoveRequest *r = (const Etcdserverpb__MemberRemoveRequest *)req;
+    if (!admin(out)) return;
     fail_etcd(out,
               r->id == g_config.member_id ? ETCD_ERR_MEMBER_NOT_ENOUGH_STARTED : ETCD_ERR_MEMBER_NOT_FOUND);
 }
@@ -113,6 +123,7 @@ void cluster_member_remove_exec(const ProtobufCMessage *req, size_t len, const r
 void cluster_member_update_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__MemberUpdateRequest *r = (const Etcdserverpb__MemberUpdateRequest *)req;
+    if (!admin(out)) return;
     if (r->id != g_config.member_id) return fail_etcd(out, ETCD_ERR_MEMBER_NOT_FOUND);
     url_list ours;
     split_urls(&ours, peer_urls());
@@ -130,6 +141,7 @@ void cluster_member_update_exec(const ProtobufCMessage *req, size_t len, const r
 void cluster_member_promote_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__MemberPromoteRequest *r = (const Etcdserverpb__MemberPromoteRequest *)req;
+    if (!admin(out)) return;
     fail_etcd(out, r->id == g_config.member_id ? ETCD_ERR_MEMBER_NOT_LEARNER : ETCD_ERR_MEMBER_NOT_FOUND);
 }
 

@@ -3,6 +3,7 @@
  * the answer with etcd's response headers, including the per-operation headers inside a Txn. */
 #include "svc_kv.h"
 #include "alarms.h"
+#include "auth_checks.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -627,6 +628,9 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
     (void)len;
     const Etcdserverpb__RangeRequest *req = (const Etcdserverpb__RangeRequest *)msg;
     etcd_err e = check_range(req);
+    auth_who who;
+    if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
+    if (e == KV_VALID) e = auth_check_range(&who, req);
     if (e != KV_VALID) return sink_fail(out, e);
     mv_range_req mreq;
     range_from_pb(&mreq, req);
@@ -649,8 +653,11 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
 void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
     etcd_err e = check_put(req);
+    auth_who who;
+    if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
     if (e == KV_VALID && alarm_nospace_active()) e = ETCD_ERR_NO_SPACE;
+    if (e == KV_VALID) e = auth_check_put(&who, req);
     if (e != KV_VALID) return sink_fail(out, e);
     mv_put_req mreq;
     put_from_pb(&mreq, req);
@@ -673,7 +680,10 @@ void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out)
 void kv_delete_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     const Etcdserverpb__DeleteRangeRequest *req = (const Etcdserverpb__DeleteRangeRequest *)msg;
     etcd_err e = check_delete(req);
+    auth_who who;
+    if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
+    if (e == KV_VALID) e = auth_check_delete(&who, req);
     if (e != KV_VALID) return sink_fail(out, e);
     mv_delete_req mreq;
     delete_from_pb(&mreq, req);
@@ -693,14 +703,15 @@ void kv_delete_range_exec(const ProtobufCMessage *msg, size_t len, const reply_s
     mv_result_free(&res);
 }
 
-/* etcd's order: structure and limits, then duplicate keys per branch, then the write size; a write
- * txn is refused while the NOSPACE alarm is active. */
-static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len) {
+/* etcd's order: structure and limits, then duplicate keys per branch, then the caller's token, then
+ * the write size; a write txn is refused while the NOSPACE alarm is active. */
+static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len, auth_who *who) {
     etcd_err e = check_txn(req, (long long)max_txn_ops());
     if (e != KV_VALID) return e;
     if (branch_has_duplicates(req->success, req->n_success) ||
         branch_has_duplicates(req->failure, req->n_failure))
         return ETCD_ERR_DUPLICATE_KEY;
+    if ((e = auth_resolve(rpc_current_caller(), who)) != KV_VALID) return e;
     if (!txn_is_read_only(req) && write_too_large(len)) return ETCD_ERR_REQUEST_TOO_LARGE;
     if (!txn_is_read_only(req) && alarm_nospace_active()) return ETCD_ERR_NO_SPACE;
     return KV_VALID;
@@ -722,7 +733,9 @@ static void reply_txn(const reply_sink *out, alloc_list *mem, const mv_txn_req *
 
 void kv_txn_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     const Etcdserverpb__TxnRequest *req = (const Etcdserverpb__TxnRequest *)msg;
-    etcd_err e = validate_txn(req, len);
+    auth_who who;
+    etcd_err e = validate_txn(req, len, &who);
+    if (e == KV_VALID) e = auth_check_txn(&who, req);
     if (e != KV_VALID) return sink_fail(out, e);
     alloc_list mem = {0};
     mv_txn_req *mreq = txn_from_pb(&mem, req);
@@ -737,6 +750,9 @@ void kv_txn_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out)
 void kv_compact_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__CompactionRequest *req = (const Etcdserverpb__CompactionRequest *)msg;
+    auth_who who; /* etcd checks no permission for a compaction, only the token */
+    etcd_err e = auth_resolve(rpc_current_caller(), &who);
+    if (e != AUTH_OK) return sink_fail(out, e);
     int64_t rev = 0;
     mv_err err = mvcc_compact(g_store, req->revision, &rev);
     if (err != MV_OK) return sink_fail(out, etcd_err_from_mv(err));

@@ -4,6 +4,7 @@
  * its keys go in one revision, which watchers see through the store's revision hook. */
 #include "svc_lease.h"
 #include "alarms.h"
+#include "auth_checks.h"
 #include "config.h"
 #include "errors.h"
 #include "header.h"
@@ -99,6 +100,9 @@ static void sink_fail_etcd(const reply_sink *out, etcd_err e) {
 void lease_grant_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__LeaseGrantRequest *req = (const Etcdserverpb__LeaseGrantRequest *)msg;
+    auth_who who; /* etcd checks only the token of a grant */
+    etcd_err denied = auth_resolve(rpc_current_caller(), &who);
+    if (denied != AUTH_OK) return sink_fail_etcd(out, denied);
     int64_t id = req->id, ttl = req->ttl;
     if (id == 0) id = next_lease_id();
     if (ttl > LEASE_MAX_TTL) return sink_fail_etcd(out, ETCD_ERR_LEASE_TTL_TOO_LARGE);
@@ -120,6 +124,8 @@ void lease_grant_exec(const ProtobufCMessage *msg, size_t len, const reply_sink 
 void lease_revoke_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     (void)len;
     int64_t id = ((const Etcdserverpb__LeaseRevokeRequest *)msg)->id;
+    etcd_err denied = auth_check_lease_revoke(rpc_current_caller(), id);
+    if (denied != AUTH_OK) return sink_fail_etcd(out, denied);
     mv_result res = {0};
     mvcc_lease_revoke(g_store, id, false, &res);
     mv_err err = res.err;
@@ -162,6 +168,8 @@ void lease_time_to_live_exec(const ProtobufCMessage *msg, size_t len, const repl
     const Etcdserverpb__LeaseTimeToLiveRequest *req = (const Etcdserverpb__LeaseTimeToLiveRequest *)msg;
     int64_t id = req->id;
     bool want_keys = req->keys;
+    etcd_err denied = want_keys ? auth_check_lease_keys(rpc_current_caller(), id) : AUTH_OK;
+    if (denied != AUTH_OK) return sink_fail_etcd(out, denied);
     Etcdserverpb__LeaseTimeToLiveResponse resp = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
     resp.id = id;
     double now = lease_timers_now(), deadline;

@@ -11,6 +11,7 @@
 
 #include "alarms.h"
 #include "alloc.h"
+#include "auth_gate.h"
 #include "compaction_driver.h"
 #include "config.h"
 #include "errors.h"
@@ -115,6 +116,9 @@ static void apply_alarm(const Etcdserverpb__AlarmRequest *r, alarm_list *l) {
 
 void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
+    auth_who who; /* etcd checks only the token of an alarm request */
+    etcd_err denied = auth_resolve(rpc_current_caller(), &who);
+    if (denied != AUTH_OK) return fail_etcd(out, denied);
     alarm_list l = {.n = 0};
     apply_alarm((const Etcdserverpb__AlarmRequest *)req, &l);
     Etcdserverpb__ResponseHeader hdr;
@@ -135,6 +139,8 @@ void maint_alarm(rpc_call *call, const uint8_t *msg, size_t len) {
 /* etcd hashes its whole bolt file; ours is the logical hash of everything held (HashKV at current). */
 void maint_hash_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)req, (void)len;
+    const char *denied = auth_check_maintenance(rpc_current_caller()); /* admin-only, as in etcd */
+    if (denied) return out->fail(out->ctx, GRPC_UNKNOWN, denied);
     uint32_t hash;
     int64_t hash_rev;
     mv_err err = mvcc_hash_kv(g_store, 0, &hash, &hash_rev);
@@ -154,6 +160,8 @@ void maint_hash(rpc_call *call, const uint8_t *msg, size_t len) {
 void maint_hashkv_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__HashKVRequest *r = (const Etcdserverpb__HashKVRequest *)req;
+    const char *denied = auth_check_maintenance(rpc_current_caller());
+    if (denied) return out->fail(out->ctx, GRPC_UNKNOWN, denied);
     uint32_t hash;
     int64_t hash_rev;
     mv_err err = mvcc_hash_kv(g_store, r->revision, &hash, &hash_rev);
@@ -214,6 +222,8 @@ void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len) {
         return rpc_finish(call, GRPC_INVALID_ARGUMENT,
                           "grpc: error unmarshalling request: malformed etcdserverpb.DefragmentRequest");
     etcdserverpb__defragment_request__free_unpacked(req, NULL);
+    const char *denied = auth_check_maintenance(rpc_call_caller(call));
+    if (denied) return rpc_finish(call, GRPC_UNKNOWN, denied);
     defrag_wait *w = xcalloc(1, sizeof *w);
     w->call = call;
     rpc_set_user(call, w);
@@ -317,6 +327,8 @@ void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len) {
                           "grpc: error unmarshalling request: malformed etcdserverpb.SnapshotRequest");
     etcdserverpb__snapshot_request__free_unpacked(req, NULL);
     if (rpc_user(call)) return; /* one request per call */
+    const char *denied = auth_check_maintenance(rpc_call_caller(call));
+    if (denied) return rpc_finish(call, GRPC_UNKNOWN, denied);
     char err[256] = "";
     etcd_snap *es = etcd_snap_begin(g_store, err, sizeof err);
     if (!es) return rpc_finish(call, GRPC_UNKNOWN, err);

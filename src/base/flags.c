@@ -59,6 +59,9 @@ static const flag_def flag_table[] = {
     {"grpc-keepalive-interval", DURATION(grpc_keepalive_interval)},
     {"grpc-keepalive-timeout", DURATION(grpc_keepalive_timeout)},
     {"experimental-watch-progress-notify-interval", STR(watch_progress_notify_interval)},
+    {"auth-token", STR(auth_token)},
+    {"auth-token-ttl", UINT(auth_token_ttl, 0, 1u << 30)},
+    {"bcrypt-cost", UINT(bcrypt_cost, 0, 1u << 30)},
     /* client TLS (src/net/tls.c) */
     {"cert-file", STR(cert_file)},
     {"key-file", STR(key_file)},
@@ -93,8 +96,6 @@ static const flag_def flag_table[] = {
     {"wal-dir", IGNV},
     {"max-concurrent-streams", IGNV},
     {"metrics", IGNV},
-    {"auth-token", IGNV},
-    {"bcrypt-cost", IGNV},
     {"enable-v2", IGNB},
     {"peer-crl-file", IGNV},
     {"peer-cert-allowed-cn", IGNV},
@@ -154,6 +155,9 @@ static void usage(void) {
         "5s)\n"
         "  --grpc-keepalive-interval D      ping a connection silent this long (default 2h)\n"
         "  --grpc-keepalive-timeout D       close it if nothing answers within this (default 20s)\n"
+        "  --auth-token TYPE                auth token kind: simple (the default; jwt is not supported)\n"
+        "  --auth-token-ttl N               seconds a simple token lives unused (default 300)\n"
+        "  --bcrypt-cost N                  bcrypt cost of password hashes, 4 to 31 (default 10)\n"
         "  --cert-file F, --key-file F      certificate and key of the https:// listeners\n"
         "  --trusted-ca-file F              CA that signs client certificates\n"
         "  --client-cert-auth               refuse clients without a certificate signed by that CA\n"

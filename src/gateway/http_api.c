@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pbjson.h"
 #include "rpc.pb-c.h"
+#include "svc_auth.h"
 #include "svc_cluster.h"
 #include "svc_kv.h"
 #include "svc_maint.h"
@@ -202,6 +203,28 @@ static const gw_route gw_routes[] = {
     {"/v3/maintenance/hashkv", &etcdserverpb__hash_kvrequest__descriptor, maint_hashkv_exec},
     {"/v3/maintenance/transfer-leadership", &etcdserverpb__move_leader_request__descriptor,
      maint_move_leader_exec},
+    {"/v3/auth/enable", &etcdserverpb__auth_enable_request__descriptor, auth_enable_exec},
+    {"/v3/auth/disable", &etcdserverpb__auth_disable_request__descriptor, auth_disable_exec},
+    {"/v3/auth/status", &etcdserverpb__auth_status_request__descriptor, auth_status_exec},
+    {"/v3/auth/authenticate", &etcdserverpb__authenticate_request__descriptor, auth_authenticate_exec},
+    {"/v3/auth/user/add", &etcdserverpb__auth_user_add_request__descriptor, auth_user_add_exec},
+    {"/v3/auth/user/get", &etcdserverpb__auth_user_get_request__descriptor, auth_user_get_exec},
+    {"/v3/auth/user/list", &etcdserverpb__auth_user_list_request__descriptor, auth_user_list_exec},
+    {"/v3/auth/user/delete", &etcdserverpb__auth_user_delete_request__descriptor, auth_user_delete_exec},
+    {"/v3/auth/user/changepw", &etcdserverpb__auth_user_change_password_request__descriptor,
+     auth_user_change_password_exec},
+    {"/v3/auth/user/grant", &etcdserverpb__auth_user_grant_role_request__descriptor,
+     auth_user_grant_role_exec},
+    {"/v3/auth/user/revoke", &etcdserverpb__auth_user_revoke_role_request__descriptor,
+     auth_user_revoke_role_exec},
+    {"/v3/auth/role/add", &etcdserverpb__auth_role_add_request__descriptor, auth_role_add_exec},
+    {"/v3/auth/role/get", &etcdserverpb__auth_role_get_request__descriptor, auth_role_get_exec},
+    {"/v3/auth/role/list", &etcdserverpb__auth_role_list_request__descriptor, auth_role_list_exec},
+    {"/v3/auth/role/delete", &etcdserverpb__auth_role_delete_request__descriptor, auth_role_delete_exec},
+    {"/v3/auth/role/grant", &etcdserverpb__auth_role_grant_permission_request__descriptor,
+     auth_role_grant_permission_exec},
+    {"/v3/auth/role/revoke", &etcdserverpb__auth_role_revoke_permission_request__descriptor,
+     auth_role_revoke_permission_exec},
     {"/v3/cluster/member/list", &etcdserverpb__member_list_request__descriptor, cluster_member_list_exec},
     {"/v3/cluster/member/add", &etcdserverpb__member_add_request__descriptor, cluster_member_add_exec},
     {"/v3/cluster/member/remove", &etcdserverpb__member_remove_request__descriptor,
@@ -288,5 +311,9 @@ bool http_api_serve(const http_api_req *req, http_api_resp *resp) {
     if (strcmp(req->path, "/metrics") == 0) return serve_metrics(req, resp), true;
     if (serve_probe(req, resp, "/livez", livez_checks)) return true;
     if (serve_probe(req, resp, "/readyz", readyz_checks)) return true;
-    return serve_v3(req, resp);
+    rpc_caller caller = {req->authorization, NULL}; /* grpc-gateway passes Authorization on as the token */
+    const rpc_caller *was = rpc_set_current_caller(&caller);
+    bool served = serve_v3(req, resp);
+    rpc_set_current_caller(was);
+    return served;
 }

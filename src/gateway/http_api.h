@@ -13,6 +13,7 @@ typedef struct http_api_req {
     const char *method, *path, *query; /* query without '?', "" if none */
     const uint8_t *body;
     size_t body_len;
+    const char *authorization; /* the Authorization header (grpc-gateway's auth token), NULL if none */
 } http_api_req;
 
 typedef struct http_api_resp {

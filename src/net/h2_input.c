@@ -20,6 +20,7 @@
 /* ...and bytes it may hold without credit before it refuses the call holding most of them. */
 #define WITHHELD_MAX (8u << 20)
 #define TURN_BUDGET_SECONDS 0.005 /* handler time per connection per loop turn (at least one call) */
+#define MAX_TOKEN_BYTES 4096      /* an auth token header longer than this matches no token */
 
 /* --- flow-control credit --- */
 
@@ -106,6 +107,10 @@ void input_forget(rpc_call *call) {
     if (call->unconsumed) nghttp2_session_consume_connection(h->session, call->unconsumed);
     call->unconsumed = 0;
     sbuf_free(&call->in);
+    if (call->token) h->state_bytes -= strlen(call->token);
+    free(call->token);
+    call->token = NULL;
+    call->caller.token = NULL;
 }
 
 /* --- headers --- */
@@ -134,6 +139,20 @@ static void copy_header(char *dst, size_t cap, const uint8_t *value, size_t len)
     dst[len] = '\0';
 }
 
+/* The caller's auth token (auth_gate.c), held with the call and counted in its state bytes. One far
+ * longer than any token cetcd hands out is kept as a token that matches none. */
+static void set_token(rpc_call *call, const uint8_t *value, size_t len) {
+    static const char too_long[] = "(too long)";
+    if (call->token) call->h->state_bytes -= strlen(call->token);
+    free(call->token);
+    if (len > MAX_TOKEN_BYTES) value = (const uint8_t *)too_long, len = sizeof too_long - 1;
+    call->token = xmalloc(len + 1);
+    memcpy(call->token, value, len);
+    call->token[len] = '\0';
+    call->h->state_bytes += len;
+    call->caller.token = call->token;
+}
+
 void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value,
                   size_t valuelen) {
     if (header_is(name, namelen, ":path")) {
@@ -153,7 +172,16 @@ void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uin
         call->timeout = parse_timeout((const char *)value, valuelen);
     } else if (header_is(name, namelen, "grpc-encoding")) {
         copy_header(call->encoding, sizeof call->encoding, value, valuelen);
+    } else if (header_is(name, namelen, "token") && !call->token_named_token) {
+        set_token(call, value, valuelen); /* etcd reads the first "token", else "authorization" */
+        call->token_named_token = true;
+    } else if (header_is(name, namelen, "authorization") && !call->token) {
+        set_token(call, value, valuelen);
     }
+}
+
+const rpc_caller *rpc_call_caller(const rpc_call *call) {
+    return &call->caller;
 }
 
 /* grpc-go's words for a path with no method (handleStream): "malformed method name" with

@@ -60,6 +60,10 @@ struct rpc_call {
     ev_timer deadline;
     rpc_call *prev, *next;
     rpc_call *ready_next;
+
+    rpc_caller caller; /* rpc_call_caller: its token is the one below */
+    char *token;       /* the "token" or "authorization" metadata (h2_input.c, set_token) */
+    bool token_named_token;
 };
 
 /* h2.c */

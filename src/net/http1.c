@@ -15,6 +15,7 @@
 
 #define MAX_HEAD (64 * 1024)
 #define MAX_PATH_LEN 2048
+#define MAX_AUTH_LEN 1024 /* a longer Authorization header is kept as a token that matches none */
 /* Pipelined requests wait while this much of the connection's output is unsent (server.c resumes
  * reading below its OUT_LOW, the same 1 MiB). */
 #define HELD_MAX (1u << 20)
@@ -26,6 +27,7 @@ typedef struct http1_request {
     const uint8_t *body;
     size_t body_len;
     bool keep_alive;
+    char authorization[MAX_AUTH_LEN + 1]; /* the Authorization header: the caller's auth token */
 } http1_request;
 
 typedef struct http1_response {
@@ -43,7 +45,8 @@ static void body_text(http1_response *resp, int status, const char *ctype, const
 
 /* /health, /livez, /readyz, /version, /metrics and /v3/ (the JSON gateway) live in http_api.c. */
 static void serve_api(const http1_request *req, http1_response *resp) {
-    http_api_req in = {req->method, req->path, req->query, req->body, req->body_len};
+    http_api_req in = {req->method, req->path, req->query, req->body, req->body_len, NULL};
+    if (req->authorization[0]) in.authorization = req->authorization;
     http_api_resp out = {0};
     if (!http_api_serve(&in, &out)) return;
     resp->status = out.status;
@@ -156,6 +159,7 @@ static bool parse_request_line(const char *line, size_t len, http1_request *req,
 typedef struct head_info {
     long long content_length; /* -1: none */
     bool chunked, conn_close, conn_keep_alive, expect_continue;
+    char *authorization; /* where the first Authorization header's value goes */
 } head_info;
 
 static bool header_name_is(const char *line, size_t name_len, const char *want) {
@@ -185,6 +189,9 @@ static bool parse_header_line(const char *line, size_t len, head_info *info) {
         info->chunked = true;
     } else if (header_name_is(line, name_len, "expect")) {
         info->expect_continue = vlen == 12 && strncasecmp(v, "100-continue", 12) == 0;
+    } else if (header_name_is(line, name_len, "authorization") && !info->authorization[0]) {
+        snprintf(info->authorization, MAX_AUTH_LEN + 1, "%.*s", vlen <= MAX_AUTH_LEN ? (int)vlen : 10,
+                 vlen <= MAX_AUTH_LEN ? v : "(too long)");
     } else if (header_name_is(line, name_len, "connection")) {
         if (vlen == 5 && strncasecmp(v, "close", 5) == 0) info->conn_close = true;
         if (vlen == 10 && strncasecmp(v, "keep-alive", 10) == 0) info->conn_keep_alive = true;
@@ -198,7 +205,7 @@ static int parse_head(const char *p, const char *end, http1_request *req, head_i
     int minor = 1;
     if (!eol || eol == p || eol[-1] != '\r' || !parse_request_line(p, (size_t)(eol - 1 - p), req, &minor))
         return 400;
-    *info = (head_info){.content_length = -1};
+    *info = (head_info){.content_length = -1, .authorization = req->authorization};
     for (p = eol + 1; p < end - 2; p = eol + 1) {
         eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol || eol[-1] != '\r' || !parse_header_line(p, (size_t)(eol - 1 - p), info)) return 400;

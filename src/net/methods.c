@@ -1,6 +1,7 @@
 /* methods.c: the one table of gRPC methods: path → kind and handler. Adding a method is one row here
  * plus its handler; a path not in the table is answered UNIMPLEMENTED by the transport. */
 #include "rpc.h"
+#include "svc_auth.h"
 #include "svc_cluster.h"
 #include "svc_kv.h"
 #include "svc_lease.h"
@@ -32,6 +33,23 @@ static const rpc_method methods[] = {
     {"/etcdserverpb.Lease/LeaseKeepAlive", RPC_STREAM, lease_keep_alive, NULL},
     {"/etcdserverpb.Lease/LeaseTimeToLive", RPC_UNARY, lease_time_to_live, NULL},
     {"/etcdserverpb.Lease/LeaseLeases", RPC_UNARY, lease_leases, NULL},
+    {"/etcdserverpb.Auth/AuthEnable", RPC_UNARY, auth_enable, NULL},
+    {"/etcdserverpb.Auth/AuthDisable", RPC_UNARY, auth_disable, NULL},
+    {"/etcdserverpb.Auth/AuthStatus", RPC_UNARY, auth_status, NULL},
+    {"/etcdserverpb.Auth/Authenticate", RPC_UNARY, auth_authenticate, auth_hashing_call_closed},
+    {"/etcdserverpb.Auth/UserAdd", RPC_UNARY, auth_user_add, auth_hashing_call_closed},
+    {"/etcdserverpb.Auth/UserGet", RPC_UNARY, auth_user_get, NULL},
+    {"/etcdserverpb.Auth/UserList", RPC_UNARY, auth_user_list, NULL},
+    {"/etcdserverpb.Auth/UserDelete", RPC_UNARY, auth_user_delete, NULL},
+    {"/etcdserverpb.Auth/UserChangePassword", RPC_UNARY, auth_user_change_password, auth_hashing_call_closed},
+    {"/etcdserverpb.Auth/UserGrantRole", RPC_UNARY, auth_user_grant_role, NULL},
+    {"/etcdserverpb.Auth/UserRevokeRole", RPC_UNARY, auth_user_revoke_role, NULL},
+    {"/etcdserverpb.Auth/RoleAdd", RPC_UNARY, auth_role_add, NULL},
+    {"/etcdserverpb.Auth/RoleGet", RPC_UNARY, auth_role_get, NULL},
+    {"/etcdserverpb.Auth/RoleList", RPC_UNARY, auth_role_list, NULL},
+    {"/etcdserverpb.Auth/RoleDelete", RPC_UNARY, auth_role_delete, NULL},
+    {"/etcdserverpb.Auth/RoleGrantPermission", RPC_UNARY, auth_role_grant_permission, NULL},
+    {"/etcdserverpb.Auth/RoleRevokePermission", RPC_UNARY, auth_role_revoke_permission, NULL},
 };
 
 const rpc_method *rpc_find_method(const char *path, size_t len) {

@@ -12,6 +12,18 @@ static void sink_fail(void *ctx, int code, const char *message) {
     rpc_finish(ctx, code, message);
 }
 
+static const rpc_caller *current_caller;
+
+const rpc_caller *rpc_current_caller(void) {
+    return current_caller;
+}
+
+const rpc_caller *rpc_set_current_caller(const rpc_caller *caller) {
+    const rpc_caller *was = current_caller;
+    current_caller = caller;
+    return was;
+}
+
 reply_sink rpc_sink(rpc_call *call) {
     return (reply_sink){sink_reply, sink_fail, call};
 }
@@ -26,6 +38,8 @@ void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const Protob
         return;
     }
     reply_sink out = rpc_sink(call);
+    const rpc_caller *was = rpc_set_current_caller(rpc_call_caller(call));
     exec(req, len, &out);
+    rpc_set_current_caller(was);
     protobuf_c_message_free_unpacked(req, NULL);
 }

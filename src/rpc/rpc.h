@@ -66,6 +66,25 @@ void rpc_finish(rpc_call *call, int grpc_code, const char *message);
 /* Convenience for unary handlers: send msg then finish OK. */
 void rpc_reply(rpc_call *call, const ProtobufCMessage *msg);
 
+/* Who sent a call, as its transport learned it; the Auth checks (auth_gate.h) read it. */
+typedef struct rpc_caller {
+    const char *token;   /* etcd's "token" request metadata (else "authorization", which etcd also
+                          * reads), NUL-terminated; NULL if the call sent none */
+    const char *cert_cn; /* the verified TLS client certificate's CommonName, which etcd takes as the
+                          * user when no token is sent (--client-cert-auth): the hook for certificate
+                          * auth, honoured by auth_resolve. Not filled yet: the TLS connection
+                          * (src/net/tls.c) has to hand its peer's CN to the call. */
+} rpc_caller;
+/* The caller of call, valid while the call lives. */
+const rpc_caller *rpc_call_caller(const rpc_call *call);
+/* Who sent the request being served, for the Auth checks (auth_gate.h): set by rpc_unary_exec around
+ * the service function of a gRPC call, and by any other front end around the function it runs (the
+ * JSON gateway); kept in reply_sink.c. NULL outside a request: nobody known, which with auth enabled
+ * is etcd's "user name is empty", so work done later on behalf of a call sets it again. */
+const rpc_caller *rpc_current_caller(void);
+/* Sets it; returns the one it replaces, to be put back after. */
+const rpc_caller *rpc_set_current_caller(const rpc_caller *caller);
+
 /* Per-call state for streaming services. */
 void rpc_set_user(rpc_call *call, void *user);
 void *rpc_user(const rpc_call *call);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "auth_gate.h"
 #include "config.h"
 #include "errors.h"
 #include "flags.h"
@@ -300,6 +301,9 @@ static void watch_create(watch_stream *ws, const Etcdserverpb__WatchCreateReques
         c->key.len ? (mv_bytes){c->key.data, c->key.len} : (mv_bytes){&zero, 1}; /* "\0": smallest */
     mv_bytes end = {c->range_end.data, c->range_end.len};
     if (c->start_revision < 0) return send_create_failed(ws, etcd_err_message(ETCD_ERR_COMPACTED));
+    const char *denied = auth_watch_denied(ws->call ? rpc_call_caller(ws->call) : rpc_current_caller(),
+                                           (mv_bytes){c->key.data, c->key.len}, end);
+    if (denied) return send_create_failed(ws, denied);
     int kind = end.len == 0 ? WR_KEY : (end.len == 1 && end.data[0] == 0) ? WR_FROM : WR_RANGE;
     if (kind == WR_FROM) end.len = 0;
     if (kind == WR_RANGE && bytes_cmp(key, end) >= 0) return send_create_failed(ws, ERR_EMPTY_RANGE);

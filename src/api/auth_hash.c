@@ -1,0 +1,215 @@
+/* auth_hash.c: bcrypt hashing and checking with libxcrypt's crypt_r, on a few helper threads so the
+ * loop never waits for one (auth_hash.h). Passwords are copied into the job and wiped once used. */
+#include "auth_hash.h"
+
+#include <crypt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "log_msg.h"
+
+#define MAX_THREADS 4
+#define MAX_QUEUED 1024 /* waiting jobs; past this a request is refused, not queued */
+
+typedef struct hash_job {
+    bool verify;
+    char *password;
+    char *hash; /* verify: the stored hash; make: the result */
+    bool matched;
+    auth_hash_done done;
+    void *ctx;
+    struct hash_job *next;
+} hash_job;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static hash_job *todo_head, *todo_tail, *done_head, *done_tail;
+static size_t n_queued;
+static struct ev_loop *hash_loop;
+static ev_async done_watcher;
+static int cost = -1;
+
+int auth_hash_cost(void) {
+    if (cost < 0) {
+        cost = (int)g_config.bcrypt_cost;
+        if (g_config.bcrypt_cost == 0) {
+            cost = AUTH_BCRYPT_DEFAULT_COST;
+        } else if (g_config.bcrypt_cost < 4 || g_config.bcrypt_cost > 31) {
+            log_msg(LOG_WARN,
+                    "--bcrypt-cost %llu is outside bcrypt's 4..31: using the default %d, as etcd does",
+                    (unsigned long long)g_config.bcrypt_cost, AUTH_BCRYPT_DEFAULT_COST);
+            cost = AUTH_BCRYPT_DEFAULT_COST;
+        }
+    }
+    return cost;
+}
+
+static void wipe_free(char *s) {
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+/* --- the work, on any thread --- */
+
+static char *make_hash(const char *password) {
+    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (!crypt_gensalt_rn("$2b$", (unsigned long)auth_hash_cost(), NULL, 0, setting, sizeof setting))
+        return NULL;
+    struct crypt_data *data = xcalloc(1, sizeof *data);
+    const char *h = crypt_r(password, setting, data);
+    char *out = h && h[0] == '$' ? xstrdup(h) : NULL; /* a failure is "*0" or "*1" */
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return out;
+}
+
+static bool check_hash(const char *password, const char *stored) {
+    if (stored[0] != '$') return false; /* empty (etcd 3.5's passwordless change) or not bcrypt */
+    struct crypt_data *data = xcalloc(1, sizeof *data);
+    const char *h = crypt_r(password, stored, data);
+    bool ok = false;
+    if (h && h[0] == '$' && strlen(h) == strlen(stored)) {
+        unsigned char diff = 0; /* compare every byte, whatever differs first */
+        for (size_t i = 0; h[i]; i++)
+            diff |= (unsigned char)(h[i] ^ stored[i]);
+        ok = diff == 0;
+    }
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return ok;
+}
+
+static char *hash_string(const uint8_t *hash, size_t len) {
+    char *s = xmalloc(len + 1);
+    if (len) memcpy(s, hash, len);
+    s[len] = '\0';
+    return s;
+}
+
+char *auth_hash_make_now(const char *password) {
+    return make_hash(password);
+}
+
+bool auth_hash_verify_now(const char *password, const uint8_t *hash, size_t hash_len) {
+    char *stored = hash_string(hash, hash_len);
+    bool ok = check_hash(password, stored);
+    free(stored);
+    return ok;
+}
+
+/* --- the helper threads --- */
+
+static void *worker(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!todo_head)
+            pthread_cond_wait(&wake, &lock);
+        hash_job *j = todo_head;
+        todo_head = j->next;
+        if (!todo_head) todo_tail = NULL;
+        pthread_mutex_unlock(&lock);
+        if (j->verify) {
+            j->matched = check_hash(j->password, j->hash);
+        } else {
+            j->hash = make_hash(j->password);
+        }
+        wipe_free(j->password);
+        j->password = NULL;
+        pthread_mutex_lock(&lock);
+        j->next = NULL;
+        if (done_tail)
+            done_tail->next = j;
+        else
+            done_head = j;
+        done_tail = j;
+        ev_async_send(hash_loop, &done_watcher);
+    }
+    return NULL;
+}
+
+/* On the loop: hands each finished job to its caller, oldest first. */
+static void on_done(EV_P_ ev_async *w, int revents) {
+    (void)EV_A, (void)w, (void)revents;
+    pthread_mutex_lock(&lock);
+    hash_job *list = done_head;
+    done_head = done_tail = NULL;
+    pthread_mutex_unlock(&lock);
+    while (list) {
+        hash_job *j = list;
+        list = j->next;
+        pthread_mutex_lock(&lock);
+        n_queued--;
+        pthread_mutex_unlock(&lock);
+        j->done(j->ctx, j->verify ? NULL : j->hash, j->matched);
+        free(j->hash);
+        free(j);
+    }
+}
+
+void auth_hash_start(struct ev_loop *loop) {
+    hash_loop = loop;
+    ev_async_init(&done_watcher, on_done);
+    ev_async_start(loop, &done_watcher);
+    auth_hash_cost(); /* warns now about a bad --bcrypt-cost */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, worker, NULL) != 0) {
+            fprintf(stderr, "cetcd: cannot start the password hashing threads\n");
+            exit(1);
+        }
+        pthread_detach(t);
+    }
+}
+
+size_t auth_hash_pending(void) {
+    pthread_mutex_lock(&lock);
+    size_t n = n_queued;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static bool submit(hash_job *j) {
+    pthread_mutex_lock(&lock);
+    if (!hash_loop || n_queued >= MAX_QUEUED) {
+        pthread_mutex_unlock(&lock);
+        wipe_free(j->password);
+        free(j->hash);
+        free(j);
+        return false;
+    }
+    n_queued++;
+    if (todo_tail)
+        todo_tail->next = j;
+    else
+        todo_head = j;
+    todo_tail = j;
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+    return true;
+}
+
+bool auth_hash_make(const char *password, auth_hash_done done, void *ctx) {
+    hash_job *j = xcalloc(1, sizeof *j);
+    *j = (hash_job){.password = xstrdup(password), .done = done, .ctx = ctx};
+    return submit(j);
+}
+
+bool auth_hash_verify(const char *password, const uint8_t *hash, size_t hash_len, auth_hash_done done,
+                      void *ctx) {
+    hash_job *j = xcalloc(1, sizeof *j);
+    *j = (hash_job){.verify = true,
+                    .password = xstrdup(password),
+                    .hash = hash_string(hash, hash_len),
+                    .done = done,
+                    .ctx = ctx};
+    return submit(j);
+}
