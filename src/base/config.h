@@ -32,14 +32,15 @@ typedef struct config {
     /* peers: one member has none; the files are checked so a kubeadm line with a typo fails as etcd */
     const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file, *initial_cluster;
     const char *initial_cluster_state, *listen_peer_urls;
-    uint64_t max_connections;       /* --max-connections; 0 = from the descriptor limit */
-    double grpc_keepalive_min_time; /* seconds: --grpc-keepalive-min-time, */
-    double grpc_keepalive_interval; /* --grpc-keepalive-interval */
-    double grpc_keepalive_timeout;  /* and --grpc-keepalive-timeout */
-    const char *auth_token;         /* --auth-token: NULL or "simple" (etcd's default) */
-    uint64_t auth_token_ttl;        /* --auth-token-ttl, seconds; 0 = etcd's 300 */
-    uint64_t bcrypt_cost;           /* --bcrypt-cost; 0 = etcd's 10 */
-    uint64_t cluster_id, member_id; /* derived at start, constant for the server's life */
+    const char *logger, *log_outputs; /* --logger zap: etcd's JSON lines (log_msg.c) */
+    uint64_t max_connections;         /* --max-connections; 0 = from the descriptor limit */
+    double grpc_keepalive_min_time;   /* seconds: --grpc-keepalive-min-time, */
+    double grpc_keepalive_interval;   /* --grpc-keepalive-interval */
+    double grpc_keepalive_timeout;    /* and --grpc-keepalive-timeout */
+    const char *auth_token;           /* --auth-token: NULL or "simple" (etcd's default) */
+    uint64_t auth_token_ttl;          /* --auth-token-ttl, seconds; 0 = etcd's 300 */
+    uint64_t bcrypt_cost;             /* --bcrypt-cost; 0 = etcd's 10 */
+    uint64_t cluster_id, member_id;   /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;
 

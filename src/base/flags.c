@@ -72,6 +72,8 @@ static const flag_def flag_table[] = {
     {"cipher-suites", STR(cipher_suites)},
     {"tls-min-version", STR(tls_min_version)},
     {"tls-max-version", STR(tls_max_version)},
+    {"logger", STR(logger)},
+    {"log-outputs", STR(log_outputs)},
     /* peers and cluster: checked (finish_config), not used by one member */
     {"peer-cert-file", STR(peer_cert_file)},
     {"peer-key-file", STR(peer_key_file)},
@@ -89,8 +91,6 @@ static const flag_def flag_table[] = {
     {"election-timeout", IGNV},
     {"auto-compaction-retention", IGNV},
     {"auto-compaction-mode", IGNV},
-    {"logger", IGNV},
-    {"log-outputs", IGNV},
     {"max-snapshots", IGNV},
     {"max-wals", IGNV},
     {"wal-dir", IGNV},
@@ -142,6 +142,8 @@ static void usage(void) {
         "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
         "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
         "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
+        "  --logger zap                     etcd's JSON log lines (default: plain lines on stderr)\n"
+        "  --log-outputs LIST               with zap: stderr, stdout or file paths (default stderr)\n"
         "  --experimental-watch-progress-notify-interval D  progress_notify period, a Go duration (default "
         "10m)\n"
         "  --initial-advertise-peer-urls U  peer URLs reported by MemberList (default "
@@ -172,7 +174,7 @@ static void usage(void) {
         "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
         "  --initial-cluster (one member only) --initial-cluster-state (new) --listen-peer-urls "
         "--snapshot-count\n"
-        "  --heartbeat-interval --election-timeout --auto-compaction-* --logger --log-outputs\n"
+        "  --heartbeat-interval --election-timeout --auto-compaction-*\n"
         "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
         "  --max-concurrent-streams --peer-* TLS files (checked readable)\n");
 }
@@ -425,6 +427,11 @@ static int finish_config(config *cfg) {
         cfg->data_dir = data_dir;
     }
     if (!log_set_level(cfg->log_level)) return bad_value(cfg->log_level, "log-level");
+    char err[1200];
+    if (!log_set_output(cfg->logger, cfg->log_outputs, err, sizeof err)) {
+        fprintf(stderr, "cetcd: %s\n", err);
+        return 2;
+    }
     if (!cfg->advertise_client_urls || !*cfg->advertise_client_urls)
         cfg->advertise_client_urls = cfg->listen_client_urls;
     if (cfg->listen_metrics_urls && !*cfg->listen_metrics_urls) cfg->listen_metrics_urls = NULL;

@@ -3,7 +3,8 @@
 # here by openssl: kubeadm's exact etcd command line (ephemeral ports), etcdctl over https with and
 # without a client certificate (and with one from another CA), HTTP/1.1 /health over TLS, the metrics
 # listener's probes, a stalled handshake that blocks nobody, certificates reloaded when their files
-# change, and cetcd's refusals (a bad file, a second member, --initial-cluster-state=existing).
+# change, --logger=zap's JSON lines, and cetcd's refusals (a bad file, a second member,
+# --initial-cluster-state=existing).
 source "$(dirname "$0")/../lib.sh"
 export LC_ALL=C ETCDCTL_API=3
 
@@ -180,6 +181,28 @@ out=$(openssl s_client -connect 127.0.0.1:$p2 -tls1_3 -alpn h2 </dev/null 2>&1 |
 t_eq "cetcd: ALPN h2 for a gRPC client" "ALPN protocol: h2" "$out"
 stop_pid "$PID"
 
+# --- --logger=zap: etcd's JSON lines, to every --log-outputs ---
+for kind in etcd cetcd; do
+    port=$(free_port) pport=$(free_port)
+    bin=$CETCD_BIN
+    [ $kind = etcd ] && bin=etcd
+    "$bin" --data-dir "$D/log-$kind" --listen-client-urls "http://127.0.0.1:$port" \
+        --advertise-client-urls "http://127.0.0.1:$port" --listen-peer-urls "http://127.0.0.1:$pport" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$pport" --initial-cluster "default=http://127.0.0.1:$pport" \
+        --logger=zap --log-outputs="stderr,$D/$kind-zap.log" 2>"$D/$kind-zap.err" &
+    PID=$!
+    T_PIDS+=("$PID")
+    wait_port "$port" "$PID"
+    sleep 0.3
+    stop_pid "$PID"
+    keys=$(jq -c '[.level, .ts, .caller, .msg] | map(type)' "$D/$kind-zap.log" 2>&1 | sort -u)
+    t_eq "$kind: --logger=zap: every line JSON with level, ts, caller, msg" '["string","string","string","string"]' "$keys"
+    t_eq "$kind: --log-outputs: the same lines on stderr and in the file" "$(head -3 "$D/$kind-zap.log")" \
+        "$(grep '^{' "$D/$kind-zap.err" | head -3)"
+    ts=$(head -1 "$D/$kind-zap.log" | jq -r .ts | grep -cE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:?[0-9]{2})$')
+    t_eq "$kind: ts in ISO 8601 with milliseconds" 1 "$ts"
+done
+
 refused() { # NAME EXPECTED-SUBSTRING flags...: cetcd exits 2 with one line containing the substring
     local name=$1 want=$2 out rc
     shift 2
@@ -202,5 +225,6 @@ refused "a missing --peer-cert-file" "$D/peer.crt" --peer-cert-file "$D/peer.crt
 refused "a second member in --initial-cluster" "make-mirror" --name a --initial-cluster a=http://127.0.0.1:1,b=http://127.0.0.1:2
 refused "--initial-cluster-state=existing" "make-mirror" --initial-cluster-state=existing
 refused "an unknown cipher suite" "TLS_NOPE" "${HTTPS[@]}" --auto-tls --cipher-suites TLS_NOPE
+refused "a --log-outputs file that cannot be opened" "$D/no/such.log" --logger=zap --log-outputs "$D/no/such.log"
 
 t_finish
