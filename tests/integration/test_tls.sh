@@ -164,6 +164,30 @@ for kind in etcd cetcd; do
     stop_pid "$PID"
 done
 
+# --- --client-crl-file: a revoked client certificate is refused, another one from the CA is not ---
+mkcert revoked ca revoked "extendedKeyUsage=clientAuth"
+mkdir -p "$P/crl" && : >"$P/crl/index.txt" && echo 1000 >"$P/crl/crlnumber"
+printf '[ca]\ndefault_ca=d\n[d]\ndatabase=%s\ncrlnumber=%s\ndefault_md=sha256\ndefault_crl_days=2\n' \
+    "$P/crl/index.txt" "$P/crl/crlnumber" >"$P/crl/ca.cnf"
+openssl ca -config "$P/crl/ca.cnf" -keyfile "$P/ca.key" -cert "$P/ca.crt" -revoke "$P/revoked.crt" >/dev/null 2>&1
+openssl ca -config "$P/crl/ca.cnf" -keyfile "$P/ca.key" -cert "$P/ca.crt" -gencrl -out "$P/ca.crl" >/dev/null 2>&1
+for kind in etcd cetcd; do
+    port=$(free_port)
+    bin=$CETCD_BIN
+    [ $kind = etcd ] && bin=etcd
+    "$bin" --data-dir "$T_TMP/crl-$kind" --listen-client-urls "https://127.0.0.1:$port" \
+        --advertise-client-urls "https://127.0.0.1:$port" --cert-file "$P/server.crt" --key-file "$P/server.key" \
+        --trusted-ca-file "$P/ca.crt" --client-cert-auth --client-crl-file "$P/ca.crl" >>"$T_TMP/crl-$kind.log" 2>&1 &
+    PID=$!
+    T_PIDS+=("$PID")
+    wait_port "$port" "$PID"
+    tctl 127.0.0.1:$port "${CA[@]}" --cert "$P/revoked.crt" --key "$P/revoked.key" get k >/dev/null 2>&1
+    t_eq "$kind: --client-crl-file: a revoked client certificate is refused" 1 "$?"
+    tctl 127.0.0.1:$port "${CA[@]}" "${CLIENT[@]}" put k v >/dev/null 2>&1
+    t_eq "$kind: --client-crl-file: a certificate not revoked is served" 0 "$?"
+    stop_pid "$PID"
+done
+
 # --- cetcd alone: plain and TLS listeners at once, --auto-tls, versions, refusals ---
 D=$(mktemp -d "$T_TMP/misc.XXXXXX")
 p1=$(free_port) p2=$(free_port)
