@@ -212,7 +212,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(F_harness) $(F_src) $(
 	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -Wl,--wrap=mvcc_on_revision -o $@ $^ $(LIBS)
 # recovery needs storage and base only
 $(BUILD)/fuzz/fuzz_log: $(BUILD)/fuzz/tests/fuzz/fuzz_log.o $(F_storage) $(call objects,fuzz,$(C_base))
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lm -pthread
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lcrypto -lm -pthread
 fuzz: $(FUZZ_BINS)
 # each target: its seeds, then FUZZ_RUNS inputs of a fixed seed (so that a run is repeatable), at most
 # FUZZ_SECONDS; new inputs go to a scratch dir. Open bugs already reported (tests/fuzz/README.md) are
