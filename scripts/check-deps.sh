@@ -3,7 +3,7 @@
 # The Makefile runs scripts/install-deps.sh when this fails. libev has no pkg-config file: probe ev.h.
 missing=0
 [ -f /usr/include/ev.h ] || missing=1
-for lib in libnghttp2 libprotobuf-c libxxhash libssl libcrypto libcrypt check; do
+for lib in libnghttp2 libprotobuf-c libxxhash libssl libcrypto yaml-0.1 libcrypt check; do
     pkg-config --exists "$lib" 2>/dev/null || missing=1
 done
 for cmd in protoc-c etcdctl etcd python3 curl jq openssl; do

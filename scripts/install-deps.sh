@@ -3,7 +3,7 @@
 # Called by the Makefile when scripts/check-deps.sh finds something missing.
 set -e
 PKGS="build-essential pkg-config libev-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
-      libxxhash-dev libssl-dev openssl libcrypt-dev check etcd-client etcd-server python3 python3-etcd3 python3-h2 curl jq procps
+      libxxhash-dev libssl-dev openssl libyaml-dev libcrypt-dev check etcd-client etcd-server python3 python3-etcd3 python3-h2 curl jq procps
       golang-go golang-etcd-server-dev clang libclang-rt-14-dev llvm"
 need=""
 for p in $PKGS; do

@@ -33,6 +33,7 @@ typedef struct config {
     const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file, *initial_cluster;
     const char *initial_cluster_state, *listen_peer_urls;
     const char *logger, *log_outputs; /* --logger zap: etcd's JSON lines (log_msg.c) */
+    const char *config_file;          /* --config-file: etcd's YAML (config_file.c) */
     uint64_t max_connections;         /* --max-connections; 0 = from the descriptor limit */
     double grpc_keepalive_min_time;   /* seconds: --grpc-keepalive-min-time, */
     double grpc_keepalive_interval;   /* --grpc-keepalive-interval */

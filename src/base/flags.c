@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_file.h"
 #include "flags.h"
 #include "log_msg.h"
 
@@ -72,6 +73,7 @@ static const flag_def flag_table[] = {
     {"cipher-suites", STR(cipher_suites)},
     {"tls-min-version", STR(tls_min_version)},
     {"tls-max-version", STR(tls_max_version)},
+    {"config-file", STR(config_file)},
     {"logger", STR(logger)},
     {"log-outputs", STR(log_outputs)},
     /* peers and cluster: checked (finish_config), not used by one member */
@@ -142,6 +144,7 @@ static void usage(void) {
         "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
         "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
         "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
+        "  --config-file F                  etcd's YAML config (flags and ETCD_* are then ignored)\n"
         "  --logger zap                     etcd's JSON log lines (default: plain lines on stderr)\n"
         "  --log-outputs LIST               with zap: stderr, stdout or file paths (default stderr)\n"
         "  --experimental-watch-progress-notify-interval D  progress_notify period, a Go duration (default "
@@ -443,12 +446,26 @@ static int finish_config(config *cfg) {
     return rc;
 }
 
+/* A setting of the config file by its flag's name; keys that are no flag of ours are ignored, as
+ * etcd ignores unknown keys. */
+static int set_by_name(config *cfg, const char *name, const char *value) {
+    const flag_def *f = find_flag(name, strlen(name));
+    if (!f || f->kind == FK_HELP || f->kind == FK_VERSION) return -1;
+    return set_flag(cfg, f, value);
+}
+
 int flags_parse(int argc, char **argv, config *cfg) {
     set_defaults(cfg);
     int rc = parse_env(cfg);
     for (int i = 1; rc < 0 && i < argc; i++)
         rc = parse_arg(cfg, argc, argv, &i);
     if (rc >= 0) return rc;
+    if (cfg->config_file && *cfg->config_file) { /* as in etcd: the file alone; flags and env are ignored */
+        const char *path = cfg->config_file;
+        set_defaults(cfg);
+        if ((rc = config_file_load(path, cfg, set_by_name)) >= 0) return rc;
+        cfg->config_file = path;
+    }
     return finish_config(cfg);
 }
 

@@ -3,7 +3,7 @@
 # here by openssl: kubeadm's exact etcd command line (ephemeral ports), etcdctl over https with and
 # without a client certificate (and with one from another CA), HTTP/1.1 /health over TLS, the metrics
 # listener's probes, a stalled handshake that blocks nobody, certificates reloaded when their files
-# change, --logger=zap's JSON lines, and cetcd's refusals (a bad file, a second member,
+# change, --client-crl-file, --config-file, --logger=zap's JSON lines, and cetcd's refusals (a bad file, a second member,
 # --initial-cluster-state=existing).
 source "$(dirname "$0")/../lib.sh"
 export LC_ALL=C ETCDCTL_API=3
@@ -227,6 +227,44 @@ for kind in etcd cetcd; do
     t_eq "$kind: ts in ISO 8601 with milliseconds" 1 "$ts"
 done
 
+# --- --config-file: etcd's YAML (kubeadm-like settings, TLS in client-transport-security); flags
+# beside it are ignored, as in etcd ---
+for kind in etcd cetcd; do
+    port=$(free_port) pport=$(free_port) mport=$(free_port)
+    bin=$CETCD_BIN
+    [ $kind = etcd ] && bin=etcd
+    cat >"$D/$kind.yaml" <<EOF
+name: 'node-a'
+data-dir: $D/cfg-$kind
+listen-client-urls: https://127.0.0.1:$port
+advertise-client-urls: https://127.0.0.1:$port
+listen-peer-urls: http://127.0.0.1:$pport
+initial-advertise-peer-urls: http://127.0.0.1:$pport
+initial-cluster: node-a=http://127.0.0.1:$pport
+initial-cluster-state: 'new'
+listen-metrics-urls: http://127.0.0.1:$mport
+snapshot-count: 10000
+client-transport-security:
+  cert-file: $P/server.crt
+  key-file: $P/server.key
+  client-cert-auth: true
+  trusted-ca-file: $P/ca.crt
+  auto-tls: false
+EOF
+    "$bin" --config-file "$D/$kind.yaml" --listen-client-urls "http://127.0.0.1:$(free_port)" \
+        >>"$T_TMP/cfg-$kind.log" 2>&1 &
+    PID=$!
+    T_PIDS+=("$PID")
+    wait_port "$port" "$PID"
+    out=$(tctl 127.0.0.1:$port "${CA[@]}" "${CLIENT[@]}" put c 1 2>&1)
+    t_eq "$kind: --config-file: TLS and mTLS from client-transport-security, flags beside it ignored" OK "$out"
+    tctl 127.0.0.1:$port "${CA[@]}" get c >/dev/null 2>&1
+    t_eq "$kind: --config-file: client-cert-auth: true refuses a client without a certificate" 1 "$?"
+    out=$(curl -s --max-time 5 "http://127.0.0.1:$mport/health" | jq -r .health)
+    t_eq "$kind: --config-file: the metrics listener" true "$out"
+    stop_pid "$PID"
+done
+
 refused() { # NAME EXPECTED-SUBSTRING flags...: cetcd exits 2 with one line containing the substring
     local name=$1 want=$2 out rc
     shift 2
@@ -249,6 +287,9 @@ refused "a missing --peer-cert-file" "$D/peer.crt" --peer-cert-file "$D/peer.crt
 refused "a second member in --initial-cluster" "make-mirror" --name a --initial-cluster a=http://127.0.0.1:1,b=http://127.0.0.1:2
 refused "--initial-cluster-state=existing" "make-mirror" --initial-cluster-state=existing
 refused "an unknown cipher suite" "TLS_NOPE" "${HTTPS[@]}" --auto-tls --cipher-suites TLS_NOPE
+printf 'name: [a\n' >"$D/bad.yaml"
+refused "a config file that is not YAML" "$D/bad.yaml" --config-file "$D/bad.yaml"
+refused "a config file that does not exist" "$D/none.yaml" --config-file "$D/none.yaml"
 refused "a --log-outputs file that cannot be opened" "$D/no/such.log" --logger=zap --log-outputs "$D/no/such.log"
 
 t_finish
