@@ -57,6 +57,8 @@ struct conn {
     h2_conn *h2;
     struct ssl_st *ssl; /* the TLS session of an https:// listener's connection (tls.c); else NULL */
     bool tls_done;      /* its handshake is over */
+    char *peer_cn;      /* its verified client certificate's CommonName (tls_conn_peer_cn) */
+    bool peer_cn_known; /* peer_cn was looked up */
     bool metrics_only;  /* from a --listen-metrics-urls listener: /metrics and /health only */
     bool dirty, dead, closing, read_paused;
     conn *next_dirty, *next_dead;

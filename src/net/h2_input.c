@@ -12,6 +12,7 @@
 #include "config.h"
 #include "h2_internal.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define GRPC_OVERHEAD_BYTES (512 * 1024) /* etcd's grpcOverheadBytes on top of --max-request-bytes */
 #define MAX_PATH_BYTES 65536             /* a longer :path resets the stream, as etcd's Go server does */
@@ -232,6 +233,7 @@ void input_headers_done(rpc_call *call) {
         snprintf(msg, sizeof msg, "transport: received unexpected content-type \"%s\"", call->content_type);
         return call_finish_http(call, GRPC_INTERNAL, msg, "415");
     }
+    call->caller.cert_cn = tls_conn_peer_cn(h->conn); /* the user of a call without a token */
     call->method = rpc_find_method(call->path ? call->path : "", call->path_len);
     if (!call->method) return reject_unknown_path(call);
     if (call->encoding[0] && strcmp(call->encoding, "identity") != 0) {

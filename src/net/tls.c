@@ -7,10 +7,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "log_msg.h"
 #include "server.h"
@@ -265,7 +267,25 @@ bool tls_conn_start(conn *c) {
     return true;
 }
 
+const char *tls_conn_peer_cn(conn *c) {
+    if (!c->ssl || !c->tls_done || !g_config.client_cert_auth) return NULL;
+    if (!c->peer_cn_known) {
+        c->peer_cn_known = true;
+        X509 *cert = SSL_get1_peer_certificate(c->ssl);
+        if (cert && SSL_get_verify_result(c->ssl) == X509_V_OK) {
+            char cn[1024] = "";
+            int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+            c->peer_cn = xstrdup(n > 0 ? cn : "");
+        }
+        X509_free(cert);
+        ERR_clear_error();
+    }
+    return c->peer_cn;
+}
+
 void tls_conn_free(conn *c) {
+    free(c->peer_cn);
+    c->peer_cn = NULL;
     if (!c->ssl) return;
     if (c->tls_done) SSL_shutdown(c->ssl); /* one close_notify, without waiting for the client's */
     SSL_free(c->ssl);

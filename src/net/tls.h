@@ -23,6 +23,10 @@ bool tls_conn_start(conn *c);
  * socket (the write watcher is started when OpenSSL wants to write), -1: failed (logged). */
 int tls_conn_handshake(conn *c);
 void tls_conn_free(conn *c);
+/* The CommonName of the client certificate the handshake verified, which etcd takes as the user of a
+ * call without a token (auth_gate.h): NULL without --client-cert-auth, TLS or a verified certificate;
+ * "" for a certificate without one. Read once per connection. */
+const char *tls_conn_peer_cn(conn *c);
 
 /* read(2) and write(2) for the connection: through TLS when it has a session. -1 with errno EAGAIN
  * when OpenSSL waits for the socket. */

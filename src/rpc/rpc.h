@@ -71,9 +71,8 @@ typedef struct rpc_caller {
     const char *token;   /* etcd's "token" request metadata (else "authorization", which etcd also
                           * reads), NUL-terminated; NULL if the call sent none */
     const char *cert_cn; /* the verified TLS client certificate's CommonName, which etcd takes as the
-                          * user when no token is sent (--client-cert-auth): the hook for certificate
-                          * auth, honoured by auth_resolve. Not filled yet: the TLS connection
-                          * (src/net/tls.c) has to hand its peer's CN to the call. */
+                          * user when no token is sent (--client-cert-auth; tls_conn_peer_cn); NULL
+                          * without one */
 } rpc_caller;
 /* The caller of call, valid while the call lives. */
 const rpc_caller *rpc_call_caller(const rpc_call *call);

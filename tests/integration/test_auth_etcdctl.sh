@@ -376,7 +376,7 @@ scenario_gateway() {
     g anon_after   /v3/kv/range '{"key":"L2EveA=="}'
 }
 
-read -ra SCENARIOS <<<"${AUTH_SCENARIOS:-manage enforce durable gateway}"
+read -ra SCENARIOS <<<"${AUTH_SCENARIOS:-manage enforce durable gateway tls}"
 
 run_on() {
     local kind=$1 scen=$2 out=$3
@@ -395,6 +395,7 @@ other=cetcd
 [ "$other" = cetcd ] && [ ! -x "$CETCD_BIN" ] && echo "note: $CETCD_BIN does not exist; every step will fail"
 
 for scen in "${SCENARIOS[@]}"; do
+    [ "$scen" = tls ] && continue # below: its servers listen on https://
     ref=$T_TMP/ref.$scen; got=$T_TMP/got.$scen
     run_on etcd "$scen" "$ref"
     run_on "$other" "$scen" "$got"
@@ -407,6 +408,92 @@ for scen in "${SCENARIOS[@]}"; do
         t_eq "$scen: $n" "$(block "$ref" "$n")" "$(block "$got" "$n")"
     done < <(grep -a '^## ' "$ref" | cut -c4-)
 done
+
+# --- TLS client certificates: with --client-cert-auth, a call without a token is the certificate's CN ---
+P=$T_TMP/pki
+mkdir -p "$P"
+mkcert() { # NAME CN EXT: a key and a certificate signed by the test CA
+    openssl req -newkey rsa:2048 -nodes -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$2" 2>/dev/null &&
+        printf '%s\n' "$3" >"$P/$1.ext" &&
+        openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
+            -out "$P/$1.crt" -days 2 -extfile "$P/$1.ext" 2>/dev/null
+}
+CLIENT_EXT="extendedKeyUsage=clientAuth"
+tls_ready=no
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.crt" -days 2 -subj "/CN=ca" 2>/dev/null &&
+    mkcert server cetcd $'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth' &&
+    mkcert root root "$CLIENT_EXT" && mkcert alice alice "$CLIENT_EXT" && mkcert nobody nobody "$CLIENT_EXT" &&
+    tls_ready=yes
+
+# tls_start KIND: the server on an https:// listener requiring client certificates; sets EP, SCEN_PID.
+tls_start() {
+    local port pport tls=(--cert-file "$P/server.crt" --key-file "$P/server.key" --trusted-ca-file "$P/ca.crt"
+        --client-cert-auth)
+    port=$(free_port)
+    EP=127.0.0.1:$port
+    if [ "$1" = etcd ]; then
+        pport=$(free_port)
+        etcd --name ref --data-dir "$(mktemp -d "$T_TMP/etcd.XXXXXX")" --listen-client-urls "https://$EP" \
+            --advertise-client-urls "https://$EP" --listen-peer-urls "http://127.0.0.1:$pport" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+            --initial-cluster "ref=http://127.0.0.1:$pport" "${tls[@]}" >>"$T_TMP/etcd.log" 2>&1 &
+    else
+        "$CETCD_BIN" --data-dir "$(mktemp -d "$T_TMP/cetcd.XXXXXX")" --listen-client-urls "https://$EP" \
+            --advertise-client-urls "https://$EP" "${tls[@]}" >>"$T_TMP/cetcd.log" 2>&1 &
+    fi
+    SCEN_PID=$!
+    T_PIDS+=("$SCEN_PID")
+    wait_port "$port" "$SCEN_PID"
+}
+
+scenario_tls() {
+    local C=(--cacert "$P/ca.crt") i
+    local RC=("${C[@]}" --cert "$P/root.crt" --key "$P/root.key")
+    local AC=("${C[@]}" --cert "$P/alice.crt" --key "$P/alice.key")
+    local NC=("${C[@]}" --cert "$P/nobody.crt" --key "$P/nobody.key")
+    for i in $(seq 1 50); do
+        ETCDCTL_API=3 etcdctl --endpoints "https://$EP" "${RC[@]}" member list >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    {
+        for c in "user add root --new-user-password=rootpw" "user add alice --new-user-password=apw" \
+            "role add ro" "role grant-permission ro read /a/ --prefix" "user grant-role alice ro" \
+            "put /a/x 1" "put /b/x 1" "auth enable"; do
+            ETCDCTL_API=3 etcdctl --endpoints "$EP" "${RC[@]}" $c
+        done
+    } >/dev/null 2>&1
+    s root_cert_users      "${RC[@]}" user list
+    s root_cert_put        "${RC[@]}" put /b/y 2
+    s alice_cert_get       "${AC[@]}" get /a/x
+    s alice_cert_get_b     "${AC[@]}" get /b/x
+    s alice_cert_put       "${AC[@]}" put /a/x 2
+    s alice_cert_users     "${AC[@]}" user list
+    s alice_cert_self      "${AC[@]}" user get alice
+    s alice_cert_watch     "${AC[@]}" watch /b/x
+    s alice_cert_defrag    "${AC[@]}" defrag
+    s nobody_cert_get      "${NC[@]}" get /a/x
+    s nobody_cert_users    "${NC[@]}" user list
+    s token_over_cert      "${AC[@]}" --user root:rootpw user list
+    s wrong_password_cert  "${RC[@]}" --user root:x user list
+}
+
+if [[ " ${SCENARIOS[*]} " != *" tls "* ]]; then
+    :
+elif [ "$tls_ready" = yes ]; then
+    for kind in etcd "$other"; do
+        out=$T_TMP/tls.$kind
+        if tls_start "$kind"; then scenario_tls >"$out" 2>&1; else echo "## start: no TLS server" >"$out"; fi
+        kill "$SCEN_PID" 2>/dev/null
+        wait "$SCEN_PID" 2>/dev/null
+        SCEN_PID=
+    done
+    [ -n "${AUTH_KEEP:-}" ] && cp "$T_TMP/tls.etcd" "$AUTH_KEEP.etcd.tls" && cp "$T_TMP/tls.$other" "$AUTH_KEEP.$other.tls"
+    while IFS= read -r n; do
+        t_eq "tls: $n" "$(block "$T_TMP/tls.etcd" "$n")" "$(block "$T_TMP/tls.$other" "$n")"
+    done < <(grep -a '^## ' "$T_TMP/tls.etcd" | cut -c4-)
+else
+    [ "$tls_ready" = yes ] || t_fail "tls: openssl made the certificates"
+fi
 
 [ "$other" = cetcd ] && source "$(dirname "$0")/auth_cetcd_checks.sh"
 
