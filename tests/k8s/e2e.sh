@@ -4,7 +4,9 @@
 # and then over Debian's etcd, each on a fresh data dir (fsync on), with the same kubectl steps:
 # namespaces, ConfigMaps, a chunked list, a Deployment scaled to 5 available replicas, a rolling update,
 # `kubectl get -w` seeing the changes, namespace deletion; then that the apiserver's compactor ran
-# (compact_rev_key advanced, the store refuses reads below it). Prints ok/FAIL per step and
+# (compact_rev_key advanced, the store refuses reads below it); then the store again with https only and
+# client certificates required, the apiserver over it with its etcd client certificate, and the steps
+# that need no nodes (skipped when the cetcd binary has no --cert-file). Prints ok/FAIL per step and
 # "N passed, N failed". Needs scripts/k8s-build.sh's binaries (make k8s-e2e builds them once).
 # K8S_KEEP=1 keeps the work dirs (logs, data); they are kept anyway for a store whose steps failed.
 cd "$(dirname "$0")/../.." || exit 1
@@ -69,7 +71,6 @@ run_store() {
         bad=$(grep -E ' (warn|error|fatal) ' "$K8S_WORK/cetcd.log" | head -5)
         [ -z "$bad" ] && ok "[$store] no warning or error in cetcd's log" || fail "[$store] no warning or error in cetcd's log" "$bad"
     fi
-    skip "[$store] TLS with client certificates between apiserver and store: cetcd has no TLS yet (separate issue)"
     k8s_stop_all
     if [ "$STORE_FAILED" -ne 0 ]; then
         K8S_KEEP=1 k8s_cleanup_work
@@ -78,11 +79,46 @@ run_store() {
     fi
 }
 
+# run_tls STORE: the store with https only and client certificates required (kubeadm's etcd flags), an
+# apiserver with --etcd-cafile/--etcd-certfile/--etcd-keyfile over it, and the steps that need no nodes.
+run_tls() {
+    local store=$1 t0 out
+    if [ "$store" = cetcd ] && ! "$CETCD_BIN" -h 2>&1 | grep -q -- '--cert-file'; then
+        skip "[$store+tls] TLS between apiserver and store: this cetcd has no --cert-file"
+        return
+    fi
+    STORE_FAILED=0
+    k8s_workdir || { fail "[$store+tls] work dir and certificates"; return; }
+    export K8S_STORE_TLS=1
+    t0=$(now)
+    if k8s_start_store "$store" && k8s_start_apiserver; then
+        ok "[$store+tls] store on https with client certificates required, apiserver ready over it ($(since "$t0") s)"
+    else
+        fail "[$store+tls] store and apiserver over TLS" "$(tail -3 "$K8S_WORK/apiserver.log" 2>/dev/null; tail -3 "$K8S_WORK/$store.log" 2>/dev/null)"
+        unset K8S_STORE_TLS; k8s_stop_all; K8S_KEEP=1 k8s_cleanup_work; return
+    fi
+    # a client without a certificate is turned away by the store
+    out=$(ETCDCTL_API=3 timeout 20 etcdctl --endpoints "https://$STORE_EP" --cacert "$K8S_WORK/pki/etcd-ca.crt" \
+        --dial-timeout=2s --command-timeout=4s get --prefix /registry/ --keys-only --limit 1 2>&1)
+    if [ $? -ne 0 ]; then ok "[$store+tls] a client without a certificate is refused"; else
+        fail "[$store+tls] a client without a certificate is refused" "$out"; STORE_FAILED=1; fi
+    step "$store+tls" "create 10 namespaces" step_namespaces
+    watch_start
+    step "$store+tls" "create 50 ConfigMaps" step_configmaps
+    step "$store+tls" "chunked list (--chunk-size=7)" step_chunked_list
+    if watch_changes; then :; else fail "[$store+tls] patch and delete a ConfigMap"; STORE_FAILED=1; fi
+    step "$store+tls" "kubectl get -w saw the adds, the change and the delete" watch_check
+    step "$store+tls" "apiserver compactor over TLS: compact_rev_key advanced, store compacted" check_compaction
+    unset K8S_STORE_TLS
+    k8s_stop_all
+    if [ "$STORE_FAILED" -ne 0 ]; then K8S_KEEP=1 k8s_cleanup_work; else k8s_cleanup_work; fi
+}
+
 stores=("$@")
 [ ${#stores[@]} -eq 0 ] && stores=(cetcd etcd)
 for s in "${stores[@]}"; do
     case "$s" in
-        cetcd|etcd) run_store "$s" ;;
+        cetcd|etcd) run_store "$s"; run_tls "$s" ;;
         *) echo "unknown store $s (cetcd or etcd)"; exit 2 ;;
     esac
 done

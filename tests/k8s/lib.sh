@@ -46,6 +46,19 @@ k8s_workdir() {
             -extfile san.ext 2>/dev/null
         openssl genrsa -out sa.key 2048 2>/dev/null
         openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+        # the store's own CA, server certificate and the apiserver's client certificate (kubeadm's
+        # etcd/ca, etcd/server, apiserver-etcd-client), for K8S_STORE_TLS=1
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout etcd-ca.key -out etcd-ca.crt -days 2 \
+            -subj "/CN=etcd-ca" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout etcd-server.key -out etcd-server.csr -subj "/CN=store" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >etcd-server.ext
+        openssl x509 -req -in etcd-server.csr -CA etcd-ca.crt -CAkey etcd-ca.key -CAcreateserial \
+            -out etcd-server.crt -days 2 -extfile etcd-server.ext 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout etcd-client.key -out etcd-client.csr \
+            -subj "/O=system:masters/CN=kube-apiserver-etcd-client" 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' >etcd-client.ext
+        openssl x509 -req -in etcd-client.csr -CA etcd-ca.crt -CAkey etcd-ca.key -CAcreateserial \
+            -out etcd-client.crt -days 2 -extfile etcd-client.ext 2>/dev/null
     ) || return 1
     K8S_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
     printf '%s,admin,admin,system:masters\n' "$K8S_TOKEN" >"$w/pki/tokens.csv"
@@ -85,30 +98,39 @@ k8s_wait_port() {  # PORT PID [tries of 50 ms]
     return 1
 }
 
+# k8s_store_url: the store's URL (https with K8S_STORE_TLS=1), from STORE_EP.
+k8s_store_url() { if [ -n "${K8S_STORE_TLS:-}" ]; then echo "https://$STORE_EP"; else echo "http://$STORE_EP"; fi; }
+
 # k8s_start_store KIND [extra flags]: cetcd or etcd on fresh ephemeral ports and data dir (fsync on).
-# Sets STORE_EP, STORE_PID, STORE_DIR, STORE_KIND.
+# With K8S_STORE_TLS=1: https only, client certificates required (kubeadm's flags). Sets STORE_EP,
+# STORE_PID, STORE_DIR, STORE_KIND.
 k8s_start_store() {
     STORE_KIND=$1; shift
-    local cport pport
+    local cport pport p=$K8S_WORK/pki tls=() url
     cport=$(k8s_free_port)
     STORE_EP=127.0.0.1:$cport
     STORE_DIR=${K8S_STORE_DIR:-$K8S_WORK/$STORE_KIND.data}
+    url=$(k8s_store_url)
+    if [ -n "${K8S_STORE_TLS:-}" ]; then
+        tls=(--cert-file "$p/etcd-server.crt" --key-file "$p/etcd-server.key" --client-cert-auth=true
+             --trusted-ca-file "$p/etcd-ca.crt")
+    fi
     if [ "$STORE_KIND" = etcd ]; then
         pport=$(k8s_free_port)
-        "$ETCD_BIN" --name k8s --data-dir "$STORE_DIR" --listen-client-urls "http://$STORE_EP" \
-            --advertise-client-urls "http://$STORE_EP" --listen-peer-urls "http://127.0.0.1:$pport" \
+        "$ETCD_BIN" --name k8s --data-dir "$STORE_DIR" --listen-client-urls "$url" \
+            --advertise-client-urls "$url" --listen-peer-urls "http://127.0.0.1:$pport" \
             --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-            --initial-cluster "k8s=http://127.0.0.1:$pport" "$@" >>"$K8S_WORK/etcd.log" 2>&1 &
+            --initial-cluster "k8s=http://127.0.0.1:$pport" "${tls[@]}" "$@" >>"$K8S_WORK/etcd.log" 2>&1 &
     else
-        "$CETCD_BIN" --name k8s --data-dir "$STORE_DIR" --listen-client-urls "http://$STORE_EP" \
-            --advertise-client-urls "http://$STORE_EP" "$@" >>"$K8S_WORK/cetcd.log" 2>&1 &
+        "$CETCD_BIN" --name k8s --data-dir "$STORE_DIR" --listen-client-urls "$url" \
+            --advertise-client-urls "$url" "${tls[@]}" "$@" >>"$K8S_WORK/cetcd.log" 2>&1 &
     fi
     STORE_PID=$!
     K8S_PIDS+=("$STORE_PID")
     k8s_wait_port "$cport" "$STORE_PID" 600 || { k8s_log "$STORE_KIND did not listen"; return 1; }
     local i
     for i in $(seq 1 100); do
-        ETCDCTL_API=3 etcdctl --endpoints "$STORE_EP" endpoint health >/dev/null 2>&1 && return 0
+        ectl endpoint health >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     k8s_log "$STORE_KIND not healthy"
@@ -126,17 +148,24 @@ k8s_stop_store() {
 }
 
 # ectl ARGS...: etcdctl against the store.
-ectl() { ETCDCTL_API=3 timeout 60 etcdctl --endpoints "$STORE_EP" --command-timeout=30s "$@"; }
+ectl() {
+    local tls=()
+    [ -n "${K8S_STORE_TLS:-}" ] && tls=(--cacert "$K8S_WORK/pki/etcd-ca.crt" --cert "$K8S_WORK/pki/etcd-client.crt"
+        --key "$K8S_WORK/pki/etcd-client.key")
+    ETCDCTL_API=3 timeout 60 etcdctl --endpoints "$(k8s_store_url)" --command-timeout=30s "${tls[@]}" "$@"
+}
 
 # k8s_exec_apiserver [extra flags]: starts the apiserver over $STORE_EP and returns at once. Sets
 # APISERVER_PID, APISERVER_PORT, APISERVER_T0 (exec time) and writes the kubeconfig.
 k8s_exec_apiserver() {
     APISERVER_PORT=$(k8s_free_port)
     k8s_kubeconfig "$APISERVER_PORT"
-    local p=$K8S_WORK/pki
+    local p=$K8S_WORK/pki tls=()
+    [ -n "${K8S_STORE_TLS:-}" ] && tls=(--etcd-cafile "$p/etcd-ca.crt" --etcd-certfile "$p/etcd-client.crt"
+        --etcd-keyfile "$p/etcd-client.key")
     APISERVER_T0=$(now)
-    "$K8S_BIN/kube-apiserver" \
-        --etcd-servers "http://$STORE_EP" --etcd-compaction-interval "${K8S_COMPACTION_INTERVAL:-20s}" \
+    "$K8S_BIN/kube-apiserver" "${tls[@]}" \
+        --etcd-servers "$(k8s_store_url)" --etcd-compaction-interval "${K8S_COMPACTION_INTERVAL:-20s}" \
         --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
         --cert-dir "$K8S_WORK/apiserver-certs" \
         --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
