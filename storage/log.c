@@ -144,10 +144,13 @@ void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES]) {
 }
 
 /* A new segment after the last one; its id is above every id the last one stands for. */
+/* A new segment after the last one; its id is above every id the last one stands for. With ids
+ * exhausted (only a crafted data dir gets there) the last one goes on taking appends, so every
+ * store that opens can be written and opened again. */
 static segment *start_segment(wal *l) {
-    uint32_t covers = l->segs[l->nsegs - 1].covers;
-    if (covers == UINT32_MAX) die("segment ids exhausted");
-    return log_add_segment(l, covers + 1, -1, 0);
+    segment *last = &l->segs[l->nsegs - 1];
+    if (last->covers >= SEG_ID_MAX) return last;
+    return log_add_segment(l, last->covers + 1, -1, 0);
 }
 
 /* The segment the next record of rec_bytes goes to, rolling to a new one past segment_bytes. */

@@ -18,6 +18,7 @@
 #define SEG_MAGIC_LEN 8
 #define SEG_VERSION 1u
 #define COVERS_RECORD_BYTES (24u + 4u)
+#define SEG_ID_MAX (UINT32_MAX - 1) /* once the last segment stands for it, it takes every append */
 #define SEG_HDR_BYTES 16u
 #define REC_HDR_BYTES 24u
 #define REC_CHECKSUM_AT 16u

@@ -90,7 +90,7 @@ static uint32_t read_covers(int fd, uint32_t id, uint64_t size) {
         return id;
     if (rec[4] != LOG_COVERS || le_u32(rec) != 4) return id;
     uint32_t covers = le_u32(rec + REC_HDR_BYTES);
-    return covers > id && covers < UINT32_MAX - 1 ? covers : id;
+    return covers > id && covers <= SEG_ID_MAX ? covers : id;
 }
 
 /* A merged file stands for the segments up to its covers id: any of them still here is a leftover
@@ -106,7 +106,7 @@ static void remove_leftover(wal *l, uint32_t id, uint32_t merged_into) {
 static int open_one(wal *l, uint32_t id, char *err, size_t errlen) {
     char name[SEG_NAME_BYTES];
     log_segment_name(name, id);
-    if (id >= UINT32_MAX - 1) {
+    if (id > SEG_ID_MAX) {
         log_set_err(err, errlen, "%s/%s: segment id out of range", l->dir, name);
         return -1;
     }
