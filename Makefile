@@ -109,7 +109,7 @@ UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
 	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c tests/unit/test_auth_perm.c
-UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c
+UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c tests/unit/test_auth_codec.c
 UNIT_gateway := tests/unit/test_json.c tests/unit/test_pbjson.c
 # helpers a layer's tests link besides the tests (test_lifecycle.c includes crashfs.c itself)
 UNIT_HELPERS_storage := tests/unit/fixture.c

@@ -208,6 +208,87 @@ bool auth_decode(const uint8_t *blob, size_t len, char *why, size_t whylen) {
     return true;
 }
 
+/* ---------- etcd's auth buckets ---------- */
+
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* The name (field 1) of an authpb.User or authpb.Role record; false if it does not decode. */
+static bool record_name(const uint8_t *rec, size_t n, bool user, uint8_t **name, size_t *name_len) {
+    const ProtobufCMessageDescriptor *d = user ? &authpb__user__descriptor : &authpb__role__descriptor;
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, rec);
+    if (!m) return false;
+    ProtobufCBinaryData b = user ? ((Authpb__User *)m)->name : ((Authpb__Role *)m)->name;
+    *name = xmalloc(b.len + 1);
+    if (b.len) memcpy(*name, b.data, b.len);
+    *name_len = b.len;
+    protobuf_c_message_free_unpacked(m, NULL);
+    return true;
+}
+
+int auth_blob_to_buckets(const uint8_t *blob, size_t len, auth_bucket_put put, void *ctx) {
+    uint8_t rev[8];
+    if (len == 0) {
+        put_be64(rev, 1);
+        return put(ctx, "auth", (const uint8_t *)"authRevision", 12, rev, 8);
+    }
+    if (len < HEADER_BYTES || memcmp(blob, MAGIC, 4) != 0 || get_u32(blob + 4) != VERSION) return -1;
+    uint8_t enabled = blob[8] != 0;
+    put_be64(rev, get_u64(blob + 12));
+    int rc = put(ctx, "auth", (const uint8_t *)"authEnabled", 11, &enabled, 1);
+    if (rc >= 0) rc = put(ctx, "auth", (const uint8_t *)"authRevision", 12, rev, 8);
+    uint32_t counts[2] = {get_u32(blob + 20), get_u32(blob + 24)};
+    size_t at = HEADER_BYTES;
+    for (int kind = 0; kind < 2 && rc >= 0; kind++) {
+        for (uint32_t i = 0; i < counts[kind] && rc >= 0; i++) {
+            if (len - at < 4 || len - at - 4 < get_u32(blob + at)) return -1;
+            size_t n = get_u32(blob + at);
+            const uint8_t *rec = blob + at + 4;
+            at += 4 + n;
+            uint8_t *name;
+            size_t name_len;
+            if (!record_name(rec, n, kind == 0, &name, &name_len)) return -1;
+            rc = put(ctx, kind == 0 ? "authUsers" : "authRoles", name, name_len, rec, n);
+            free(name);
+        }
+    }
+    return rc < 0 ? rc : at == len ? 0 : -1;
+}
+
+uint8_t *auth_blob_from_buckets(bool enabled, uint64_t revision, const mv_bytes *users, size_t n_users,
+                                const mv_bytes *roles, size_t n_roles, size_t *len, char *why,
+                                size_t whylen) {
+    out_buf o = {0};
+    uint8_t *h = out_extend(&o, HEADER_BYTES);
+    memcpy(h, MAGIC, 4);
+    put_u32(h + 4, VERSION);
+    h[8] = enabled;
+    h[9] = h[10] = h[11] = 0;
+    put_u64(h + 12, revision);
+    put_u32(h + 20, (uint32_t)n_users);
+    put_u32(h + 24, (uint32_t)n_roles);
+    for (int kind = 0; kind < 2; kind++) {
+        const mv_bytes *recs = kind == 0 ? users : roles;
+        for (size_t i = 0; i < (kind == 0 ? n_users : n_roles); i++) {
+            uint8_t *name;
+            size_t name_len;
+            if (!record_name(recs[i].data, recs[i].len, kind == 0, &name, &name_len)) {
+                snprintf(why, whylen, "%s bucket: record %zu is not an authpb.%s",
+                         kind == 0 ? "authUsers" : "authRoles", i, kind == 0 ? "User" : "Role");
+                free(o.p);
+                return NULL;
+            }
+            free(name);
+            put_u32(out_extend(&o, 4), (uint32_t)recs[i].len);
+            if (recs[i].len) memcpy(out_extend(&o, recs[i].len), recs[i].data, recs[i].len);
+        }
+    }
+    *len = o.len;
+    return o.p;
+}
+
 bool auth_load(char *why, size_t whylen) {
     mv_bytes saved = mvcc_auth_state(g_store);
     if (saved.len == 0) {

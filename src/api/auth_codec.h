@@ -22,4 +22,18 @@ mv_err auth_save(void);
 uint8_t *auth_encode(size_t *len);
 bool auth_decode(const uint8_t *blob, size_t len, char *why, size_t whylen);
 
+/* For snapshots in etcd's format: a saved blob as etcd's auth buckets, every entry once, each bucket
+ * in key order: "auth" holds authEnabled ({1} or {0}, absent for a store that never had auth on) and
+ * authRevision (8 bytes big-endian), "authUsers" maps a user name to its authpb.User and "authRoles" a
+ * role name to its authpb.Role, the records etcd keeps. An empty blob is a new store (authRevision 1).
+ * put returns < 0 to stop, which is returned; -1 if the blob does not read. */
+typedef int (*auth_bucket_put)(void *ctx, const char *bucket, const uint8_t *key, size_t key_len,
+                               const uint8_t *value, size_t value_len);
+int auth_blob_to_buckets(const uint8_t *blob, size_t len, auth_bucket_put put, void *ctx);
+/* And back, for a --restore of an etcd snapshot: the blob (malloc'd) holding those buckets' contents;
+ * users and roles are the values of authUsers and authRoles in key order. NULL with why filled if a
+ * record does not decode. */
+uint8_t *auth_blob_from_buckets(bool enabled, uint64_t revision, const mv_bytes *users, size_t n_users,
+                                const mv_bytes *roles, size_t n_roles, size_t *len, char *why, size_t whylen);
+
 #endif
