@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alarms.h"
 #include "alloc.h"
@@ -23,10 +24,9 @@
 #include "store.h"
 
 #define DEFAULT_QUOTA_BYTES (2ull << 30) /* etcd's DefaultQuotaBytes */
-#define SNAP_CHUNK (64 * 1024)           /* etcd sends 32 KiB; bigger is fine for clients */
-#define SNAP_PREPARE_US 3000             /* counting pass: work per loop turn */
-#define SNAP_PENDING_MAX (2u << 20)      /* send more only while the connection holds less */
-#define SNAP_TICK_BYTES (512 * 1024)     /* per loop turn, to keep turns short */
+#define SNAP_CHUNK (32 * 1024)           /* etcd's size */
+#define SNAP_SLICE_US 2000          /* work per loop turn (counting, or pages): reads wait at most this */
+#define SNAP_PENDING_MAX (2u << 20) /* send more only while the connection holds less */
 #define SNAP_TICK_SECONDS 0.0005
 
 /* ---------- small helpers ---------- */
@@ -296,26 +296,35 @@ static void snap_finish(snap_stream *s) {
     log_msg(LOG_INFO, "sent database snapshot to client (%" PRIu64 " bytes)", s->total);
 }
 
+static uint64_t snap_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* One slice of at most SNAP_SLICE_US: counting, then chunks while the client keeps up. */
 static void snap_tick(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)revents;
     snap_stream *s = t->data;
     if (s->preparing) {
-        int rc = etcd_snap_prepare(s->es, SNAP_PREPARE_US);
+        int rc = etcd_snap_prepare(s->es, SNAP_SLICE_US);
         if (rc < 0) return snap_fail(s, "cetcd: reading the store for the snapshot failed");
         if (rc > 0) return;
         s->preparing = false;
         s->total = etcd_snap_size(s->es);
         log_msg(LOG_INFO, "sending database snapshot to client (%" PRIu64 " bytes, revision %" PRId64 ")",
                 s->total, etcd_snap_revision(s->es));
+        return;
     }
     static uint8_t buf[SNAP_CHUNK];
-    for (size_t sent_now = 0; sent_now < SNAP_TICK_BYTES && s->sent < s->total; sent_now += SNAP_CHUNK) {
-        if (rpc_pending_bytes(s->call) > SNAP_PENDING_MAX) return;
+    uint64_t until = snap_now_us() + SNAP_SLICE_US;
+    while (s->sent < s->total && rpc_pending_bytes(s->call) <= SNAP_PENDING_MAX) {
         size_t n = s->total - s->sent < SNAP_CHUNK ? (size_t)(s->total - s->sent) : SNAP_CHUNK;
         if (!snap_fill(s, buf, n)) return snap_fail(s, "cetcd: reading the snapshot failed");
         sha256_update(&s->sha, buf, n);
         s->sent += n;
         snap_send(s, buf, n, s->total - s->sent); /* as etcd: the database bytes still to come */
+        if (snap_now_us() >= until) return;
     }
     if (s->sent == s->total && rpc_pending_bytes(s->call) <= SNAP_PENDING_MAX) snap_finish(s);
 }
