@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "auth_codec.h"
 #include "bbolt_read.h"
 #include "bbolt_write.h"
 #include "kv.pb-c.h"
@@ -51,17 +52,30 @@ static uint64_t now_us(void) {
 
 /* ---------- out ---------- */
 
-enum { PHASE_COUNT, PHASE_LEASES, PHASE_KEYS, PHASE_DONE };
+/* The buckets written as trees of their own pages, in file order after the four head pages: three
+ * whose entries are in memory (the auth records and the leases), counted at the start, then key, whose
+ * entries stream from the export and are counted in slices. */
+enum { TREE_ROLES, TREE_USERS, TREE_LEASE, N_MEM_TREES };
+enum { PHASE_COUNT, PHASE_MEM, PHASE_KEYS, PHASE_DONE };
+
+typedef struct kv_list {
+    bb_kv *kvs;
+    size_t n, cap;
+} kv_list;
 
 struct etcd_snap {
     mv_export *x;
     int phase;
     const mv_lease_info *leases;
-    size_t n_leases, next_lease;
-    bb_tree tree;                         /* the tree being counted or emitted */
-    uint64_t lease_root, key_root, pages; /* from the count */
-    uint64_t lease_end;                   /* the page after the lease tree */
-    uint8_t *enc;                         /* an encoded value */
+    size_t n_leases;
+    kv_list roles, users, auth; /* from the auth state (auth_codec.h), copies */
+    int mem_tree;               /* emitting: which in-memory tree, and its next entry */
+    size_t next;
+    uint64_t root[N_MEM_TREES]; /* from the count */
+    uint64_t end[N_MEM_TREES];  /* the page after each */
+    bb_tree tree;               /* the tree being counted or emitted */
+    uint64_t key_root, pages;
+    uint8_t *enc; /* an encoded value */
     size_t enc_cap;
     sbuf out; /* pages ready to be read */
     int64_t revision, compact_revision;
@@ -91,6 +105,37 @@ static int add_lease(etcd_snap *e, const mv_lease_info *l) {
     return bb_tree_add(&e->tree, key, sizeof key, e->enc, n);
 }
 
+/* Adds entry i of in-memory tree t: 1 added, 0 past the end, -1 refused. */
+static int add_mem(etcd_snap *e, int t, size_t i) {
+    if (t == TREE_LEASE) return i < e->n_leases ? (add_lease(e, &e->leases[i]) < 0 ? -1 : 1) : 0;
+    const kv_list *l = t == TREE_ROLES ? &e->roles : &e->users;
+    if (i >= l->n) return 0;
+    return bb_tree_add(&e->tree, l->kvs[i].k, l->kvs[i].klen, l->kvs[i].v, l->kvs[i].vlen) < 0 ? -1 : 1;
+}
+
+static int collect_auth(void *ctx, const char *bucket, const uint8_t *key, size_t key_len,
+                        const uint8_t *value, size_t value_len) {
+    etcd_snap *e = ctx;
+    kv_list *l = strcmp(bucket, "authRoles") == 0   ? &e->roles
+                 : strcmp(bucket, "authUsers") == 0 ? &e->users
+                                                    : &e->auth;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->kvs = xrealloc(l->kvs, l->cap * sizeof *l->kvs);
+    }
+    uint8_t *k = xmalloc(key_len + value_len + 1);
+    memcpy(k, key, key_len);
+    if (value_len) memcpy(k + key_len, value, value_len);
+    l->kvs[l->n++] = (bb_kv){k, k + key_len, key_len, value_len};
+    return 0;
+}
+
+static void free_list(kv_list *l) {
+    for (size_t i = 0; i < l->n; i++)
+        free((void *)l->kvs[i].k);
+    free(l->kvs);
+}
+
 static int add_change(etcd_snap *e, const mv_change *c) {
     Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
     kv.key = (ProtobufCBinaryData){c->key.len, (uint8_t *)c->key.data};
@@ -107,14 +152,20 @@ static int add_change(etcd_snap *e, const mv_change *c) {
     return bb_tree_add(&e->tree, key, c->tombstone ? REV_KEY_LEN + 1 : REV_KEY_LEN, e->enc, n);
 }
 
-/* The lease tree is counted at once (the leases are in memory already), the key tree in slices. */
-static void count_leases(etcd_snap *e) {
-    bb_tree_init(&e->tree, BB_HEAD_PAGES, NULL, NULL);
-    for (size_t i = 0; i < e->n_leases; i++)
-        add_lease(e, &e->leases[i]);
-    e->lease_end = bb_tree_finish(&e->tree, &e->lease_root);
-    bb_tree_free(&e->tree);
-    bb_tree_init(&e->tree, e->lease_end, NULL, NULL);
+/* The in-memory trees are counted at once, the key tree then in slices. */
+static int count_mem_trees(etcd_snap *e) {
+    uint64_t at = BB_HEAD_PAGES;
+    for (int t = 0; t < N_MEM_TREES; t++) {
+        bb_tree_init(&e->tree, at, NULL, NULL);
+        int rc;
+        for (size_t i = 0; (rc = add_mem(e, t, i)) == 1; i++)
+            continue;
+        at = e->end[t] = bb_tree_finish(&e->tree, &e->root[t]);
+        bb_tree_free(&e->tree);
+        if (rc < 0) return -1;
+    }
+    bb_tree_init(&e->tree, at, NULL, NULL);
+    return 0;
 }
 
 etcd_snap *etcd_snap_begin(mvcc *s, char *err, size_t errlen) {
@@ -123,15 +174,19 @@ etcd_snap *etcd_snap_begin(mvcc *s, char *err, size_t errlen) {
     etcd_snap *e = xcalloc(1, sizeof *e);
     e->x = x;
     e->n_leases = mvcc_export_leases(x, &e->leases);
-    count_leases(e);
+    mv_bytes auth = mvcc_export_auth_state(x);
+    if (auth_blob_to_buckets(auth.data, auth.len, collect_auth, e) < 0 || count_mem_trees(e) < 0) {
+        snprintf(err, errlen, "snapshot: the auth state or a lease does not fit etcd's format");
+        etcd_snap_end(e);
+        return NULL;
+    }
     return e;
 }
 
 /* The four pages every file starts with: metas, freelist, and the root bucket's leaf of buckets. */
 static int write_head(etcd_snap *e) {
-    uint8_t ci[8], auth_rev[8], compact[REV_KEY_LEN + 1];
+    uint8_t ci[8], compact[REV_KEY_LEN + 1];
     put_be64(ci, (uint64_t)e->revision); /* etcd's raft index; restore sets its own */
-    put_be64(auth_rev, 1);
     rev_key(compact, e->compact_revision, 0);
     bb_kv meta[3] = {{"consistent_index", ci, 16, 8}};
     size_t n_meta = 1;
@@ -139,20 +194,23 @@ static int write_head(etcd_snap *e) {
         meta[n_meta++] = (bb_kv){"finishedCompactRev", compact, 18, REV_KEY_LEN};
         meta[n_meta++] = (bb_kv){"scheduledCompactRev", compact, 19, REV_KEY_LEN};
     }
-    bb_kv auth[1] = {{"authRevision", auth_rev, 12, 8}};
     bb_kv cluster[1] = {{"clusterVersion", CLUSTER_VERSION, 14, strlen(CLUSTER_VERSION)}};
-    uint8_t v_empty[64], v_auth[128], v_cluster[128], v_meta[512], v_key[16], v_lease[16];
+    uint8_t v_empty[64], v_auth[256], v_cluster[128], v_meta[512], v_key[16], v_lease[16], v_roles[16],
+        v_users[16];
     size_t l_empty = bb_inline_bucket(v_empty, sizeof v_empty, NULL, 0);
-    size_t l_auth = bb_inline_bucket(v_auth, sizeof v_auth, auth, 1);
+    size_t l_auth = bb_inline_bucket(v_auth, sizeof v_auth, e->auth.kvs, e->auth.n);
     size_t l_cluster = bb_inline_bucket(v_cluster, sizeof v_cluster, cluster, 1);
     size_t l_meta = bb_inline_bucket(v_meta, sizeof v_meta, meta, n_meta);
     bb_bucket_ref(v_key, e->key_root);
-    bb_bucket_ref(v_lease, e->lease_root);
+    bb_bucket_ref(v_lease, e->root[TREE_LEASE]);
+    bb_bucket_ref(v_roles, e->root[TREE_ROLES]);
+    bb_bucket_ref(v_users, e->root[TREE_USERS]);
+    if (!l_auth || !l_meta) return -EIO;
 #define B(name, v, l) {name, v, sizeof name - 1, l}
     bb_kv buckets[] = {B("alarm", v_empty, l_empty),
                        B("auth", v_auth, l_auth),
-                       B("authRoles", v_empty, l_empty),
-                       B("authUsers", v_empty, l_empty),
+                       B("authRoles", v_roles, 16),
+                       B("authUsers", v_users, 16),
                        B("cluster", v_cluster, l_cluster),
                        B("key", v_key, 16),
                        B("lease", v_lease, 16),
@@ -185,7 +243,7 @@ int etcd_snap_prepare(etcd_snap *e, uint64_t budget_us) {
     int rc = write_head(e);
     if (rc < 0) return rc;
     bb_tree_init(&e->tree, BB_HEAD_PAGES, on_page, e);
-    e->phase = PHASE_LEASES;
+    e->phase = PHASE_MEM;
     return 0;
 }
 
@@ -200,12 +258,14 @@ int64_t etcd_snap_revision(const etcd_snap *e) {
 /* One step of the second pass: a lease or a change into the tree (pages land in e->out). */
 static int emit_step(etcd_snap *e) {
     uint64_t root;
-    if (e->phase == PHASE_LEASES) {
-        if (e->next_lease < e->n_leases) return add_lease(e, &e->leases[e->next_lease++]) < 0 ? -EPROTO : 0;
-        if (bb_tree_finish(&e->tree, &root) != e->lease_end || root != e->lease_root) return -EIO;
+    if (e->phase == PHASE_MEM) {
+        int t = e->mem_tree, rc = add_mem(e, t, e->next++);
+        if (rc != 0) return rc < 0 ? -EPROTO : 0;
+        if (bb_tree_finish(&e->tree, &root) != e->end[t] || root != e->root[t]) return -EIO;
         bb_tree_free(&e->tree);
-        bb_tree_init(&e->tree, e->lease_end, on_page, e);
-        e->phase = PHASE_KEYS;
+        bb_tree_init(&e->tree, e->end[t], on_page, e);
+        e->next = 0;
+        if (++e->mem_tree == N_MEM_TREES) e->phase = PHASE_KEYS;
         return 0;
     }
     mv_change c;
@@ -236,6 +296,9 @@ void etcd_snap_end(etcd_snap *e) {
     mvcc_export_end(e->x);
     bb_tree_free(&e->tree);
     sbuf_free(&e->out);
+    free_list(&e->roles);
+    free_list(&e->users);
+    free_list(&e->auth);
     free(e->enc);
     free(e);
 }
@@ -252,6 +315,8 @@ typedef struct import_state {
     bb_db db;
     bb_bucket key, lease, meta;
     bool have_lease;
+    uint8_t *auth_blob; /* the auth buckets as cetcd's auth state; NULL if auth was never used */
+    size_t auth_len;
     int64_t compact_revision;
     uint64_t changes, leases;
     int64_t last_rev;
@@ -293,6 +358,60 @@ static int meta_rev(import_state *st, const char *name, int64_t *rev) {
     return 0;
 }
 
+/* The values of a bucket, in key order (pointers into the file), into a growing array. */
+static int bucket_values(import_state *st, const bb_bucket *b, const char *name, mv_bytes **out, size_t *n) {
+    bb_cursor c;
+    bb_cursor_init(&c, &st->db, b);
+    const uint8_t *k, *v;
+    size_t klen, vlen, cap = 0;
+    uint32_t flags;
+    int rc;
+    while ((rc = bb_cursor_next(&c, &k, &klen, &v, &vlen, &flags)) == 1) {
+        if (*n == cap) *out = xrealloc(*out, (cap = cap ? cap * 2 : 16) * sizeof **out);
+        (*out)[(*n)++] = (mv_bytes){v, vlen};
+    }
+    if (rc < 0) import_fail(st, "%s bucket: %s", name, c.err);
+    bb_cursor_free(&c);
+    return rc;
+}
+
+/* etcd's auth, authUsers and authRoles buckets, as cetcd's auth state (auth_codec.h). */
+static int read_auth(import_state *st, const bb_bucket *root) {
+    bb_bucket auth, users, roles;
+    int ra = bb_bucket_find(&st->db, root, "auth", &auth, st->err, st->errlen);
+    int ru = ra < 0 ? -1 : bb_bucket_find(&st->db, root, "authUsers", &users, st->err, st->errlen);
+    int rr = ru < 0 ? -1 : bb_bucket_find(&st->db, root, "authRoles", &roles, st->err, st->errlen);
+    if (rr < 0) return -1;
+    bool enabled = false;
+    uint64_t revision = 1;
+    const uint8_t *v;
+    size_t vlen;
+    if (ra == 1) {
+        int rc = bb_get(&st->db, &auth, "authEnabled", &v, &vlen, st->err, st->errlen);
+        if (rc < 0) return -1;
+        if (rc == 1 && (vlen != 1 || v[0] > 1)) return import_fail(st, "auth bucket: a bad authEnabled");
+        enabled = rc == 1 && v[0] == 1;
+        rc = bb_get(&st->db, &auth, "authRevision", &v, &vlen, st->err, st->errlen);
+        if (rc < 0) return -1;
+        if (rc == 1 && vlen != 8) return import_fail(st, "auth bucket: a bad authRevision");
+        if (rc == 1) revision = get_be64(v);
+    }
+    mv_bytes *u = NULL, *r = NULL;
+    size_t nu = 0, nr = 0;
+    int rc = 0;
+    if (ru == 1) rc = bucket_values(st, &users, "authUsers", &u, &nu);
+    if (rc >= 0 && rr == 1) rc = bucket_values(st, &roles, "authRoles", &r, &nr);
+    if (rc >= 0 && (enabled || revision > 1 || nu || nr)) {
+        char why[160] = "";
+        st->auth_blob =
+            auth_blob_from_buckets(enabled, revision, u, nu, r, nr, &st->auth_len, why, sizeof why);
+        if (!st->auth_blob) rc = import_fail(st, "%s", why);
+    }
+    free(u);
+    free(r);
+    return rc < 0 ? -1 : 0;
+}
+
 static int open_buckets(import_state *st, const uint8_t *d, uint64_t size) {
     if (bb_open(&st->db, d, size, st->err, st->errlen) < 0) return -1;
     bb_bucket root;
@@ -304,6 +423,7 @@ static int open_buckets(import_state *st, const uint8_t *d, uint64_t size) {
     rc = bb_bucket_find(&st->db, &root, "lease", &st->lease, st->err, st->errlen);
     if (rc < 0) return -1;
     st->have_lease = rc == 1;
+    if (read_auth(st, &root) < 0) return -1;
     int64_t finished, scheduled;
     if (meta_rev(st, "finishedCompactRev", &finished) < 0 ||
         meta_rev(st, "scheduledCompactRev", &scheduled) < 0)
@@ -397,10 +517,20 @@ static int walk_keys(import_state *st, mv_builder *b) {
 int etcd_db_import(const uint8_t *d, uint64_t size, const char *dir, char *err, size_t errlen) {
     import_state st = {.err = err, .errlen = errlen};
     /* the whole file is checked before anything is written */
-    if (open_buckets(&st, d, size) < 0 || walk_leases(&st, NULL) < 0 || walk_keys(&st, NULL) < 0) return -1;
-    mv_builder *b = mvcc_build_begin(dir, st.compact_revision, err, errlen);
-    if (!b) return -1;
-    int rc = walk_leases(&st, b) < 0 || walk_keys(&st, b) < 0 ? -1 : 0;
+    int rc =
+        open_buckets(&st, d, size) < 0 || walk_leases(&st, NULL) < 0 || walk_keys(&st, NULL) < 0 ? -1 : 0;
+    mv_builder *b = rc < 0 ? NULL : mvcc_build_begin(dir, st.compact_revision, err, errlen);
+    if (!b) {
+        free(st.auth_blob);
+        return -1;
+    }
+    if (walk_leases(&st, b) < 0)
+        rc = -1;
+    else if (st.auth_blob && mvcc_build_auth_state(b, st.auth_blob, st.auth_len) < 0)
+        rc = import_fail(&st, "auth state: %s", mvcc_build_error(b));
+    else if (walk_keys(&st, b) < 0)
+        rc = -1;
+    free(st.auth_blob);
     char ferr[256] = "";
     if (mvcc_build_finish(b, ferr, sizeof ferr) < 0 && rc == 0) {
         snprintf(err, errlen, "%s", ferr);

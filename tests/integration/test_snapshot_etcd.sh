@@ -3,8 +3,9 @@
 # cetcd loaded with keys, history, a compaction and leases; `etcdctl snapshot save` from it, `snapshot
 # status`, `snapshot restore` three times and a 3-member Debian etcd cluster started on the result; every
 # key at several revisions, the compaction revision and the leases with their keys compared; then a
-# snapshot of that cluster restored into cetcd and compared the same way. Also: damaged, truncated and
-# unhashed files are refused and leave no data dir behind.
+# snapshot of that cluster restored into cetcd and compared the same way. The same both ways with auth
+# on (users, roles, permissions, passwords). Also: damaged, truncated and unhashed files are refused and
+# leave no data dir behind.
 source "$(dirname "$0")/../lib.sh"
 export LC_ALL=C
 
@@ -133,6 +134,48 @@ c "$CETCD_EP" endpoint hashkv -w json
 t_eq "round trip cetcd -> etcd -> cetcd: same HashKV" "$WANT_HASHKV" "$(jq '.[0].HashKV.hash' <<<"$OUT")"
 c "$CETCD_EP" put after/new 1 -w json
 t_eq "restored cetcd takes writes at the next revision" "$((REV + 1))" "$(jq '.header.revision' <<<"$OUT")"
+stop_cetcd
+
+# --- auth: users, roles, permissions and bcrypt hashes go across both ways too ---
+auth_checks() { # NAME EP: anonymous refused, alice reads, alice may not write, root lists the users
+    c "$2" get kx/1 --print-value-only
+    t_eq "$1: anonymous get refused (auth on)" "1 Error: etcdserver: user name is empty" "$RC $ERR"
+    c "$2" --user alice:alicepw get kx/1 --print-value-only
+    t_eq "$1: alice reads with her password" "0 one" "$RC $OUT"
+    c "$2" --user alice:alicepw put kx/2 no
+    t_eq "$1: alice may not write" "1 Error: etcdserver: permission denied" "$RC $ERR"
+    c "$2" --user root:rootpw user list
+    t_eq "$1: the users" "alice root" "$(echo $OUT)"
+}
+unset CETCD_DIR
+start_cetcd || t_fail "start cetcd for auth"
+c "$CETCD_EP" put kx/1 one
+c "$CETCD_EP" user add root:rootpw; c "$CETCD_EP" role add root; c "$CETCD_EP" user grant-role root root
+c "$CETCD_EP" role add reader; c "$CETCD_EP" role grant-permission reader read kx/ --prefix
+c "$CETCD_EP" user add alice:alicepw; c "$CETCD_EP" user grant-role alice reader
+c "$CETCD_EP" auth enable
+t_eq "cetcd: auth enabled" "0" "$RC"
+c "$CETCD_EP" --user root:rootpw snapshot save "$T_TMP/auth.db"
+stop_cetcd
+AP=$(free_port); AC=$(free_port)
+ETCDCTL_API=3 etcdctl snapshot restore "$T_TMP/auth.db" --name a --data-dir "$T_TMP/auth-etcd" \
+    --initial-cluster "a=http://127.0.0.1:$AP" --initial-advertise-peer-urls "http://127.0.0.1:$AP" >/dev/null 2>&1
+t_eq "etcdctl snapshot restore of an auth-enabled cetcd snapshot" "0" "$?"
+etcd --name a --data-dir "$T_TMP/auth-etcd" --listen-client-urls "http://127.0.0.1:$AC" \
+    --advertise-client-urls "http://127.0.0.1:$AC" --listen-peer-urls "http://127.0.0.1:$AP" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$AP" --initial-cluster "a=http://127.0.0.1:$AP" >>"$T_TMP/etcd-auth.log" 2>&1 &
+APID=$!
+T_PIDS+=("$APID")
+wait_port "$AC" "$APID"
+for i in $(seq 1 100); do c "127.0.0.1:$AC" --user root:rootpw endpoint health && break; sleep 0.1; done
+auth_checks "etcd from cetcd's snapshot" "127.0.0.1:$AC"
+c "127.0.0.1:$AC" --user root:rootpw snapshot save "$T_TMP/auth-back.db"
+kill "$APID"; wait "$APID" 2>/dev/null
+"$CETCD_BIN" --restore "$T_TMP/auth-back.db" --data-dir "$T_TMP/auth-back" >"$T_TMP/auth-back.log" 2>&1
+t_eq "cetcd --restore of the auth-enabled etcd snapshot" "0" "$?"
+CETCD_DIR=$T_TMP/auth-back
+start_cetcd || t_fail "start cetcd on the auth-enabled restore"
+auth_checks "cetcd from etcd's snapshot" "$CETCD_EP"
 stop_cetcd
 
 # --- refused: damaged, truncated, unhashed, damaged inside with a matching hash ---

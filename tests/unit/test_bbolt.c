@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.pb-c.h"
+#include "auth_codec.h"
 #include "bbolt_read.h"
 #include "bbolt_write.h"
 #include "mvcc.h"
@@ -89,6 +91,26 @@ static int64_t fill(mvcc *s, int n, int leases) {
     return compact;
 }
 
+/* An auth state with auth on, a user and a role, saved as the auth service saves it. */
+static void save_auth(mvcc *s) {
+    Authpb__User u = AUTHPB__USER__INIT;
+    char *roles[] = {"root"};
+    u.name = (ProtobufCBinaryData){4, (uint8_t *)"root"};
+    u.password = (ProtobufCBinaryData){5, (uint8_t *)"$2a$x"};
+    u.n_roles = 1;
+    u.roles = roles;
+    Authpb__Role r = AUTHPB__ROLE__INIT;
+    r.name = (ProtobufCBinaryData){4, (uint8_t *)"root"};
+    uint8_t ub[64], rb[64];
+    mv_bytes users = {ub, authpb__user__pack(&u, ub)}, rls = {rb, authpb__role__pack(&r, rb)};
+    size_t len;
+    char why[128];
+    uint8_t *blob = auth_blob_from_buckets(true, 7, &users, 1, &rls, 1, &len, why, sizeof why);
+    ck_assert_msg(blob != NULL, "%s", why);
+    ck_assert_int_eq(mvcc_auth_save(s, blob, len), MV_OK);
+    free(blob);
+}
+
 /* The whole snapshot database in memory, read in uneven pieces. */
 static uint8_t *snapshot_bytes(mvcc *s, uint64_t *size) {
     char err[256];
@@ -146,6 +168,7 @@ static int tree_depth(const uint8_t *d, uint64_t size, const char *bucket, uint6
 START_TEST(test_round_trip_deep_trees) {
     char d1[96], d2[96];
     mvcc *s = open_at(new_dir(d1, sizeof d1));
+    save_auth(s);
     int64_t compact = fill(s, 30000, 400);
     uint64_t size;
     uint8_t *db = snapshot_bytes(s, &size);
@@ -171,6 +194,8 @@ START_TEST(test_round_trip_deep_trees) {
     for (size_t i = 0; i < n1; i++)
         ck_assert(ks[i].len == kt[i].len && memcmp(ks[i].data, kt[i].data, ks[i].len) == 0);
     mv_arena_free(a);
+    mv_bytes as = mvcc_auth_state(s), at = mvcc_auth_state(t); /* auth, authUsers, authRoles */
+    ck_assert(as.len > 0 && as.len == at.len && memcmp(as.data, at.data, as.len) == 0);
     mvcc_close(t);
     mvcc_close(s);
     free(db);
@@ -182,12 +207,14 @@ START_TEST(test_empty_store) {
     mvcc *s = open_at(new_dir(d1, sizeof d1));
     uint64_t size;
     uint8_t *db = snapshot_bytes(s, &size);
-    ck_assert_uint_eq(size, 6 * BB_PAGE_SIZE); /* head, an empty lease leaf, an empty key leaf */
+    /* head, and an empty leaf for each of authRoles, authUsers, lease and key */
+    ck_assert_uint_eq(size, 8 * BB_PAGE_SIZE);
     char err[512];
     ck_assert_msg(etcd_db_import(db, size, new_dir(d2, sizeof d2), err, sizeof err) == 0, "%s", err);
     mvcc *t = open_at(d2);
     ck_assert_int_eq(mvcc_revision(t), 1);
     ck_assert_int_eq(mvcc_compact_revision(t), -1);
+    ck_assert_uint_eq(mvcc_auth_state(t).len, 0); /* auth never used: none made up */
     mvcc_close(t);
     mvcc_close(s);
     free(db);
