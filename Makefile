@@ -187,7 +187,13 @@ $(F_gen): $(GEN_H)
 $(BUILD)/fuzz/fz_methods.h: src/net/methods.c
 	@mkdir -p $(dir $@)
 	sed -n 's/^ *{"\(\/[^"]*\)", RPC_.*/    "\1",/p' $< > $@.tmp && mv $@.tmp $@
-$(call objects,fuzz,$(patsubst %,tests/fuzz/fuzz_%.c,h2 grpc rpc http1)): INC = $(INC_net) -Itests/fuzz
+$(call objects,fuzz,$(patsubst %,tests/fuzz/fuzz_%.c,h2 grpc rpc http1)): INC = $(INC_net) -Itests/fuzz \
+	-I$(BUILD)/fuzz
+# the JSON gateway's paths (its table, then the streaming ones), in order: fuzz_http1 numbers them
+$(call objects,fuzz,tests/fuzz/fuzz_http1.c): $(BUILD)/fuzz/fz_routes.h
+$(BUILD)/fuzz/fz_routes.h: src/gateway/http_api.c $(wildcard src/gateway/gw_stream.c)
+	@mkdir -p $(dir $@)
+	sed -n 's/^ *{"\(\/v3\/[^"]*\)".*/    "\1",/p' $^ > $@.tmp && mv $@.tmp $@
 $(call objects,fuzz,tests/fuzz/fuzz_log.c): INC = $(INC_storage)
 
 $(BUILD)/fuzz/%.o: %.c | $(DEPS_OK)

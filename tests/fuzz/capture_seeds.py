@@ -136,6 +136,16 @@ def fuzz_methods():
     return re.findall(r'^\s*\{"(/[^"]+)", RPC_', src, re.M)
 
 
+def gateway_routes():
+    """The JSON gateway's paths in the order fuzz_http1 numbers them (fz_routes.h, made by the Makefile):
+    src/gateway/http_api.c's table, then gw_stream.c's."""
+    routes = []
+    for f in ("http_api.c", "gw_stream.c"):
+        src = open(os.path.join(HERE, "..", "..", "src", "gateway", f)).read()
+        routes += re.findall(r'^\s*\{"(/v3/[^"]+)"', src, re.M)
+    return routes
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__ or "usage: capture_seeds.py CETCD_BINARY [OUT_DIR]")
@@ -257,12 +267,33 @@ def main():
              base + "/readyz?verbose")
         curl("http-expect", "-X", "POST", "-H", "Expect: 100-continue", "-d", '{"key":"YQ=="}',
              base + "/v3/kv/range")
+        curl("http-watch", "-m", "1", "-X", "POST", "-d",
+             '{"create_request":{"key":"Zm9v","range_end":"Zm9w","start_revision":"1","prev_kv":true}}',
+             base + "/v3/watch")
+        curl("http-lease-grant", "-X", "POST", "-d", '{"TTL":"60","ID":"4660"}', base + "/v3/lease/grant")
+        curl("http-lease-keepalive", "-m", "1", "-X", "POST", "-d", '{"ID":"4660"}', base + "/v3/lease/keepalive")
+        curl("http-lease-ttl", "-X", "POST", "-d", '{"ID":"4660","keys":true}', base + "/v3/lease/timetolive")
+        curl("http-lease-leases", "-X", "POST", "-d", "{}", base + "/v3/lease/leases")
+        curl("http-lease-revoke", "-X", "POST", "-d", '{"ID":"4660"}', base + "/v3/lease/revoke")
+        curl("http-hashkv", "-X", "POST", "-d", '{"revision":"0"}', base + "/v3/maintenance/hashkv")
+        curl("http-compaction", "-X", "POST", "-d", '{"revision":"3","physical":true}', base + "/v3/kv/compaction")
+        curl("http-user-add", "-X", "POST", "-d", '{"name":"bob","password":"pw"}', base + "/v3/auth/user/add")
+        curl("http-authenticate", "-X", "POST", "-d", '{"name":"bob","password":"pw"}',
+             base + "/v3/auth/authenticate")
+        curl("http-role-add", "-X", "POST", "-d", '{"name":"writer"}', base + "/v3/auth/role/add")
+        curl("http-role-grant", "-X", "POST", "-d",
+             '{"name":"writer","perm":{"permType":"READWRITE","key":"Zm9v","range_end":"Zm9w"}}',
+             base + "/v3/auth/role/grant")
+        curl("http-user-grant", "-X", "POST", "-d", '{"user":"bob","role":"writer"}', base + "/v3/auth/user/grant")
+        curl("http-user-get", "-X", "POST", "-d", '{"name":"bob"}', base + "/v3/auth/user/get")
+        curl("http-auth-status", "-X", "POST", "-d", "{}", base + "/v3/auth/status")
         time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
 
     methods = fuzz_methods()
+    routes = gateway_routes()
     written = {t: 0 for t in ("h2", "grpc", "rpc", "http1", "log")}
 
     def write(target, name, blob):
@@ -300,8 +331,6 @@ def main():
             write("http1", label + "-bytewise", b"\x01" + data)
             body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
             path = data.split(b" ", 2)[1].decode() if data.count(b" ") >= 2 else ""
-            routes = ["/v3/kv/range", "/v3/kv/put", "/v3/kv/deleterange", "/v3/kv/txn", "/v3/kv/compaction",
-                      "/v3/maintenance/status", "/v3/maintenance/alarm"]
             if path in routes and body:
                 write("http1", label + "-gateway", bytes([0x80 | routes.index(path)]) + body)
 

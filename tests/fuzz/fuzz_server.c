@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "alarms.h"
+#include "auth_codec.h"
+#include "auth_hash.h"
 #include "commit.h"
 #include "compaction_driver.h"
 #include "config.h"
@@ -24,6 +26,7 @@
 #include "rpc.h"
 #include "server.h"
 #include "store.h"
+#include "svc_auth.h"
 #include "svc_lease.h"
 #include "svc_watch.h"
 
@@ -76,13 +79,6 @@ void __wrap_mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx) {
     hub_hook_ctx = ctx;
     __real_mvcc_on_revision(s, fn, ctx);
 }
-
-/* The Auth service (src/api/auth_*.c, svc_auth.c) where the tree has it: its model is loaded from the
- * store at start and again on every fresh store; hashing jobs on its helper threads count as the
- * server's own work (auth_hash_pending, where it exists). Weak, so that the harness builds without. */
-void auth_service_start(struct ev_loop *loop) __attribute__((weak));
-bool auth_load(char *why, size_t whylen) __attribute__((weak));
-size_t auth_hash_pending(void) __attribute__((weak));
 
 static void die(const char *what) {
     fprintf(stderr, "fuzz: %s\n", what);
@@ -206,7 +202,7 @@ static void reset_store(void) {
     g_store = open_or_die();
     if (hub_hook) __real_mvcc_on_revision(g_store, hub_hook, hub_hook_ctx);
     char why[256];
-    if (auth_load && !auth_load(why, sizeof why)) die(why);
+    if (!auth_load(why, sizeof why)) die(why); /* the Auth model, from the fresh store */
     lease_timers_reset();
     lease_service_start(fz_loop);
     for (int t = 1; t < ALARM_TYPES; t++)
@@ -257,7 +253,7 @@ void fz_server_init(void) {
     save_pristine();
     g_store = open_or_die();
     watch_init();
-    if (auth_service_start) auth_service_start(fz_loop);
+    auth_service_start(fz_loop);
     commit_start(fz_loop, &(commit_hooks){.flush = server_flush, .durable = server_release_durable});
     lease_service_start(fz_loop);
     compaction_driver_start(fz_loop);
@@ -304,7 +300,7 @@ static void on_client_readable(EV_P_ ev_io *w, int revents) {
 
 /* Work the server does on its own timers or threads after a request: wait for it, the loop blocking. */
 static bool server_busy(void) {
-    return mvcc_log_compaction_running(g_store) || (auth_hash_pending && auth_hash_pending() > 0);
+    return mvcc_log_compaction_running(g_store) || auth_hash_pending() > 0;
 }
 
 static void turn(int flags, int *turns, const char *hang) {
