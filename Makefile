@@ -11,7 +11,8 @@ LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lcrypt -lm -pthread
 LIBS += -lssl -lcrypto -lyaml
 CHECK_LIBS = $(shell pkg-config --libs check)
 
-PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto
+PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto proto/v3lock.proto \
+	proto/v3election.proto
 GEN_C := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 DEPS_OK := $(BUILD)/.deps-ok

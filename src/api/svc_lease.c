@@ -141,14 +141,9 @@ void lease_revoke_exec(const ProtobufCMessage *msg, size_t len, const reply_sink
 
 /* One renewal on a keep-alive stream: the granted TTL, or 0 for a lease that is gone. As in etcd, the
  * header is taken before the renewal. */
-void lease_keep_alive(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__LeaseKeepAliveRequest *req = etcdserverpb__lease_keep_alive_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.LeaseKeepAliveRequest");
-        return;
-    }
-    int64_t id = req->id;
-    etcdserverpb__lease_keep_alive_request__free_unpacked(req, NULL);
+void lease_keep_alive_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    int64_t id = ((const Etcdserverpb__LeaseKeepAliveRequest *)msg)->id;
     Etcdserverpb__ResponseHeader hdr;
     Etcdserverpb__LeaseKeepAliveResponse resp = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
     response_header_fill(&hdr, mvcc_revision(g_store));
@@ -160,7 +155,23 @@ void lease_keep_alive(rpc_call *call, const uint8_t *msg, size_t len) {
         lease_timers_set(id, now + (double)ttl);
         resp.ttl = ttl;
     }
-    rpc_send(call, &resp.base);
+    out->reply(out->ctx, &resp.base);
+}
+
+/* A stream's reply: sent, and the call stays open. */
+static void stream_reply(void *ctx, const ProtobufCMessage *resp) {
+    rpc_send(ctx, resp);
+}
+
+void lease_keep_alive(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__LeaseKeepAliveRequest *req = etcdserverpb__lease_keep_alive_request__unpack(NULL, len, msg);
+    if (!req) {
+        fail_unmarshal(call, "etcdserverpb.LeaseKeepAliveRequest");
+        return;
+    }
+    reply_sink out = {stream_reply, NULL, call}; /* a renewal never fails */
+    lease_keep_alive_exec(&req->base, len, &out);
+    etcdserverpb__lease_keep_alive_request__free_unpacked(req, NULL);
 }
 
 void lease_time_to_live_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {

@@ -27,9 +27,11 @@ void lease_keep_alive(rpc_call *call, const uint8_t *msg, size_t len); /* RPC_ST
 void lease_time_to_live(rpc_call *call, const uint8_t *msg, size_t len);
 void lease_leases(rpc_call *call, const uint8_t *msg, size_t len);
 
-/* The unary requests already decoded, answered through a reply_sink: what the gRPC handlers above
- * run, in the shape http_api.c's gateway routes take. The JSON gateway has no lease routes yet. */
+/* The requests already decoded, answered through a reply_sink: what the gRPC handlers above run, in
+ * the shape http_api.c's gateway routes take (a keep-alive renewal answers one message of the stream
+ * and never fails). */
 void lease_grant_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+void lease_keep_alive_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void lease_revoke_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void lease_time_to_live_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void lease_leases_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);

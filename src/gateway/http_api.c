@@ -9,6 +9,7 @@
 
 #include "alarms.h"
 #include "config.h"
+#include "gw_stream.h"
 #include "json.h"
 #include "metrics.h"
 #include "pbjson.h"
@@ -16,6 +17,7 @@
 #include "svc_auth.h"
 #include "svc_cluster.h"
 #include "svc_kv.h"
+#include "svc_lease.h"
 #include "svc_maint.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
@@ -197,6 +199,14 @@ static const gw_route gw_routes[] = {
     {"/v3/kv/deleterange", &etcdserverpb__delete_range_request__descriptor, kv_delete_range_exec},
     {"/v3/kv/txn", &etcdserverpb__txn_request__descriptor, kv_txn_exec},
     {"/v3/kv/compaction", &etcdserverpb__compaction_request__descriptor, kv_compact_exec},
+    {"/v3/lease/grant", &etcdserverpb__lease_grant_request__descriptor, lease_grant_exec},
+    {"/v3/lease/revoke", &etcdserverpb__lease_revoke_request__descriptor, lease_revoke_exec},
+    {"/v3/kv/lease/revoke", &etcdserverpb__lease_revoke_request__descriptor, lease_revoke_exec},
+    {"/v3/lease/timetolive", &etcdserverpb__lease_time_to_live_request__descriptor, lease_time_to_live_exec},
+    {"/v3/kv/lease/timetolive", &etcdserverpb__lease_time_to_live_request__descriptor,
+     lease_time_to_live_exec},
+    {"/v3/lease/leases", &etcdserverpb__lease_leases_request__descriptor, lease_leases_exec},
+    {"/v3/kv/lease/leases", &etcdserverpb__lease_leases_request__descriptor, lease_leases_exec},
     {"/v3/maintenance/status", &etcdserverpb__status_request__descriptor, maint_status_exec},
     {"/v3/maintenance/alarm", &etcdserverpb__alarm_request__descriptor, maint_alarm_exec},
     {"/v3/maintenance/hash", &etcdserverpb__hash_request__descriptor, maint_hash_exec},
@@ -293,6 +303,10 @@ static void serve_gateway(const gw_route *r, const http_api_req *req, http_api_r
 
 static bool serve_v3(const http_api_req *req, http_api_resp *resp) {
     if (strncmp(req->path, "/v3/", 4) != 0) return false;
+    if (gw_stream_path(req->path)) { /* /v3/watch, /v3/lease/keepalive: gw_stream.c */
+        if (strcmp(req->method, "POST") != 0) return http_error(resp, 405, "Method Not Allowed"), true;
+        return gw_stream_serve(req, resp, gw_fail), true;
+    }
     for (size_t i = 0; i < sizeof gw_routes / sizeof gw_routes[0]; i++) {
         if (strcmp(gw_routes[i].path, req->path) == 0) {
             serve_gateway(&gw_routes[i], req, resp);

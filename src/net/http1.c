@@ -1,6 +1,7 @@
 /* http1.c: HTTP/1.1 on the client port (etcd serves it there too): a small request parser with
  * keep-alive and Content-Length bodies that hands each request to http_api.c (/health, /livez,
- * /readyz, /version, /metrics and the /v3/ JSON gateway). Replies wait for the commit like gRPC ones. */
+ * /readyz, /version, /metrics and the /v3/ JSON gateway), and writes its reply or, for the gateway's
+ * watch and lease keep-alive, a chunked stream. Replies wait for the commit like gRPC ones. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ typedef struct http1_response {
     const char *content_type;
     const char *allow; /* for 405 */
     sbuf body;
+    http_api_stream *stream; /* a streaming reply (chunked) */
 } http1_response;
 
 static void body_text(http1_response *resp, int status, const char *ctype, const char *text) {
@@ -53,6 +55,7 @@ static void serve_api(const http1_request *req, http1_response *resp) {
     resp->content_type = out.content_type;
     resp->allow = out.allow;
     resp->body = out.body;
+    resp->stream = out.stream;
 }
 
 static const char *reason_phrase(int status) {
@@ -114,6 +117,86 @@ static void send_response(conn *c, http1_response *resp, bool keep_alive) {
     conn_queue(c, head, (size_t)n);
     conn_queue(c, sbuf_head(&resp->body), sbuf_size(&resp->body));
     sbuf_free(&resp->body);
+}
+
+/* --- streaming replies (the gateway's watch and lease keep-alive): chunked, one chunk a message --- */
+
+/* A connection whose reply is a stream: its further requests wait until the stream ends. The head
+ * goes out with the first chunk (or the end), as Go's net/http sends it on the first write. */
+typedef struct http1_stream {
+    conn *c;
+    http_api_stream *s;
+    int status;
+    const char *content_type;
+    bool keep_alive, head_sent;
+    struct http1_stream *next;
+} http1_stream;
+
+static http1_stream *streams;
+
+static http1_stream **stream_slot(const conn *c) {
+    http1_stream **pp = &streams;
+    while (*pp && (*pp)->c != c)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void stream_head(http1_stream *st) {
+    if (st->head_sent) return;
+    st->head_sent = true;
+    char head[256];
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n%s\r\n", st->status,
+                 reason_phrase(st->status), st->content_type, st->keep_alive ? "" : "Connection: close\r\n");
+    conn_queue(st->c, head, (size_t)n);
+}
+
+static void stream_chunk(void *ctx, const void *data, size_t len) {
+    conn *c = ctx;
+    http1_stream *st = *stream_slot(c);
+    if (!st) return;
+    stream_head(st);
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    conn_queue(c, size, (size_t)n);
+    conn_queue(c, data, len);
+    conn_queue(c, "\r\n", 2);
+}
+
+static void stream_end(void *ctx) {
+    conn *c = ctx;
+    http1_stream **pp = stream_slot(c), *st = *pp;
+    if (!st) return;
+    *pp = st->next;
+    stream_head(st);
+    conn_queue(c, "0\r\n\r\n", 5);
+    if (!st->keep_alive) conn_close_when_flushed(c);
+    free(st);
+}
+
+static size_t stream_unsent(void *ctx) {
+    return conn_unsent(ctx);
+}
+
+/* Runs the stream (its head waits for its first chunk). False once it has ended. */
+static bool start_stream(conn *c, http1_response *resp, bool keep_alive) {
+    sbuf_free(&resp->body);
+    http1_stream *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    *st = (http1_stream){c, resp->stream, resp->status, resp->content_type, keep_alive, false, streams};
+    streams = st;
+    http_api_writer w = {stream_chunk, stream_end, stream_unsent, c};
+    http_api_stream_start(resp->stream, &w);
+    return *stream_slot(c) != NULL;
+}
+
+void http1_conn_closed(conn *c) {
+    http1_stream **pp = stream_slot(c), *st = *pp;
+    if (!st) return;
+    *pp = st->next;
+    http_api_stream_closed(st->s);
+    free(st);
 }
 
 /* An error that ends the connection (we cannot trust where the next request starts). */
@@ -225,6 +308,7 @@ bool http1_held(const conn *c, const sbuf *in) {
 
 int http1_conn_recv(conn *c, sbuf *in) {
     while (sbuf_size(in) > 0 && !http1_held(c, in)) {
+        if (streams && *stream_slot(c)) return 0; /* after the stream */
         const uint8_t *start = sbuf_head(in);
         size_t have = sbuf_size(in);
         const uint8_t *head_end = find_head_end(start, have < MAX_HEAD ? have : MAX_HEAD);
@@ -247,8 +331,13 @@ int http1_conn_recv(conn *c, sbuf *in) {
         http1_response resp = {0};
         reply_budget_begin(h2_held_total());
         dispatch(&req, &resp, conn_metrics_only(c));
-        send_response(c, &resp, req.keep_alive);
+        bool streaming = false;
+        if (resp.stream)
+            streaming = start_stream(c, &resp, req.keep_alive);
+        else
+            send_response(c, &resp, req.keep_alive);
         sbuf_consume(in, head_len + (size_t)body_len);
+        if (streaming) return 0;
         if (!req.keep_alive) return -1;
     }
     return 0;

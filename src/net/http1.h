@@ -11,5 +11,7 @@
 int http1_conn_recv(conn *c, sbuf *in);
 /* True while requests in in wait for c's replies to leave: read no more until they do. */
 bool http1_held(const conn *c, const sbuf *in);
+/* c is going away: a streaming reply on it (the gateway's watch) is told, and writes no more. */
+void http1_conn_closed(conn *c);
 
 #endif

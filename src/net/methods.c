@@ -3,8 +3,10 @@
 #include "rpc.h"
 #include "svc_auth.h"
 #include "svc_cluster.h"
+#include "svc_election.h"
 #include "svc_kv.h"
 #include "svc_lease.h"
+#include "svc_lock.h"
 #include "svc_maint.h"
 #include "svc_watch.h"
 #include <string.h>
@@ -50,6 +52,13 @@ static const rpc_method methods[] = {
     {"/etcdserverpb.Auth/RoleDelete", RPC_UNARY, auth_role_delete, NULL},
     {"/etcdserverpb.Auth/RoleGrantPermission", RPC_UNARY, auth_role_grant_permission, NULL},
     {"/etcdserverpb.Auth/RoleRevokePermission", RPC_UNARY, auth_role_revoke_permission, NULL},
+    {"/v3lockpb.Lock/Lock", RPC_UNARY, lock_lock, lock_lock_closed},
+    {"/v3lockpb.Lock/Unlock", RPC_UNARY, lock_unlock, NULL},
+    {"/v3electionpb.Election/Campaign", RPC_UNARY, election_campaign, election_campaign_closed},
+    {"/v3electionpb.Election/Proclaim", RPC_UNARY, election_proclaim, NULL},
+    {"/v3electionpb.Election/Leader", RPC_UNARY, election_leader, NULL},
+    {"/v3electionpb.Election/Observe", RPC_SERVER_STREAM, election_observe, election_observe_closed},
+    {"/v3electionpb.Election/Resign", RPC_UNARY, election_resign, NULL},
 };
 
 const rpc_method *rpc_find_method(const char *path, size_t len) {

@@ -47,6 +47,7 @@ void conn_kill(conn *c) {
     accept_reserve_refill();
     if (c->h2) h2_conn_free(c->h2);
     c->h2 = NULL;
+    if (c->proto == PROTO_HTTP1) http1_conn_closed(c);
     if (c->prev)
         c->prev->next = c->next;
     else

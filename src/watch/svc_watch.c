@@ -42,8 +42,27 @@ void watch_init(void) {
 
 /* ---------- responses ---------- */
 
+/* A stream answers its gRPC call, or the output it was opened with (the JSON gateway). */
+static void out_send_parts(watch_stream *ws, const uint8_t *head, size_t head_len, const uint8_t *body,
+                           size_t body_len) {
+    if (ws->out.send)
+        ws->out.send(ws->out.ctx, head, head_len, body, body_len);
+    else
+        rpc_send_parts(ws->call, head, head_len, body, body_len);
+}
+
+static void out_send(watch_stream *ws, const ProtobufCMessage *m) {
+    if (!ws->out.send) return rpc_send(ws->call, m);
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    protobuf_c_message_pack(m, buf);
+    ws->out.send(ws->out.ctx, buf, len, NULL, 0);
+    free(buf);
+}
+
 bool watch_stream_slow(const watch_stream *ws) {
-    return rpc_pending_bytes(ws->call) > WATCH_PENDING_LIMIT;
+    size_t pending = ws->out.send ? ws->out.pending(ws->out.ctx) : rpc_pending_bytes(ws->call);
+    return pending > WATCH_PENDING_LIMIT;
 }
 
 static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int64_t header_rev) {
@@ -51,7 +70,7 @@ static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int6
     Etcdserverpb__ResponseHeader h;
     response_header_fill(&h, header_rev);
     r->header = &h;
-    rpc_send(ws->call, &r->base);
+    out_send(ws, &r->base);
 }
 
 static size_t varint_len(uint64_t v) {
@@ -72,7 +91,7 @@ static size_t event_field_size(const Mvccpb__Event *e) {
 static void send_fragments(watch_stream *ws, Etcdserverpb__WatchResponse *r) {
     size_t max = g_config.max_request_bytes + GRPC_OVERHEAD_BYTES;
     if (protobuf_c_message_get_packed_size(&r->base) < max || r->n_events < 2) {
-        rpc_send(ws->call, &r->base);
+        out_send(ws, &r->base);
         return;
     }
     Mvccpb__Event **all = r->events;
@@ -90,7 +109,7 @@ static void send_fragments(watch_stream *ws, Etcdserverpb__WatchResponse *r) {
         r->events = all + start;
         r->n_events = idx - start;
         r->fragment = idx < n;
-        rpc_send(ws->call, &r->base);
+        out_send(ws, &r->base);
     }
 }
 
@@ -167,7 +186,7 @@ void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header
         if (!shared_events_match(evs, n, header_rev)) shared_events_fill(evs, n, header_rev);
         uint8_t head[11];
         size_t head_len = encode_watch_id(w->id, head);
-        rpc_send_parts(w->ws->call, head, head_len, shared_events.bytes, shared_events.len);
+        out_send_parts(w->ws, head, head_len, shared_events.bytes, shared_events.len);
     }
     if (n > 0) w->progress_due = false; /* etcd elides the next progress notification */
 }
@@ -347,19 +366,13 @@ static void watch_progress(watch_stream *ws) {
 
 /* ---------- the stream ---------- */
 
-void watch_stream_msg(rpc_call *call, const uint8_t *msg, size_t len) {
-    watch_stream *ws = rpc_user(call);
-    if (!ws) {
-        ws = xcalloc(1, sizeof *ws);
-        ws->call = call;
-        rpc_set_user(call, ws);
-    }
-    Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
-    if (!req) {
-        rpc_finish(call, GRPC_INTERNAL,
-                   "grpc: failed to unmarshal the received message: malformed WatchRequest");
-        return;
-    }
+watch_stream *watch_stream_open(const watch_output *out) {
+    watch_stream *ws = xcalloc(1, sizeof *ws);
+    if (out) ws->out = *out;
+    return ws;
+}
+
+void watch_stream_request(watch_stream *ws, const Etcdserverpb__WatchRequest *req) {
     switch (req->request_union_case) {
     case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
         watch_create(ws, req->create_request);
@@ -373,13 +386,9 @@ void watch_stream_msg(rpc_call *call, const uint8_t *msg, size_t len) {
     default: /* etcd ignores a request it does not know and keeps the stream */
         break;
     }
-    etcdserverpb__watch_request__free_unpacked(req, NULL);
 }
 
-void watch_stream_closed(rpc_call *call) {
-    watch_stream *ws = rpc_user(call);
-    if (!ws) return;
-    rpc_set_user(call, NULL);
+void watch_stream_close(watch_stream *ws) {
     hub_forget_stream(ws);
     if (ws->progress_on) ev_timer_stop(EV_DEFAULT_ & ws->progress);
     while (ws->watchers) {
@@ -390,4 +399,28 @@ void watch_stream_closed(rpc_call *call) {
     }
     free(ws->ids);
     free(ws);
+}
+
+void watch_stream_msg(rpc_call *call, const uint8_t *msg, size_t len) {
+    watch_stream *ws = rpc_user(call);
+    if (!ws) {
+        ws = watch_stream_open(NULL);
+        ws->call = call;
+        rpc_set_user(call, ws);
+    }
+    Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
+    if (!req) {
+        rpc_finish(call, GRPC_INTERNAL,
+                   "grpc: failed to unmarshal the received message: malformed WatchRequest");
+        return;
+    }
+    watch_stream_request(ws, req);
+    etcdserverpb__watch_request__free_unpacked(req, NULL);
+}
+
+void watch_stream_closed(rpc_call *call) {
+    watch_stream *ws = rpc_user(call);
+    if (!ws) return;
+    rpc_set_user(call, NULL);
+    watch_stream_close(ws);
 }

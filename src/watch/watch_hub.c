@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log_msg.h"
+#include "revision_hooks.h"
 #include "store.h"
 #include "watch_internal.h"
 
@@ -424,5 +425,5 @@ void hub_init(void) {
     ev_prepare_init(&hub.live_flush, on_live_flush);
     ev_set_priority(&hub.live_flush, EV_MAXPRI); /* before commit.c's flush of the turn's output */
     ev_prepare_start(EV_DEFAULT_ & hub.live_flush);
-    mvcc_on_revision(g_store, on_revision, NULL);
+    revision_hook_add(on_revision, NULL);
 }

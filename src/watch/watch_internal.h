@@ -11,6 +11,7 @@
 #include "kv.pb-c.h"
 #include "mvcc.h"
 #include "rpc.h"
+#include "svc_watch.h"
 
 /* Output queued on a stream's connection above which its watchers stop taking live events and fall
  * back to catching up from history once the client reads again. Kept small: memory stays bounded,
@@ -54,7 +55,8 @@ typedef struct watcher {
 } watcher;
 
 struct watch_stream {
-    rpc_call *call;
+    rpc_call *call;   /* a gRPC stream's, or NULL when it answers through out */
+    watch_output out; /* the JSON gateway's (send NULL for a gRPC stream) */
     watcher *watchers;
     size_t n_watchers, n_unsynced;
     watcher **ids; /* id map: chained hash, power-of-two size */
