@@ -10,8 +10,8 @@
 /* etcd's maxSendBytes (math.MaxInt32, v3rpc/grpc.go): no gRPC message may be larger. */
 #define GRPC_MAX_SEND_BYTES ((size_t)0x7fffffff)
 /* cetcd's own limits (etcd has none below the one above): one reply's results may take this much
- * (as much as all replies together: a list of 100k Kubernetes objects is a legitimate 130 MB)... */
-#define REPLY_MAX_BYTES ((size_t)512 << 20)
+ * (an unpaged list of more, e.g. 100k Kubernetes objects of 1 KiB, is refused: page it)... */
+#define REPLY_MAX_BYTES ((size_t)64 << 20)
 /* ...all replies held in the server (built, not yet handed to a socket) this much together... */
 #define REPLY_POOL_BYTES ((size_t)512 << 20)
 /* ...and a request may always use this much, whatever the others hold. */
