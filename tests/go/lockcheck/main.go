@@ -236,6 +236,57 @@ func checkLockWaits(e *env) {
 	e.c.Revoke(ctxT(5*time.Second), clientv3.LeaseID(c))
 }
 
+// Waiters get the lock in the order they queued (create revision), each woken by its predecessor's
+// delete only.
+func checkLockOrder(e *env) {
+	const n = 60
+	ra, err := e.lk.Lock(ctxT(5*time.Second), &v3lockpb.LockRequest{Name: []byte("lo"), Lease: e.lease(60)})
+	if err != nil {
+		report("lock: holder for the queue", err)
+		return
+	}
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int, lease int64) {
+			defer wg.Done()
+			r, err := e.lk.Lock(ctxT(30*time.Second), &v3lockpb.LockRequest{Name: []byte("lo"), Lease: lease})
+			if err != nil {
+				errc <- err
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			if _, err := e.lk.Unlock(ctxT(5*time.Second), &v3lockpb.UnlockRequest{Key: r.Key}); err != nil {
+				errc <- err
+			}
+		}(i, e.lease(60))
+		for deadline := time.Now().Add(5 * time.Second); len(e.keys("lo/")) < i+2 && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	e.lk.Unlock(ctxT(5*time.Second), &v3lockpb.UnlockRequest{Key: ra.Key})
+	wg.Wait()
+	close(errc)
+	err = <-errc
+	if err == nil {
+		for i, got := range order {
+			if got != i {
+				err = fmt.Errorf("order %v", order)
+				break
+			}
+		}
+		if err == nil && len(order) != n {
+			err = fmt.Errorf("%d of %d got the lock", len(order), n)
+		}
+	}
+	report(fmt.Sprintf("lock: %d waiters get the lock in the order they queued", n), err)
+}
+
 // Lock by the service and by clientv3's Mutex (KV + watch) at once: never two holders.
 func checkLockExclusion(e *env) {
 	var holders, entries int32
@@ -560,6 +611,7 @@ func main() {
 	}
 	checkLockBasics(e)
 	checkLockWaits(e)
+	checkLockOrder(e)
 	checkLockExclusion(e)
 	checkElectionBasics(e)
 	checkElectionMixed(e)
