@@ -97,8 +97,9 @@ $(foreach L,$(ARCHIVES),$(eval $(call archive,$(L))))
 # the server: every object of src/ (metrics.c registers its counters from a constructor, so none may
 # be left out as an unreferenced archive member would be), libstorage.a and the generated code
 SERVER_LAYERS := base rpc api watch gateway net
+# line tables kept for crash traces, compressed so the binary stays under 1 MB
 $(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a
-	$(CC) $(OPT) -o $@ $^ $(LIBS)
+	$(CC) $(OPT) -Wl,--compress-debug-sections=zlib -o $@ $^ $(LIBS)
 $(BUILD)/cetcd-asan: $(A_main) $(foreach L,$(SERVER_LAYERS),$(A_$(L))) $(A_gen) $(BUILD)/libstorage-asan.a
 	$(CC) $(SAN) -o $@ $^ $(LIBS)
 
