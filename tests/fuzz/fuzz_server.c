@@ -33,6 +33,7 @@
 #define FZ_MAX_TURNS 200000         /* loop turns one input may take before it counts as a hang */
 #define FZ_SEGMENT_BYTES (64 << 10) /* small segments, so that inputs make the log roll */
 #define FZ_QUOTA_BYTES (256 << 10)  /* small quota, so that inputs can reach NOSPACE */
+#define H2_MAX_FRAME 16384          /* HTTP/2's default SETTINGS_MAX_FRAME_SIZE */
 #define FZ_LEASE_ID 0x1000
 #define FZ_LEASE_TTL 1000000
 
@@ -434,6 +435,7 @@ size_t fz_grpc_request(uint8_t *out, size_t cap, const char *path, const char *e
     bool no_body = body_len == 0 && end_stream;
     put_frame_head(&b, hb.len, 1 /* HEADERS */, 0x4 | (no_body ? 0x1 : 0), 1);
     put_bytes(&b, block, hb.len);
+    if (chunk == 0 || chunk > H2_MAX_FRAME) chunk = H2_MAX_FRAME; /* the server's SETTINGS_MAX_FRAME_SIZE */
     if (!no_body) {
         size_t off = 0;
         do {

@@ -28,7 +28,7 @@ int fz_method_is_stream(size_t i);
 
 /* Builds the client's side of one gRPC call over HTTP/2 into out (cap bytes): preface, SETTINGS,
  * HEADERS for path (with extra literal headers, "name\0value\0" pairs, may be NULL) and the body as
- * DATA frames of at most chunk bytes (0 = one frame), the last with END_STREAM if end_stream.
+ * DATA frames of at most chunk bytes (0 = as large as HTTP/2 allows), the last with END_STREAM if end_stream.
  * Returns the length, or 0 if it does not fit. */
 size_t fz_grpc_request(uint8_t *out, size_t cap, const char *path, const char *extra, size_t extra_len,
                        const uint8_t *body, size_t body_len, size_t chunk, int end_stream);
