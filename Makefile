@@ -163,8 +163,9 @@ $(foreach L,rpc api gateway,$(eval $(call objects,obj,$(UNIT_$(L))) $(call objec
 # --- fuzzing (tests/fuzz/README.md): one libFuzzer target per decoder, built with clang under ASan and
 # UBSan: make fuzz builds them in $(BUILD)/fuzz, make fuzz-smoke (part of make check) runs each over its
 # seed corpus and then briefly, make fuzz-run T=<target> fuzzes one until stopped (FUZZ_ARGS adds
-# libFuzzer flags, e.g. -max_total_time=3600; crashes go to tests/fuzz/crashes/). The sources of src/ and storage/ are compiled again with clang and
-# coverage instrumentation; -Werror is left out there, as clang warns of things gcc does not.
+# libFuzzer flags, e.g. -max_total_time=3600; crashes go to tests/fuzz/crashes/). The sources of src/
+# and storage/ are compiled again with clang and coverage instrumentation; -Werror is left out there,
+# as clang warns of things gcc does not.
 FUZZ_CC := clang
 FUZZ_SAN := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := $(CSTD) -Wall -Wextra $(FUZZ_SAN) -fsanitize=fuzzer-no-link
