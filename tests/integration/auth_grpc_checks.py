@@ -151,8 +151,10 @@ def loop_checks(c):
         worst = max(worst, time.monotonic() - t0)
         time.sleep(0.01)
     t.join()
-    print("authenticate_slow:", took["auth"] > 0.5)
-    print("status_meanwhile_fast:", worst < 0.5)  # the hash alone takes seconds
+    # On the loop, a Status sent during the hash would wait for all of it; off the loop, it waits for
+    # none of it. Compared with the hash's own time, so that a fast machine does not fail the check.
+    print("authenticate_slow:", took["auth"] > 0.2)
+    print("status_meanwhile_fast:", worst < took["auth"] / 4)
     print("timings: authenticate %.3fs, slowest status %.3fs" % (took["auth"], worst), file=sys.stderr)
 
 
