@@ -35,12 +35,18 @@ typedef struct config {
     const char *logger, *log_outputs; /* --logger zap: etcd's JSON lines (log_msg.c) */
     const char *config_file;          /* --config-file: etcd's YAML (config_file.c) */
     uint64_t max_connections;         /* --max-connections; 0 = from the descriptor limit */
+    uint64_t max_reply_bytes;         /* --max-reply-bytes: one reply's results (src/rpc/budget.c) */
+    uint64_t max_reply_pool_bytes;    /* --max-reply-pool-bytes: every reply held, together */
     double grpc_keepalive_min_time;   /* seconds: --grpc-keepalive-min-time, */
     double grpc_keepalive_interval;   /* --grpc-keepalive-interval */
     double grpc_keepalive_timeout;    /* and --grpc-keepalive-timeout */
     const char *auth_token;           /* --auth-token: NULL or "simple" (etcd's default) */
     uint64_t auth_token_ttl;          /* --auth-token-ttl, seconds; 0 = etcd's 300 */
     uint64_t bcrypt_cost;             /* --bcrypt-cost; 0 = etcd's 10 */
+    /* --auto-compaction-mode (periodic, revision; NULL in a config file that names none, as etcd) and
+     * --auto-compaction-retention, checked and run by src/api/auto_compactor.c */
+    const char *auto_compaction_mode, *auto_compaction_retention;
+    double auto_compaction_interval; /* cetcd only: revision mode's period, s; 0 = etcd's 5m */
     uint64_t cluster_id, member_id;   /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;

@@ -56,6 +56,8 @@ static const flag_def flag_table[] = {
     {"initial-advertise-peer-urls", STR(initial_advertise_peer_urls)},
     {"restore", STR(restore_file)},
     {"max-connections", UINT(max_connections, 0, 1u << 30)},
+    {"max-reply-bytes", UINT(max_reply_bytes, 1u << 20, 0x7fffffffu)},
+    {"max-reply-pool-bytes", UINT(max_reply_pool_bytes, 1u << 20, INT64_MAX)},
     {"grpc-keepalive-min-time", DURATION(grpc_keepalive_min_time)},
     {"grpc-keepalive-interval", DURATION(grpc_keepalive_interval)},
     {"grpc-keepalive-timeout", DURATION(grpc_keepalive_timeout)},
@@ -63,6 +65,9 @@ static const flag_def flag_table[] = {
     {"auth-token", STR(auth_token)},
     {"auth-token-ttl", UINT(auth_token_ttl, 0, 1u << 30)},
     {"bcrypt-cost", UINT(bcrypt_cost, 0, 1u << 30)},
+    {"auto-compaction-mode", STR(auto_compaction_mode)},
+    {"auto-compaction-retention", STR(auto_compaction_retention)},
+    {"cetcd-auto-compaction-interval", DURATION(auto_compaction_interval)},
     /* client TLS (src/net/tls.c) */
     {"cert-file", STR(cert_file)},
     {"key-file", STR(key_file)},
@@ -91,8 +96,6 @@ static const flag_def flag_table[] = {
     {"snapshot-count", IGNV},
     {"heartbeat-interval", IGNV},
     {"election-timeout", IGNV},
-    {"auto-compaction-retention", IGNV},
-    {"auto-compaction-mode", IGNV},
     {"max-snapshots", IGNV},
     {"max-wals", IGNV},
     {"wal-dir", IGNV},
@@ -141,6 +144,8 @@ static void usage(void) {
         "  --listen-metrics-urls URLS       extra listeners for /metrics and /health\n"
         "  --max-request-bytes N            largest request accepted (default 1572864)\n"
         "  --max-txn-ops N                  most operations in one txn (default 128)\n"
+        "  --max-reply-bytes N              largest reply results, e.g. an unpaged list (default 67108864)\n"
+        "  --max-reply-pool-bytes N         all replies held at once, together (default 536870912)\n"
         "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
         "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
         "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
@@ -163,6 +168,11 @@ static void usage(void) {
         "  --auth-token TYPE                auth token kind: simple (the default; jwt is not supported)\n"
         "  --auth-token-ttl N               seconds a simple token lives unused (default 300)\n"
         "  --bcrypt-cost N                  bcrypt cost of password hashes, 4 to 31 (default 10)\n"
+        "  --auto-compaction-mode MODE      periodic or revision (default periodic)\n"
+        "  --auto-compaction-retention R    0 = off (the default); periodic: hours, or a duration such as\n"
+        "                                   30m; revision: how many revisions to keep\n"
+        "  --cetcd-auto-compaction-interval D  how often revision mode compacts (cetcd only; default 5m,\n"
+        "                                   etcd's fixed period)\n"
         "  --cert-file F, --key-file F      certificate and key of the https:// listeners\n"
         "  --trusted-ca-file F              CA that signs client certificates\n"
         "  --client-cert-auth               refuse clients without a certificate signed by that CA\n"
@@ -177,7 +187,7 @@ static void usage(void) {
         "  Accepted and ignored (meaningless for one member, or not supported yet):\n"
         "  --initial-cluster (one member only) --initial-cluster-state (new) --listen-peer-urls "
         "--snapshot-count\n"
-        "  --heartbeat-interval --election-timeout --auto-compaction-*\n"
+        "  --heartbeat-interval --election-timeout\n"
         "  --enable-v2 --experimental-* --max-snapshots --max-wals --wal-dir --metrics\n"
         "  --max-concurrent-streams --peer-* TLS files (checked readable)\n");
 }
@@ -321,6 +331,8 @@ static void set_defaults(config *cfg) {
     cfg->log_level = "info";
     cfg->max_request_bytes = 1572864;
     cfg->max_txn_ops = 128;
+    cfg->max_reply_bytes = (uint64_t)64 << 20;
+    cfg->max_reply_pool_bytes = (uint64_t)512 << 20;
     cfg->quota_backend_bytes = 0;
     cfg->grpc_keepalive_min_time = 5;    /* etcd's defaults */
     cfg->grpc_keepalive_interval = 7200; /* 2h */
@@ -438,6 +450,11 @@ static int finish_config(config *cfg) {
     if (!cfg->advertise_client_urls || !*cfg->advertise_client_urls)
         cfg->advertise_client_urls = cfg->listen_client_urls;
     if (cfg->listen_metrics_urls && !*cfg->listen_metrics_urls) cfg->listen_metrics_urls = NULL;
+    if (cfg->max_reply_pool_bytes < cfg->max_reply_bytes) {
+        fprintf(stderr, "cetcd: --max-reply-pool-bytes %llu is below --max-reply-bytes %llu\n",
+                (unsigned long long)cfg->max_reply_pool_bytes, (unsigned long long)cfg->max_reply_bytes);
+        return 2;
+    }
     bool tls = false;
     int rc = check_urls(cfg->listen_client_urls, "listen-client-urls", &tls);
     if (rc < 0) rc = check_urls(cfg->listen_metrics_urls, "listen-metrics-urls", &tls);
@@ -456,6 +473,7 @@ static int set_by_name(config *cfg, const char *name, const char *value) {
 
 int flags_parse(int argc, char **argv, config *cfg) {
     set_defaults(cfg);
+    cfg->auto_compaction_mode = "periodic"; /* etcd's flag default; a config file has none (etcd's too) */
     int rc = parse_env(cfg);
     for (int i = 1; rc < 0 && i < argc; i++)
         rc = parse_arg(cfg, argc, argv, &i);

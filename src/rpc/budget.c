@@ -2,18 +2,33 @@
  * of the running request is one value, set by the transport before each handler. */
 #include "budget.h"
 
+#include <assert.h>
+#include <stdbool.h>
+
+#include <stdint.h>
 #include <stdio.h>
 
-static size_t current = REPLY_MAX_BYTES;
+#include "config.h"
+
+static size_t current = REPLY_MAX_BYTES_DEFAULT;
+static bool begun; /* outside a transport's run, the budget is the flag's */
+
+static size_t flag_or(uint64_t flag, size_t fallback) {
+    return flag ? (size_t)(flag < SIZE_MAX ? flag : SIZE_MAX) : fallback;
+}
 
 void reply_budget_begin(size_t held_bytes) {
-    size_t free_bytes = held_bytes < REPLY_POOL_BYTES ? REPLY_POOL_BYTES - held_bytes : 0;
-    current = free_bytes < REPLY_MAX_BYTES ? free_bytes : REPLY_MAX_BYTES;
+    size_t max = flag_or(g_config.max_reply_bytes, REPLY_MAX_BYTES_DEFAULT);
+    size_t pool = flag_or(g_config.max_reply_pool_bytes, REPLY_POOL_BYTES_DEFAULT);
+    assert(pool >= max); /* flags.c refuses a pool below the per-reply limit */
+    size_t free_bytes = held_bytes < pool ? pool - held_bytes : 0;
+    current = free_bytes < max ? free_bytes : max;
     if (current < REPLY_MIN_BYTES) current = REPLY_MIN_BYTES;
+    begun = true;
 }
 
 size_t reply_budget(void) {
-    return current;
+    return begun ? current : flag_or(g_config.max_reply_bytes, REPLY_MAX_BYTES_DEFAULT);
 }
 
 const char *reply_budget_message(void) {

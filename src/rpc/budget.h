@@ -9,17 +9,18 @@
 
 /* etcd's maxSendBytes (math.MaxInt32, v3rpc/grpc.go): no gRPC message may be larger. */
 #define GRPC_MAX_SEND_BYTES ((size_t)0x7fffffff)
-/* cetcd's own limits (etcd has none below the one above): one reply's results may take this much
- * (an unpaged list of more, e.g. 100k Kubernetes objects of 1 KiB, is refused: page it)... */
-#define REPLY_MAX_BYTES ((size_t)64 << 20)
-/* ...all replies held in the server (built, not yet handed to a socket) this much together... */
-#define REPLY_POOL_BYTES ((size_t)512 << 20)
+/* cetcd's own limits (etcd has none below the one above), set by flags: one reply's results may take
+ * --max-reply-bytes (default below; an unpaged list of more, e.g. 100k Kubernetes objects of 1 KiB,
+ * is refused unless the flag is raised: page it), all replies held in the server (built, not yet
+ * handed to a socket) --max-reply-pool-bytes together... */
+#define REPLY_MAX_BYTES_DEFAULT ((size_t)64 << 20)
+#define REPLY_POOL_BYTES_DEFAULT ((size_t)512 << 20)
 /* ...and a request may always use this much, whatever the others hold. */
 #define REPLY_MIN_BYTES ((size_t)1 << 20)
 
 /* Sets the budget of the next handler run from the reply bytes the server holds now. */
 void reply_budget_begin(size_t held_bytes);
-/* The budget of the request being run (REPLY_MAX_BYTES outside a transport's run). */
+/* The budget of the request being run (--max-reply-bytes outside a transport's run). */
 size_t reply_budget(void);
 /* The message answered with RESOURCE_EXHAUSTED when a result passes the budget. */
 const char *reply_budget_message(void);

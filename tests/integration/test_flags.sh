@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_flags.sh: the command line behaves like etcd's where it matters to scripts: bad flags and a bad
 # data dir exit with code 2 and a one-line message, --version exits 0, and --max-txn-ops (flag, =form and
-# ETCD_MAX_TXN_OPS) really limits a txn. The --max-txn-ops limit is cross-checked on real etcd.
+# ETCD_MAX_TXN_OPS) really limits a txn. The --max-txn-ops limit is cross-checked on real etcd;
+# --max-reply-bytes (cetcd-only) really limits a reply.
 source "$(dirname "$0")/../lib.sh"
 
 # runbin NAME args...: runs cetcd briefly (it must exit by itself); sets RC, OUT (stdout+stderr), LINES.
@@ -102,5 +103,27 @@ if start_cetcd; then
 else
     t_fail "cetcd starts with default flags" "$(tail -5 "$T_TMP/cetcd.log")"
 fi
+
+# --max-reply-bytes and --max-reply-pool-bytes (cetcd-only): bounds checked, and the limit is the flag's
+bad_usage "--max-reply-bytes below 1 MiB" --data-dir "$DD" --max-reply-bytes 1000
+bad_usage "--max-reply-pool-bytes below --max-reply-bytes" --data-dir "$DD" \
+    --max-reply-bytes 4194304 --max-reply-pool-bytes 2097152
+reply_range() { # three values of 400,000 bytes: a 1.2 MB reply
+    head -c 300000 /dev/zero | base64 -w0 | head -c 400000 >"$T_TMP/value"
+    for k in r1 r2 r3; do etcdctl --endpoints="$CETCD_EP" put "$k" <"$T_TMP/value" >/dev/null; done
+    printf "%s " "$(etcdctl --endpoints="$CETCD_EP" get r1 r4 --keys-only 2>&1 | grep -c r)"
+    etcdctl --endpoints="$CETCD_EP" get r1 r4 2>&1 | grep -o -E "code = [A-Za-z]+|^r[0-9]" | sort -u | tr '\n' ' '
+}
+unset CETCD_DIR
+if start_cetcd --max-reply-bytes 1048576; then
+    t_eq "--max-reply-bytes 1048576: a 1.2 MB range refused, keys-only served" \
+        "3 code = ResourceExhausted " "$(reply_range)"
+    stop_cetcd
+else t_fail "cetcd starts with --max-reply-bytes" "$(tail -5 "$T_TMP/cetcd.log")"; fi
+unset CETCD_DIR
+if ETCD_MAX_REPLY_BYTES=2097152 start_cetcd; then
+    t_eq "ETCD_MAX_REPLY_BYTES=2097152: the 1.2 MB range served" "3 r1 r2 r3 " "$(reply_range)"
+    stop_cetcd
+else t_fail "cetcd starts with ETCD_MAX_REPLY_BYTES" "$(tail -5 "$T_TMP/cetcd.log")"; fi
 
 t_finish
