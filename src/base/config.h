@@ -47,7 +47,7 @@ typedef struct config {
      * --auto-compaction-retention, checked and run by src/api/auto_compactor.c */
     const char *auto_compaction_mode, *auto_compaction_retention;
     double auto_compaction_interval; /* cetcd only: revision mode's period, s; 0 = etcd's 5m */
-    uint64_t cluster_id, member_id;   /* derived at start, constant for the server's life */
+    uint64_t cluster_id, member_id;  /* derived at start, constant for the server's life */
     uint64_t raft_term;
 } config;
 
