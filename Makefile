@@ -106,12 +106,13 @@ $(BUILD)/cetcd-asan: $(A_main) $(foreach L,$(SERVER_LAYERS),$(A_$(L))) $(A_gen) 
 # --- unit tests (Check): one binary per layer, $(BUILD)/unit-<layer>, linking its tests, the archive of
 # that layer and those of the layers below it (so it links only what it uses, and nothing above).
 # Every tests/unit/test_*.c defines `Suite *<name>_suite(void)` and is listed under one layer here.
-UNIT_LAYERS := base storage rpc api gateway
+UNIT_LAYERS := base storage rpc api watch gateway
 UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
 	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c tests/unit/test_auth_perm.c
 UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c tests/unit/test_auth_codec.c
+UNIT_watch := tests/unit/test_watch_index.c
 UNIT_gateway := tests/unit/test_json.c tests/unit/test_pbjson.c
 # helpers a layer's tests link besides the tests (test_lifecycle.c includes crashfs.c itself)
 UNIT_HELPERS_storage := tests/unit/fixture.c
@@ -121,12 +122,14 @@ UNIT_LIBS_base := base
 UNIT_LIBS_storage := storage base
 UNIT_LIBS_rpc := rpc gen storage base
 UNIT_LIBS_api := api rpc gen storage base
+UNIT_LIBS_watch := watch rpc gen storage base
 UNIT_LIBS_gateway := gateway api watch rpc gen storage base
 # and the system libraries: storage's tests link neither libev nor nghttp2 nor protobuf-c
 SYSLIBS_base := -lyaml -lcrypto -lm -pthread
 SYSLIBS_storage := -lxxhash $(SYSLIBS_base)
 SYSLIBS_rpc := -lev -lprotobuf-c $(SYSLIBS_storage)
 SYSLIBS_api := $(SYSLIBS_rpc)
+SYSLIBS_watch := $(SYSLIBS_rpc)
 SYSLIBS_gateway := $(SYSLIBS_rpc)
 UNIT_UNLISTED := $(filter-out $(foreach L,$(UNIT_LAYERS),$(UNIT_$(L))),$(wildcard tests/unit/test_*.c))
 ifneq ($(UNIT_UNLISTED),)
@@ -158,7 +161,7 @@ endef
 $(foreach L,$(UNIT_LAYERS),$(eval $(call unit_binary,$(L))))
 # fixture.c serves the tests of storage and of rpc; it sees storage's headers only
 $(call objects,obj,tests/unit/fixture.c) $(call objects,asan,tests/unit/fixture.c): INC = $(INC_storage) -Itests/unit
-$(foreach L,rpc api gateway,$(eval $(call objects,obj,$(UNIT_$(L))) $(call objects,asan,$(UNIT_$(L))): $(GEN_H)))
+$(foreach L,rpc api watch gateway,$(eval $(call objects,obj,$(UNIT_$(L))) $(call objects,asan,$(UNIT_$(L))): $(GEN_H)))
 
 # --- fuzzing (tests/fuzz/README.md): one libFuzzer target per decoder, built with clang under ASan and
 # UBSan: make fuzz builds them in $(BUILD)/fuzz, make fuzz-smoke (part of make check) runs each over its

@@ -1,6 +1,6 @@
 /* watch_index.c: finds the watchers of a changed key quickly: single-key watchers sit in a hash table
- * of buckets by key (10,000 watchers of one key are one lookup), range and from-key watchers in one
- * list. Also each stream's map from watch id to watcher. */
+ * of buckets by key (10,000 watchers of one key are one lookup), range and from-key watchers in an
+ * interval tree (watch_spans.c). Also each stream's map from watch id to watcher. */
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -18,19 +18,11 @@ typedef struct watch_bucket {
 static struct {
     watch_bucket **table;
     size_t cap, n_buckets;
-    watcher *ranges;
     size_t n_watchers;
 } ix;
 
 static bool bytes_eq(mv_bytes a, mv_bytes b) {
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
-}
-
-static int bytes_cmp(mv_bytes a, mv_bytes b) {
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.data, b.data, n) : 0;
-    if (c != 0) return c;
-    return (a.len > b.len) - (a.len < b.len);
 }
 
 static uint64_t key_hash(mv_bytes k) {
@@ -100,14 +92,14 @@ static void list_unlink(watcher **head, watcher *w) {
 
 void widx_add(watcher *w) {
     ix.n_watchers++;
-    if (w->kind != WR_KEY) return list_push(&ix.ranges, w);
+    if (w->kind != WR_KEY) return wspan_add(w);
     w->bucket = bucket_get(w);
     list_push(&w->bucket->head, w);
 }
 
 void widx_remove(watcher *w) {
     ix.n_watchers--;
-    if (w->kind != WR_KEY) return list_unlink(&ix.ranges, w);
+    if (w->kind != WR_KEY) return wspan_remove(w);
     watch_bucket *b = w->bucket;
     list_unlink(&b->head, w);
     w->bucket = NULL;
@@ -115,17 +107,11 @@ void widx_remove(watcher *w) {
     if (b->key.data == w->key.data) b->key = b->head->key; /* the copy it pointed at goes with w */
 }
 
-static bool range_holds(const watcher *w, mv_bytes key) {
-    if (bytes_cmp(key, w->key) < 0) return false;
-    return w->kind == WR_FROM || bytes_cmp(key, w->end) < 0;
-}
-
 void widx_match(mv_bytes key, void (*fn)(watcher *w, void *ctx), void *ctx) {
     watch_bucket *b = bucket_find(key, key_hash(key));
     for (watcher *w = b ? b->head : NULL; w; w = w->ix_next)
         fn(w, ctx);
-    for (watcher *w = ix.ranges; w; w = w->ix_next)
-        if (range_holds(w, key)) fn(w, ctx);
+    wspan_match(key, fn, ctx);
 }
 
 size_t widx_count(void) {

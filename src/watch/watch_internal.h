@@ -40,8 +40,10 @@ typedef struct watcher {
     bool synced;
     bool compacted;    /* canceled by compaction: out of the index, its id still taken (as etcd) */
     bool progress_due; /* etcd's sws.progress[id]: no events sent since the last progress tick */
-    /* index: the bucket of its key (WR_KEY) or the list of range watchers */
+    /* index: the bucket of its key (WR_KEY) or the span of its range (watch_spans.c); ix_prev/ix_next
+     * link the watchers of one bucket or span */
     struct watch_bucket *bucket;
+    struct watch_span *span;
     struct watcher *ix_prev, *ix_next;
     struct watcher *s_prev, *s_next; /* the stream's watchers */
     struct watcher *u_prev, *u_next; /* the hub's unsynced list */
@@ -77,6 +79,14 @@ size_t widx_count(void);
 watcher *wids_get(const watch_stream *ws, int64_t id);
 void wids_put(watch_stream *ws, watcher *w);
 void wids_remove(watch_stream *ws, watcher *w);
+
+/* --- watch_spans.c: the index's range and from-key watchers (kind != WR_KEY), in an interval tree --- */
+void wspan_add(watcher *w);
+void wspan_remove(watcher *w);
+/* Calls fn for every such watcher whose range holds key. fn must not change the index. */
+void wspan_match(mv_bytes key, void (*fn)(watcher *w, void *ctx), void *ctx);
+/* distinct ranges indexed (watchers of the same range share one) */
+size_t wspan_count(void);
 
 /* --- watch_hub.c --- */
 void hub_init(void);
