@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "auto_compactor.h"
 #include "commit.h"
 #include "compaction_driver.h"
 #include "config.h"
@@ -118,6 +119,13 @@ static void start_listeners(void) {
 int main(int argc, char **argv) {
     int rc = flags_parse(argc, argv, &g_config);
     if (rc >= 0) return rc;
+    auto_compaction compaction;
+    char ac_err[300];
+    if (!auto_compaction_parse(g_config.auto_compaction_mode, g_config.auto_compaction_retention,
+                               g_config.auto_compaction_interval, &compaction, ac_err, sizeof ac_err)) {
+        fprintf(stderr, "cetcd: %s\n", ac_err);
+        return 2;
+    }
     if (g_config.restore_file) return snapshot_restore_main();
     if ((g_config.cert_file && *g_config.cert_file) || g_config.auto_tls) {
         char err[600];
@@ -147,6 +155,7 @@ int main(int argc, char **argv) {
     commit_start(loop, &(commit_hooks){.flush = server_flush, .durable = server_release_durable});
     lease_service_start(loop);
     compaction_driver_start(loop);
+    auto_compactor_start(loop, &compaction);
     ev_signal sigterm, sigint;
     ev_signal_init(&sigterm, on_stop_signal, SIGTERM);
     ev_signal_init(&sigint, on_stop_signal, SIGINT);
