@@ -146,6 +146,45 @@ bool kq_if_created(kq_bytes key, int64_t rev, const ProtobufCBinaryData *value, 
     return local_call(kv_txn_exec, &t.base, r);
 }
 
+/* etcd's claim of a key (Mutex.tryAcquire, Election.Campaign): Txn{if key's create revision is 0:
+ * put key=value with the lease; else: get key}, each branch then getting the oldest key under prefix
+ * if with_first. */
+bool kq_claim(kq_bytes prefix, kq_bytes key, ProtobufCBinaryData value, int64_t lease, bool with_first,
+              local_result *r) {
+    Etcdserverpb__Compare cmp, *cmps[1] = {&cmp};
+    compare_created(&cmp, key, 0);
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    put.key = kq_pb(key);
+    put.value = value;
+    put.lease = lease;
+    Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT, first;
+    get.key = kq_pb(key);
+    uint8_t *end = xmalloc(prefix.len + 1);
+    by_create(&first, prefix, end, false, 0);
+    Etcdserverpb__RequestOp put_op = ETCDSERVERPB__REQUEST_OP__INIT, get_op = ETCDSERVERPB__REQUEST_OP__INIT,
+                            first_op = ETCDSERVERPB__REQUEST_OP__INIT;
+    put_op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    put_op.request_put = &put;
+    get_op.request_case = first_op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    get_op.request_range = &get;
+    first_op.request_range = &first;
+    Etcdserverpb__RequestOp *then[2] = {&put_op, &first_op}, *els[2] = {&get_op, &first_op};
+    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+    t.n_compare = 1, t.compare = cmps;
+    t.n_success = t.n_failure = with_first ? 2 : 1;
+    t.success = then, t.failure = els;
+    bool ok = local_call(kv_txn_exec, &t.base, r);
+    free(end);
+    return ok;
+}
+
+int64_t kq_claimed_rev(const local_result *r, const Mvccpb__KeyValue **existing) {
+    const Etcdserverpb__TxnResponse *t = kq_txn(r);
+    const Etcdserverpb__RangeResponse *mine = kq_txn_range(r, 0);
+    *existing = !t->succeeded && mine && mine->n_kvs ? mine->kvs[0] : NULL;
+    return *existing ? (*existing)->create_revision : t->header->revision;
+}
+
 typedef struct delete_job {
     loop_job job;
     kq_bytes key;
@@ -205,23 +244,8 @@ const Etcdserverpb__RangeResponse *kq_txn_range(const local_result *r, size_t i)
                                                                                    : NULL;
 }
 
-ProtobufCMessage *kq_unpack(rpc_call *call, const uint8_t *msg, size_t len,
-                            const ProtobufCMessageDescriptor *d) {
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
-    if (!m) {
-        char text[160];
-        snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
-        rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
-    }
-    return m;
-}
-
-void kq_fail(rpc_call *call, const char *message) {
-    rpc_finish(call, GRPC_UNKNOWN, message);
-}
-
-const rpc_caller *kq_as(rpc_call *call) {
-    return rpc_set_current_caller(rpc_call_caller(call));
+void kq_fail(const reply_sink *out, const char *message) {
+    out->fail(out->ctx, GRPC_UNKNOWN, message);
 }
 
 /* ---------- the wait ---------- */
@@ -277,7 +301,7 @@ static void drop_waits(key_queue *q) {
 
 static void run_check(loop_job *j) {
     key_queue *q = (key_queue *)((char *)j - offsetof(key_queue, job));
-    const rpc_caller *was = kq_as(q->call);
+    const rpc_caller *was = later_call_as(q->lc);
     local_result r;
     kq_state st = check(q, &r);
     if (st != KQ_WAIT) {
@@ -287,10 +311,10 @@ static void run_check(loop_job *j) {
     rpc_set_current_caller(was);
 }
 
-kq_state key_queue_start(key_queue *q, rpc_call *call, kq_bytes prefix, kq_bytes key, int64_t rev,
+kq_state key_queue_start(key_queue *q, later_call *lc, kq_bytes prefix, kq_bytes key, int64_t rev,
                          kq_done_fn done, local_result *r) {
     memset(q, 0, sizeof *q);
-    q->call = call;
+    q->lc = lc;
     q->prefix = kq_bytes_copy(prefix.data, prefix.len);
     q->key = kq_bytes_copy(key.data, key.len);
     q->rev = rev;

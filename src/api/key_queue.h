@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "key_waits.h"
+#include "later_call.h"
 #include "local_call.h"
 #include "rpc.h"
 #include "rpc.pb-c.h"
@@ -40,6 +41,14 @@ bool kq_get(kq_bytes key, local_result *r);
 /* Txn: if key's create revision is rev, put value (with lease) or, with value NULL, delete key. */
 bool kq_if_created(kq_bytes key, int64_t rev, const ProtobufCBinaryData *value, int64_t lease,
                    local_result *r);
+/* etcd's claim (Mutex.tryAcquire, Election.Campaign): Txn{if key's create revision is 0: put
+ * key=value with the lease; else: get key}, both then getting the oldest key under prefix if
+ * with_first (kq_txn_range(r, 1)). */
+bool kq_claim(kq_bytes prefix, kq_bytes key, ProtobufCBinaryData value, int64_t lease, bool with_first,
+              local_result *r);
+/* After a kq_claim: our key's create revision; *existing is the key as it was if the claim found it
+ * (the same lease claimed before), else NULL. */
+int64_t kq_claimed_rev(const local_result *r, const Mvccpb__KeyValue **existing);
 /* Deletes key from a loop job, later (a close handler may not write): etcd's cleanup of a canceled
  * Lock (rev 0: a plain delete) or Campaign (only if key's create revision is still rev), on behalf of
  * caller (copied: the call is gone by then). */
@@ -50,15 +59,9 @@ const Etcdserverpb__TxnResponse *kq_txn(const local_result *r);
 const Etcdserverpb__RangeResponse *kq_range(const local_result *r);
 const Etcdserverpb__RangeResponse *kq_txn_range(const local_result *r, size_t i); /* NULL if not */
 
-/* Unpacks a request of type d for a handler; NULL after failing the call as grpc-go does. */
-ProtobufCMessage *kq_unpack(rpc_call *call, const uint8_t *msg, size_t len,
-                            const ProtobufCMessageDescriptor *d);
-/* Ends call with an error of an inner call: as etcd's servers pass their client's error on, the
- * code is UNKNOWN and the message the inner one. */
-void kq_fail(rpc_call *call, const char *message);
-/* The inner calls of a step run as the call's caller (the Auth checks read it): set around a step,
- * returning the caller to put back. */
-const rpc_caller *kq_as(rpc_call *call);
+/* Answers with an error of an inner call: as etcd's servers pass their client's error on, the code
+ * is UNKNOWN and the message the inner one. */
+void kq_fail(const reply_sink *out, const char *message);
 
 /* ---------- waiting for the older keys to go ---------- */
 
@@ -70,7 +73,7 @@ typedef struct key_queue key_queue;
 typedef void (*kq_done_fn)(key_queue *q, kq_state st, local_result *r);
 
 struct key_queue {
-    rpc_call *call; /* the waiting call, whose caller the later steps run as */
+    later_call *lc; /* the waiting call, whose caller the later steps run as */
     kq_bytes prefix, key;
     int64_t rev; /* our key's create revision */
     key_wait *older, *own;
@@ -82,7 +85,7 @@ struct key_queue {
 /* Checks at once and returns KQ_TURN, KQ_LOST or KQ_ERROR with r filled, or KQ_WAIT: then the queue
  * waits (for deletes of the next older key, or of our own, which ends the wait early as KQ_LOST) and
  * calls done from a loop job when the state changes. prefix and key are copied. */
-kq_state key_queue_start(key_queue *q, rpc_call *call, kq_bytes prefix, kq_bytes key, int64_t rev,
+kq_state key_queue_start(key_queue *q, later_call *lc, kq_bytes prefix, kq_bytes key, int64_t rev,
                          kq_done_fn done, local_result *r);
 /* Stops waiting, if it still does, and frees the queue's copies: call it once for every start. */
 void key_queue_stop(key_queue *q);

@@ -34,13 +34,12 @@ static kq_bytes view(ProtobufCBinaryData b) {
 
 typedef struct campaign_wait {
     key_queue q;
-    rpc_call *call;
     Etcdserverpb__ResponseHeader hdr; /* the claim's, which etcd answers with */
     kq_bytes name;
     int64_t rev, lease;
 } campaign_wait;
 
-static void reply_campaign(rpc_call *call, Etcdserverpb__ResponseHeader *hdr, ProtobufCBinaryData name,
+static void reply_campaign(const reply_sink *out, Etcdserverpb__ResponseHeader *hdr, ProtobufCBinaryData name,
                            kq_bytes key, int64_t rev, int64_t lease) {
     V3electionpb__LeaderKey leader = V3ELECTIONPB__LEADER_KEY__INIT;
     leader.name = name;
@@ -50,16 +49,17 @@ static void reply_campaign(rpc_call *call, Etcdserverpb__ResponseHeader *hdr, Pr
     V3electionpb__CampaignResponse resp = V3ELECTIONPB__CAMPAIGN_RESPONSE__INIT;
     resp.header = hdr;
     resp.leader = &leader;
-    rpc_reply(call, &resp.base);
+    out->reply(out->ctx, &resp.base);
 }
 
 /* The wait ended: leader, or our key went meanwhile (etcd would go on waiting and then answer with a
  * key that no longer exists; the campaign is over, so cetcd says so at once), or a step failed. */
 static void campaign_finish(campaign_wait *cw, kq_state st, local_result *r) {
+    const reply_sink *out = &cw->q.lc->out;
     if (st == KQ_TURN)
-        reply_campaign(cw->call, &cw->hdr, kq_pb(cw->name), cw->q.key, cw->rev, cw->lease);
+        reply_campaign(out, &cw->hdr, kq_pb(cw->name), cw->q.key, cw->rev, cw->lease);
     else
-        kq_fail(cw->call, st == KQ_LOST ? ERR_NOT_LEADER : r->message);
+        kq_fail(out, st == KQ_LOST ? ERR_NOT_LEADER : r->message);
     local_result_free(r);
 }
 
@@ -71,35 +71,16 @@ static void campaign_free(campaign_wait *cw) {
 
 static void campaign_done(key_queue *q, kq_state st, local_result *r) {
     campaign_wait *cw = (campaign_wait *)q;
+    later_call_done(q->lc);
     campaign_finish(cw, st, r);
-    rpc_set_user(cw->call, NULL);
     campaign_free(cw);
 }
 
-/* Txn{if key's create revision is 0: put key=value with the lease; else: get key}. */
-static bool claim(kq_bytes key, ProtobufCBinaryData value, int64_t lease, local_result *r) {
-    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-    cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-    cmp.key = kq_pb(key);
-    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-    put.key = kq_pb(key);
-    put.value = value;
-    put.lease = lease;
-    Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
-    get.key = kq_pb(key);
-    Etcdserverpb__RequestOp put_op = ETCDSERVERPB__REQUEST_OP__INIT, get_op = ETCDSERVERPB__REQUEST_OP__INIT;
-    put_op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-    put_op.request_put = &put;
-    get_op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
-    get_op.request_range = &get;
-    Etcdserverpb__RequestOp *then[1] = {&put_op}, *els[1] = {&get_op};
-    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-    t.n_compare = 1, t.compare = cmps;
-    t.n_success = 1, t.success = then;
-    t.n_failure = 1, t.failure = els;
-    return local_call(kv_txn_exec, &t.base, r);
+/* Canceled while waiting: resign, i.e. delete our key if it is still the one we made. */
+static void campaign_cancel(later_call *lc) {
+    campaign_wait *cw = lc->wait;
+    kq_delete_later(cw->q.key, cw->rev, lc->caller);
+    campaign_free(cw);
 }
 
 /* Our key already existed (the same lease campaigned before) with another value: Proclaim it, and
@@ -118,145 +99,122 @@ static const char *reproclaim(kq_bytes key, int64_t rev, ProtobufCBinaryData val
 }
 
 /* After the claim: Proclaim if the key existed with another value, then lead at once or wait. */
-static void campaign_claimed(rpc_call *call, const V3electionpb__CampaignRequest *req, kq_bytes prefix,
+static void campaign_claimed(later_call *lc, const V3electionpb__CampaignRequest *req, kq_bytes prefix,
                              kq_bytes key, int64_t lease, local_result *r) {
-    const Etcdserverpb__TxnResponse *t = kq_txn(r);
-    Etcdserverpb__ResponseHeader hdr = *t->header;
-    int64_t rev = hdr.revision;
-    const Etcdserverpb__RangeResponse *mine = kq_txn_range(r, 0);
-    bool differs = false;
-    if (!t->succeeded && mine && mine->n_kvs) {
-        rev = mine->kvs[0]->create_revision;
-        ProtobufCBinaryData v = mine->kvs[0]->value;
-        differs = v.len != req->value.len || (v.len && memcmp(v.data, req->value.data, v.len) != 0);
-    }
+    Etcdserverpb__ResponseHeader hdr = *kq_txn(r)->header;
+    const Mvccpb__KeyValue *existing;
+    int64_t rev = kq_claimed_rev(r, &existing);
+    bool differs =
+        existing && (existing->value.len != req->value.len ||
+                     (req->value.len && memcmp(existing->value.data, req->value.data, req->value.len)));
     local_result_free(r);
     const char *err = differs ? reproclaim(key, rev, req->value, lease, r) : NULL;
     if (err) {
-        kq_fail(call, err);
+        kq_fail(&lc->out, err);
         local_result_free(r);
         return;
     }
     campaign_wait *cw = xcalloc(1, sizeof *cw);
-    cw->call = call;
     cw->hdr = hdr;
     cw->name = kq_bytes_copy(req->name.data, req->name.len);
     cw->rev = rev;
     cw->lease = lease;
-    kq_state st = key_queue_start(&cw->q, call, prefix, key, rev, campaign_done, r);
-    if (st == KQ_WAIT) {
-        rpc_set_user(call, cw);
-    } else {
-        campaign_finish(cw, st, r);
-        campaign_free(cw);
-    }
+    kq_state st = key_queue_start(&cw->q, lc, prefix, key, rev, campaign_done, r);
+    if (st == KQ_WAIT) return later_call_wait(lc, cw, campaign_cancel);
+    campaign_finish(cw, st, r);
+    campaign_free(cw);
 }
 
-static void campaign_run(rpc_call *call, const V3electionpb__CampaignRequest *req) {
+void election_campaign_exec(later_call *lc, const ProtobufCMessage *msg) {
+    const V3electionpb__CampaignRequest *req = (const V3electionpb__CampaignRequest *)msg;
     int64_t lease = req->lease;
     local_result r;
-    if (!kq_session(&lease, &r)) return kq_fail(call, r.message);
+    if (!kq_session(&lease, &r)) return kq_fail(&lc->out, r.message);
     kq_bytes prefix = kq_prefix(req->name), key = kq_lease_key(prefix, lease);
-    if (claim(key, req->value, lease, &r))
-        campaign_claimed(call, req, prefix, key, lease, &r);
+    if (kq_claim(prefix, key, req->value, lease, false, &r))
+        campaign_claimed(lc, req, prefix, key, lease, &r);
     else
-        kq_fail(call, r.message);
+        kq_fail(&lc->out, r.message);
     kq_bytes_free(&prefix);
     kq_bytes_free(&key);
 }
 
 void election_campaign(rpc_call *call, const uint8_t *msg, size_t len) {
-    V3electionpb__CampaignRequest *req = (V3electionpb__CampaignRequest *)kq_unpack(
-        call, msg, len, &v3electionpb__campaign_request__descriptor);
-    if (!req) return;
-    const rpc_caller *was = kq_as(call);
-    campaign_run(call, req);
-    rpc_set_current_caller(was);
-    v3electionpb__campaign_request__free_unpacked(req, NULL);
+    later_call_grpc(call, msg, len, &v3electionpb__campaign_request__descriptor, election_campaign_exec,
+                    false);
 }
 
-/* Canceled while waiting: resign, i.e. delete our key if it is still the one we made. */
 void election_campaign_closed(rpc_call *call) {
-    campaign_wait *cw = rpc_user(call);
-    if (!cw) return;
-    rpc_set_user(call, NULL);
-    kq_delete_later(cw->q.key, cw->rev, rpc_call_caller(call));
-    campaign_free(cw);
+    later_call_grpc_closed(call);
 }
 
 /* ---------- Proclaim, Resign, Leader ---------- */
 
-void election_proclaim(rpc_call *call, const uint8_t *msg, size_t len) {
-    V3electionpb__ProclaimRequest *req = (V3electionpb__ProclaimRequest *)kq_unpack(
-        call, msg, len, &v3electionpb__proclaim_request__descriptor);
-    if (!req) return;
-    int64_t lease = req->leader ? req->leader->lease : 0;
+void election_proclaim_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    const V3electionpb__ProclaimRequest *req = (const V3electionpb__ProclaimRequest *)msg;
+    if (!req->leader) return kq_fail(out, ERR_MISSING_LEADER);
+    int64_t lease = req->leader->lease;
     local_result r = {0};
-    const rpc_caller *was = kq_as(call);
-    if (!req->leader) {
-        kq_fail(call, ERR_MISSING_LEADER);
-    } else if (!kq_session(&lease, &r) ||
-               !kq_if_created(view(req->leader->key), req->leader->rev, &req->value, lease, &r)) {
-        kq_fail(call, r.message);
+    if (!kq_session(&lease, &r) ||
+        !kq_if_created(view(req->leader->key), req->leader->rev, &req->value, lease, &r)) {
+        kq_fail(out, r.message);
     } else if (!kq_txn(&r)->succeeded) {
-        kq_fail(call, ERR_NOT_LEADER);
+        kq_fail(out, ERR_NOT_LEADER);
     } else {
         V3electionpb__ProclaimResponse resp = V3ELECTIONPB__PROCLAIM_RESPONSE__INIT;
         resp.header = kq_txn(&r)->header;
-        rpc_reply(call, &resp.base);
+        out->reply(out->ctx, &resp.base);
     }
-    rpc_set_current_caller(was);
     local_result_free(&r);
-    v3electionpb__proclaim_request__free_unpacked(req, NULL);
 }
 
 /* Deletes the leader key if its create revision is still the leader's; answers with the Txn's header
  * either way. */
-void election_resign(rpc_call *call, const uint8_t *msg, size_t len) {
-    V3electionpb__ResignRequest *req =
-        (V3electionpb__ResignRequest *)kq_unpack(call, msg, len, &v3electionpb__resign_request__descriptor);
-    if (!req) return;
-    int64_t lease = req->leader ? req->leader->lease : 0;
+void election_resign_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    const V3electionpb__ResignRequest *req = (const V3electionpb__ResignRequest *)msg;
+    if (!req->leader) return kq_fail(out, ERR_MISSING_LEADER);
+    int64_t lease = req->leader->lease;
     local_result r = {0};
-    const rpc_caller *was = kq_as(call);
-    if (!req->leader) {
-        kq_fail(call, ERR_MISSING_LEADER);
-    } else if (!kq_session(&lease, &r) || /* etcd's session grants a lease for 0, used or not */
-               !kq_if_created(view(req->leader->key), req->leader->rev, NULL, 0, &r)) {
-        kq_fail(call, r.message);
+    if (!kq_session(&lease, &r) || /* etcd's session grants a lease for 0, used or not */
+        !kq_if_created(view(req->leader->key), req->leader->rev, NULL, 0, &r)) {
+        kq_fail(out, r.message);
     } else {
         V3electionpb__ResignResponse resp = V3ELECTIONPB__RESIGN_RESPONSE__INIT;
         resp.header = kq_txn(&r)->header;
-        rpc_reply(call, &resp.base);
+        out->reply(out->ctx, &resp.base);
     }
-    rpc_set_current_caller(was);
     local_result_free(&r);
-    v3electionpb__resign_request__free_unpacked(req, NULL);
 }
 
-void election_leader(rpc_call *call, const uint8_t *msg, size_t len) {
-    V3electionpb__LeaderRequest *req =
-        (V3electionpb__LeaderRequest *)kq_unpack(call, msg, len, &v3electionpb__leader_request__descriptor);
-    if (!req) return;
+void election_leader_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    (void)len;
+    const V3electionpb__LeaderRequest *req = (const V3electionpb__LeaderRequest *)msg;
     kq_bytes prefix = kq_prefix(req->name);
     local_result r;
-    const rpc_caller *was = kq_as(call);
-    bool ok = kq_first_created(prefix, &r);
-    rpc_set_current_caller(was);
-    if (!ok) {
-        kq_fail(call, r.message);
+    if (!kq_first_created(prefix, &r)) {
+        kq_fail(out, r.message);
     } else if (kq_range(&r)->n_kvs == 0) {
-        kq_fail(call, ERR_NO_LEADER);
+        kq_fail(out, ERR_NO_LEADER);
     } else {
         V3electionpb__LeaderResponse resp = V3ELECTIONPB__LEADER_RESPONSE__INIT;
         resp.header = kq_range(&r)->header;
         resp.kv = kq_range(&r)->kvs[0];
-        rpc_reply(call, &resp.base);
+        out->reply(out->ctx, &resp.base);
     }
     local_result_free(&r);
     kq_bytes_free(&prefix);
-    v3electionpb__leader_request__free_unpacked(req, NULL);
 }
+
+#define UNARY(fn, type)                                                                                      \
+    void fn(rpc_call *call, const uint8_t *msg, size_t len) {                                                \
+        rpc_unary_exec(call, msg, len, &v3electionpb__##type##__descriptor, fn##_exec);                      \
+    }
+
+UNARY(election_proclaim, proclaim_request)
+UNARY(election_resign, resign_request)
+UNARY(election_leader, leader_request)
 
 /* ---------- Observe ---------- */
 
@@ -265,7 +223,7 @@ enum { OBS_NONE, OBS_LEADER, OBS_RESYNC };
 /* Election.observe as a state machine: with no leader, the first put under the prefix is the leader;
  * with one, each put of its key is sent, and its delete sends us back to read the oldest key. */
 typedef struct observer {
-    rpc_call *call;
+    later_call *lc;
     kq_bytes prefix;
     key_wait *wait;
     loop_job resync;
@@ -319,7 +277,7 @@ static void follow(observer *o, ProtobufCBinaryData key) {
 
 /* Sends one LeaderResponse unless the client is backed up (then: resync once it drains). */
 static bool obs_send(observer *o, Etcdserverpb__ResponseHeader *h, Mvccpb__KeyValue *kv) {
-    if (rpc_pending_bytes(o->call) > OBSERVE_PENDING_LIMIT) {
+    if (o->lc->pending(o->lc->out.ctx) > OBSERVE_PENDING_LIMIT) {
         o->state = OBS_RESYNC;
         slow_link(o);
         return false;
@@ -327,7 +285,7 @@ static bool obs_send(observer *o, Etcdserverpb__ResponseHeader *h, Mvccpb__KeyVa
     V3electionpb__LeaderResponse resp = V3ELECTIONPB__LEADER_RESPONSE__INIT;
     resp.header = h;
     resp.kv = kv;
-    rpc_send(o->call, &resp.base);
+    o->lc->out.reply(o->lc->out.ctx, &resp.base);
     kq_bytes_free(&o->last_key);
     o->last_key = kq_bytes_copy(kv->key.data, kv->key.len);
     o->last_mod = kv->mod_revision;
@@ -338,11 +296,11 @@ static bool obs_send(observer *o, Etcdserverpb__ResponseHeader *h, Mvccpb__KeyVa
  * follow, or none (then the next put under the prefix is). */
 static void obs_resync(observer *o) {
     local_result r;
-    const rpc_caller *was = kq_as(o->call);
+    const rpc_caller *was = later_call_as(o->lc);
     bool ok = kq_first_created(o->prefix, &r);
     rpc_set_current_caller(was);
     if (!ok) { /* etcd's observe ends: the stream closes, OK */
-        rpc_finish(o->call, GRPC_OK, NULL);
+        o->lc->out.fail(o->lc->out.ctx, GRPC_OK, NULL);
         return;
     }
     const Etcdserverpb__RangeResponse *rr = kq_range(&r);
@@ -366,7 +324,7 @@ static void on_poll(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)t, (void)revents;
     for (observer *o = obs.slow, *next; o; o = next) {
         next = o->s_next;
-        if (rpc_pending_bytes(o->call) > OBSERVE_PENDING_LIMIT) continue;
+        if (o->lc->pending(o->lc->out.ctx) > OBSERVE_PENDING_LIMIT) continue;
         slow_unlink(o);
         obs_resync(o);
     }
@@ -398,25 +356,8 @@ static void obs_event(void *ctx, const mv_event *ev) {
     if (obs_send(o, &h, &kv) && o->state == OBS_NONE) follow(o, kv.key);
 }
 
-void election_observe(rpc_call *call, const uint8_t *msg, size_t len) {
-    V3electionpb__LeaderRequest *req =
-        (V3electionpb__LeaderRequest *)kq_unpack(call, msg, len, &v3electionpb__leader_request__descriptor);
-    if (!req) return;
-    observer *o = xcalloc(1, sizeof *o);
-    o->call = call;
-    o->prefix = kq_prefix(req->name);
-    o->resync.run = run_resync;
-    o->state = OBS_RESYNC;
-    v3electionpb__leader_request__free_unpacked(req, NULL);
-    rpc_set_user(call, o);
-    obs_resync(o);
-    o->wait = key_wait_add((mv_bytes){o->prefix.data, o->prefix.len}, true, obs_event, o);
-}
-
-void election_observe_closed(rpc_call *call) {
-    observer *o = rpc_user(call);
-    if (!o) return;
-    rpc_set_user(call, NULL);
+static void observe_cancel(later_call *lc) {
+    observer *o = lc->wait;
     key_wait_remove(o->wait);
     loop_job_cancel(&o->resync);
     slow_unlink(o);
@@ -424,4 +365,24 @@ void election_observe_closed(rpc_call *call) {
     kq_bytes_free(&o->leader);
     kq_bytes_free(&o->last_key);
     free(o);
+}
+
+void election_observe_exec(later_call *lc, const ProtobufCMessage *msg) {
+    const V3electionpb__LeaderRequest *req = (const V3electionpb__LeaderRequest *)msg;
+    observer *o = xcalloc(1, sizeof *o);
+    o->lc = lc;
+    o->prefix = kq_prefix(req->name);
+    o->resync.run = run_resync;
+    o->state = OBS_RESYNC;
+    later_call_wait(lc, o, observe_cancel);
+    obs_resync(o);
+    o->wait = key_wait_add((mv_bytes){o->prefix.data, o->prefix.len}, true, obs_event, o);
+}
+
+void election_observe(rpc_call *call, const uint8_t *msg, size_t len) {
+    later_call_grpc(call, msg, len, &v3electionpb__leader_request__descriptor, election_observe_exec, true);
+}
+
+void election_observe_closed(rpc_call *call) {
+    later_call_grpc_closed(call);
 }
