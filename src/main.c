@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "alarms.h"
 #include "auto_compactor.h"
 #include "commit.h"
 #include "compaction_driver.h"
@@ -148,6 +149,11 @@ int main(int argc, char **argv) {
     static const storage_io io = {.open_at = open_with_reserve};
     storage_io_set(&io);
     open_store();
+    char alarm_err[200];
+    if (!alarms_load(alarm_err, sizeof alarm_err)) {
+        fprintf(stderr, "cetcd: %s: %s\n", g_config.data_dir, alarm_err);
+        return 2;
+    }
     size_connections(fd_limit); /* logs: after the store, so a bad data dir gets one line only */
     watch_init();
     auth_service_start(loop);

@@ -26,7 +26,7 @@ typedef struct moved_value {
 
 /* A record that moves (or, with a zero place, is gone): the revision table or a lease learns it. */
 typedef struct moved_record {
-    int64_t id; /* revision, or lease id */
+    int64_t id; /* revision, or lease id (> 0), or a state blob's record type negated */
     log_place from, to;
 } moved_record;
 
@@ -182,7 +182,8 @@ static bool record_is_live(mvcc *s, int type, const uint8_t *payload, size_t len
     case LOG_COMPACT:
         return len == 8 && le_i64(payload) == s->compact_revision;
     case LOG_AUTH:
-        return auth_record_is_live(s, where);
+    case LOG_ALARMS:
+        return state_record_is_live(s, type, where);
     default:
         return true; /* a type this version does not know is kept as it is */
     }
@@ -197,7 +198,7 @@ static int rewrite_record(void *ctx, int type, int64_t rev, const uint8_t *paylo
     if (!record_is_live(s, type, payload, len, where)) return 0;
     log_place now = log_rewrite_append(c->rw, type, rev, payload, len);
     if (type == LOG_LEASE_GRANT) note_record(&c->leases, le_i64(payload), where, now);
-    if (type == LOG_AUTH) note_record(&c->leases, 0, where, now); /* id 0: no lease has it */
+    if (state_kind_of_record(type) >= 0) note_record(&c->leases, -type, where, now); /* no lease id */
     return 0;
 }
 
@@ -218,8 +219,8 @@ static void publish_places(mvcc *s, uint32_t segment) {
     }
     mr = c->leases.items; /* a lease revoked and granted again since has a grant of its own now */
     for (size_t i = 0; i < c->leases.n; i++) {
-        if (mr[i].id == 0)
-            auth_record_moved(s, mr[i].from, mr[i].to); /* only if not saved again since */
+        if (mr[i].id < 0) /* a state blob: moved only if not saved again since */
+            state_record_moved(s, (int)-mr[i].id, mr[i].from, mr[i].to);
         else
             lease_grant_moved(s, mr[i].id, mr[i].from, mr[i].to);
     }

@@ -42,10 +42,11 @@ mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen) {
         return NULL;
     }
     x->n_leases = durable_leases(s, &x->leases);
-    if (s->auth.len && log_place_durable(s->log, s->auth.place)) {
-        x->auth = xmalloc(s->auth.len);
-        memcpy(x->auth, s->auth.blob, s->auth.len);
-        x->auth_len = s->auth.len;
+    const struct state_blob *auth = &s->state[MV_STATE_AUTH];
+    if (auth->len && log_place_durable(s->log, auth->place)) {
+        x->auth = xmalloc(auth->len);
+        memcpy(x->auth, auth->blob, auth->len);
+        x->auth_len = auth->len;
     }
     x->revision = 1;
     x->compact_revision = x->held_at = s->compact_revision;

@@ -42,7 +42,7 @@ void mvcc_close(mvcc *s) {
     if (s->log) log_close(s->log);
     bptree_free(s->index, keyhist_free);
     leases_free(s);
-    auth_state_free(s);
+    state_blobs_free(s);
     free(s->wb.payload);
     free(s->wb.pending);
     free(s->rev_places);

@@ -273,10 +273,16 @@ uint64_t mvcc_snapshot_length(const uint8_t *d, uint64_t size);
 /* Reads a whole file into a malloc'd buffer; NULL with err set on failure. */
 uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errlen);
 
-/* --- auth state (storage/auth_state.c): one opaque blob that src/ encodes, made durable by the
- * commit as any write (its reply waits for it), kept across log compaction, exports and builds --- */
-mv_err mvcc_auth_save(mvcc *s, const uint8_t *blob, size_t len);
-mv_bytes mvcc_auth_state(const mvcc *s); /* empty if never saved */
+/* --- the member's state (storage/state_blobs.c): small opaque blobs that src/ encodes, made durable
+ * by the commit as any write (its reply waits for it), kept across log compaction; exports and
+ * builds carry the auth state --- */
+enum mv_state_kind { MV_STATE_AUTH, MV_STATE_ALARMS, MV_STATE_KINDS };
+/* The quota refuses an auth state that does not fit (MV_ERR_NO_SPACE), never the alarms. A blob is
+ * never empty once saved: log compaction does not keep an empty one, so an older one could return. */
+mv_err mvcc_state_save(mvcc *s, enum mv_state_kind kind, const uint8_t *blob, size_t len);
+mv_bytes mvcc_state(const mvcc *s, enum mv_state_kind kind);     /* empty if never saved */
+mv_err mvcc_auth_save(mvcc *s, const uint8_t *blob, size_t len); /* mvcc_state_save(AUTH) */
+mv_bytes mvcc_auth_state(const mvcc *s);                         /* mvcc_state(AUTH) */
 
 /* --- export and import, for snapshots in another format (etcd's): storage/export.c --- */
 /* One change of the history, as etcd's key bucket holds it. */

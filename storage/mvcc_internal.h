@@ -51,14 +51,14 @@ struct mvcc {
     uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */
     uint64_t bytes_after_compaction;   /* log size when the last run ended: a run needs growth past it */
-    struct auth_blob {
+    struct state_blob {
         uint8_t *blob;
         size_t len;
-        log_place place; /* of its record: the only one log compaction copies forward */
-    } auth;
-    int exports_open;       /* while > 0, pruning of the index waits */
-    int64_t prune_revision; /* the index is pruned in slices up to this compaction; 0 when done */
-    uint8_t *prune_cursor;  /* the next key to prune from (NULL: the first) */
+        log_place place;     /* of its record: the only one log compaction copies forward */
+    } state[MV_STATE_KINDS]; /* state_blobs.c */
+    int exports_open;        /* while > 0, pruning of the index waits */
+    int64_t prune_revision;  /* the index is pruned in slices up to this compaction; 0 when done */
+    uint8_t *prune_cursor;   /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
     bptree *leases; /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
@@ -112,11 +112,12 @@ void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to);
 #define LEASE_RECORD_BYTES (24u + 16u)
 #define COMPACT_RECORD_BYTES (24u + 8u)
 
-/* auth_state.c */
-int replay_auth_record(mvcc *s, const uint8_t *payload, size_t len, log_place where);
-bool auth_record_is_live(const mvcc *s, log_place where);
-void auth_record_moved(mvcc *s, log_place from, log_place to);
-void auth_state_free(mvcc *s);
+/* state_blobs.c: the records of the member's state blobs (LOG_AUTH, LOG_ALARMS) */
+int state_kind_of_record(int type); /* -1 if type is not one of them */
+int replay_state_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where);
+bool state_record_is_live(const mvcc *s, int type, log_place where);
+void state_record_moved(mvcc *s, int type, log_place from, log_place to);
+void state_blobs_free(mvcc *s);
 
 /* export.c: leases whose grant is durable, for an export. */
 size_t durable_leases(const mvcc *s, mv_lease_info **out);

@@ -167,7 +167,8 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
     case LOG_LEASE_REVOKE:
         return replay_lease_record(s, type, payload, len, where);
     case LOG_AUTH:
-        return replay_auth_record(s, payload, len, where);
+    case LOG_ALARMS:
+        return replay_state_record(s, type, payload, len, where);
     default:
         return 0; /* index checkpoints and future record types carry nothing to replay */
     }

@@ -1,47 +1,75 @@
-/* auth_state.c: the auth state (users, roles, enabled, auth revision) as one opaque blob that src/
- * encodes; storage only keeps it durable: each save is a log record, replay keeps the last one, log
- * compaction copies forward only the current one, and exports and builds carry it. */
+/* state_blobs.c: the member's small state kept beside the keys (the auth state, the alarms), each as
+ * one opaque blob that src/ encodes; storage only keeps it durable: each save is a log record, replay
+ * keeps the last one of each kind, log compaction copies forward only the current one, and exports
+ * and builds carry the auth state. */
 #include "alloc.h"
 #include "mvcc_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void keep_blob(mvcc *s, const uint8_t *blob, size_t len, log_place where) {
-    if (s->auth.len) s->live_bytes -= 24u + s->auth.len;
-    free(s->auth.blob);
-    s->auth.blob = len ? xmalloc(len) : NULL;
-    if (len) memcpy(s->auth.blob, blob, len);
-    s->auth.len = len;
-    s->auth.place = where;
+static const int record_type[MV_STATE_KINDS] = {[MV_STATE_AUTH] = LOG_AUTH, [MV_STATE_ALARMS] = LOG_ALARMS};
+
+int state_kind_of_record(int type) {
+    for (int k = 0; k < MV_STATE_KINDS; k++)
+        if (record_type[k] == type) return k;
+    return -1;
+}
+
+static void keep_blob(mvcc *s, int kind, const uint8_t *blob, size_t len, log_place where) {
+    assert(kind >= 0 && kind < MV_STATE_KINDS);
+    struct state_blob *b = &s->state[kind];
+    if (b->len) s->live_bytes -= 24u + b->len;
+    free(b->blob);
+    b->blob = len ? xmalloc(len) : NULL;
+    if (len) memcpy(b->blob, blob, len);
+    b->len = len;
+    b->place = where;
     if (len) s->live_bytes += 24u + len;
 }
 
-mv_err mvcc_auth_save(mvcc *s, const uint8_t *blob, size_t len) {
-    if (over_quota(s, len)) return MV_ERR_NO_SPACE;
-    log_place where = log_append(s->log, LOG_AUTH, s->revision, blob, len);
-    keep_blob(s, blob, len, where);
+mv_err mvcc_state_save(mvcc *s, enum mv_state_kind kind, const uint8_t *blob, size_t len) {
+    assert(len > 0);
+    /* the alarms are how NOSPACE itself is kept: the quota never refuses them */
+    if (kind != MV_STATE_ALARMS && over_quota(s, len)) return MV_ERR_NO_SPACE;
+    log_place where = log_append(s->log, record_type[kind], s->revision, blob, len);
+    keep_blob(s, kind, blob, len, where);
     return MV_OK;
 }
 
-mv_bytes mvcc_auth_state(const mvcc *s) {
-    return (mv_bytes){s->auth.blob, s->auth.len};
+mv_bytes mvcc_state(const mvcc *s, enum mv_state_kind kind) {
+    assert(kind < MV_STATE_KINDS);
+    return (mv_bytes){s->state[kind].blob, s->state[kind].len};
 }
 
-int replay_auth_record(mvcc *s, const uint8_t *payload, size_t len, log_place where) {
-    keep_blob(s, payload, len, where);
+mv_err mvcc_auth_save(mvcc *s, const uint8_t *blob, size_t len) {
+    return mvcc_state_save(s, MV_STATE_AUTH, blob, len);
+}
+
+mv_bytes mvcc_auth_state(const mvcc *s) {
+    return mvcc_state(s, MV_STATE_AUTH);
+}
+
+int replay_state_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where) {
+    keep_blob(s, state_kind_of_record(type), payload, len, where);
     return 0;
 }
 
-bool auth_record_is_live(const mvcc *s, log_place where) {
-    return s->auth.len && s->auth.place.segment == where.segment && s->auth.place.offset == where.offset;
+bool state_record_is_live(const mvcc *s, int type, log_place where) {
+    int kind = state_kind_of_record(type);
+    assert(kind >= 0);
+    const struct state_blob *b = &s->state[kind];
+    return b->len && b->place.segment == where.segment && b->place.offset == where.offset;
 }
 
-void auth_record_moved(mvcc *s, log_place from, log_place to) {
-    if (auth_record_is_live(s, from)) s->auth.place = to;
+void state_record_moved(mvcc *s, int type, log_place from, log_place to) {
+    if (state_record_is_live(s, type, from)) s->state[state_kind_of_record(type)].place = to;
 }
 
-void auth_state_free(mvcc *s) {
-    free(s->auth.blob);
-    s->auth = (struct auth_blob){0};
+void state_blobs_free(mvcc *s) {
+    for (int k = 0; k < MV_STATE_KINDS; k++) {
+        free(s->state[k].blob);
+        s->state[k] = (struct state_blob){0};
+    }
 }

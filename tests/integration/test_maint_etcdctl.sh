@@ -169,6 +169,12 @@ c "$CETCD_EP" txn <<<$'\nput t1 v\n\n'
 t_eq "write txn refused while NOSPACE is active" "1 Error: etcdserver: mvcc: database space exceeded" "$RC $ERR"
 c "$CETCD_EP" get q1 --keys-only
 t_eq "reads still served" "0 q1" "$RC $OUT"
+stop_cetcd -KILL # the alarm is kept in the store, as etcd keeps its alarm bucket
+start_cetcd --quota-backend-bytes 200000 || t_fail "restart cetcd with a quota"
+c "$CETCD_EP" alarm list
+t_eq "NOSPACE still active after kill -9 and restart" "memberID:$MID_DEC alarm:NOSPACE " "$OUT"
+c "$CETCD_EP" put small v
+t_eq "small put still refused after the restart" "1 Error: etcdserver: mvcc: database space exceeded" "$RC $ERR"
 c "$CETCD_EP" del --prefix q
 t_eq "deletes still allowed (as etcd's capped applier)" "0 6" "$RC $OUT"
 REV=$(ETCDCTL_API=3 etcdctl --endpoints "$CETCD_EP" endpoint status -w json | jq '.[0].Status.header.revision')
@@ -182,6 +188,9 @@ c "$CETCD_EP" alarm list
 t_eq "alarm list empty after disarm" "0 " "$RC $OUT"
 c "$CETCD_EP" put small v
 t_eq "writes work again" "0 OK" "$RC $OUT"
+restart_cetcd
+c "$CETCD_EP" alarm list
+t_eq "no alarm after disarm and restart" "0 " "$RC $OUT"
 stop_cetcd
 stop_etcd
 t_finish

@@ -142,34 +142,48 @@ START_TEST(test_build_refuses_disorder) {
 }
 END_TEST
 
-static bool auth_is(mvcc *s, const char *want) {
-    mv_bytes b = mvcc_auth_state(s);
+static bool state_is(mvcc *s, enum mv_state_kind kind, const char *want) {
+    mv_bytes b = mvcc_state(s, kind);
     return b.len == strlen(want) && memcmp(b.data, want, b.len) == 0;
 }
 
-/* The auth state: the last save counts, across log compaction (which keeps only it), restarts and
- * an export into a new store. */
+static bool auth_is(mvcc *s, const char *want) {
+    return state_is(s, MV_STATE_AUTH, want);
+}
+
+/* The member's state blobs: the last save of each kind counts, across log compaction (which keeps
+ * only it), restarts and, for the auth state alone, an export into a new store. */
 START_TEST(test_auth_state_kept) {
     char old[600];
     memset(old, 'o', sizeof old - 1);
     old[sizeof old - 1] = 0;
-    for (int i = 0; i < 200; i++)
+    for (int i = 0; i < 200; i++) {
         ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)old, strlen(old)), MV_OK);
+        ck_assert_int_eq(mvcc_state_save(st, MV_STATE_ALARMS, (const uint8_t *)old, 300), MV_OK);
+    }
     ck_assert_int_eq(mvcc_auth_save(st, (const uint8_t *)"users:root", 10), MV_OK);
+    ck_assert_int_eq(mvcc_state_save(st, MV_STATE_ALARMS, (const uint8_t *)"nospace", 7), MV_OK);
     fx_put("k", "v", 0);
     uint64_t before = mvcc_db_size(st);
     fx_defragment();
     ck_assert_msg(mvcc_db_size(st) < 1024, "%lu -> %lu bytes", (unsigned long)before,
                   (unsigned long)mvcc_db_size(st));
     ck_assert(auth_is(st, "users:root"));
+    ck_assert(state_is(st, MV_STATE_ALARMS, "nospace"));
     reopen();
     ck_assert(auth_is(st, "users:root"));
+    ck_assert(state_is(st, MV_STATE_ALARMS, "nospace"));
+    ck_assert_int_eq(mvcc_state_save(st, MV_STATE_ALARMS, (const uint8_t *)"none", 4), MV_OK);
+    fx_defragment();
+    reopen();
+    ck_assert(state_is(st, MV_STATE_ALARMS, "none"));
     export_into(built);
     char err[256];
     mvcc_options o = {.fsync = true};
     mvcc *copy = mvcc_open(built, &o, err, sizeof err);
     ck_assert_msg(copy != NULL, "%s", err);
     ck_assert(auth_is(copy, "users:root"));
+    ck_assert_uint_eq(mvcc_state(copy, MV_STATE_ALARMS).len, 0); /* an alarm is this member's */
     mvcc_close(copy);
 }
 END_TEST
