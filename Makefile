@@ -18,10 +18,10 @@ GEN_H := $(GEN_C:.c=.h)
 DEPS_OK := $(BUILD)/.deps-ok
 
 .PHONY: all run check layers unit unit-asan integration integration-asan bench crash-soak format clean deps \
-	fuzz fuzz-smoke fuzz-run
+	fuzz fuzz-smoke fuzz-run install uninstall
 # generated sources are kept (not removed as intermediates), so nothing is rebuilt for no reason
 .SECONDARY: $(GEN_C) $(GEN_H)
-all: $(BUILD)/cetcd
+all: $(BUILD)/cetcd $(BUILD)/cetcd.1
 
 deps: $(DEPS_OK)
 $(DEPS_OK):
@@ -100,6 +100,22 @@ SERVER_LAYERS := base rpc api watch gateway net
 # line tables kept for crash traces, compressed so the binary stays under 1 MB
 $(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a
 	$(CC) $(OPT) -Wl,--compress-debug-sections=zlib -o $@ $^ $(LIBS)
+# the man page, from the binary's own -h (scripts/gen-man.sh)
+$(BUILD)/cetcd.1: $(BUILD)/cetcd scripts/gen-man.sh
+	scripts/gen-man.sh $(BUILD)/cetcd > $@.tmp && mv $@.tmp $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the server and its man page (the systemd unit and the
+# Docker image are in scripts/ and Dockerfile; README.md, "Installing")
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
+install: $(BUILD)/cetcd $(BUILD)/cetcd.1
+	install -d $(BINDIR) $(MAN1DIR)
+	install -m 0755 $(BUILD)/cetcd $(BINDIR)/cetcd
+	install -m 0644 $(BUILD)/cetcd.1 $(MAN1DIR)/cetcd.1
+uninstall:
+	rm -f $(BINDIR)/cetcd $(MAN1DIR)/cetcd.1
+
 $(BUILD)/cetcd-asan: $(A_main) $(foreach L,$(SERVER_LAYERS),$(A_$(L))) $(A_gen) $(BUILD)/libstorage-asan.a
 	$(CC) $(SAN) -o $@ $^ $(LIBS)
 
@@ -109,7 +125,7 @@ $(BUILD)/cetcd-asan: $(A_main) $(foreach L,$(SERVER_LAYERS),$(A_$(L))) $(A_gen) 
 UNIT_LAYERS := base storage rpc api watch gateway
 UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
-	test_compactor.c test_export.c) $(wildcard tests/unit/test_lifecycle*.c)
+	test_compactor.c test_export.c test_disk_guard.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c tests/unit/test_auth_perm.c
 UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c tests/unit/test_auth_codec.c
 UNIT_watch := tests/unit/test_watch_index.c
