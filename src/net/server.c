@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -17,6 +18,7 @@
 #include "conn_internal.h"
 #include "h2.h"
 #include "http1.h"
+#include "metrics.h"
 #include "server.h"
 #include "tls.h"
 
@@ -330,6 +332,47 @@ static void on_readable(EV_P_ ev_io *w, int revents) {
     if (!c->dead && !c->closing && !c->read_paused && conn_io_pending(c)) ev_feed_event(EV_A_ w, EV_READ);
 }
 
+/* --- loop turns, for /metrics: a check watcher run first after the loop wakes, a prepare watcher run
+ * last before it waits again (after the flush and commit of commit.c's), one clock read each --- */
+
+static ev_check turn_begin;
+static ev_prepare turn_end;
+static struct timespec turn_t0;
+static bool turn_open;
+
+static void on_turn_begin(EV_P_ ev_check *w, int revents) {
+    (void)EV_A;
+    (void)w;
+    (void)revents;
+    clock_gettime(CLOCK_MONOTONIC, &turn_t0);
+    turn_open = true;
+}
+
+static void on_turn_end(EV_P_ ev_prepare *w, int revents) {
+    (void)EV_A;
+    (void)w;
+    (void)revents;
+    if (!turn_open) return; /* the first prepare, before any wait */
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    turn_open = false;
+    metrics_loop_turn((double)(t.tv_sec - turn_t0.tv_sec) + (double)(t.tv_nsec - turn_t0.tv_nsec) / 1e9);
+}
+
+/* Started with the first connection: before it the loop has no client's work to time. Neither keeps
+ * the loop running. */
+static void loop_turns_start(void) {
+    if (ev_is_active(&turn_end)) return;
+    ev_check_init(&turn_begin, on_turn_begin);
+    ev_set_priority(&turn_begin, EV_MAXPRI);
+    ev_check_start(EV_DEFAULT_ & turn_begin);
+    ev_prepare_init(&turn_end, on_turn_end);
+    ev_set_priority(&turn_end, EV_MINPRI);
+    ev_prepare_start(EV_DEFAULT_ & turn_end);
+    ev_unref(EV_DEFAULT);
+    ev_unref(EV_DEFAULT);
+}
+
 void conn_new(int fd) {
     conn_new_on(fd, false, false);
 }
@@ -354,6 +397,7 @@ void conn_new_on(int fd, bool tls, bool metrics_only) {
     n_conns++;
     ev_io_start(EV_DEFAULT_ & c->rio);
     timeout_start(c);
+    loop_turns_start();
 }
 
 size_t conn_count(void) {

@@ -1,6 +1,7 @@
-/* metrics.c: counters and one histogram kept in plain globals (one thread), rendered on /metrics in
+/* metrics.c: counters and histograms kept in plain globals (one thread), rendered on /metrics in
  * Prometheus text format with etcd's metric names, help strings and histogram buckets, plus the
- * process_* metrics Go's client exports, read from /proc. */
+ * process_* metrics Go's client exports, read from /proc, and cetcd's own loop-turn times under
+ * cetcd_* names no etcd metric has. */
 #include "metrics.h"
 
 #include <dirent.h>
@@ -25,6 +26,12 @@ static uint64_t grpc_received, grpc_sent;
 static uint64_t health_ok, health_failed;
 static uint64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, last_fsyncs;
 static double fsync_sum;
+/* loop turns: per-bucket counts (not cumulative; summed when rendered), the last for > 1 s */
+static const double turn_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                 0.025,  0.05,    0.1,    0.25,  0.5,    1};
+#define TURN_BUCKETS (sizeof turn_le / sizeof turn_le[0])
+static uint64_t turn_counts[TURN_BUCKETS + 1], turn_count;
+static double turn_sum, turn_longest;
 static double start_time;
 
 typedef struct method_stat {
@@ -126,6 +133,16 @@ int metrics_timed_commit(mvcc *s) {
     return rc;
 }
 
+void metrics_loop_turn(double seconds) {
+    size_t i = 0;
+    while (i < TURN_BUCKETS && seconds > turn_le[i])
+        i++;
+    turn_counts[i]++;
+    turn_count++;
+    turn_sum += seconds;
+    if (seconds > turn_longest) turn_longest = seconds;
+}
+
 void metrics_health(int ok) {
     if (ok)
         health_ok++;
@@ -162,6 +179,22 @@ static void render_fsync(sbuf *out) {
         put(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, le, fsync_buckets[i]);
     put(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, fsync_count);
     put(out, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, fsync_sum, name, fsync_count);
+}
+
+static void render_loop_turns(sbuf *out) {
+    const char *name = "cetcd_loop_turn_duration_seconds";
+    head(out, name, "histogram",
+         "Time the event loop spent on one turn, from waking up to waiting again (cetcd only).");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < TURN_BUCKETS; i++) {
+        cum += turn_counts[i];
+        put(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, turn_le[i], cum);
+    }
+    put(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, turn_count);
+    put(out, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, turn_sum, name, turn_count);
+    head(out, "cetcd_loop_turn_longest_seconds", "gauge",
+         "The longest turn of the event loop since the server started (cetcd only).");
+    put(out, "cetcd_loop_turn_longest_seconds %.9g\n", turn_longest);
 }
 
 static const char *grpc_type(int kind) {
@@ -284,4 +317,5 @@ void metrics_render(sbuf *out) {
     render_server(out);
     render_grpc(out);
     render_process(out);
+    render_loop_turns(out);
 }

@@ -24,6 +24,10 @@ int metrics_timed_commit(mvcc *s);
 /* One fdatasync done on the sync thread took seconds. */
 void metrics_observe_fsync(const mvcc *s, double seconds);
 
+/* One turn of the event loop, from waking up to about to wait again, took seconds
+ * (cetcd_loop_turn_duration_seconds and cetcd_loop_turn_longest_seconds: cetcd's own, no etcd name). */
+void metrics_loop_turn(double seconds);
+
 /* /health outcomes (etcd_server_health_success / _failures). */
 void metrics_health(int ok);
 
