@@ -120,11 +120,13 @@ out=$(ETCDCTL_API=3 etcdctl --command-timeout=3s --endpoints "https://127.0.0.1:
     get x 2>&1)
 [ $? -ne 0 ] && t_pass "entrypoint as etcd: a client without a certificate is refused" ||
     t_fail "entrypoint as etcd: a client without a certificate is refused" "$out"
-# the static pod's probes: /health?exclude=NOSPACE&serializable=true and /readyz on the metrics port
+# the static pod's probes: /health?exclude=NOSPACE&serializable=true, or /livez and /readyz, on the metrics port
 t_eq "entrypoint as etcd: the liveness probe (metrics port)" '{"health":"true","reason":""}' \
     "$(curl -s "http://127.0.0.1:$MPORT/health?exclude=NOSPACE&serializable=true")"
-t_eq "entrypoint as etcd: the startup probe's /readyz" 200 \
-    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/readyz")"
+for p in livez readyz; do # newer kubeadm's probes
+    t_eq "entrypoint as etcd: /$p on the metrics port" 200 \
+        "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/$p")"
+done
 kill "$EPID"; wait "$EPID" 2>/dev/null
 t_eq "entrypoint as etcd: SIGTERM stops it cleanly" 0 "$?"
 
