@@ -92,6 +92,7 @@ static void open_store(void) {
         .fsync = !g_config.unsafe_no_fsync,
         .quota_bytes = g_config.quota_backend_bytes,
         .max_txn_ops = g_config.max_txn_ops,
+        .disk_reserve_bytes = g_config.disk_reserve_bytes,
     };
     char err[512] = "";
     g_store = mvcc_open(g_config.data_dir, &opts, err, sizeof err);

@@ -383,6 +383,10 @@ uint64_t log_total_bytes(const wal *l) {
     return l->total_bytes;
 }
 
+int log_free_space(const wal *l, uint64_t *bytes) {
+    return sio_free_space(l->dirfd, bytes) < 0 ? -errno : 0;
+}
+
 uint64_t log_fsync_count(const wal *l) {
     return l->fsyncs;
 }

@@ -65,8 +65,9 @@ int log_write_batch(wal *l, log_job **job);
 int log_run_job(const log_job *job);
 void log_sync_finished(wal *l, int rc);
 
-uint64_t log_total_bytes(const wal *l); /* bytes in all segments, for dbSize/quota */
-uint64_t log_fsync_count(const wal *l); /* fdatasync calls so far, for tests and metrics */
+uint64_t log_total_bytes(const wal *l);            /* bytes in all segments, for dbSize/quota */
+int log_free_space(const wal *l, uint64_t *bytes); /* free on the data dir's file system; 0 or -errno */
+uint64_t log_fsync_count(const wal *l);            /* fdatasync calls so far, for tests and metrics */
 
 /* Marks for ordering durability against other work: every append moves the mark on, and a mark is
  * durable once the batch holding it was written and synced. Log compaction waits for the mark of its

@@ -32,6 +32,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
         return NULL;
     }
     if (s->compact_revision > 0) compact_index_now(s, s->compact_revision);
+    if (s->opt.disk_reserve_bytes) mvcc_check_disk(s, NULL); /* unread on failure: the loop retries */
     assert(s->revision >= s->compact_revision);
     return s;
 }
@@ -92,7 +93,7 @@ uint64_t mvcc_fsync_count(const mvcc *s) {
 }
 
 bool over_quota(const mvcc *s, size_t incoming) {
-    return log_total_bytes(s->log) + incoming > s->opt.quota_bytes;
+    return log_total_bytes(s->log) + incoming > s->opt.quota_bytes || disk_too_low(s, incoming);
 }
 
 void mvcc_on_revision(mvcc *s, mv_revision_hook fn, void *ctx) {

@@ -165,11 +165,18 @@ void mv_result_free(mv_result *r);
 /* --- the store --- */
 
 typedef struct mvcc_options {
-    bool fsync;             /* false: --unsafe-no-fsync */
-    uint64_t quota_bytes;   /* 0 = etcd's default 2 GiB */
-    size_t max_txn_ops;     /* 0 = etcd's default 128 */
-    uint64_t segment_bytes; /* log segment size; 0 = the log's default */
+    bool fsync;                  /* false: --unsafe-no-fsync */
+    uint64_t quota_bytes;        /* 0 = etcd's default 2 GiB */
+    size_t max_txn_ops;          /* 0 = etcd's default 128 */
+    uint64_t segment_bytes;      /* log segment size; 0 = the log's default */
+    uint64_t disk_reserve_bytes; /* writes are refused as over the quota once the data dir's file
+                                    system has less free (disk_guard.c); 0 = no such check */
 } mvcc_options;
+
+/* Reads the free space of the data dir's file system (every second or so, from the loop): a write
+ * that would leave less than disk_reserve_bytes is then refused with MV_ERR_NO_SPACE. 0 or -errno. */
+int mvcc_check_disk(mvcc *s, uint64_t *free_bytes);
+bool mvcc_disk_low(const mvcc *s); /* less than disk_reserve_bytes is left, as last counted */
 
 /* Opens or creates the store in dir, recovering it from the log. NULL on failure, reason in err. */
 mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errlen);

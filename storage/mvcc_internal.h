@@ -56,9 +56,14 @@ struct mvcc {
         size_t len;
         log_place place;     /* of its record: the only one log compaction copies forward */
     } state[MV_STATE_KINDS]; /* state_blobs.c */
-    int exports_open;        /* while > 0, pruning of the index waits */
-    int64_t prune_revision;  /* the index is pruned in slices up to this compaction; 0 when done */
-    uint8_t *prune_cursor;   /* the next key to prune from (NULL: the first) */
+    struct disk_space {
+        bool known;                  /* read at least once */
+        uint64_t free_at_check;      /* free bytes on the data dir's file system when last read */
+        uint64_t log_bytes_at_check; /* the log's size then */
+    } disk;                          /* disk_guard.c */
+    int exports_open;                /* while > 0, pruning of the index waits */
+    int64_t prune_revision;          /* the index is pruned in slices up to this compaction; 0 when done */
+    uint8_t *prune_cursor;           /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
     bptree *leases; /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
@@ -82,6 +87,7 @@ int64_t read_revision(const mvcc *s);
 mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a);
 void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_value, mv_arena *a);
 bool over_quota(const mvcc *s, size_t incoming);
+bool disk_too_low(const mvcc *s, size_t incoming); /* disk_guard.c: incoming would eat the reserve */
 
 /* mvcc_range.c */
 /* Range at an already validated revision. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,13 @@ static uint64_t real_now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static int real_free_space(int fd, uint64_t *bytes) {
+    struct statvfs st;
+    if (fstatvfs(fd, &st) < 0) return -1;
+    *bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    return 0;
+}
+
 static const storage_io real_io = {
     .open_at = real_open,
     .close = close,
@@ -63,6 +71,7 @@ static const storage_io real_io = {
     .map = real_map,
     .unmap = munmap,
     .now_us = real_now_us,
+    .free_space = real_free_space,
 };
 
 static storage_io io = real_io;
@@ -85,6 +94,7 @@ void storage_io_set(const storage_io *custom) {
     PICK(map);
     PICK(unmap);
     PICK(now_us);
+    PICK(free_space);
 }
 
 int sio_open(int dirfd, const char *name, int flags, mode_t mode) {
@@ -139,6 +149,9 @@ int sio_unmap(void *addr, size_t length) {
 }
 uint64_t sio_now_us(void) {
     return io.now_us();
+}
+int sio_free_space(int fd, uint64_t *bytes) {
+    return io.free_space(fd, bytes);
 }
 
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset) {

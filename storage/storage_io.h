@@ -26,7 +26,8 @@ typedef struct storage_io {
     int (*mkdir_at)(int dirfd, const char *name, mode_t mode);
     void *(*map)(int fd, size_t length); /* a read-only shared map of a file's first length bytes */
     int (*unmap)(void *addr, size_t length);
-    uint64_t (*now_us)(void); /* a monotonic clock in microseconds */
+    uint64_t (*now_us)(void);                   /* a monotonic clock in microseconds */
+    int (*free_space)(int fd, uint64_t *bytes); /* bytes an unprivileged writer may still use on fd's fs */
 } storage_io;
 
 /* Installs io for every later call (NULL restores the real calls). Not thread-safe: set it before
@@ -48,6 +49,7 @@ int sio_mkdir(int dirfd, const char *name, mode_t mode);
 void *sio_map(int fd, size_t length);
 int sio_unmap(void *addr, size_t length);
 uint64_t sio_now_us(void);
+int sio_free_space(int fd, uint64_t *bytes);
 
 /* Helpers over the seam that retry EINTR and short transfers; 0 or -errno. */
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset);

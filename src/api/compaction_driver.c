@@ -2,13 +2,15 @@
  * run when the garbage ratio calls for one; while a run is active a fast timer gives it slices of
  * about a millisecond, so requests keep flowing; the same slices prune the index after a Compact.
  * Defragment requests wait for a run of their own and get its outcome; a failed run (a full disk,
- * say) is abandoned with an error, never fatal. */
+ * say) is abandoned with an error, never fatal. The slow timer also reads the data dir's free space,
+ * so that writes are refused (NOSPACE) before the disk is full (--disk-reserve-bytes). */
 #include "compaction_driver.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "log_msg.h"
 #include "store.h"
 
@@ -65,8 +67,26 @@ static void on_slice(EV_P_ ev_timer *t, int revents) {
     }
 }
 
+/* Reads the free space; says so once each time it falls under the reserve or fails to read. */
+static void check_disk(void) {
+    static bool was_low, read_failed;
+    uint64_t free_bytes = 0;
+    int rc = mvcc_check_disk(g_store, &free_bytes);
+    if (rc < 0 && !read_failed)
+        log_msg(LOG_WARN, "cannot read the free space of the data dir: %s", strerror(-rc));
+    read_failed = rc < 0;
+    bool low = mvcc_disk_low(g_store);
+    if (low && !was_low)
+        log_msg(LOG_WARN,
+                "the data dir's file system has %llu bytes free, under --disk-reserve-bytes %llu: "
+                "writes are refused (NOSPACE) until space is freed and the alarm disarmed",
+                (unsigned long long)free_bytes, (unsigned long long)g_config.disk_reserve_bytes);
+    was_low = low;
+}
+
 static void on_check(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)t, (void)revents;
+    if (g_config.disk_reserve_bytes) check_disk();
     if (mvcc_log_compaction_running(g_store)) return;
     if (mvcc_index_compaction_pending(g_store))
         ev_timer_again(driver_loop, &slice_timer); /* prune first: the garbage figure needs it */
@@ -78,6 +98,7 @@ void compaction_driver_start(struct ev_loop *loop) {
     driver_loop = loop;
     ev_timer_init(&check_timer, on_check, CHECK_SECONDS, CHECK_SECONDS);
     ev_timer_start(loop, &check_timer);
+    if (g_config.disk_reserve_bytes) check_disk(); /* says at once if the disk is already too full */
     ev_init(&slice_timer, on_slice);
     slice_timer.repeat = SLICE_GAP_SECONDS;
 }

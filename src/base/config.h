@@ -37,6 +37,7 @@ typedef struct config {
     uint64_t max_connections;         /* --max-connections; 0 = from the descriptor limit */
     uint64_t max_reply_bytes;         /* --max-reply-bytes: one reply's results (src/rpc/budget.c) */
     uint64_t max_reply_pool_bytes;    /* --max-reply-pool-bytes: every reply held, together */
+    uint64_t disk_reserve_bytes;      /* --disk-reserve-bytes: writes refused under this much free */
     double grpc_keepalive_min_time;   /* seconds: --grpc-keepalive-min-time, */
     double grpc_keepalive_interval;   /* --grpc-keepalive-interval */
     double grpc_keepalive_timeout;    /* and --grpc-keepalive-timeout */

@@ -58,6 +58,7 @@ static const flag_def flag_table[] = {
     {"max-connections", UINT(max_connections, 0, 1u << 30)},
     {"max-reply-bytes", UINT(max_reply_bytes, 1u << 20, 0x7fffffffu)},
     {"max-reply-pool-bytes", UINT(max_reply_pool_bytes, 1u << 20, INT64_MAX)},
+    {"disk-reserve-bytes", UINT(disk_reserve_bytes, 0, INT64_MAX)},
     {"grpc-keepalive-min-time", DURATION(grpc_keepalive_min_time)},
     {"grpc-keepalive-interval", DURATION(grpc_keepalive_interval)},
     {"grpc-keepalive-timeout", DURATION(grpc_keepalive_timeout)},
@@ -146,6 +147,8 @@ static void usage(void) {
         "  --max-txn-ops N                  most operations in one txn (default 128)\n"
         "  --max-reply-bytes N              largest reply results, e.g. an unpaged list (default 67108864)\n"
         "  --max-reply-pool-bytes N         all replies held at once, together (default 536870912)\n"
+        "  --disk-reserve-bytes N           refuse writes (NOSPACE) when the data dir's file system has\n"
+        "                                   less free; 0 = never (default 67108864)\n"
         "  --quota-backend-bytes N          space quota, 0 = default 2 GiB (default 0)\n"
         "  --unsafe-no-fsync                do not fsync the log (data loss on crash; for tests)\n"
         "  --log-level LEVEL                debug, info, warn, error, panic or fatal (default info)\n"
@@ -333,6 +336,7 @@ static void set_defaults(config *cfg) {
     cfg->max_txn_ops = 128;
     cfg->max_reply_bytes = (uint64_t)64 << 20;
     cfg->max_reply_pool_bytes = (uint64_t)512 << 20;
+    cfg->disk_reserve_bytes = (uint64_t)64 << 20;
     cfg->quota_backend_bytes = 0;
     cfg->grpc_keepalive_min_time = 5;    /* etcd's defaults */
     cfg->grpc_keepalive_interval = 7200; /* 2h */
