@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 # bench.py: runs the same workloads against cetcd and etcd side by side (alternating order,
 # fresh data dirs on the same disk, fsync on), parses etcd's `benchmark` output and prints one
-# table with medians, min/max and the cetcd:etcd ratio; also writes it as RESULTS.md.
-# Called by bench/run.sh (which installs the tools first); configuration is by environment.
+# table with medians, min/max and the cetcd:etcd ratio; writes it into RESULTS.md between its own
+# markers (other scripts' sections of that file are kept byte for byte) with an SVG chart of the
+# ratios beside it. Called by bench/run.sh (which installs the tools first); configuration is by
+# environment.
 import datetime
 import hashlib
 import os
@@ -488,11 +490,119 @@ def finish(servers, samples, notes, phys, add, elapsed):
         else:
             add("binary size", name, {"error": "not built"})
 
-    text = render(samples, phys, notes, elapsed)
+    chart = chart_path(RESULTS)
+    text = render(samples, phys, notes, elapsed, os.path.basename(chart))
     print(text)
-    with open(RESULTS, "w") as f:
+    write_file(chart, ratio_chart(ratios(samples)))
+    write_results(RESULTS, text)
+    log("wrote %s and %s" % (RESULTS, chart))
+
+
+# ---------------------------------------------------------------- RESULTS.md: only bench.py's part
+BEGIN = "<!-- bench.py:begin (written by bench/bench.py: make bench; the rest of the file is other scripts') -->"
+END = "<!-- bench.py:end -->"
+OLD_TITLE = "# cetcd vs etcd benchmark"  # how the part began before it had markers
+
+
+def splice_results(old, part):
+    """old (the file's text, or None) with bench.py's part replaced by part; everything outside the
+    markers is kept byte for byte. A file without markers gets them once: its leading part written by
+    an older bench.py (from its title to the first other script's marker comment) is replaced, or, if
+    it has none, the new part goes first."""
+    block = BEGIN + "\n" + part.rstrip("\n") + "\n" + END
+    if old is None:
+        return block + "\n"
+    i = old.find("<!-- bench.py:begin")
+    if i >= 0:
+        j = old.find(END, i)
+        if j < 0:
+            raise ValueError("RESULTS.md has bench.py's begin marker but not its end marker")
+        return old[:i] + block + old[j + len(END):]
+    if old.startswith(OLD_TITLE):
+        k = old.find("\n<!-- ")
+        rest = old[k + 1:] if k >= 0 else ""
+        return block + "\n\n" + rest if rest else block + "\n"
+    return block + "\n\n" + old
+
+
+def write_file(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
         f.write(text)
-    log("wrote %s" % RESULTS)
+    os.replace(tmp, path)
+
+
+def write_results(path, part):
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = None
+    write_file(path, splice_results(old, part))
+
+
+# ---------------------------------------------------------------- the chart of the ratios
+def chart_path(results):
+    return os.path.splitext(results)[0] + "-ratios.svg"
+
+
+def advantage(per):
+    """etcd's cost over cetcd's for one row (above 1: cetcd better), or None."""
+    key, _, up = row_kind("", per["cetcd"] + per["etcd"])
+    if key is None:
+        key = "rps"
+    c_med, _ = summarize(per["cetcd"], key)
+    e_med, _ = summarize(per["etcd"], key)
+    if not c_med or not e_med:
+        return None
+    return (c_med / e_med) if up else (e_med / c_med)
+
+
+def ratios(samples):
+    return [(row, r) for row, r in ((row, advantage(per)) for row, per in samples.items()) if r]
+
+
+def xml_escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def ratio_chart(rows):
+    """A horizontal bar chart of (label, ratio) on a log scale around 1x, as a standalone SVG."""
+    import math
+    label_w, bar_w, row_h, top, pad = 390, 440, 18, 40, 10
+    lo_l = math.log10(min([0.5] + [r for _, r in rows])) - 0.05
+    hi_l = math.log10(max([2.0] + [r for _, r in rows])) + 0.05
+    x_of = lambda r: label_w + (math.log10(r) - lo_l) / (hi_l - lo_l) * bar_w
+    height = top + row_h * max(1, len(rows)) + 30
+    width = label_w + bar_w + 70
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+           'font-size="11">' % (width, height),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="18" font-size="13" font-weight="bold">cetcd advantage over etcd '
+           '(etcd\'s cost / cetcd\'s; log scale; right of 1x is cetcd better)</text>' % pad]
+    for e in range(math.floor(lo_l), math.ceil(hi_l) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0 ** e
+            if not lo_l <= math.log10(v) <= hi_l:
+                continue
+            x = x_of(v)
+            out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>'
+                       % (x, top - 6, x, height - 24, "#999" if m == 1 else "#e4e4e4"))
+            out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%gx</text>'
+                       % (x, height - 10, v))
+    one = x_of(1.0)
+    for i, (label, r) in enumerate(rows):
+        y = top + i * row_h
+        x = x_of(r)
+        x0, x1 = min(one, x), max(one, x)
+        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>'
+                   % (label_w - 6, y + 12, xml_escape(label)))
+        out.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>'
+                   % (x0, y + 3, max(x1 - x0, 1.0), row_h - 6, "#3a7d44" if r >= 1 else "#c0392b"))
+        out.append('<text x="%.1f" y="%d" fill="#222">%.2fx</text>' % (max(x, one) + 4, y + 12, r))
+    out.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="black"/>' % (one, top - 6, one, height - 24))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def stripped_size(path):
@@ -569,17 +679,14 @@ def pct_cell(vals, row):
     return "%s / %s" % (fmt_num(p50 * 1000), fmt_num(p99 * 1000) if p99 is not None else "?")
 
 
-def render(samples, phys, notes, elapsed):
+def render(samples, phys, notes, elapsed, chart=None):
     rows = []
     for row, per in samples.items():
         key, unit, up = row_kind(row, per["cetcd"] + per["etcd"])
         if key is None:
             key, unit = "rps", ""
-        c_med, _ = summarize(per["cetcd"], key)
-        e_med, _ = summarize(per["etcd"], key)
-        ratio = ""
-        if c_med and e_med:
-            ratio = "%.2f×" % ((c_med / e_med) if up else (e_med / c_med))
+        adv = advantage(per)
+        ratio = "%.2f×" % adv if adv else ""
         rows.append([row, cell(per["cetcd"], key, unit), cell(per["etcd"], key, unit), ratio,
                      pct_cell(per["cetcd"], row), pct_cell(per["etcd"], row)])
     head = ["workload", "cetcd", "etcd", "cetcd advantage", "cetcd p50/p99 ms", "etcd p50/p99 ms"]
@@ -623,6 +730,8 @@ def render(samples, phys, notes, elapsed):
     out.append("")
     out.append(table)
     out.append("")
+    if chart:
+        out.append("![cetcd advantage per row, log scale](%s)\n" % chart)
     out.append("'cetcd advantage' is etcd's cost / cetcd's cost: above 1× cetcd is better (more req/s, "
                "fewer ms, fewer MiB). Workloads are `benchmark [cmd] --clients C --conns N`, shown as C/N; "
                "put values are 256 bytes over 100k keys; range reads one key; 'l' is linearizable, "
