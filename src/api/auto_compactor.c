@@ -47,6 +47,7 @@ static void duration_retention(auto_compaction *out, bool periodic, double secs)
     } else { /* etcd reads a duration in revision mode as its count of nanoseconds */
         out->mode = AC_REVISION;
         out->revisions = (int64_t)llround(secs * 1e9);
+        out->revisions_from_duration = true;
         snprintf(out->retention_text, sizeof out->retention_text, "%lld", (long long)out->revisions);
     }
 }
@@ -250,9 +251,10 @@ static void start_periodic(struct ev_loop *loop) {
     record(mvcc_revision(g_store));
     char tick[64];
     auto_compaction_duration_text(ac.tick, tick, sizeof tick);
-    log_msg(LOG_INFO,
-            "auto compaction: periodic, retention %s (the revision of a retention ago, looked for every %s)",
-            ac.s.retention_text, tick);
+    log_msg(
+        LOG_INFO,
+        "auto compaction: periodic, retention %s (to the revision of %s ago; the revision noted every %s)",
+        ac.s.retention_text, ac.s.retention_text, tick);
     ev_timer_init(&ac.timer, periodic_tick, ac.tick, ac.tick);
 }
 
@@ -269,6 +271,11 @@ void auto_compactor_start(struct ev_loop *loop, const auto_compaction *s) {
         auto_compaction_duration_text(s->interval, every, sizeof every);
         log_msg(LOG_INFO, "auto compaction: revision, retention %lld revisions (looked at every %s)",
                 (long long)s->revisions, every);
+        if (s->revisions_from_duration)
+            log_msg(LOG_WARN,
+                    "--auto-compaction-retention is a duration in revision mode: as etcd, its nanoseconds "
+                    "are taken as a number of revisions (%lld)",
+                    (long long)s->revisions);
         ev_timer_init(&ac.timer, revision_tick, s->interval, s->interval);
     }
     ev_timer_start(loop, &ac.timer);

@@ -17,6 +17,7 @@ typedef struct auto_compaction {
     int64_t revisions;       /* AC_REVISION: revisions kept behind the current one (> 0) */
     double interval;         /* AC_REVISION: seconds between checks (etcd's fixed 5 minutes by default) */
     char retention_text[64]; /* the retention as etcd logs it (Go's duration or the count) */
+    bool revisions_from_duration; /* revision mode given a duration: etcd counts its nanoseconds */
 } auto_compaction;
 
 #define AUTO_COMPACTION_REVISION_INTERVAL 300.0 /* etcd's revInterval */
