@@ -146,6 +146,7 @@ void mvcc_export_end(mv_export *x) {
     free(x->leases);
     free(x->auth);
     free(x->buf);
+    log_copy_cursor_free(&x->cursor);
     free(x);
 }
 

@@ -116,11 +116,17 @@ typedef struct log_file_copy {
 long log_copy_segments(wal *l, log_file_copy **out);
 /* Reads the records of copied segments in log order, one per call: 1 with the record's type,
  * revision and payload (in *buf, grown as needed, valid until the next call), 0 at the end, -errno
- * (-EIO for a record that fails its checksum). cursor starts zeroed. */
+ * (-EIO for a record that fails its checksum). cursor starts zeroed; the file is read ahead in large
+ * pieces (one pread for many records), freed by log_copy_cursor_free. */
 typedef struct log_copy_cursor {
     long file;
     uint64_t offset;
+    uint8_t *ahead; /* bytes [ahead_start, ahead_start + ahead_len) of file ahead_file */
+    size_t ahead_len;
+    uint64_t ahead_start;
+    long ahead_file;
 } log_copy_cursor;
+void log_copy_cursor_free(log_copy_cursor *cursor);
 int log_copy_next(const log_file_copy *files, long n, log_copy_cursor *cursor, uint8_t **buf, size_t *cap,
                   int *type, int64_t *revision, size_t *len);
 /* Is this place inside the durable bytes of its segment? */

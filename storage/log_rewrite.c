@@ -265,6 +265,37 @@ static void copy_buf_reserve(uint8_t **buf, size_t *cap, size_t n) {
     *cap = n;
 }
 
+#define READ_AHEAD_BYTES (256u << 10)
+
+void log_copy_cursor_free(log_copy_cursor *cur) {
+    free(cur->ahead);
+    cur->ahead = NULL;
+    cur->ahead_len = 0;
+}
+
+/* Copies n bytes at offset of file index fi into dst, from the read-ahead window, refilled with one
+ * large read when the bytes are not in it; a piece larger than half the window is read directly. */
+static int read_ahead(const log_file_copy *files, long fi, log_copy_cursor *cur, uint8_t *dst, size_t n,
+                      uint64_t offset) {
+    bool inside = cur->ahead_len && cur->ahead_file == fi && offset >= cur->ahead_start &&
+                  offset + n <= cur->ahead_start + cur->ahead_len;
+    if (!inside) {
+        if (n > READ_AHEAD_BYTES / 2) return sio_read_all(files[fi].fd, dst, n, offset);
+        uint64_t left = files[fi].size > offset ? files[fi].size - offset : 0;
+        size_t want = left < READ_AHEAD_BYTES ? (size_t)left : READ_AHEAD_BYTES;
+        if (want < n) return -EIO; /* the caller checked the record fits the file */
+        if (!cur->ahead) cur->ahead = xmalloc(READ_AHEAD_BYTES);
+        cur->ahead_len = 0;
+        int rc = sio_read_all(files[fi].fd, cur->ahead, want, offset);
+        if (rc < 0) return rc;
+        cur->ahead_file = fi;
+        cur->ahead_start = offset;
+        cur->ahead_len = want;
+    }
+    memcpy(dst, cur->ahead + (offset - cur->ahead_start), n);
+    return 0;
+}
+
 int log_copy_next(const log_file_copy *files, long n, log_copy_cursor *cur, uint8_t **buf, size_t *cap,
                   int *type, int64_t *revision, size_t *len) {
     while (cur->file < n && cur->offset + REC_HDR_BYTES > files[cur->file].size) {
@@ -275,12 +306,13 @@ int log_copy_next(const log_file_copy *files, long n, log_copy_cursor *cur, uint
     if (cur->offset < SEG_HDR_BYTES) cur->offset = SEG_HDR_BYTES;
     const log_file_copy *f = &files[cur->file];
     copy_buf_reserve(buf, cap, REC_HDR_BYTES);
-    int rc = sio_read_all(f->fd, *buf, REC_HDR_BYTES, cur->offset);
+    int rc = read_ahead(files, cur->file, cur, *buf, REC_HDR_BYTES, cur->offset);
     uint64_t rec_bytes = REC_HDR_BYTES + (uint64_t)le_u32(*buf);
     if (rc == 0 && cur->offset + rec_bytes > f->size) rc = -EIO;
     if (rc < 0) return rc;
     copy_buf_reserve(buf, cap, rec_bytes);
-    rc = sio_read_all(f->fd, *buf + REC_HDR_BYTES, rec_bytes - REC_HDR_BYTES, cur->offset + REC_HDR_BYTES);
+    rc = read_ahead(files, cur->file, cur, *buf + REC_HDR_BYTES, rec_bytes - REC_HDR_BYTES,
+                    cur->offset + REC_HDR_BYTES);
     if (rc == 0 && log_check_record(*buf, rec_bytes, &rec_bytes)) rc = -EIO;
     if (rc < 0) return rc;
     *type = (*buf)[4];
