@@ -294,7 +294,15 @@ static void single_op_txn(mvcc *s, const mv_op *op, mv_result *out) {
         out->resp.type = op->type;
 }
 
+/* etcd's Put looks its lease up before the key that ignore_value or ignore_lease need; a Txn's put
+ * checks them the other way round (mvcc_txn.c). */
 void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out) {
+    if (req->lease && !mvcc_lease_exists(s, req->lease)) {
+        result_init(out, MV_OP_PUT);
+        out->header_revision = s->revision;
+        out->err = MV_ERR_LEASE_NOT_FOUND;
+        return;
+    }
     mv_op op = {.type = MV_OP_PUT, .u.put = *req};
     single_op_txn(s, &op, out);
 }

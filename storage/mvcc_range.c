@@ -166,9 +166,11 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
     free(tmp);
 }
 
+/* As etcd's Range: only an explicit order or a revision filter needs every key before the limit; with
+ * order NONE the first limit+1 keys in key order are fetched, then sorted by a non-KEY target. */
 static bool fetch_all_first(const mv_range_req *r) {
-    return r->sort_order != MV_SORT_NONE || r->sort_target != MV_SORT_KEY || r->min_mod_revision ||
-           r->max_mod_revision || r->min_create_revision || r->max_create_revision;
+    return r->sort_order != MV_SORT_NONE || r->min_mod_revision || r->max_mod_revision ||
+           r->min_create_revision || r->max_create_revision;
 }
 
 /* Whether sorting by value (which reads every candidate's value), or else copying the first n keys

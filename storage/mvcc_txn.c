@@ -113,30 +113,49 @@ static bool key_is_live(mvcc *s, mv_bytes key) {
     return kh && keyhist_at(kh, s->revision);
 }
 
+/* etcd's checkRequestPut: a put that keeps the value or lease needs the key, then its lease must exist. */
 static mv_err check_put(mvcc *s, const mv_put_req *p) {
-    if (p->lease && !mvcc_lease_exists(s, p->lease)) return MV_ERR_LEASE_NOT_FOUND;
     if ((p->ignore_value || p->ignore_lease) && !key_is_live(s, p->key)) return MV_ERR_KEY_NOT_FOUND;
+    if (p->lease && !mvcc_lease_exists(s, p->lease)) return MV_ERR_LEASE_NOT_FOUND;
     return MV_OK;
 }
 
-static mv_err check_ops(mvcc *s, const mv_txn_req *t, txn_path *p, size_t *put_bytes) {
+/* etcd's checkRequestRange: any revision but 0 must lie in [first, current], where first is the
+ * compacted revision (-1 before any compaction), so a negative revision passes only until then. */
+static mv_err check_range_rev(mvcc *s, const mv_range_req *r) {
+    return r->revision == 0 ? MV_OK : check_read_revision(s, r->revision);
+}
+
+typedef enum check_pass { CHECK_PUTS, CHECK_RANGES } check_pass;
+
+/* One of etcd's two passes over the chosen path (checkRequests): every put first, then every range,
+ * so a bad put anywhere is reported before a bad range revision anywhere. */
+static mv_err check_ops(mvcc *s, const mv_txn_req *t, txn_path *p, check_pass pass, size_t *put_bytes) {
     bool ok = p->taken[p->next++];
     const mv_op *ops = ok ? t->success : t->failure;
     size_t n = ok ? t->n_success : t->n_failure;
     for (size_t i = 0; i < n; i++) {
         mv_err err = MV_OK;
         const mv_op *op = &ops[i];
-        if (op->type == MV_OP_RANGE && op->u.range.revision > 0) {
-            err = check_read_revision(s, op->u.range.revision);
-        } else if (op->type == MV_OP_PUT) {
+        if (op->type == MV_OP_RANGE && pass == CHECK_RANGES) {
+            err = check_range_rev(s, &op->u.range);
+        } else if (op->type == MV_OP_PUT && pass == CHECK_PUTS) {
             err = check_put(s, &op->u.put);
             *put_bytes += op->u.put.key.len + op->u.put.value.len;
         } else if (op->type == MV_OP_TXN && op->u.txn) {
-            err = check_ops(s, op->u.txn, p, put_bytes);
+            err = check_ops(s, op->u.txn, p, pass, put_bytes);
         }
         if (err != MV_OK) return err;
     }
     return MV_OK;
+}
+
+static mv_err check_path(mvcc *s, const mv_txn_req *t, txn_path *p, size_t *put_bytes) {
+    p->next = 0;
+    mv_err err = check_ops(s, t, p, CHECK_PUTS, put_bytes);
+    if (err != MV_OK) return err;
+    p->next = 0;
+    return check_ops(s, t, p, CHECK_RANGES, put_bytes);
 }
 
 /* --- applying --- */
@@ -249,7 +268,7 @@ void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out) {
     txn_path path = {0};
     choose_path(s, req, &path);
     size_t put_bytes = 0;
-    out->err = check_ops(s, req, &path, &put_bytes);
+    out->err = check_path(s, req, &path, &put_bytes);
     if (out->err == MV_OK && put_bytes && over_quota(s, put_bytes)) out->err = MV_ERR_NO_SPACE;
     if (out->err == MV_OK) {
         path.next = 0;

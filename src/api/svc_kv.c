@@ -650,56 +650,62 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
     mv_result_free(&res);
 }
 
-void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
-    const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
-    etcd_err e = check_put(req);
+/* Put and DeleteRange pass etcd's gate in its order: the request's own checks, the token, the write
+ * size, the NOSPACE alarm (which refuses a Put, never a DeleteRange), then the caller's permission. */
+static etcd_err validate_write(const ProtobufCMessage *msg, size_t len, bool is_put) {
+    const Etcdserverpb__PutRequest *put = (const Etcdserverpb__PutRequest *)msg;
+    const Etcdserverpb__DeleteRangeRequest *del = (const Etcdserverpb__DeleteRangeRequest *)msg;
+    etcd_err e = is_put ? check_put(put) : check_delete(del);
     auth_who who;
     if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
-    if (e == KV_VALID && alarm_nospace_active()) e = ETCD_ERR_NO_SPACE;
-    if (e == KV_VALID) e = auth_check_put(&who, req);
+    if (e == KV_VALID && is_put && alarm_nospace_active()) e = ETCD_ERR_NO_SPACE;
+    if (e == KV_VALID) e = is_put ? auth_check_put(&who, put) : auth_check_delete(&who, del);
+    return e;
+}
+
+/* Answers a Put or DeleteRange that the store ran; prev_kv is the request's. */
+static void reply_write(const reply_sink *out, const mv_result *res, bool is_put, bool prev_kv) {
+    alloc_list mem = {0};
+    Etcdserverpb__ResponseHeader hdr;
+    response_header_fill(&hdr, res->header_revision);
+    if (is_put) {
+        Etcdserverpb__PutResponse resp = ETCDSERVERPB__PUT_RESPONSE__INIT;
+        resp.header = &hdr;
+        put_resp_to_pb(&mem, &resp, &res->resp.u.put, prev_kv);
+        metrics_kv(0, 1, 0);
+        out->reply(out->ctx, &resp.base);
+    } else {
+        Etcdserverpb__DeleteRangeResponse resp = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
+        resp.header = &hdr;
+        delete_resp_to_pb(&mem, &resp, &res->resp.u.del, prev_kv);
+        metrics_kv(0, 0, 1);
+        out->reply(out->ctx, &resp.base);
+    }
+    list_free(&mem);
+}
+
+void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
+    etcd_err e = validate_write(msg, len, true);
     if (e != KV_VALID) return sink_fail(out, e);
     mv_put_req mreq;
     put_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_put(g_store, &mreq, &res);
-    if (!store_failed(out, &res)) {
-        alloc_list mem = {0};
-        Etcdserverpb__ResponseHeader hdr;
-        Etcdserverpb__PutResponse resp = ETCDSERVERPB__PUT_RESPONSE__INIT;
-        response_header_fill(&hdr, res.header_revision);
-        resp.header = &hdr;
-        put_resp_to_pb(&mem, &resp, &res.resp.u.put, req->prev_kv);
-        metrics_kv(0, 1, 0);
-        out->reply(out->ctx, &resp.base);
-        list_free(&mem);
-    }
+    if (!store_failed(out, &res)) reply_write(out, &res, true, req->prev_kv);
     mv_result_free(&res);
 }
 
 void kv_delete_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     const Etcdserverpb__DeleteRangeRequest *req = (const Etcdserverpb__DeleteRangeRequest *)msg;
-    etcd_err e = check_delete(req);
-    auth_who who;
-    if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
-    if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
-    if (e == KV_VALID) e = auth_check_delete(&who, req);
+    etcd_err e = validate_write(msg, len, false);
     if (e != KV_VALID) return sink_fail(out, e);
     mv_delete_req mreq;
     delete_from_pb(&mreq, req);
     mv_result res = {0};
     mvcc_delete(g_store, &mreq, &res);
-    if (!store_failed(out, &res)) {
-        alloc_list mem = {0};
-        Etcdserverpb__ResponseHeader hdr;
-        Etcdserverpb__DeleteRangeResponse resp = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
-        response_header_fill(&hdr, res.header_revision);
-        resp.header = &hdr;
-        delete_resp_to_pb(&mem, &resp, &res.resp.u.del, req->prev_kv);
-        metrics_kv(0, 0, 1);
-        out->reply(out->ctx, &resp.base);
-        list_free(&mem);
-    }
+    if (!store_failed(out, &res)) reply_write(out, &res, false, req->prev_kv);
     mv_result_free(&res);
 }
 
