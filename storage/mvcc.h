@@ -262,6 +262,14 @@ int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us);
  * revision order (XXH3-64 folded to 32 bits). Equal for equal logical content, whatever the log's
  * layout. MV_ERR_COMPACTED / MV_ERR_FUTURE_REV as Range. *hash_rev gets the revision hashed. */
 mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev);
+/* The same in slices (storage/hash_kv.c), for the loop: begin (NULL with *err for a compacted or
+ * future revision), step until *done (a compaction meanwhile starts the walk again, or fails it with
+ * MV_ERR_COMPACTED once rev is compacted), then the result; free in any state. */
+typedef struct mv_hash_job mv_hash_job;
+mv_hash_job *mvcc_hash_kv_begin(mvcc *s, int64_t rev, mv_err *err);
+mv_err mvcc_hash_kv_step(mvcc *s, mv_hash_job *j, uint64_t budget_us, bool *done);
+void mvcc_hash_kv_result(const mv_hash_job *j, uint32_t *hash, int64_t *hash_rev, int64_t *compact_rev);
+void mvcc_hash_kv_free(mv_hash_job *j);
 /* A consistent copy of the store as one byte stream: "CETCDSNP" header with the segment table,
  * the segments up to their durable bytes (never a write a crash could lose; no commit of its own),
  * and an XXH3-64 of all that at the end. */

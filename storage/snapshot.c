@@ -1,5 +1,5 @@
-/* snapshot.c: maintenance over the whole store: HashKV's logical hash, Snapshot's byte stream of
- * the committed segments, and restoring such a stream into a new data dir. The stream is framed
+/* snapshot.c: Snapshot's byte stream of the committed segments (cetcd's own format), and restoring
+ * such a stream into a new data dir (HashKV is in hash_kv.c). The stream is framed
  * and checksummed so a damaged or foreign file is refused before anything is written. */
 #include "alloc.h"
 #include "le.h"
@@ -20,49 +20,6 @@
 #define SNAP_VERSION 1u
 #define SNAP_HEAD_BYTES 16u
 #define SNAP_ENTRY_BYTES 16u
-
-/* --- HashKV --- */
-
-static void hash_entry(XXH3_state_t *h, mvcc *s, const uint8_t *key, size_t klen, const rev_entry *e,
-                       mv_arena *a) {
-    uint8_t meta[8 * 5 + 4];
-    le_put(meta, klen, 8);
-    le_put(meta + 8, (uint64_t)e->main_rev, 8);
-    le_put(meta + 16, (uint64_t)e->create_revision, 8);
-    le_put(meta + 24, (uint64_t)e->version, 8);
-    le_put(meta + 32, (uint64_t)e->lease, 8);
-    le_put(meta + 40, e->sub_rev | (uint64_t)(e->flags & REV_TOMBSTONE) << 31, 4);
-    XXH3_64bits_update(h, meta, sizeof meta);
-    XXH3_64bits_update(h, key, klen);
-    if (e->flags & REV_TOMBSTONE) return;
-    mv_bytes v = read_value(s, e, a);
-    XXH3_64bits_update(h, v.data, v.len);
-}
-
-mv_err mvcc_hash_kv(mvcc *s, int64_t rev, uint32_t *hash, int64_t *hash_rev) {
-    if (rev <= 0) rev = s->revision;
-    mv_err err = check_read_revision(s, rev);
-    if (err != MV_OK) return err;
-    XXH3_state_t *h = XXH3_createState();
-    if (!h) out_of_memory();
-    XXH3_64bits_reset(h);
-    bptree_iter it;
-    for (bptree_seek(s->index, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
-        size_t klen;
-        const uint8_t *key = bptree_iter_key(&it, &klen);
-        keyhist *kh = bptree_iter_value(&it);
-        mv_arena *a = arena_new();
-        for (uint32_t i = 0; i < kh->count && kh->revs[i].main_rev <= rev; i++)
-            if (keyhist_holds(kh, &kh->revs[i], s->compact_revision))
-                hash_entry(h, s, key, klen, &kh->revs[i], a);
-        arena_free(a);
-    }
-    uint64_t full = XXH3_64bits_digest(h);
-    XXH3_freeState(h);
-    *hash = (uint32_t)(full ^ (full >> 32));
-    *hash_rev = rev;
-    return MV_OK;
-}
 
 /* --- Snapshot --- */
 
