@@ -92,17 +92,6 @@ static char *hash_string(const uint8_t *hash, size_t len) {
     return s;
 }
 
-char *auth_hash_make_now(const char *password) {
-    return make_hash(password);
-}
-
-bool auth_hash_verify_now(const char *password, const uint8_t *hash, size_t hash_len) {
-    char *stored = hash_string(hash, hash_len);
-    bool ok = check_hash(password, stored);
-    free(stored);
-    return ok;
-}
-
 /* --- the helper threads --- */
 
 static void *worker(void *arg) {

@@ -1,7 +1,6 @@
 /* auth_hash.h: bcrypt for the Auth service, from libxcrypt (crypt_r with "$2b$" settings made by
- * crypt_gensalt_rn), never hand-written. A hash takes 50-150 ms at etcd's default cost 10, so gRPC
- * calls hash on helper threads and get the result back on the loop; the JSON gateway, which answers
- * before returning, hashes on the loop (the _now functions). */
+ * crypt_gensalt_rn), never hand-written. A hash takes 50-150 ms at etcd's default cost 10, so calls
+ * (gRPC and the JSON gateway's alike) hash on helper threads and get the result back on the loop. */
 #ifndef CETCD_AUTH_HASH_H
 #define CETCD_AUTH_HASH_H
 
@@ -30,9 +29,5 @@ bool auth_hash_verify(const char *password, const uint8_t *hash, size_t hash_len
 
 /* Jobs queued or running whose result the loop has not taken yet. */
 size_t auth_hash_pending(void);
-
-/* The same on the calling thread: a malloc'd hash (NULL on failure), and whether the password fits. */
-char *auth_hash_make_now(const char *password);
-bool auth_hash_verify_now(const char *password, const uint8_t *hash, size_t hash_len);
 
 #endif

@@ -41,16 +41,6 @@ void auth_user_add_apply(const Etcdserverpb__AuthUserAddRequest *r, const char *
     auth_changed(out, &etcdserverpb__auth_user_add_response__descriptor);
 }
 
-void auth_user_add_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
-    (void)len;
-    const Etcdserverpb__AuthUserAddRequest *r = (const Etcdserverpb__AuthUserAddRequest *)req;
-    bool hash;
-    if (!auth_user_add_check(r, out, &hash)) return;
-    char *h = hash ? auth_hash_make_now(r->password) : NULL;
-    auth_user_add_apply(r, h, out);
-    free(h);
-}
-
 /* ---------- UserChangePassword ---------- */
 
 bool auth_user_change_password_check(const Etcdserverpb__AuthUserChangePasswordRequest *r,
@@ -124,17 +114,6 @@ void auth_user_change_password_apply(const Etcdserverpb__AuthUserChangePasswordR
     auth_tokens_drop_user(r->name);
     log_msg(LOG_INFO, "changed a password of a user: %s", r->name);
     auth_changed(out, &etcdserverpb__auth_user_change_password_response__descriptor);
-}
-
-void auth_user_change_password_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
-    (void)len;
-    const Etcdserverpb__AuthUserChangePasswordRequest *r =
-        (const Etcdserverpb__AuthUserChangePasswordRequest *)req;
-    bool hash;
-    if (!auth_user_change_password_check(r, out, &hash)) return;
-    char *h = hash ? auth_hash_make_now(r->password) : NULL;
-    auth_user_change_password_apply(r, h, out);
-    free(h);
 }
 
 /* ---------- UserGet, UserList ---------- */

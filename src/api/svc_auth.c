@@ -1,8 +1,8 @@
 /* svc_auth.c: etcd's Auth service: AuthEnable, AuthDisable, AuthStatus and Authenticate here, users in
  * auth_users.c and roles in auth_roles.c; the gRPC handlers of all of them, with the bcrypt work of
  * Authenticate, UserAdd and UserChangePassword done on helper threads (auth_hash.c) while the loop
- * serves on. Rules, order of checks and errors follow etcd 3.5's auth/store.go, apply_auth.go and
- * v3_server.go. */
+ * serves on, for gRPC and the JSON gateway alike (later_call.h). Rules, order of checks and errors follow
+ * etcd 3.5's auth/store.go, apply_auth.go and v3_server.go. */
 #include "svc_auth.h"
 
 #include <stdio.h>
@@ -158,24 +158,14 @@ static void authenticate_finish(const Etcdserverpb__AuthenticateRequest *r, bool
     out->reply(out->ctx, &resp.base);
 }
 
-/* The gateway's: the hash runs here, on the loop. */
-void auth_authenticate_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
-    (void)len;
-    const Etcdserverpb__AuthenticateRequest *r = (const Etcdserverpb__AuthenticateRequest *)req;
-    const auth_user *u;
-    if (!authenticate_check(r, out, &u)) return;
-    bool matched = auth_hash_verify_now(r->password, u->password, u->password_len);
-    authenticate_finish(r, matched, out);
-}
-
-/* ---------- the gRPC side: hashing in the background ---------- */
+/* ---------- hashing in the background ---------- */
 
 typedef enum hash_kind { HASH_AUTHENTICATE, HASH_USER_ADD, HASH_CHANGE_PASSWORD } hash_kind;
 
 /* A call waiting for its hash. */
 typedef struct hash_wait {
-    rpc_call *call; /* NULL once the call is gone */
-    ProtobufCMessage *req;
+    later_call *lc;        /* NULL once the call is gone */
+    ProtobufCMessage *req; /* a copy */
     hash_kind kind;
     uint64_t checked_revision; /* Authenticate: the auth revision the password was checked against */
 } hash_wait;
@@ -206,91 +196,109 @@ static void wait_free(hash_wait *w) {
     free(w);
 }
 
-/* Back on the loop with the hash: the second half of the request, if its call is still there. */
-static void hash_done(void *ctx, const char *hash, bool matched) {
-    hash_wait *w = ctx;
-    if (!w->call) return wait_free(w);
-    reply_sink out = rpc_sink(w->call);
-    const rpc_caller *was = rpc_set_current_caller(rpc_call_caller(w->call));
+/* The second half of the request, with the hash, as its caller. */
+static void hash_finish(hash_wait *w, const char *hash, bool matched, const reply_sink *out) {
     switch (w->kind) {
     case HASH_AUTHENTICATE:
-        /* etcd checks again when the auth store changed while it hashed */
-        if (w->checked_revision != g_auth.revision) {
-            bool queued = queue_hash(w, &out);
-            rpc_set_current_caller(was);
-            if (queued) return;
-            rpc_set_user(w->call, NULL);
-            return wait_free(w);
-        }
-        authenticate_finish((const Etcdserverpb__AuthenticateRequest *)w->req, matched, &out);
+        authenticate_finish((const Etcdserverpb__AuthenticateRequest *)w->req, matched, out);
         break;
     case HASH_USER_ADD:
-        auth_user_add_apply((const Etcdserverpb__AuthUserAddRequest *)w->req, hash, &out);
+        auth_user_add_apply((const Etcdserverpb__AuthUserAddRequest *)w->req, hash, out);
         break;
     case HASH_CHANGE_PASSWORD:
         auth_user_change_password_apply((const Etcdserverpb__AuthUserChangePasswordRequest *)w->req, hash,
-                                        &out);
+                                        out);
         break;
     }
-    rpc_set_current_caller(was);
-    rpc_set_user(w->call, NULL);
-    wait_free(w);
 }
 
-void auth_hashing_call_closed(rpc_call *call) {
-    hash_wait *w = rpc_user(call);
-    if (!w) return;
-    w->call = NULL; /* hash_done frees it */
-    rpc_set_user(call, NULL);
+static void hash_cancel(later_call *lc) {
+    hash_wait *w = lc->wait;
+    w->lc = NULL; /* hash_done frees it */
 }
 
-/* Unpacks a request that may need a hash and answers at once when it needs none. */
-static void hashing_call(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
-                         hash_kind kind) {
-    ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, len, msg);
-    if (!req) {
-        char text[160];
-        snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
-        return rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
+/* Back on the loop with the hash: the rest of the request, if its call is still there. */
+static void hash_done(void *ctx, const char *hash, bool matched) {
+    hash_wait *w = ctx;
+    if (!w->lc) return wait_free(w);
+    later_call *lc = w->lc;
+    reply_sink out = lc->out;
+    const rpc_caller *was = later_call_as(lc);
+    later_call_done(lc);
+    /* etcd checks again when the auth store changed while it hashed */
+    bool again = w->kind == HASH_AUTHENTICATE && w->checked_revision != g_auth.revision;
+    if (again && queue_hash(w, &out)) {
+        later_call_wait(lc, w, hash_cancel);
+    } else {
+        if (!again) hash_finish(w, hash, matched, &out);
+        wait_free(w);
     }
-    reply_sink out = rpc_sink(call);
-    const rpc_caller *was = rpc_set_current_caller(rpc_call_caller(call));
+    rpc_set_current_caller(was);
+}
+
+/* A copy of a request, kept while it hashes. */
+static ProtobufCMessage *message_copy(const ProtobufCMessage *m) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(n ? n : 1);
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *copy = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+    free(buf);
+    if (!copy) out_of_memory(); /* our own encoding always decodes */
+    return copy;
+}
+
+/* A request that may need a hash: answered at once when it needs none, else after the hash. */
+static void hashing_exec(later_call *lc, const ProtobufCMessage *req, hash_kind kind) {
+    const reply_sink *out = &lc->out;
     bool answered = false, hash = true;
     if (kind == HASH_USER_ADD) {
         const Etcdserverpb__AuthUserAddRequest *r = (const Etcdserverpb__AuthUserAddRequest *)req;
         answered =
-            !auth_user_add_check(r, &out, &hash) || (!hash && (auth_user_add_apply(r, NULL, &out), true));
+            !auth_user_add_check(r, out, &hash) || (!hash && (auth_user_add_apply(r, NULL, out), true));
     } else if (kind == HASH_CHANGE_PASSWORD) {
         const Etcdserverpb__AuthUserChangePasswordRequest *r =
             (const Etcdserverpb__AuthUserChangePasswordRequest *)req;
-        answered = !auth_user_change_password_check(r, &out, &hash) ||
-                   (!hash && (auth_user_change_password_apply(r, NULL, &out), true));
+        answered = !auth_user_change_password_check(r, out, &hash) ||
+                   (!hash && (auth_user_change_password_apply(r, NULL, out), true));
     }
-    if (!answered) {
-        hash_wait *w = xcalloc(1, sizeof *w);
-        *w = (hash_wait){.call = call, .req = req, .kind = kind};
-        if (queue_hash(w, &out)) {
-            rpc_set_user(call, w);
-            rpc_set_current_caller(was);
-            return;
-        }
-        free(w);
-    }
-    rpc_set_current_caller(was);
-    protobuf_c_message_free_unpacked(req, NULL);
+    if (answered) return;
+    hash_wait *w = xcalloc(1, sizeof *w);
+    *w = (hash_wait){.lc = lc, .req = message_copy(req), .kind = kind};
+    if (queue_hash(w, out))
+        later_call_wait(lc, w, hash_cancel);
+    else
+        wait_free(w);
+}
+
+void auth_authenticate_exec(later_call *lc, const ProtobufCMessage *req) {
+    hashing_exec(lc, req, HASH_AUTHENTICATE);
+}
+
+void auth_user_add_exec(later_call *lc, const ProtobufCMessage *req) {
+    hashing_exec(lc, req, HASH_USER_ADD);
+}
+
+void auth_user_change_password_exec(later_call *lc, const ProtobufCMessage *req) {
+    hashing_exec(lc, req, HASH_CHANGE_PASSWORD);
 }
 
 void auth_authenticate(rpc_call *call, const uint8_t *msg, size_t len) {
-    hashing_call(call, msg, len, &etcdserverpb__authenticate_request__descriptor, HASH_AUTHENTICATE);
+    later_call_grpc(call, msg, len, &etcdserverpb__authenticate_request__descriptor, auth_authenticate_exec,
+                    false);
 }
 
 void auth_user_add(rpc_call *call, const uint8_t *msg, size_t len) {
-    hashing_call(call, msg, len, &etcdserverpb__auth_user_add_request__descriptor, HASH_USER_ADD);
+    later_call_grpc(call, msg, len, &etcdserverpb__auth_user_add_request__descriptor, auth_user_add_exec,
+                    false);
 }
 
 void auth_user_change_password(rpc_call *call, const uint8_t *msg, size_t len) {
-    hashing_call(call, msg, len, &etcdserverpb__auth_user_change_password_request__descriptor,
-                 HASH_CHANGE_PASSWORD);
+    later_call_grpc(call, msg, len, &etcdserverpb__auth_user_change_password_request__descriptor,
+                    auth_user_change_password_exec, false);
+}
+
+void auth_hashing_call_closed(rpc_call *call) {
+    later_call_grpc_closed(call);
 }
 
 /* ---------- the other handlers ---------- */

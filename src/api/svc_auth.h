@@ -7,6 +7,7 @@
 
 #include <ev.h>
 
+#include "later_call.h"
 #include "reply_sink.h"
 #include "rpc.h"
 
@@ -16,14 +17,13 @@ void auth_service_start(struct ev_loop *loop);
 void auth_enable_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_disable_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
-/* Authenticate, UserAdd and UserChangePassword hash on the calling thread here (the gateway answers
- * at once); their gRPC handlers hash on helper threads. */
-void auth_authenticate_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
-void auth_user_add_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+/* Authenticate, UserAdd and UserChangePassword hash on helper threads and answer later. */
+void auth_authenticate_exec(later_call *lc, const ProtobufCMessage *req);
+void auth_user_add_exec(later_call *lc, const ProtobufCMessage *req);
+void auth_user_change_password_exec(later_call *lc, const ProtobufCMessage *req);
 void auth_user_get_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_user_list_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_user_delete_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
-void auth_user_change_password_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_user_grant_role_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_user_revoke_role_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void auth_role_add_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);

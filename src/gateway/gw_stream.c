@@ -1,30 +1,52 @@
-/* gw_stream.c: /v3/watch and /v3/lease/keepalive on the JSON gateway, as etcd's grpc-gateway serves
- * its two bidirectional streams: the JSON requests of the body go to the service in order (a first
- * one that does not decode is answered as an error, a later one ends the requests), and each
- * response goes out as one chunk holding {"result":<response>} and a newline. A watch stream stays
- * open until the client goes; a keep-alive stream ends after its requests' answers. */
+/* gw_stream.c: the JSON gateway's replies that are not written before the request returns.
+ * /v3/watch and /v3/lease/keepalive, as etcd's grpc-gateway serves its two bidirectional streams: the
+ * JSON requests of the body go to the service in order (a first one that does not decode is answered
+ * as an error, a later one ends the requests), and each response goes out as one chunk holding
+ * {"result":<response>} and a newline. A watch stream stays open until the client goes; a keep-alive
+ * stream ends after its requests' answers. /v3/election/observe streams the same way from one
+ * request. Lock, Campaign and the Auth calls that hash (later_exec functions) answer later, whole. */
 #include "gw_stream.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "json.h"
+#include "key_waits.h"
+#include "later_call.h"
 #include "pbjson.h"
 #include "rpc.pb-c.h"
+#include "svc_auth.h"
+#include "svc_election.h"
 #include "svc_lease.h"
+#include "svc_lock.h"
 #include "svc_watch.h"
+#include "v3election.pb-c.h"
+#include "v3lock.pb-c.h"
 
-enum { GW_WATCH, GW_KEEPALIVE };
+/* GW_LATER: one request, one reply sent whole when the service answers; GW_OBSERVE: one request, a
+ * stream of replies. */
+enum { GW_WATCH, GW_KEEPALIVE, GW_LATER, GW_OBSERVE };
 
 static const struct {
     const char *path;
     int kind;
     const ProtobufCMessageDescriptor *request;
+    later_exec exec; /* GW_LATER, GW_OBSERVE */
 } stream_routes[] = {
-    {"/v3/watch", GW_WATCH, &etcdserverpb__watch_request__descriptor},
-    {"/v3/lease/keepalive", GW_KEEPALIVE, &etcdserverpb__lease_keep_alive_request__descriptor},
+    {"/v3/watch", GW_WATCH, &etcdserverpb__watch_request__descriptor, NULL},
+    {"/v3/lease/keepalive", GW_KEEPALIVE, &etcdserverpb__lease_keep_alive_request__descriptor, NULL},
+    {"/v3/lock/lock", GW_LATER, &v3lockpb__lock_request__descriptor, lock_lock_exec},
+    {"/v3/election/campaign", GW_LATER, &v3electionpb__campaign_request__descriptor, election_campaign_exec},
+    {"/v3/election/observe", GW_OBSERVE, &v3electionpb__leader_request__descriptor, election_observe_exec},
+    {"/v3/auth/authenticate", GW_LATER, &etcdserverpb__authenticate_request__descriptor,
+     auth_authenticate_exec},
+    {"/v3/auth/user/add", GW_LATER, &etcdserverpb__auth_user_add_request__descriptor, auth_user_add_exec},
+    {"/v3/auth/user/changepw", GW_LATER, &etcdserverpb__auth_user_change_password_request__descriptor,
+     auth_user_change_password_exec},
 };
 
 struct http_api_stream {
@@ -34,6 +56,13 @@ struct http_api_stream {
     char *token; /* the request's Authorization header: its requests run as that caller */
     http_api_writer w;
     watch_stream *ws;
+    /* GW_LATER, GW_OBSERVE */
+    later_exec exec;
+    later_call lc;
+    rpc_caller caller;
+    void (*fail)(void *resp, int code, const char *message); /* http_api.c's error body */
+    bool running, ended;
+    loop_job release; /* frees the stream after a later end (the service may still hold lc then) */
 };
 
 static int route_of(const char *path) {
@@ -96,22 +125,37 @@ static int next_request(const http_api_req *req, size_t *pos, const ProtobufCMes
     return *out ? 1 : -1;
 }
 
+static void add_request(http_api_stream *s, ProtobufCMessage *m) {
+    s->reqs = xrealloc(s->reqs, (s->n_reqs + 1) * sizeof *s->reqs);
+    s->reqs[s->n_reqs++] = m;
+}
+
 void gw_stream_serve(const http_api_req *req, http_api_resp *resp,
                      void (*fail)(void *resp, int code, const char *message)) {
     int r = route_of(req->path);
     const ProtobufCMessageDescriptor *d = stream_routes[r].request;
+    int kind = stream_routes[r].kind;
     char err[256];
     size_t pos = 0;
-    ProtobufCMessage *m;
-    int got = next_request(req, &pos, d, &m, err, sizeof err);
-    if (got < 0) return fail(resp, GRPC_UNKNOWN, err); /* the gateway's own error: code Unknown */
-    http_api_stream *s = xcalloc(1, sizeof *s);
-    s->kind = stream_routes[r].kind;
-    s->token = req->authorization ? xstrdup(req->authorization) : NULL;
-    for (; got > 0; got = next_request(req, &pos, d, &m, err, sizeof err)) {
-        s->reqs = xrealloc(s->reqs, (s->n_reqs + 1) * sizeof *s->reqs);
-        s->reqs[s->n_reqs++] = m;
+    ProtobufCMessage *m = NULL;
+    int got;
+    if (kind == GW_LATER || kind == GW_OBSERVE) { /* one request, decoded as a unary route's */
+        m = pbjson_decode_body(d, req->body, req->body_len, err, sizeof err);
+        if (!m) return fail(resp, GRPC_INVALID_ARGUMENT, err);
+        got = 1;
+    } else if ((got = next_request(req, &pos, d, &m, err, sizeof err)) < 0) {
+        return fail(resp, GRPC_UNKNOWN, err); /* the gateway's own error: code Unknown */
     }
+    http_api_stream *s = xcalloc(1, sizeof *s);
+    s->kind = kind;
+    s->exec = stream_routes[r].exec;
+    s->fail = fail;
+    s->token = req->authorization ? xstrdup(req->authorization) : NULL;
+    if (kind == GW_LATER || kind == GW_OBSERVE)
+        add_request(s, m);
+    else
+        for (; got > 0; got = next_request(req, &pos, d, &m, err, sizeof err))
+            add_request(s, m);
     resp->status = 200;
     resp->content_type = "application/json";
     resp->stream = s;
@@ -165,8 +209,72 @@ static void stream_free(http_api_stream *s) {
     free(s);
 }
 
+/* ---------- replies sent later ---------- */
+
+static void later_free(http_api_stream *s) {
+    later_call_gone(&s->lc); /* a stream ended by its service may still have its wait */
+    stream_free(s);
+}
+
+static void run_release(loop_job *j) {
+    later_free((http_api_stream *)((char *)j - offsetof(http_api_stream, release)));
+}
+
+/* The call is over: freed now if its service is still running (at the end of later_start), else from
+ * a loop job, after the service is done with its later_call. */
+static void later_ended(http_api_stream *s) {
+    s->ended = true;
+    if (!s->running) loop_job_queue(&s->release);
+}
+
+static void later_reply(void *ctx, const ProtobufCMessage *msg) {
+    http_api_stream *s = ctx;
+    if (s->ended) return;
+    if (s->kind == GW_OBSERVE) return write_result(s, msg);
+    sbuf body = {0};
+    pbjson_encode(&body, msg);
+    s->w.whole(s->w.conn, 200, "application/json", sbuf_head(&body), sbuf_size(&body));
+    sbuf_free(&body);
+    later_ended(s);
+}
+
+/* An error: a unary reply in etcd's error shape; a stream just ends (Observe ends with OK, its only
+ * end besides the client's). */
+static void later_fail(void *ctx, int code, const char *message) {
+    http_api_stream *s = ctx;
+    if (s->ended) return;
+    if (s->kind == GW_OBSERVE) {
+        s->w.end(s->w.conn);
+    } else {
+        http_api_resp r = {0};
+        s->fail(&r, code, message ? message : "");
+        s->w.whole(s->w.conn, r.status, r.content_type, sbuf_head(&r.body), sbuf_size(&r.body));
+        sbuf_free(&r.body);
+    }
+    later_ended(s);
+}
+
+static size_t later_pending(void *ctx) {
+    http_api_stream *s = ctx;
+    return s->w.unsent(s->w.conn);
+}
+
+static void later_start(http_api_stream *s) {
+    s->caller = (rpc_caller){s->token, NULL};
+    s->lc = (later_call){.out = {later_reply, later_fail, s}, .caller = &s->caller, .pending = later_pending};
+    s->release.run = run_release;
+    const rpc_caller *was = rpc_set_current_caller(&s->caller);
+    s->running = true;
+    s->exec(&s->lc, s->reqs[0]);
+    s->running = false;
+    rpc_set_current_caller(was);
+    free_requests(s);
+    if (s->ended) later_free(s);
+}
+
 void http_api_stream_start(http_api_stream *s, const http_api_writer *w) {
     s->w = *w;
+    if (s->kind == GW_LATER || s->kind == GW_OBSERVE) return later_start(s);
     rpc_caller caller = {s->token, NULL};
     const rpc_caller *was = rpc_set_current_caller(&caller);
     if (s->kind == GW_WATCH) {
@@ -187,6 +295,7 @@ void http_api_stream_start(http_api_stream *s, const http_api_writer *w) {
 }
 
 void http_api_stream_closed(http_api_stream *s) {
+    assert(!s->ended); /* an ended stream is no longer the connection's */
     if (s->ws) watch_stream_close(s->ws);
-    stream_free(s);
+    later_free(s);
 }

@@ -16,9 +16,13 @@
 #include "rpc.pb-c.h"
 #include "svc_auth.h"
 #include "svc_cluster.h"
+#include "svc_election.h"
 #include "svc_kv.h"
 #include "svc_lease.h"
+#include "svc_lock.h"
 #include "svc_maint.h"
+#include "v3election.pb-c.h"
+#include "v3lock.pb-c.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define APP_JSON "application/json"
@@ -216,13 +220,9 @@ static const gw_route gw_routes[] = {
     {"/v3/auth/enable", &etcdserverpb__auth_enable_request__descriptor, auth_enable_exec},
     {"/v3/auth/disable", &etcdserverpb__auth_disable_request__descriptor, auth_disable_exec},
     {"/v3/auth/status", &etcdserverpb__auth_status_request__descriptor, auth_status_exec},
-    {"/v3/auth/authenticate", &etcdserverpb__authenticate_request__descriptor, auth_authenticate_exec},
-    {"/v3/auth/user/add", &etcdserverpb__auth_user_add_request__descriptor, auth_user_add_exec},
     {"/v3/auth/user/get", &etcdserverpb__auth_user_get_request__descriptor, auth_user_get_exec},
     {"/v3/auth/user/list", &etcdserverpb__auth_user_list_request__descriptor, auth_user_list_exec},
     {"/v3/auth/user/delete", &etcdserverpb__auth_user_delete_request__descriptor, auth_user_delete_exec},
-    {"/v3/auth/user/changepw", &etcdserverpb__auth_user_change_password_request__descriptor,
-     auth_user_change_password_exec},
     {"/v3/auth/user/grant", &etcdserverpb__auth_user_grant_role_request__descriptor,
      auth_user_grant_role_exec},
     {"/v3/auth/user/revoke", &etcdserverpb__auth_user_revoke_role_request__descriptor,
@@ -243,6 +243,10 @@ static const gw_route gw_routes[] = {
      cluster_member_update_exec},
     {"/v3/cluster/member/promote", &etcdserverpb__member_promote_request__descriptor,
      cluster_member_promote_exec},
+    {"/v3/lock/unlock", &v3lockpb__unlock_request__descriptor, lock_unlock_exec},
+    {"/v3/election/proclaim", &v3electionpb__proclaim_request__descriptor, election_proclaim_exec},
+    {"/v3/election/leader", &v3electionpb__leader_request__descriptor, election_leader_exec},
+    {"/v3/election/resign", &v3electionpb__resign_request__descriptor, election_resign_exec},
 };
 
 /* grpc-gateway v1's HTTPStatusFromCode. */
@@ -273,27 +277,10 @@ static void gw_reply(void *ctx, const ProtobufCMessage *msg) {
     pbjson_encode(&resp->body, msg);
 }
 
-static bool blank(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return false;
-    return true;
-}
-
-/* An empty body is an empty request, as the gateway decodes io.EOF. */
-static ProtobufCMessage *gw_decode(const gw_route *r, const http_api_req *req, char *err, size_t errlen) {
-    json_value *v = blank(req->body, req->body_len)
-                        ? json_parse("{}", 2, err, errlen)
-                        : json_parse((const char *)req->body, req->body_len, err, errlen);
-    if (!v) return NULL;
-    ProtobufCMessage *msg = pbjson_decode(r->request, v, err, errlen);
-    json_free(v);
-    return msg;
-}
-
 static void serve_gateway(const gw_route *r, const http_api_req *req, http_api_resp *resp) {
     if (strcmp(req->method, "POST") != 0) return http_error(resp, 405, "Method Not Allowed");
     char err[256];
-    ProtobufCMessage *msg = gw_decode(r, req, err, sizeof err);
+    ProtobufCMessage *msg = pbjson_decode_body(r->request, req->body, req->body_len, err, sizeof err);
     if (!msg) return gw_fail(resp, GRPC_INVALID_ARGUMENT, err);
     reply_sink out = {gw_reply, gw_fail, resp};
     r->exec(msg, protobuf_c_message_get_packed_size(msg), &out);
@@ -303,7 +290,7 @@ static void serve_gateway(const gw_route *r, const http_api_req *req, http_api_r
 
 static bool serve_v3(const http_api_req *req, http_api_resp *resp) {
     if (strncmp(req->path, "/v3/", 4) != 0) return false;
-    if (gw_stream_path(req->path)) { /* /v3/watch, /v3/lease/keepalive: gw_stream.c */
+    if (gw_stream_path(req->path)) { /* streams and replies sent later: gw_stream.c */
         if (strcmp(req->method, "POST") != 0) return http_error(resp, 405, "Method Not Allowed"), true;
         return gw_stream_serve(req, resp, gw_fail), true;
     }

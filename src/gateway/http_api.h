@@ -16,14 +16,18 @@ typedef struct http_api_req {
     const char *authorization; /* the Authorization header (grpc-gateway's auth token), NULL if none */
 } http_api_req;
 
-/* A reply that streams (/v3/watch, /v3/lease/keepalive, as etcd's gateway streams them): http1.c
+/* A reply that streams (/v3/watch, /v3/lease/keepalive, /v3/election/observe, as etcd's gateway
+ * streams them), or that is sent whole but later (Lock, Campaign, the hashing Auth calls): http1.c
  * sends the head with chunked transfer encoding and starts the stream with a writer; the stream
  * writes one chunk per message until it ends, or until the connection goes (http_api_stream_closed). */
 typedef struct http_api_stream http_api_stream;
 
 typedef struct http_api_writer {
     void (*chunk)(void *conn, const void *data, size_t len); /* one chunk, len > 0 */
-    void (*end)(void *conn);      /* the last chunk; the stream is not called again */
+    void (*end)(void *conn); /* the last chunk; the stream is not called again */
+    /* Instead of chunks: the whole reply, with a Content-Length (a unary call answered later: Lock,
+     * Campaign, a bcrypt hash); the stream is not called again. */
+    void (*whole)(void *conn, int status, const char *content_type, const void *body, size_t len);
     size_t (*unsent)(void *conn); /* bytes queued and not yet written, for a slow reader */
     void *conn;
 } http_api_writer;

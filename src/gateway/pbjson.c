@@ -393,3 +393,19 @@ static void encode_message(sbuf *out, const ProtobufCMessage *m) {
 void pbjson_encode(sbuf *out, const ProtobufCMessage *msg) {
     encode_message(out, msg);
 }
+
+static bool blank(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') return false;
+    return true;
+}
+
+ProtobufCMessage *pbjson_decode_body(const ProtobufCMessageDescriptor *d, const uint8_t *body, size_t len,
+                                     char *err, size_t errlen) {
+    json_value *v = blank(body, len) ? json_parse("{}", 2, err, errlen)
+                                     : json_parse((const char *)body, len, err, errlen);
+    if (!v) return NULL;
+    ProtobufCMessage *msg = pbjson_decode(d, v, err, errlen);
+    json_free(v);
+    return msg;
+}

@@ -14,6 +14,10 @@
  * NULL with a message in err on a type mismatch. */
 ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *d, const json_value *v, char *err,
                                 size_t errlen);
+/* A unary request's body decoded as d: one JSON object, or, for an empty body, an empty request (the
+ * gateway decodes io.EOF so). NULL with a message in err. */
+ProtobufCMessage *pbjson_decode_body(const ProtobufCMessageDescriptor *d, const uint8_t *body, size_t len,
+                                     char *err, size_t errlen);
 /* Appends msg as JSON, omitting fields that hold their default value. */
 void pbjson_encode(sbuf *out, const ProtobufCMessage *msg);
 

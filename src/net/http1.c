@@ -2,6 +2,7 @@
  * keep-alive and Content-Length bodies that hands each request to http_api.c (/health, /livez,
  * /readyz, /version, /metrics and the /v3/ JSON gateway), and writes its reply or, for the gateway's
  * watch and lease keep-alive, a chunked stream. Replies wait for the commit like gRPC ones. */
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,21 @@ static void stream_end(void *ctx) {
     free(st);
 }
 
+/* A reply that waited (the gateway's Lock, Campaign, a hash): sent whole, as Go's net/http sends a
+ * short reply written at once, with a Content-Length. */
+static void stream_whole(void *ctx, int status, const char *content_type, const void *body, size_t len) {
+    conn *c = ctx;
+    http1_stream **pp = stream_slot(c), *st = *pp;
+    if (!st) return;
+    assert(!st->head_sent);
+    *pp = st->next;
+    http1_response resp = {.status = status, .content_type = content_type};
+    sbuf_append(&resp.body, body, len);
+    send_response(c, &resp, st->keep_alive);
+    if (!st->keep_alive) conn_close_when_flushed(c);
+    free(st);
+}
+
 static size_t stream_unsent(void *ctx) {
     return conn_unsent(ctx);
 }
@@ -186,7 +202,7 @@ static bool start_stream(conn *c, http1_response *resp, bool keep_alive) {
     if (!st) abort();
     *st = (http1_stream){c, resp->stream, resp->status, resp->content_type, keep_alive, false, streams};
     streams = st;
-    http_api_writer w = {stream_chunk, stream_end, stream_unsent, c};
+    http_api_writer w = {stream_chunk, stream_end, stream_whole, stream_unsent, c};
     http_api_stream_start(resp->stream, &w);
     return *stream_slot(c) != NULL;
 }
