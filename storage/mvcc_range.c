@@ -2,6 +2,7 @@
  * revision filters and sorting. The candidates are gathered first; values are read last, only for
  * the keys actually returned. */
 #include "alloc.h"
+#include "go_sort.h"
 #include "mvcc_internal.h"
 
 #include <errno.h>
@@ -105,11 +106,13 @@ static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     return true;
 }
 
-static int sort_target;
-static int sort_sign;
+typedef struct sort_ctx {
+    candidate *items;
+    int target, sign; /* sign -1: descending, as Go's sort.Reverse */
+} sort_ctx;
 
-static int64_t target_number(const candidate *c) {
-    switch (sort_target) {
+static int64_t target_number(const candidate *c, int target) {
+    switch (target) {
     case MV_SORT_VERSION:
         return c->entry->version;
     case MV_SORT_CREATE:
@@ -121,53 +124,41 @@ static int64_t target_number(const candidate *c) {
     }
 }
 
-static int compare_candidates(const candidate *a, const candidate *b) {
+static bool candidate_less(void *ctx, size_t i, size_t j) {
+    const sort_ctx *sc = ctx;
+    const candidate *a = &sc->items[i], *b = &sc->items[j];
     int c;
-    if (sort_target == MV_SORT_KEY) {
+    if (sc->target == MV_SORT_KEY) {
         c = compare_bytes(a->key, b->key);
-    } else if (sort_target == MV_SORT_VALUE) {
+    } else if (sc->target == MV_SORT_VALUE) {
         c = compare_bytes(a->value, b->value);
     } else {
-        int64_t x = target_number(a), y = target_number(b);
+        int64_t x = target_number(a, sc->target), y = target_number(b, sc->target);
         c = x < y ? -1 : x > y;
     }
-    return c * sort_sign;
+    return c * sc->sign < 0;
 }
 
-/* Stable merge sort: ties keep key order, as etcd's results show for small sets. */
-static void merge_sort(candidate *v, candidate *tmp, size_t n) {
-    if (n < 2) return;
-    size_t half = n / 2;
-    merge_sort(v, tmp, half);
-    merge_sort(v + half, tmp, n - half);
-    size_t i = 0, j = half, k = 0;
-    while (i < half && j < n)
-        tmp[k++] = compare_candidates(&v[j], &v[i]) < 0 ? v[j++] : v[i++];
-    while (i < half)
-        tmp[k++] = v[i++];
-    while (j < n)
-        tmp[k++] = v[j++];
-    memcpy(v, tmp, n * sizeof *v);
+static void candidate_swap(void *ctx, size_t i, size_t j) {
+    candidate *v = ((sort_ctx *)ctx)->items, t = v[i];
+    v[i] = v[j];
+    v[j] = t;
 }
 
+/* etcd sorts with Go's sort.Sort, which is not stable: ties come out in its order (go_sort.c). */
 static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
     const mv_range_req *r = g->req;
     int order = r->sort_order;
     if (order == MV_SORT_NONE && r->sort_target != MV_SORT_KEY) order = MV_SORT_ASCEND;
     if (order == MV_SORT_NONE) return;
-    if (order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY) return;
+    if (order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY) return; /* keys are unique and in order */
     if (r->sort_target == MV_SORT_VALUE)
         for (size_t i = 0; i < g->n; i++)
             g->items[i].value = read_value(s, g->items[i].entry, a);
-    sort_target = r->sort_target;
-    sort_sign = order == MV_SORT_DESCEND ? -1 : 1;
-    candidate *tmp = xmalloc((g->n ? g->n : 1) * sizeof *tmp);
-    merge_sort(g->items, tmp, g->n);
-    free(tmp);
+    sort_ctx sc = {g->items, r->sort_target, order == MV_SORT_DESCEND ? -1 : 1};
+    go_sort(g->n, candidate_less, candidate_swap, &sc);
 }
 
-/* As etcd's Range: only an explicit order or a revision filter needs every key before the limit; with
- * order NONE the first limit+1 keys in key order are fetched, then sorted by a non-KEY target. */
 static bool fetch_all_first(const mv_range_req *r) {
     return r->sort_order != MV_SORT_NONE || r->min_mod_revision || r->max_mod_revision ||
            r->min_create_revision || r->max_create_revision;

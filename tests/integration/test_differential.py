@@ -25,8 +25,10 @@ TIMEOUT = 5
 BLOCK = 100
 RR = etcdrpc.RangeRequest
 CMP = etcdrpc.Compare
-# Few keys, so that ops meet each other; kept to at most 12 live keys in any range (see sort_ties below).
+# Few keys, so that ops meet each other; the m/ keys, picked less often, make ranges of more than 12
+# keys, where etcd's sort (Go's sort.Sort) stops being an insertion sort and ties come out unstably.
 KEYS = [b"a", b"a/1", b"a/2", b"b", b"b/1", b"c", b"d", b"e", b"foo", b"z"]
+MANY = [b"m/%02d" % i for i in range(16)] + [b"m/"]
 VALUES = [b"", b"1", b"2", b"x", b"yy", b"fence"]
 INVALID_SORT = "ERR INVALID_ARGUMENT etcdserver: invalid sort option"
 LEASES = [0x1000 + i for i in range(6)]   # granted and revoked by the sequence; the last is never granted
@@ -102,7 +104,7 @@ class Gen:
         self.compacted = 0
 
     def key(self):
-        return self.r.choice(KEYS)
+        return self.r.choice(KEYS) if self.r.random() < 0.7 else self.r.choice(MANY)
 
     def span(self):
         """(key, range_end): one key, a prefix, an interval (maybe empty or reversed), from a key, all."""
@@ -152,7 +154,8 @@ class Gen:
         return rq
 
     def put_req(self):
-        p = etcdrpc.PutRequest(key=self.key(), value=self.r.choice(VALUES[:-1]))
+        k = self.key() if self.r.random() < 0.6 else self.r.choice(MANY)
+        p = etcdrpc.PutRequest(key=k, value=self.r.choice(VALUES[:-1]))
         if self.r.random() < 0.01:
             p.key = b""
         p.prev_kv = self.r.random() < 0.4
@@ -169,6 +172,8 @@ class Gen:
 
     def delete_req(self):
         k, e = self.span()
+        while k == b"\0" and self.r.random() < 0.8:  # deleting everything often would keep ranges short
+            k, e = self.span()
         return etcdrpc.DeleteRangeRequest(key=k, range_end=e, prev_kv=self.r.random() < 0.5)
 
     def compare(self):
