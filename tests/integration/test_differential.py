@@ -351,6 +351,15 @@ def run_watch(peers, create, op_no):
     return ["fence put: %s\n%s" % (a, "\n".join(o)) for a, o in zip(answers, outs)]
 
 
+def first_difference(got, want):
+    """Both answers, from the first line where they differ (a watch's answer is one line per event)."""
+    g, w = got.split("\n"), want.split("\n")
+    i = next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))
+    head = "answers agree on their first %d lines\n" % i if i else ""
+    return "%scetcd: %s\netcd:  %s" % (head, "\n       ".join(g[i:i + 6])[:3000],
+                                       "\n       ".join(w[i:i + 6])[:3000])
+
+
 def describe(kind, req):
     return "%s %s" % (kind, text_format.MessageToString(req, as_one_line=True) if req is not None else "")
 
@@ -408,8 +417,8 @@ class Run:
             if got != want:
                 before = "".join("  op %d: %s\n    -> %s\n" % (j, describe(k, q)[:300], a[:300])
                                  for j, k, q, a in self.recent)
-                return "op %d: %s\ncetcd: %s\netcd:  %s\nthe ops before it (etcd's answers):\n%s" % (
-                    i, describe(kind, req)[:1500], got[:3000], want[:3000], before)
+                return "op %d: %s\n%s\nthe ops before it (etcd's answers):\n%s" % (
+                    i, describe(kind, req)[:1500], first_difference(got, want), before)
             self.recent = (self.recent + [(i, kind, req, want)])[-4:]
             if not all(p.srv.alive() for p in self.peers):
                 return "op %d: %s\na server died: %s" % (i, describe(kind, req)[:1500], [
@@ -428,6 +437,7 @@ class Run:
             if report is None:
                 T.ok(name)
                 continue
+            print(report, flush=True)   # whole: Tally.fail shows 20 lines
             T.fail(name, report)
             err = self.start()   # a difference leaves the two stores apart: begin the next block afresh
             if err:
