@@ -154,3 +154,24 @@ restart_etcd() {
 # dir_bytes DIR / dir_files DIR: the sum of the sizes of the regular files under DIR / their number.
 dir_bytes() { find "$1" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 dir_files() { find "$1" -type f 2>/dev/null | wc -l; }
+
+# http_chunks FILE: a raw chunked HTTP body (curl --raw) as one line per chunk, each "<json>\n" checked
+# to be exactly one JSON object and a newline (as etcd's gateway streams); ends with "END" if the zero
+# chunk closed the stream.
+http_chunks() {
+    /usr/bin/python3 - "$1" <<'EOF'
+import json, sys
+d = open(sys.argv[1], 'rb').read()
+while d:
+    n, _, d = d.partition(b'\r\n')
+    size = int(n, 16)
+    if size == 0:
+        print('END')
+        break
+    chunk, d = d[:size], d[size + 2:]
+    if not chunk.endswith(b'\n') or chunk.count(b'\n') != 1:
+        print('BAD CHUNK ' + repr(chunk))
+        continue
+    print(json.dumps(json.loads(chunk), sort_keys=True, separators=(',', ':')))
+EOF
+}

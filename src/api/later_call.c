@@ -3,7 +3,6 @@
 #include "later_call.h"
 
 #include <assert.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -46,13 +45,8 @@ static size_t call_pending(void *ctx) {
 
 void later_call_grpc(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
                      later_exec exec, bool stream) {
-    ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, len, msg);
-    if (!req) {
-        char text[160];
-        snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
-        rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
-        return;
-    }
+    ProtobufCMessage *req = rpc_unpack(call, msg, len, d);
+    if (!req) return;
     assert(!rpc_user(call));
     later_call *lc = xcalloc(1, sizeof *lc);
     lc->out = rpc_sink(call);

@@ -28,15 +28,21 @@ reply_sink rpc_sink(rpc_call *call) {
     return (reply_sink){sink_reply, sink_fail, call};
 }
 
-void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
-                    unary_exec exec) {
+ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
+                             const ProtobufCMessageDescriptor *d) {
     ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, len, msg);
     if (!req) {
         char text[160];
         snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
         rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
-        return;
     }
+    return req;
+}
+
+void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
+                    unary_exec exec) {
+    ProtobufCMessage *req = rpc_unpack(call, msg, len, d);
+    if (!req) return;
     reply_sink out = rpc_sink(call);
     const rpc_caller *was = rpc_set_current_caller(rpc_call_caller(call));
     exec(req, len, &out);

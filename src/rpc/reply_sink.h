@@ -20,6 +20,11 @@ typedef void (*unary_exec)(const ProtobufCMessage *req, size_t len, const reply_
 /* The sink answering gRPC call (rpc_reply / rpc_finish). */
 reply_sink rpc_sink(rpc_call *call);
 
+/* Unpacks msg as type d; NULL after finishing call with INVALID_ARGUMENT, as grpc-go answers malformed
+ * protobuf. */
+ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
+                             const ProtobufCMessageDescriptor *d);
+
 /* Unpacks msg as type d, runs exec with call's sink, frees the request. Malformed protobuf gets
  * INVALID_ARGUMENT as grpc-go answers it. */
 void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,

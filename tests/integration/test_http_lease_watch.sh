@@ -33,26 +33,6 @@ gw() {
     t_eq "gateway $name (same as etcd)" "$want" "$CODE $(norm <<<"$BODY")"
 }
 
-# chunks FILE: a raw chunked body (curl --raw) as one line per chunk, each "<json>\n" checked to be
-# exactly one JSON object and a newline; ends with "END" if the zero chunk closed the stream.
-chunks() {
-    /usr/bin/python3 - "$1" <<'EOF'
-import json, sys
-d = open(sys.argv[1], 'rb').read()
-while d:
-    n, _, d = d.partition(b'\r\n')
-    size = int(n, 16)
-    if size == 0:
-        print('END')
-        break
-    chunk, d = d[:size], d[size + 2:]
-    if not chunk.endswith(b'\n') or chunk.count(b'\n') != 1:
-        print('BAD CHUNK ' + repr(chunk))
-        continue
-    print(json.dumps(json.loads(chunk), sort_keys=True, separators=(',', ':')))
-EOF
-}
-
 # stream NAME PATH BODY WRITES: POST BODY to PATH on both servers (curl --raw, stopped after 1.5 s),
 # running the function WRITES against each while the stream is open; the chunks must match.
 stream() {
@@ -66,7 +46,7 @@ stream() {
         [ -n "$writes" ] && "$writes" "$ep"
         wait "$pid"
         echo "$(awk 'NR==1 {print $2}' "$T_TMP/shdr" 2>/dev/null) $(grep -ci '^transfer-encoding: chunked' "$T_TMP/shdr" 2>/dev/null)" >"$out.n"
-        chunks "$out" | norm >>"$out.n"
+        http_chunks "$out" | norm >>"$out.n"
     done
     t_eq "stream $name (same as etcd)" "$(cat "$T_TMP/stream.$ETCD_EP.n")" "$(cat "$T_TMP/stream.$CETCD_EP.n")"
 }

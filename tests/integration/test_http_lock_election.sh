@@ -41,26 +41,6 @@ gw() {
     t_eq "gateway $name (same as etcd)" "$want" "$CODE $(norm <<<"$BODY")"
 }
 
-# chunks FILE: a raw chunked body (curl --raw) as one line per chunk, each "<json>\n" checked to be
-# exactly one JSON object and a newline; ends with "END" if the zero chunk closed the stream.
-chunks() {
-    /usr/bin/python3 - "$1" <<'EOF'
-import json, sys
-d = open(sys.argv[1], 'rb').read()
-while d:
-    n, _, d = d.partition(b'\r\n')
-    size = int(n, 16)
-    if size == 0:
-        print('END')
-        break
-    chunk, d = d[:size], d[size + 2:]
-    if not chunk.endswith(b'\n') or chunk.count(b'\n') != 1:
-        print('BAD CHUNK ' + repr(chunk))
-        continue
-    print(json.dumps(json.loads(chunk), sort_keys=True, separators=(',', ':')))
-EOF
-}
-
 # on_both NAME FN: runs FN EP OUT against each server (OUT: a file for what it saw); outputs match.
 on_both() {
     local name=$1 fn=$2 ep
@@ -168,7 +148,7 @@ election() {
     say "$out" "leader:"
     wait "$spid"
     echo "observe: $(awk 'NR==1 {print $2}' "$T_TMP/ohdr") $(grep -ci '^transfer-encoding: chunked' "$T_TMP/ohdr")" >>"$out"
-    chunks "$T_TMP/observe" | norm >>"$out"
+    http_chunks "$T_TMP/observe" | norm >>"$out"
 }
 on_both "election: campaign, leader, proclaim, observe, resign" election
 
@@ -281,7 +261,8 @@ on_both "auth: the gateway's user add, change password, authenticate" auth_users
 stop_etcd
 
 # ---------- a hash asked for through the gateway runs off the loop (cetcd only) ----------
-# At --bcrypt-cost 14 a hash takes about a second; /health, asked for meanwhile, waits for none of it.
+# At --bcrypt-cost 14 a hash takes about a second; a gRPC Status, asked for meanwhile, waits for none
+# of it (auth_grpc_checks.py's loop check, its Authenticate sent to /v3/auth/authenticate).
 stop_cetcd
 unset CETCD_DIR
 start_cetcd --bcrypt-cost 14 || t_fail "cetcd-only: start at cost 14"
@@ -291,35 +272,9 @@ start_cetcd --bcrypt-cost 14 || t_fail "cetcd-only: start at cost 14"
     ctl "$CETCD_EP" auth enable
 } >/dev/null 2>&1
 t_eq "cetcd-only: a gateway Authenticate hashes off the loop" \
-    "authenticate: 200 token
-health_meanwhile_fast: True" \
-    "$(/usr/bin/python3 - "$CETCD_EP" 2>"$T_TMP/loop.err" <<'EOF'
-import json, sys, threading, time, urllib.request
-ep = sys.argv[1]
-took = {}
-def authenticate():
-    t0 = time.monotonic()
-    req = urllib.request.Request("http://%s/v3/auth/authenticate" % ep, method="POST",
-                                 data=b'{"name":"root","password":"rootpw"}')
-    with urllib.request.urlopen(req, timeout=60) as r:
-        took["code"], took["body"] = r.status, json.loads(r.read())
-    took["auth"] = time.monotonic() - t0
-t = threading.Thread(target=authenticate)
-t.start()
-time.sleep(0.05)
-worst = 0.0
-while t.is_alive():
-    t0 = time.monotonic()
-    urllib.request.urlopen("http://%s/health" % ep, timeout=60).read()
-    worst = max(worst, time.monotonic() - t0)
-    time.sleep(0.01)
-t.join()
-print("authenticate:", took["code"], "token" if took["body"].get("token") else took["body"])
-# On the loop, a /health sent during the hash would wait for all of it; off the loop, for none of it.
-print("health_meanwhile_fast:", worst < took["auth"] / 4)
-print("timings: authenticate %.3fs, slowest /health %.3fs" % (took["auth"], worst), file=sys.stderr)
-EOF
-)"
+    "authenticate_slow: True
+status_meanwhile_fast: True" \
+    "$(/usr/bin/python3 "$(dirname "$0")/auth_grpc_checks.py" "$CETCD_EP" gateway-loop 2>"$T_TMP/loop.err")"
 cat "$T_TMP/loop.err"
 stop_cetcd
 t_finish
