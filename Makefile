@@ -292,6 +292,10 @@ run: $(BUILD)/cetcd
 
 bench: $(BUILD)/cetcd
 	bench/run.sh
+# bench-tls: put and range over mTLS, cetcd against Debian's etcd, plus put over plaintext for each one's TLS cost
+.PHONY: bench-tls
+bench-tls: $(BUILD)/cetcd
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/tls_bench.sh
 crash-soak: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd SOAK_REVISIONS=$${SOAK_REVISIONS:-1000000} \
