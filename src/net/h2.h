@@ -27,8 +27,8 @@ void h2_conn_goaway_error(h2_conn *h, uint32_t code, const char *debug);
 void h2_conn_ping(h2_conn *h);
 /* Reply bytes held in the calls of every HTTP/2 connection (the reply budget's pool, budget.h). */
 size_t h2_held_total(void);
-/* True while the connection should read no more: its client reads no replies, or the requests left
- * for later turns (its turn budget was spent) take half of what its calls may take. */
+/* True while the connection should read no more: the requests left for later turns (its turn
+ * budget was spent) take half of what its calls may take. */
 bool h2_conn_backlogged(const h2_conn *h);
 /* Ends every open call (their on_close runs) and frees the session. */
 void h2_conn_free(h2_conn *h);

@@ -383,7 +383,13 @@ void input_run(h2_conn *h) {
 }
 
 /* Reading goes on while calls wait for their turn, so that a RST_STREAM behind them is seen before
- * they run, until the waiting calls take half the call state budget. */
+ * they run, until the waiting calls take half the call state budget. It goes on while the connection
+ * is blocked too: the replies it waits on leave only as the client's WINDOW_UPDATEs come in, so a
+ * reply past QUEUED_HIGH (one Range of 40 MB to grpc-go, whose window grows as it reads) would stall
+ * for good if they were not read. What a blocked connection can make it hold stays bounded: its
+ * calls do not run, request DATA gets no credit (update_credit), so no more than the connection's
+ * window, new streams are refused past CALL_STATE_BUDGET, and a client that reads nothing at all
+ * fills the socket, which pauses reading in server.c (OUT_HIGH). */
 bool input_backlogged(const h2_conn *h) {
-    return h->blocked || (h->ready_head != NULL && h->state_bytes > CALL_STATE_BUDGET / 2);
+    return h->ready_head != NULL && h->state_bytes > CALL_STATE_BUDGET / 2;
 }

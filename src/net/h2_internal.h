@@ -13,7 +13,8 @@
 #include "sbuf.h"
 
 /* A connection whose clients leave this many reply bytes unread stops running requests (they wait,
- * unacknowledged by flow control) until the backlog falls under QUEUED_LOW. */
+ * unacknowledged by flow control) until the backlog falls under QUEUED_LOW. It is still read, for
+ * the WINDOW_UPDATEs that let the backlog leave (input_backlogged). */
 #define QUEUED_HIGH (32u << 20)
 #define QUEUED_LOW (8u << 20)
 /* Past this much memory in open calls, new streams are refused (REFUSED_STREAM); past half of it,
