@@ -4,6 +4,7 @@
  * watch and lease keep-alive, a chunked stream. Replies wait for the commit like gRPC ones. */
 #include <assert.h>
 #include <ctype.h>
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,42 @@ static void stream_head(http1_stream *st) {
     conn_queue(st->c, head, (size_t)n);
 }
 
+/* Connections whose stream ended after start_stream returned: requests they pipelined behind it are
+ * parsed from a zero timer, outside the service whose answer ended the stream. */
+static struct {
+    conn **v;
+    size_t n, cap;
+    ev_timer timer;
+    bool ready;
+} resume;
+static bool starting; /* in start_stream, whose caller goes on parsing when the stream ends at once */
+
+static void on_resume(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)t, (void)revents;
+    while (resume.n > 0)
+        conn_http1_resume(resume.v[--resume.n]);
+}
+
+static void resume_later(conn *c) {
+    if (starting) return;
+    for (size_t i = 0; i < resume.n; i++)
+        if (resume.v[i] == c) return;
+    if (resume.n == resume.cap) {
+        resume.cap = resume.cap ? 2 * resume.cap : 8;
+        resume.v = realloc(resume.v, resume.cap * sizeof *resume.v);
+        if (!resume.v) abort();
+    }
+    resume.v[resume.n++] = c;
+    if (!resume.ready) ev_timer_init(&resume.timer, on_resume, 0., 0.);
+    resume.ready = true;
+    if (!ev_is_active(&resume.timer)) ev_timer_start(EV_DEFAULT_ & resume.timer);
+}
+
+static void resume_forget(const conn *c) {
+    for (size_t i = 0; i < resume.n; i++)
+        if (resume.v[i] == c) resume.v[i--] = resume.v[--resume.n];
+}
+
 static void stream_chunk(void *ctx, const void *data, size_t len) {
     conn *c = ctx;
     http1_stream *st = *stream_slot(c);
@@ -174,6 +211,7 @@ static void stream_end(void *ctx) {
     conn_queue(c, "0\r\n\r\n", 5);
     if (!st->keep_alive) conn_close_when_flushed(c);
     free(st);
+    resume_later(c);
 }
 
 /* A reply that waited (the gateway's Lock, Campaign, a hash): sent whole, as Go's net/http sends a
@@ -189,6 +227,7 @@ static void stream_whole(void *ctx, int status, const char *content_type, const 
     send_response(c, &resp, st->keep_alive);
     if (!st->keep_alive) conn_close_when_flushed(c);
     free(st);
+    resume_later(c);
 }
 
 static size_t stream_unsent(void *ctx) {
@@ -203,11 +242,14 @@ static bool start_stream(conn *c, http1_response *resp, bool keep_alive) {
     *st = (http1_stream){c, resp->stream, resp->status, resp->content_type, keep_alive, false, streams};
     streams = st;
     http_api_writer w = {stream_chunk, stream_end, stream_whole, stream_unsent, c};
+    starting = true;
     http_api_stream_start(resp->stream, &w);
+    starting = false;
     return *stream_slot(c) != NULL;
 }
 
 void http1_conn_closed(conn *c) {
+    resume_forget(c);
     http1_stream **pp = stream_slot(c), *st = *pp;
     if (!st) return;
     *pp = st->next;

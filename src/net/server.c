@@ -272,6 +272,12 @@ static int parse_http1(conn *c) {
     return rc;
 }
 
+void conn_http1_resume(conn *c) {
+    if (c->dead || c->closing || c->proto != PROTO_HTTP1 || sbuf_size(&c->in) == 0) return;
+    if (parse_http1(c) < 0) conn_close_when_flushed(c);
+    update_read_pause(c);
+}
+
 static int feed_http1(conn *c, const uint8_t *data, size_t len) {
     if (sbuf_size(&c->in) + len > MAX_HTTP1_BUFFER) return -1;
     sbuf_append(&c->in, data, len);

@@ -24,6 +24,8 @@ void conn_mark_dirty(conn *c);
 size_t conn_unsent(const conn *c);
 /* Stop reading; close once everything queued is written (or after a short grace period). */
 void conn_close_when_flushed(conn *c);
+/* Parses the HTTP/1 requests left in c's input behind a reply that was sent later (http1.c). */
+void conn_http1_resume(conn *c);
 /* HTTP/2 frames seen by h2.c, for the opening deadline and keepalive (conn_timeout.c): one received
  * (has_streams: the connection has open calls), one sent. */
 void conn_h2_frame_recv(conn *c, uint8_t type, uint8_t flags, bool has_streams);

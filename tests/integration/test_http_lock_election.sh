@@ -99,6 +99,36 @@ lock_gone() {
 }
 on_both "lock: a waiter whose client goes leaves no key" lock_gone
 
+# A request pipelined behind a Lock that waits is served once the Lock is answered.
+lock_pipelined() {
+    /usr/bin/python3 - "$1" >>"$2" <<'EOF'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+def req(path, body, close=False):
+    return ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (path, len(body), "Connection: close\r\n" if close else "", body)).encode()
+def call(data):
+    c = socket.create_connection((host, int(port)))
+    c.sendall(data)
+    return c.recv(65536)
+held = call(req("/v3/lock/lock", '{"name":"cA==","lease":1002}', True))  # "p": w's lease is free
+s = socket.create_connection((host, int(port)))
+s.sendall(req("/v3/lock/lock", '{"name":"cA==","lease":1004}') + req("/v3/kv/range", '{"key":"cC8=","range_end":"cDA=","count_only":true}', True))
+time.sleep(0.5)
+call(req("/v3/lock/unlock", '{"key":"cC8zZWE="}', True))
+s.settimeout(5)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+print("replies on the pipelining connection:", out.count(b"HTTP/1.1 200 OK"), b'"count":"1"' in out)
+EOF
+}
+grant "$ETCD_EP" 1004 && grant "$CETCD_EP" 1004
+on_both "lock: a request pipelined behind a waiting lock is served after it" lock_pipelined
+
 gw "unlock a key that is not there" /v3/lock/unlock "{\"key\":\"$(b64 nothing/1)\"}"
 gw "unlock the held lock" /v3/lock/unlock "{\"key\":\"$(b64 w/3ea)\"}"
 gw "lock, malformed JSON" /v3/lock/lock '{"name":'
