@@ -1,6 +1,6 @@
 /* svc_maint.c: etcd's Maintenance service for one member: Status, Alarm (over the state in alarms.c),
- * Defragment (a full log compaction), Hash/HashKV, MoveLeader, and Snapshot, streamed across loop
- * turns as the client drains it, framed as etcd frames it (see the Snapshot section). */
+ * Defragment (a full log compaction), MoveLeader (Hash and HashKV are in maint_hash.c), and Snapshot,
+ * streamed across loop turns as the client drains it, framed as etcd frames it (see the Snapshot section). */
 #include "svc_maint.h"
 
 #include <ev.h>
@@ -33,10 +33,6 @@
 
 static void fail_etcd(const reply_sink *out, etcd_err e) {
     out->fail(out->ctx, etcd_err_code(e), etcd_err_message(e));
-}
-
-static void fail_mv(const reply_sink *out, mv_err e) {
-    fail_etcd(out, etcd_err_from_mv(e));
 }
 
 /* ---------- Status ---------- */
@@ -132,52 +128,6 @@ void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink 
 
 void maint_alarm(rpc_call *call, const uint8_t *msg, size_t len) {
     rpc_unary_exec(call, msg, len, &etcdserverpb__alarm_request__descriptor, maint_alarm_exec);
-}
-
-/* ---------- Hash, HashKV ---------- */
-
-/* etcd hashes its whole bolt file; ours is the logical hash of everything held (HashKV at current). */
-void maint_hash_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
-    (void)req, (void)len;
-    const char *denied = auth_check_maintenance(rpc_current_caller()); /* admin-only, as in etcd */
-    if (denied) return out->fail(out->ctx, GRPC_UNKNOWN, denied);
-    uint32_t hash;
-    int64_t hash_rev;
-    mv_err err = mvcc_hash_kv(g_store, 0, &hash, &hash_rev);
-    if (err != MV_OK) return fail_mv(out, err);
-    Etcdserverpb__ResponseHeader hdr;
-    Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
-    response_header_fill(&hdr, mvcc_revision(g_store));
-    resp.header = &hdr;
-    resp.hash = hash;
-    out->reply(out->ctx, &resp.base);
-}
-
-void maint_hash(rpc_call *call, const uint8_t *msg, size_t len) {
-    rpc_unary_exec(call, msg, len, &etcdserverpb__hash_request__descriptor, maint_hash_exec);
-}
-
-void maint_hashkv_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out) {
-    (void)len;
-    const Etcdserverpb__HashKVRequest *r = (const Etcdserverpb__HashKVRequest *)req;
-    const char *denied = auth_check_maintenance(rpc_current_caller());
-    if (denied) return out->fail(out->ctx, GRPC_UNKNOWN, denied);
-    uint32_t hash;
-    int64_t hash_rev;
-    mv_err err = mvcc_hash_kv(g_store, r->revision, &hash, &hash_rev);
-    if (err != MV_OK) return fail_mv(out, err);
-    Etcdserverpb__ResponseHeader hdr;
-    Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
-    response_header_fill(&hdr, mvcc_revision(g_store));
-    resp.header = &hdr;
-    resp.hash = hash;
-    resp.compact_revision = mvcc_compact_revision(g_store);
-    resp.hash_revision = hash_rev;
-    out->reply(out->ctx, &resp.base);
-}
-
-void maint_hashkv(rpc_call *call, const uint8_t *msg, size_t len) {
-    rpc_unary_exec(call, msg, len, &etcdserverpb__hash_kvrequest__descriptor, maint_hashkv_exec);
 }
 
 /* ---------- MoveLeader ---------- */

@@ -6,21 +6,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "later_call.h"
 #include "reply_sink.h"
 #include "rpc.h"
 
 /* --- unary service functions, shared by the gRPC handlers and the JSON gateway --- */
 void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
-void maint_hash_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
-void maint_hashkv_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void maint_move_leader_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 
 /* --- gRPC handlers --- */
 void maint_status(rpc_call *call, const uint8_t *msg, size_t len);
 void maint_alarm(rpc_call *call, const uint8_t *msg, size_t len);
+/* Hash and HashKV (maint_hash.c): answered once a sliced walk of the index is done. */
 void maint_hash(rpc_call *call, const uint8_t *msg, size_t len);
 void maint_hashkv(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_hash_call_closed(rpc_call *call);
+void maint_hash_exec(later_call *lc, const ProtobufCMessage *req);
+void maint_hashkv_exec(later_call *lc, const ProtobufCMessage *req);
 void maint_move_leader(rpc_call *call, const uint8_t *msg, size_t len);
 /* Defragment: the call stays open until the log compaction run it waits for is done. */
 void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len);

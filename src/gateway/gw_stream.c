@@ -23,6 +23,7 @@
 #include "svc_election.h"
 #include "svc_lease.h"
 #include "svc_lock.h"
+#include "svc_maint.h"
 #include "svc_watch.h"
 #include "v3election.pb-c.h"
 #include "v3lock.pb-c.h"
@@ -47,6 +48,8 @@ static const struct {
     {"/v3/auth/user/add", GW_LATER, &etcdserverpb__auth_user_add_request__descriptor, auth_user_add_exec},
     {"/v3/auth/user/changepw", GW_LATER, &etcdserverpb__auth_user_change_password_request__descriptor,
      auth_user_change_password_exec},
+    {"/v3/maintenance/hash", GW_LATER, &etcdserverpb__hash_request__descriptor, maint_hash_exec},
+    {"/v3/maintenance/hashkv", GW_LATER, &etcdserverpb__hash_kvrequest__descriptor, maint_hashkv_exec},
 };
 
 struct http_api_stream {

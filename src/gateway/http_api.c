@@ -213,8 +213,6 @@ static const gw_route gw_routes[] = {
     {"/v3/kv/lease/leases", &etcdserverpb__lease_leases_request__descriptor, lease_leases_exec},
     {"/v3/maintenance/status", &etcdserverpb__status_request__descriptor, maint_status_exec},
     {"/v3/maintenance/alarm", &etcdserverpb__alarm_request__descriptor, maint_alarm_exec},
-    {"/v3/maintenance/hash", &etcdserverpb__hash_request__descriptor, maint_hash_exec},
-    {"/v3/maintenance/hashkv", &etcdserverpb__hash_kvrequest__descriptor, maint_hashkv_exec},
     {"/v3/maintenance/transfer-leadership", &etcdserverpb__move_leader_request__descriptor,
      maint_move_leader_exec},
     {"/v3/auth/enable", &etcdserverpb__auth_enable_request__descriptor, auth_enable_exec},
