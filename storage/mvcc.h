@@ -36,6 +36,7 @@ typedef enum mv_err {
     MV_ERR_LEASE_PROVIDED,  /* "etcdserver: lease is provided" */
     MV_ERR_LEASE_EXISTS,    /* "etcdserver: lease already exists" */
     MV_ERR_IO,              /* log failure: the server must stop */
+    MV_ERR_REPLY_TOO_LARGE, /* a delete's prev_kvs would pass mv_delete_req.max_bytes: nothing applied */
 } mv_err;
 
 /* --- requests (mirrors of etcdserverpb messages, without protobuf) --- */
@@ -74,6 +75,8 @@ typedef struct mv_put_req {
 typedef struct mv_delete_req {
     mv_bytes key, range_end;
     bool prev_kv;
+    uint64_t max_bytes; /* with prev_kv: the whole call fails (MV_ERR_REPLY_TOO_LARGE), before
+                           anything is deleted, if the prev_kvs would take more; 0 = no limit */
 } mv_delete_req;
 
 enum mv_cmp_result { MV_CMP_EQUAL = 0, MV_CMP_GREATER = 1, MV_CMP_LESS = 2, MV_CMP_NOT_EQUAL = 3 };

@@ -126,10 +126,30 @@ static mv_err check_range_rev(mvcc *s, const mv_range_req *r) {
     return r->revision == 0 ? MV_OK : check_read_revision(s, r->revision);
 }
 
-typedef enum check_pass { CHECK_PUTS, CHECK_RANGES } check_pass;
+typedef struct prev_kv_bytes {
+    uint64_t bytes, max;
+} prev_kv_bytes;
+
+static bool count_prev_kv(void *ctx, mv_bytes key, rev_entry *e) {
+    prev_kv_bytes *c = ctx;
+    c->bytes += key.len + e->value.length + sizeof(mv_kv) + 48; /* as a range's kv_bytes */
+    return c->bytes <= c->max;
+}
+
+/* A delete's prev_kvs would take more than its budget: refused before anything is deleted (etcd
+ * has no such limit; it deletes and then fails to send the reply). */
+static mv_err check_delete(mvcc *s, const mv_delete_req *d) {
+    if (!d->prev_kv || !d->max_bytes) return MV_OK;
+    prev_kv_bytes c = {0, d->max_bytes};
+    for_each_live(s, d->key, d->range_end, read_revision(s), count_prev_kv, &c);
+    return c.bytes > c.max ? MV_ERR_REPLY_TOO_LARGE : MV_OK;
+}
+
+typedef enum check_pass { CHECK_PUTS, CHECK_RANGES, CHECK_DELETES } check_pass;
 
 /* One of etcd's two passes over the chosen path (checkRequests): every put first, then every range,
- * so a bad put anywhere is reported before a bad range revision anywhere. */
+ * so a bad put anywhere is reported before a bad range revision anywhere; then cetcd's own check of
+ * the deletes' reply size, which etcd does not make. */
 static mv_err check_ops(mvcc *s, const mv_txn_req *t, txn_path *p, check_pass pass, size_t *put_bytes) {
     bool ok = p->taken[p->next++];
     const mv_op *ops = ok ? t->success : t->failure;
@@ -142,6 +162,8 @@ static mv_err check_ops(mvcc *s, const mv_txn_req *t, txn_path *p, check_pass pa
         } else if (op->type == MV_OP_PUT && pass == CHECK_PUTS) {
             err = check_put(s, &op->u.put);
             *put_bytes += op->u.put.key.len + op->u.put.value.len;
+        } else if (op->type == MV_OP_DELETE && pass == CHECK_DELETES) {
+            err = check_delete(s, &op->u.del);
         } else if (op->type == MV_OP_TXN && op->u.txn) {
             err = check_ops(s, op->u.txn, p, pass, put_bytes);
         }
@@ -155,7 +177,10 @@ static mv_err check_path(mvcc *s, const mv_txn_req *t, txn_path *p, size_t *put_
     mv_err err = check_ops(s, t, p, CHECK_PUTS, put_bytes);
     if (err != MV_OK) return err;
     p->next = 0;
-    return check_ops(s, t, p, CHECK_RANGES, put_bytes);
+    err = check_ops(s, t, p, CHECK_RANGES, put_bytes);
+    if (err != MV_OK) return err;
+    p->next = 0;
+    return check_ops(s, t, p, CHECK_DELETES, put_bytes);
 }
 
 /* --- applying --- */

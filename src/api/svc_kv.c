@@ -383,6 +383,7 @@ static void delete_from_pb(mv_delete_req *out, const Etcdserverpb__DeleteRangeRe
         .key = mv_from_pb(r->key),
         .range_end = mv_from_pb(r->range_end),
         .prev_kv = r->prev_kv,
+        .max_bytes = reply_budget(),
     };
 }
 
@@ -605,7 +606,10 @@ static void sink_fail(const reply_sink *out, etcd_err e) {
 static bool store_failed(const reply_sink *out, const mv_result *res) {
     if (res->err == MV_OK) return false;
     if (res->err == MV_ERR_NO_SPACE) alarm_raise_nospace();
-    sink_fail(out, etcd_err_from_mv(res->err));
+    if (res->err == MV_ERR_REPLY_TOO_LARGE)
+        out->fail(out->ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
+    else
+        sink_fail(out, etcd_err_from_mv(res->err));
     return true;
 }
 

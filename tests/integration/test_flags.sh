@@ -118,6 +118,11 @@ unset CETCD_DIR
 if start_cetcd --max-reply-bytes 1048576; then
     t_eq "--max-reply-bytes 1048576: a 1.2 MB range refused, keys-only served" \
         "3 code = ResourceExhausted " "$(reply_range)"
+    t_eq "--max-reply-bytes 1048576: a delete whose prev_kvs take 1.2 MB refused, nothing deleted" \
+        "code = ResourceExhausted 3" "$(etcdctl --endpoints="$CETCD_EP" del r1 r4 --prev-kv 2>&1 |
+            grep -o -E "code = [A-Za-z]+" | sort -u) $(etcdctl --endpoints="$CETCD_EP" get r1 r4 --keys-only | grep -c r)"
+    t_eq "--max-reply-bytes 1048576: the same delete without prev_kv" "3" \
+        "$(etcdctl --endpoints="$CETCD_EP" del r1 r4)"
     stop_cetcd
 else t_fail "cetcd starts with --max-reply-bytes" "$(tail -5 "$T_TMP/cetcd.log")"; fi
 unset CETCD_DIR
