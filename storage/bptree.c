@@ -1,6 +1,9 @@
 /* bptree.c: the B+ tree behind the MVCC key index (API in bptree.h).
  * Leaves hold owned key copies and values and are linked for scans; inner nodes hold separator copies.
- * Removal borrows from or merges with a sibling, so every non-root node stays at least half full. */
+ * Removal borrows from or merges with a sibling, so a node it touches stays at least half full; an
+ * insert past the last key of the last leaf splits off a leaf of its own, so that keys loaded in
+ * order fill their leaves instead of halving them, and the leaf of the last insert is remembered (a
+ * finger) so that such a load does not descend from the root for every key. */
 #include "bptree.h"
 #include "alloc.h"
 
@@ -37,6 +40,7 @@ struct bptree {
     bp_node *root;
     size_t count;
     size_t memory;
+    bp_leaf *finger; /* the leaf of the last insert; NULL after any removal (a merge frees leaves) */
 };
 
 /* The inner nodes from the root down to a leaf's parent, and the child slot taken in each. */
@@ -150,6 +154,7 @@ bptree *bptree_new(void) {
     bptree *t = xmalloc(sizeof *t);
     t->count = 0;
     t->memory = sizeof *t;
+    t->finger = NULL;
     t->root = &leaf_new(t)->base;
     return t;
 }
@@ -256,38 +261,54 @@ static void insert_into_parent(bptree *t, bp_path *path, int level, bkey *sep, b
         inner_split_insert(t, path, level - 1, sep, right);
 }
 
-static void leaf_split_insert(bptree *t, bp_path *path, bp_leaf *left, int pos, bkey *key, void *value) {
+/* Returns the leaf that got the key. Past the end of the last leaf the new leaf takes the key alone. */
+static bp_leaf *leaf_split_insert(bptree *t, bp_path *path, bp_leaf *left, int pos, bkey *key, void *value) {
     bp_leaf *right = leaf_new(t);
-    int keep = NODE_MAX / 2, moved = NODE_MAX - keep;
+    bool append = pos == NODE_MAX && !left->next;
+    int keep = append ? NODE_MAX : NODE_MAX / 2, moved = NODE_MAX - keep;
     memcpy(right->base.keys, &left->base.keys[keep], moved * sizeof(bkey *));
     memcpy(right->values, &left->values[keep], moved * sizeof(void *));
     right->base.nkeys = moved;
     left->base.nkeys = keep;
     right->next = left->next;
     left->next = right;
-    if (pos <= keep)
-        leaf_insert_at(left, pos, key, value);
-    else
-        leaf_insert_at(right, pos - keep, key, value);
+    bp_leaf *into = pos < keep || (pos == keep && !append) ? left : right;
+    leaf_insert_at(into, into == left ? pos : pos - keep, key, value);
     insert_into_parent(t, path, path->depth, key_copy(t, right->base.keys[0]), &right->base);
+    return into;
+}
+
+/* The finger's leaf, if key belongs in it: between its first and last keys, or past its first key
+ * when it is the last leaf. NULL otherwise. */
+static bp_leaf *finger_for(const bptree *t, const uint8_t *key, size_t len) {
+    bp_leaf *f = t->finger;
+    if (!f || f->base.nkeys == 0 || key_cmp(f->base.keys[0], key, len) > 0) return NULL;
+    if (f->next && key_cmp(f->base.keys[f->base.nkeys - 1], key, len) < 0) return NULL;
+    return f;
 }
 
 void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created) {
     bp_path path;
-    bp_leaf *leaf = descend(t, key, len, &path);
-    bool found;
+    bp_leaf *leaf = finger_for(t, key, len);
+    bool found, descended = !leaf;
+    if (!leaf) leaf = descend(t, key, len, &path);
     int pos = lower_bound(&leaf->base, key, len, &found);
     *created = !found;
     if (found) return &leaf->values[pos];
+    if (leaf->base.nkeys == NODE_MAX && !descended) { /* a split needs the path */
+        leaf = descend(t, key, len, &path);
+        pos = lower_bound(&leaf->base, key, len, &found);
+    }
     bkey *copy = key_new(t, key, len);
     t->count++;
     if (leaf->base.nkeys < NODE_MAX) {
         leaf_insert_at(leaf, pos, copy, NULL);
+        t->finger = leaf;
         return &leaf->values[pos];
     }
-    leaf_split_insert(t, &path, leaf, pos, copy, NULL);
-    int keep = NODE_MAX / 2; /* the split keeps this many in the left leaf; the right one follows it */
-    return pos <= keep ? &leaf->values[pos] : &leaf->next->values[pos - keep];
+    t->finger = leaf_split_insert(t, &path, leaf, pos, copy, NULL);
+    bool found_again;
+    return &t->finger->values[lower_bound(&t->finger->base, key, len, &found_again)];
 }
 
 void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value) {
@@ -429,6 +450,7 @@ static void rebalance_leaf(bptree *t, bp_path *path, bp_leaf *leaf) {
 }
 
 void *bptree_remove(bptree *t, const uint8_t *key, size_t len) {
+    t->finger = NULL;
     bp_path path;
     bp_leaf *leaf = descend(t, key, len, &path);
     bool found;
@@ -516,7 +538,8 @@ static bool check_leaf(const bp_leaf *leaf, int depth, check_state *st) {
 
 static bool check_node(const bp_node *node, int depth, const bkey *lo, const bkey *hi, check_state *st) {
     bool is_root = depth == 0;
-    int min = is_root ? (node->is_leaf ? 0 : 1) : NODE_MIN;
+    /* the last leaf (no upper bound) may hold fewer: appends split off a leaf of one key */
+    int min = is_root ? (node->is_leaf ? 0 : 1) : node->is_leaf && !hi ? 1 : NODE_MIN;
     if (node->nkeys < min || node->nkeys > NODE_MAX) return false;
     if (!check_keys(node, lo, hi, st)) return false;
     if (node->is_leaf) return check_leaf((const bp_leaf *)node, depth, st);

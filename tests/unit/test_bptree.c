@@ -184,6 +184,26 @@ START_TEST(test_seek_across_leaves) {
 }
 END_TEST
 
+/* Keys loaded in order fill their leaves (an append splits off a leaf of its own), where keys loaded
+ * in reverse order leave every leaf half full: the ordered load takes far less node memory. */
+START_TEST(test_ordered_load_fills_leaves) {
+    bptree *up = bptree_new(), *down = bptree_new();
+    uint8_t key[32];
+    const int n = 64 * 200;
+    for (int i = 0; i < n; i++) {
+        bptree_put(up, key, format_key(key, "k", i), VAL(i + 1));
+        bptree_put(down, key, format_key(key, "k", n - 1 - i), VAL(n - i));
+    }
+    REQUIRE(bptree_check(up) && bptree_check(down));
+    REQUIRE(bptree_count(up) == (size_t)n && bptree_count(down) == (size_t)n);
+    REQUIRE(bptree_memory(up) * 13 < bptree_memory(down) * 10);
+    for (int i = 0; i < n; i += 97)
+        REQUIRE(bptree_get(up, key, format_key(key, "k", i)) == VAL(i + 1));
+    bptree_free(up, NULL);
+    bptree_free(down, NULL);
+}
+END_TEST
+
 /* ---- removal ---- */
 
 START_TEST(test_iterate_after_many_removes) {
@@ -388,6 +408,7 @@ Suite *bptree_suite(void) {
     tcase_add_test(basic, test_seek_small);
     tcase_add_test(basic, test_seek_across_leaves);
     tcase_add_test(basic, test_iterate_after_many_removes);
+    tcase_add_test(basic, test_ordered_load_fills_leaves);
     suite_add_tcase(s, basic);
 
     TCase *heavy = tcase_create("heavy");
