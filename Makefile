@@ -296,6 +296,10 @@ bench: $(BUILD)/cetcd
 .PHONY: bench-tls
 bench-tls: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/tls_bench.sh
+# bench-auth: put and range with auth on (simple tokens), cetcd against Debian's etcd, plus put with auth off for each one's cost
+.PHONY: bench-auth
+bench-auth: $(BUILD)/cetcd
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/auth_bench.sh
 crash-soak: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd SOAK_REVISIONS=$${SOAK_REVISIONS:-1000000} \
