@@ -55,6 +55,7 @@ mv_export *mvcc_export_begin(mvcc *s, char *err, size_t errlen) {
 }
 
 void mvcc_export_rewind(mv_export *x) {
+    log_copy_cursor_free(&x->cursor);
     x->cursor = (log_copy_cursor){0};
     x->in_record = false;
 }
