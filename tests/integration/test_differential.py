@@ -3,9 +3,12 @@
 # Lease and Watch calls (and restarts) runs against a fresh cetcd and a fresh real etcd; every answer
 # must be equal once the ids that legitimately differ (cluster, member, raft term) are normalized.
 #
-# DIFF_SEED picks the seed (default fixed), DIFF_OPS the number of random ops (default 3000). One check
+# DIFF_SEED picks the seed (default fixed), DIFF_OPS the number of random ops (default 3000), DIFF_TRACE=1
+# prints every op and etcd's answer. One check
 # per block of 100 ops; on the first difference in a block the op number, the op and both answers are
 # printed, the block fails and both servers start again from empty data dirs for the next block.
+# Where etcd 3.4 crashes or errs and later etcd (or cetcd, on purpose) does not, the case is kept out
+# narrowly, with a comment saying why: see INVALID_SORT, top_txn and the checkpoint put before restarts.
 import os
 import queue
 import random
@@ -23,6 +26,7 @@ from lib import Server, Tally  # noqa: E402
 T = Tally()
 TIMEOUT = 5
 BLOCK = 100
+TRACE = os.environ.get("DIFF_TRACE") == "1"   # print every op and etcd's answer
 RR = etcdrpc.RangeRequest
 CMP = etcdrpc.Compare
 # Few keys, so that ops meet each other; the m/ keys, picked less often, make ranges of more than 12
@@ -372,6 +376,7 @@ class Run:
         self.gen = Gen(random.Random(seed))
         self.peers = None
         self.recent = []
+        self.compacted_at = 0.0
 
     def start(self):
         if self.peers:
@@ -398,6 +403,12 @@ class Run:
             return ["%s\nrestarted: %s, then %s" % (a, ok, unary(p, "Range", RR(key=b"\0", range_end=b"\0")))
                     for a, ok, p in zip(puts, oks, self.peers)]
         if kind == "Watch":
+            if req.start_revision == self.gen.compacted:
+                # etcd compacts in the background and its readers see the deletions at the backend's next
+                # commit (every 100 ms): until then a watch from exactly the compacted revision still gets
+                # the tombstones of that revision, which compaction drops. cetcd answers as etcd does
+                # once it is done, so the watch waits for that.
+                time.sleep(max(0.0, self.compacted_at + 0.25 - time.time()))
             return run_watch(self.peers, req, op_no)
         return [unary(p, kind, req) for p in self.peers]
 
@@ -407,12 +418,15 @@ class Run:
             self.gen.rev = max(self.gen.rev, int(m.group(1)))
         if kind == "Compact" and not answer.startswith("ERR"):
             self.gen.compacted = req.revision
+            self.compacted_at = time.time()
 
     def block(self, first, n):
         """Runs ops first..first+n-1; None when both servers agreed on all, else the report."""
         for i in range(first, first + n):
             kind, req = self.gen.next_op()
             got, want = self.step(kind, req, i)
+            if TRACE:
+                print("op %d: %s\n  -> %s" % (i, describe(kind, req)[:400], want[:400]), flush=True)
             self.track(kind, req, want)
             if got != want:
                 before = "".join("  op %d: %s\n    -> %s\n" % (j, describe(k, q)[:300], a[:300])
