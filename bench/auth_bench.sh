@@ -12,24 +12,9 @@ ROUNDS=${BENCH_AUTH_ROUNDS:-3}
 TOTAL=${BENCH_AUTH_TOTAL:-20000}
 CONNS=8
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/RESULTS.md}
-CETCD=${CETCD_BIN:-$REPO_DIR/build/cetcd}
-[ -x "$CETCD" ] || die "no $CETCD: make first"
-BENCHMARK=$("$BENCH_DIR/build-benchmark.sh") || die "could not build etcd's benchmark tool"
-W=$(mktemp -d "${BENCH_DATA_DIR:-/tmp}/authbench.XXXXXX")
-# etcd runs from a copy under another name, so that nobody's broad kill of "etcd" stops it mid-run
-REF="$W/refkv"
-cp "$(command -v etcd)" "$REF" || die "no etcd"
-cp "$CETCD" "$W/cetcd" || die "cannot copy $CETCD"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+side_by_side_setup authbench
 
 ROOTPW=rootpw-$$ BENCHPW=benchpw-$$
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ctl() { local ep=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$ep" --dial-timeout=2s --command-timeout=20s "$@"; }
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime of PID, all its threads
 HZ=$(getconf CLK_TCK)

@@ -26,3 +26,27 @@ apt_install() {
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >&2
 }
+
+# side_by_side_setup NAME [BASE]: how each script that runs cetcd and etcd side by side begins. Sets
+# CETCD (the built server; also copied to $W/cetcd), BENCHMARK (etcd's tool), W (a work dir under BASE,
+# default $BENCH_DATA_DIR or /tmp, removed at exit after every PID in PIDS is stopped) and REF: Debian's
+# etcd copied under another name, so that nobody's broad kill of "etcd" stops it mid-run.
+side_by_side_setup() {
+    CETCD=${CETCD_BIN:-$REPO_DIR/build/cetcd}
+    [ -x "$CETCD" ] || die "no $CETCD: make first"
+    BENCHMARK=$("$BENCH_DIR/build-benchmark.sh") || die "could not build etcd's benchmark tool"
+    W=$(mktemp -d "${2:-${BENCH_DATA_DIR:-/tmp}}/$1.XXXXXX")
+    REF="$W/refkv"
+    cp "$(command -v etcd)" "$REF" || die "no etcd"
+    cp "$CETCD" "$W/cetcd" || die "cannot copy $CETCD"
+    PIDS=()
+    trap side_by_side_cleanup EXIT
+}
+
+side_by_side_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$W"
+}
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

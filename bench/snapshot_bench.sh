@@ -10,23 +10,8 @@ set -uo pipefail
 N=${BENCH_SNAP_KEYS:-1000000}
 VAL=${BENCH_SNAP_VAL:-100}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/RESULTS.md}
-CETCD=${CETCD_BIN:-$REPO_DIR/build/cetcd}
-[ -x "$CETCD" ] || die "no $CETCD: make first"
-BENCHMARK=$("$BENCH_DIR/build-benchmark.sh") || die "could not build etcd's benchmark tool"
-W=$(mktemp -d "${BENCH_DATA_DIR:-$CACHE_DIR}/snapbench.XXXXXX")
-# etcd runs from a copy under another name: on a shared machine a stray `pkill etcd` from someone
-# else's script would otherwise stop it in the middle of a ten-minute load
-REF="$W/refkv"
-cp "$(command -v etcd)" "$REF" || die "no etcd"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+side_by_side_setup snapbench "${BENCH_DATA_DIR:-$CACHE_DIR}" # a million keys: not in /tmp
 
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ctl() { local ep=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$ep" --command-timeout=600s "$@"; }
 healthy() { # EP PID: waits until etcdctl endpoint health passes
     local i

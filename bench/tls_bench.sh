@@ -12,21 +12,7 @@ ROUNDS=${BENCH_TLS_ROUNDS:-3}
 TOTAL=${BENCH_TLS_TOTAL:-20000}
 TOTAL1=${BENCH_TLS_TOTAL_1:-2000}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/RESULTS.md}
-CETCD=${CETCD_BIN:-$REPO_DIR/build/cetcd}
-[ -x "$CETCD" ] || die "no $CETCD: make first"
-BENCHMARK=$("$BENCH_DIR/build-benchmark.sh") || die "could not build etcd's benchmark tool"
-W=$(mktemp -d "${BENCH_DATA_DIR:-/tmp}/tlsbench.XXXXXX")
-# etcd runs from a copy under another name, so that nobody's broad kill of "etcd" stops it mid-run
-REF="$W/refkv"
-cp "$(command -v etcd)" "$REF" || die "no etcd"
-cp "$CETCD" "$W/cetcd" || die "cannot copy $CETCD"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+side_by_side_setup tlsbench
 
 # --- certificates: a CA, a server certificate for 127.0.0.1 and localhost, a client certificate
 P=$W/pki
@@ -43,7 +29,6 @@ mkca ca && mkcert server server $'subjectAltName=IP:127.0.0.1,DNS:localhost\next
 TLSC=(--cacert "$P/ca.crt" --cert "$P/client.crt" --key "$P/client.key")
 TLSS=(--cert-file "$P/server.crt" --key-file "$P/server.key" --trusted-ca-file "$P/ca.crt" --client-cert-auth=true)
 
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ctl() { ETCDCTL_API=3 etcdctl --endpoints "https://$TLS_EP" "${TLSC[@]}" --dial-timeout=2s --command-timeout=10s "$@"; }
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime of PID
 HZ=$(getconf CLK_TCK)
