@@ -33,6 +33,12 @@ static chunk *chunk_new(size_t size) {
 }
 
 void *arena_alloc(mv_arena *a, size_t size) {
+    void *p = arena_alloc_raw(a, size);
+    memset(p, 0, size);
+    return p;
+}
+
+void *arena_alloc_raw(mv_arena *a, size_t size) {
     size = (size + 15) & ~(size_t)15;
     if (size == 0) size = 16;
     chunk *c = a->head;
@@ -51,7 +57,6 @@ void *arena_alloc(mv_arena *a, size_t size) {
     void *p = c->data + c->used;
     c->used += size;
     a->bytes += size;
-    memset(p, 0, size);
     return p;
 }
 

@@ -254,7 +254,8 @@ void write_finish(mvcc *s) {
 
 mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
     mv_bytes v = {NULL, e->value.length};
-    uint8_t *dst = arena_alloc(a, e->value.length + 1);
+    uint8_t *dst = arena_alloc_raw(a, e->value.length + 1); /* a value is read over it at once */
+    dst[e->value.length] = 0;
     if (e->flags & REV_PENDING) {
         memcpy(dst, s->wb.payload + e->value.offset, e->value.length);
     } else if (e->value.length && log_read(s->log, e->value, dst) != 0) {
@@ -266,8 +267,9 @@ mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
 }
 
 void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_value, mv_arena *a) {
-    uint8_t *k = arena_alloc(a, key.len + 1);
+    uint8_t *k = arena_alloc_raw(a, key.len + 1);
     memcpy(k, key.data, key.len);
+    k[key.len] = 0;
     kv->key = (mv_bytes){k, key.len};
     kv->create_revision = e->create_revision;
     kv->mod_revision = e->main_rev;

@@ -35,7 +35,7 @@ static const uint8_t *record_payload(mvcc *s, int64_t rev, size_t *len, mv_arena
     log_place where = revision_place(s, rev);
     *err = MV_OK;
     if (where.length == 0) return NULL;
-    uint8_t *buf = arena_alloc(a, where.length);
+    uint8_t *buf = arena_alloc_raw(a, where.length);
     if (log_read(s->log, where, buf) != 0) {
         *err = MV_ERR_IO; /* never a silent gap in a watch */
         return NULL;

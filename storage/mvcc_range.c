@@ -216,7 +216,7 @@ static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes
 static void read_run(mvcc *s, value_ref *v, size_t n, uint64_t bytes, mv_arena *a) {
     log_place run = {
         .segment = v[0].e->value.segment, .offset = v[0].e->value.offset, .length = (uint32_t)bytes};
-    uint8_t *buf = arena_alloc(a, bytes);
+    uint8_t *buf = arena_alloc_raw(a, bytes); /* the run is read over it at once */
     int rc = n > 1 ? log_read(s->log, run, buf) : -EINVAL;
     for (size_t k = 0; k < n; k++) {
         if (rc == 0)
