@@ -1,8 +1,10 @@
 /* maint_hash.c: Maintenance's Hash and HashKV, answered after a hash job (storage/hash_kv.c) has walked
  * the whole index in slices of about a millisecond, one per loop turn, so that a store of millions of
- * keys keeps serving while it is hashed (issue 16). From gRPC and the JSON gateway alike (later_call). */
+ * keys keeps serving while it is hashed (issue 16). From gRPC and the JSON gateway alike (later_call).
+ * The jobs wait in one queue and only its head runs, so many calls cost the loop no more than one. */
 #include "svc_maint.h"
 
+#include <assert.h>
 #include <ev.h>
 #include <stdlib.h>
 
@@ -21,16 +23,25 @@ typedef struct hash_wait {
     later_call *lc;
     mv_hash_job *job;
     bool kv; /* HashKV; else Hash */
-    ev_timer tick;
+    struct hash_wait *next;
 } hash_wait;
+
+static hash_wait *queue_head, **queue_tail = &queue_head;
+static ev_timer tick; /* runs while the queue is not empty */
 
 static void fail_mv(const reply_sink *out, mv_err err) {
     etcd_err e = etcd_err_from_mv(err);
     out->fail(out->ctx, etcd_err_code(e), etcd_err_message(e));
 }
 
+/* Takes w out of the queue and frees it. */
 static void hash_wait_free(hash_wait *w) {
-    ev_timer_stop(EV_DEFAULT_ & w->tick);
+    hash_wait **p = &queue_head;
+    while (*p != w)
+        p = &(*p)->next;
+    *p = w->next;
+    if (queue_tail == &w->next) queue_tail = p;
+    if (!queue_head) ev_timer_stop(EV_DEFAULT_ & tick);
     mvcc_hash_kv_free(w->job);
     free(w);
 }
@@ -59,10 +70,11 @@ static void on_hash_cancel(later_call *lc) { /* the client went: the walk stops 
     hash_wait_free(lc->wait);
 }
 
-/* One slice; the answer once the walk is done or failed. */
+/* One slice of the oldest job; its answer once its walk is done or failed. */
 static void on_tick(EV_P_ ev_timer *t, int revents) {
-    (void)EV_A, (void)revents;
-    hash_wait *w = (hash_wait *)((char *)t - offsetof(hash_wait, tick));
+    (void)EV_A, (void)t, (void)revents;
+    hash_wait *w = queue_head;
+    assert(w);
     bool done = false;
     mv_err err = mvcc_hash_kv_step(g_store, w->job, HASH_SLICE_US, &done);
     if (err == MV_OK && !done) return;
@@ -85,8 +97,12 @@ static void hash_exec(later_call *lc, int64_t rev, bool kv) {
     if (!job) return fail_mv(out, err);
     hash_wait *w = xcalloc(1, sizeof *w);
     *w = (hash_wait){.lc = lc, .job = job, .kv = kv};
-    ev_timer_init(&w->tick, on_tick, 0, HASH_GAP_SECONDS);
-    ev_timer_start(EV_DEFAULT_ & w->tick);
+    *queue_tail = w;
+    queue_tail = &w->next;
+    if (!ev_is_active(&tick)) {
+        ev_timer_init(&tick, on_tick, 0, HASH_GAP_SECONDS);
+        ev_timer_start(EV_DEFAULT_ & tick);
+    }
     later_call_wait(lc, w, on_hash_cancel);
 }
 
