@@ -63,6 +63,8 @@ struct conn {
     bool dirty, dead, closing, read_paused;
     conn *next_dirty, *next_dead;
     conn *prev, *next;
+    conn *hold_prev, *hold_next; /* in the list of connections holding output (n_waiting > 0) */
+    bool holding;
 };
 
 /* server.c */

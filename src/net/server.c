@@ -2,6 +2,7 @@
  * the first ones, and holds all output until the batch it may depend on is durable (commit.h). Slow
  * readers are throttled; dead connections free everything. Listeners are in accept.c, deadlines in
  * conn_timeout.c. */
+#include <assert.h>
 #include <errno.h>
 #include <ev.h>
 #include <malloc.h>
@@ -32,9 +33,29 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof h2_preface - 1)
 
 static conn *all_conns, *dirty_head, *dead_head;
+static conn *holding_head; /* the connections with output held for a batch: a durable batch visits these */
 static size_t n_conns;
 
 /* --- connection life --- */
+
+static void holding_add(conn *c) {
+    assert(!c->holding);
+    c->holding = true;
+    c->hold_prev = NULL;
+    c->hold_next = holding_head;
+    if (holding_head) holding_head->hold_prev = c;
+    holding_head = c;
+}
+
+static void holding_remove(conn *c) {
+    if (!c->holding) return;
+    c->holding = false;
+    if (c->hold_prev)
+        c->hold_prev->hold_next = c->hold_next;
+    else
+        holding_head = c->hold_next;
+    if (c->hold_next) c->hold_next->hold_prev = c->hold_prev;
+}
 
 void conn_kill(conn *c) {
     if (c->dead) return;
@@ -50,6 +71,7 @@ void conn_kill(conn *c) {
     if (c->h2) h2_conn_free(c->h2);
     c->h2 = NULL;
     if (c->proto == PROTO_HTTP1) http1_conn_closed(c);
+    holding_remove(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -96,6 +118,7 @@ static void hold_output(conn *c, const void *data, size_t len) {
     uint64_t seq = commit_needed_seq();
     out_chunk *last = c->n_waiting ? &c->waiting[c->n_waiting - 1] : NULL;
     if (!last || (last->seq != seq && c->n_waiting < MAX_WAITING)) {
+        if (c->n_waiting == 0) holding_add(c);
         last = &c->waiting[c->n_waiting++];
         memset(last, 0, sizeof *last);
     }
@@ -121,6 +144,7 @@ static void release_durable(conn *c) {
     if (!done) return;
     memmove(c->waiting, c->waiting + done, (size_t)(c->n_waiting - done) * sizeof *c->waiting);
     c->n_waiting -= done;
+    if (c->n_waiting == 0) holding_remove(c);
 }
 
 void conn_queue(conn *c, const void *data, size_t len) {
@@ -141,8 +165,10 @@ size_t conn_unsent(const conn *c) {
 }
 
 void server_release_durable(void) {
-    for (conn *c = all_conns; c; c = c->next)
-        if (c->n_waiting) conn_mark_dirty(c);
+    for (conn *c = holding_head; c; c = c->hold_next) {
+        assert(c->n_waiting > 0);
+        conn_mark_dirty(c);
+    }
 }
 
 void conn_close_when_flushed(conn *c) {
