@@ -7,6 +7,7 @@
 #include "config.h"
 #include "errors.h"
 #include "header.h"
+#include "kv_check.h"
 #include "metrics.h"
 #include "rpc.pb-c.h"
 #include "store.h"
@@ -18,13 +19,6 @@
 #include <string.h>
 
 #define DEFAULT_MAX_TXN_OPS 128
-/* Deeper Txn nesting is always "too many operations" for etcd's default limit; checked on the raw bytes
- * so a hostile message cannot make the recursive protobuf decoder overflow the stack. */
-#define MAX_TXN_DEPTH 256
-
-/* "No error" for the validation functions, which otherwise return the etcd error to answer with. */
-#define KV_VALID ETCD_ERR_COUNT
-
 /* ---------- memory: every allocation made for one call, freed together ---------- */
 
 typedef struct alloc_list {
@@ -61,13 +55,6 @@ static ProtobufCBinaryData pb_from_mv(mv_bytes b) {
     return (ProtobufCBinaryData){b.len, (uint8_t *)b.data};
 }
 
-static int bytes_cmp(mv_bytes a, mv_bytes b) {
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.data, b.data, n) : 0;
-    if (c != 0) return c;
-    return (a.len > b.len) - (a.len < b.len);
-}
-
 static size_t max_txn_ops(void) {
     return g_config.max_txn_ops ? g_config.max_txn_ops : DEFAULT_MAX_TXN_OPS;
 }
@@ -81,270 +68,6 @@ static void fail_unmarshal(rpc_call *call, const char *type) {
     char msg[128];
     snprintf(msg, sizeof msg, "grpc: error unmarshalling request: malformed %s", type);
     rpc_finish(call, GRPC_INVALID_ARGUMENT, msg);
-}
-
-/* ---------- validation, as etcd's v3rpc key.go ---------- */
-
-static etcd_err check_range(const Etcdserverpb__RangeRequest *r) {
-    if (r->key.len == 0) return ETCD_ERR_EMPTY_KEY;
-    if ((unsigned)r->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND)
-        return ETCD_ERR_INVALID_SORT_OPTION;
-    if ((unsigned)r->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE)
-        return ETCD_ERR_INVALID_SORT_OPTION;
-    return KV_VALID;
-}
-
-static etcd_err check_put(const Etcdserverpb__PutRequest *r) {
-    if (r->key.len == 0) return ETCD_ERR_EMPTY_KEY;
-    if (r->ignore_value && r->value.len != 0) return ETCD_ERR_VALUE_PROVIDED;
-    if (r->ignore_lease && r->lease != 0) return ETCD_ERR_LEASE_PROVIDED;
-    return KV_VALID;
-}
-
-static etcd_err check_delete(const Etcdserverpb__DeleteRangeRequest *r) {
-    return r->key.len == 0 ? ETCD_ERR_EMPTY_KEY : KV_VALID;
-}
-
-static etcd_err check_txn(const Etcdserverpb__TxnRequest *r, long long max_ops);
-
-static etcd_err check_op(const Etcdserverpb__RequestOp *op, long long max_ops) {
-    switch (op->request_case) {
-    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
-        return check_range(op->request_range);
-    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
-        return check_put(op->request_put);
-    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
-        return check_delete(op->request_delete_range);
-    case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
-        return check_txn(op->request_txn, max_ops);
-    default: /* an empty operation */
-        return ETCD_ERR_KEY_NOT_FOUND;
-    }
-}
-
-/* Each branch may hold max_ops operations; a nested txn gets what its parent's widest list left over. */
-static etcd_err check_txn(const Etcdserverpb__TxnRequest *r, long long max_ops) {
-    size_t opc = r->n_compare;
-    if (opc < r->n_success) opc = r->n_success;
-    if (opc < r->n_failure) opc = r->n_failure;
-    if ((long long)opc > max_ops) return ETCD_ERR_TOO_MANY_OPS;
-    for (size_t i = 0; i < r->n_compare; i++)
-        if (r->compare[i]->key.len == 0) return ETCD_ERR_EMPTY_KEY;
-    long long left = max_ops - (long long)opc;
-    for (size_t i = 0; i < r->n_success; i++) {
-        etcd_err e = check_op(r->success[i], left);
-        if (e != KV_VALID) return e;
-    }
-    for (size_t i = 0; i < r->n_failure; i++) {
-        etcd_err e = check_op(r->failure[i], left);
-        if (e != KV_VALID) return e;
-    }
-    return KV_VALID;
-}
-
-/* etcd serves a txn of ranges only as a read; anything else is a write. */
-static bool txn_is_read_only(const Etcdserverpb__TxnRequest *r) {
-    for (size_t i = 0; i < r->n_success; i++)
-        if (r->success[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) return false;
-    for (size_t i = 0; i < r->n_failure; i++)
-        if (r->failure[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) return false;
-    return true;
-}
-
-/* ---------- duplicate keys in a txn: etcd's checkIntervals, rule for rule ---------- */
-
-typedef struct key_vec {
-    mv_bytes *v;
-    size_t n, cap;
-} key_vec;
-
-/* A deleted key ([key] when range_end is empty) or range [key, range_end), compared as plain bytes:
- * so a delete with range_end "\0" (every key >= key) never overlaps a put here, as in etcd. */
-typedef struct del_span {
-    mv_bytes key, range_end;
-} del_span;
-
-typedef struct span_vec {
-    del_span *v;
-    size_t n, cap;
-} span_vec;
-
-static bool key_vec_has(const key_vec *s, mv_bytes k) {
-    for (size_t i = 0; i < s->n; i++)
-        if (bytes_cmp(s->v[i], k) == 0) return true;
-    return false;
-}
-
-static void key_vec_add(key_vec *s, mv_bytes k) {
-    if (key_vec_has(s, k)) return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->v = xrealloc(s->v, s->cap * sizeof *s->v);
-    }
-    s->v[s->n++] = k;
-}
-
-static void span_vec_add(span_vec *d, del_span sp) {
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 8;
-        d->v = xrealloc(d->v, d->cap * sizeof *d->v);
-    }
-    d->v[d->n++] = sp;
-}
-
-static bool span_hits(const del_span *sp, mv_bytes k) {
-    if (sp->range_end.len == 0) return bytes_cmp(sp->key, k) == 0;
-    return bytes_cmp(sp->key, k) <= 0 && bytes_cmp(k, sp->range_end) < 0;
-}
-
-static bool spans_hit(const span_vec *d, mv_bytes k) {
-    for (size_t i = 0; i < d->n; i++)
-        if (span_hits(&d->v[i], k)) return true;
-    return false;
-}
-
-static void interval_sets_free(key_vec *puts, span_vec *dels) {
-    free(puts->v);
-    free(dels->v);
-    *puts = (key_vec){0};
-    *dels = (span_vec){0};
-}
-
-static bool check_intervals(Etcdserverpb__RequestOp **ops, size_t n, key_vec *puts, span_vec *dels);
-
-/* A nested txn's puts must not meet earlier puts or deletes of this level; its then/else branches
- * may put the same key, since only one of them runs. Its deletes then join this level's. */
-static bool merge_nested_txn(const Etcdserverpb__TxnRequest *t, key_vec *puts, span_vec *dels) {
-    key_vec then_puts = {0}, else_puts = {0};
-    span_vec then_dels = {0}, else_dels = {0};
-    bool ok = check_intervals(t->success, t->n_success, &then_puts, &then_dels) &&
-              check_intervals(t->failure, t->n_failure, &else_puts, &else_dels);
-    for (size_t i = 0; ok && i < then_puts.n; i++) {
-        mv_bytes k = then_puts.v[i];
-        ok = !key_vec_has(puts, k) && !spans_hit(dels, k);
-        key_vec_add(puts, k);
-    }
-    for (size_t i = 0; ok && i < else_puts.n; i++) {
-        mv_bytes k = else_puts.v[i];
-        ok = !(key_vec_has(puts, k) && !key_vec_has(&then_puts, k)) && !spans_hit(dels, k);
-        key_vec_add(puts, k);
-    }
-    for (size_t i = 0; ok && i < then_dels.n; i++)
-        span_vec_add(dels, then_dels.v[i]);
-    for (size_t i = 0; ok && i < else_dels.n; i++)
-        span_vec_add(dels, else_dels.v[i]);
-    interval_sets_free(&then_puts, &then_dels);
-    interval_sets_free(&else_puts, &else_dels);
-    return ok;
-}
-
-/* Fills puts/dels with the keys put and ranges deleted by ops (nested txns included); false if a put
- * meets another put or a delete in a way etcd refuses. */
-static bool check_intervals(Etcdserverpb__RequestOp **ops, size_t n, key_vec *puts, span_vec *dels) {
-    for (size_t i = 0; i < n; i++) {
-        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) continue;
-        const Etcdserverpb__DeleteRangeRequest *d = ops[i]->request_delete_range;
-        span_vec_add(dels, (del_span){mv_from_pb(d->key), mv_from_pb(d->range_end)});
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) continue;
-        if (!merge_nested_txn(ops[i]->request_txn, puts, dels)) return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT) continue;
-        mv_bytes k = mv_from_pb(ops[i]->request_put->key);
-        if (key_vec_has(puts, k) || spans_hit(dels, k)) return false;
-        key_vec_add(puts, k);
-    }
-    return true;
-}
-
-static bool branch_has_duplicates(Etcdserverpb__RequestOp **ops, size_t n) {
-    key_vec puts = {0};
-    span_vec dels = {0};
-    bool ok = check_intervals(ops, n, &puts, &dels);
-    interval_sets_free(&puts, &dels);
-    return !ok;
-}
-
-/* ---------- Txn nesting depth, measured on the wire before decoding ---------- */
-
-typedef enum depth_scan { SCAN_OK, SCAN_TOO_DEEP, SCAN_MALFORMED } depth_scan;
-
-static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Reads one field's tag and, for length-delimited fields, its body; other fields are skipped. */
-static bool next_field(const uint8_t **p, const uint8_t *end, uint64_t *field, const uint8_t **body,
-                       size_t *body_len) {
-    uint64_t tag, n;
-    if (!read_varint(p, end, &tag)) return false;
-    *field = tag >> 3;
-    *body = NULL;
-    switch (tag & 7) {
-    case 0:
-        return read_varint(p, end, &n);
-    case 1:
-    case 5: {
-        size_t width = (tag & 7) == 1 ? 8 : 4;
-        if ((size_t)(end - *p) < width) return false;
-        *p += width;
-        return true;
-    }
-    case 2:
-        if (!read_varint(p, end, &n) || n > (uint64_t)(end - *p)) return false;
-        *body = *p;
-        *body_len = (size_t)n;
-        *p += n;
-        return true;
-    default: /* groups: never part of etcd's messages */
-        return false;
-    }
-}
-
-static depth_scan scan_txn(const uint8_t *p, size_t len, int depth);
-
-/* A RequestOp: field 4 is a nested TxnRequest. */
-static depth_scan scan_request_op(const uint8_t *p, size_t len, int depth) {
-    const uint8_t *end = p + len;
-    while (p < end) {
-        uint64_t field;
-        const uint8_t *body;
-        size_t body_len = 0;
-        if (!next_field(&p, end, &field, &body, &body_len)) return SCAN_MALFORMED;
-        if (field == 4 && body) {
-            depth_scan s = scan_txn(body, body_len, depth + 1);
-            if (s != SCAN_OK) return s;
-        }
-    }
-    return SCAN_OK;
-}
-
-/* A TxnRequest: fields 2 (success) and 3 (failure) are RequestOps. */
-static depth_scan scan_txn(const uint8_t *p, size_t len, int depth) {
-    if (depth > MAX_TXN_DEPTH) return SCAN_TOO_DEEP;
-    const uint8_t *end = p + len;
-    while (p < end) {
-        uint64_t field;
-        const uint8_t *body;
-        size_t body_len = 0;
-        if (!next_field(&p, end, &field, &body, &body_len)) return SCAN_MALFORMED;
-        if ((field == 2 || field == 3) && body) {
-            depth_scan s = scan_request_op(body, body_len, depth);
-            if (s != SCAN_OK) return s;
-        }
-    }
-    return SCAN_OK;
 }
 
 /* ---------- protobuf requests → storage requests ---------- */
@@ -631,7 +354,7 @@ static bool over_budget(const reply_sink *out, bool too_large) {
 void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
     (void)len;
     const Etcdserverpb__RangeRequest *req = (const Etcdserverpb__RangeRequest *)msg;
-    etcd_err e = check_range(req);
+    etcd_err e = kv_check_range(req);
     auth_who who;
     if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID) e = auth_check_range(&who, req);
@@ -659,7 +382,7 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
 static etcd_err validate_write(const ProtobufCMessage *msg, size_t len, bool is_put) {
     const Etcdserverpb__PutRequest *put = (const Etcdserverpb__PutRequest *)msg;
     const Etcdserverpb__DeleteRangeRequest *del = (const Etcdserverpb__DeleteRangeRequest *)msg;
-    etcd_err e = is_put ? check_put(put) : check_delete(del);
+    etcd_err e = is_put ? kv_check_put(put) : kv_check_delete(del);
     auth_who who;
     if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID && write_too_large(len)) e = ETCD_ERR_REQUEST_TOO_LARGE;
@@ -689,41 +412,48 @@ static void reply_write(const reply_sink *out, const mv_result *res, bool is_put
     list_free(&mem);
 }
 
-void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
-    const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
-    etcd_err e = validate_write(msg, len, true);
+/* Put and DeleteRange: checked, run on the store and answered alike. */
+static void write_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out, bool is_put) {
+    etcd_err e = validate_write(msg, len, is_put);
     if (e != KV_VALID) return sink_fail(out, e);
-    mv_put_req mreq;
-    put_from_pb(&mreq, req);
     mv_result res = {0};
-    mvcc_put(g_store, &mreq, &res);
-    if (!store_failed(out, &res)) reply_write(out, &res, true, req->prev_kv);
+    bool prev_kv;
+    if (is_put) {
+        const Etcdserverpb__PutRequest *req = (const Etcdserverpb__PutRequest *)msg;
+        mv_put_req mreq;
+        put_from_pb(&mreq, req);
+        mvcc_put(g_store, &mreq, &res);
+        prev_kv = req->prev_kv;
+    } else {
+        const Etcdserverpb__DeleteRangeRequest *req = (const Etcdserverpb__DeleteRangeRequest *)msg;
+        mv_delete_req mreq;
+        delete_from_pb(&mreq, req);
+        mvcc_delete(g_store, &mreq, &res);
+        prev_kv = req->prev_kv;
+    }
+    if (!store_failed(out, &res)) reply_write(out, &res, is_put, prev_kv);
     mv_result_free(&res);
 }
 
+void kv_put_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
+    write_exec(msg, len, out, true);
+}
+
 void kv_delete_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *out) {
-    const Etcdserverpb__DeleteRangeRequest *req = (const Etcdserverpb__DeleteRangeRequest *)msg;
-    etcd_err e = validate_write(msg, len, false);
-    if (e != KV_VALID) return sink_fail(out, e);
-    mv_delete_req mreq;
-    delete_from_pb(&mreq, req);
-    mv_result res = {0};
-    mvcc_delete(g_store, &mreq, &res);
-    if (!store_failed(out, &res)) reply_write(out, &res, false, req->prev_kv);
-    mv_result_free(&res);
+    write_exec(msg, len, out, false);
 }
 
 /* etcd's order: structure and limits, then duplicate keys per branch, then the caller's token, then
  * the write size; a write txn is refused while the NOSPACE alarm is active. */
 static etcd_err validate_txn(const Etcdserverpb__TxnRequest *req, size_t len, auth_who *who) {
-    etcd_err e = check_txn(req, (long long)max_txn_ops());
+    etcd_err e = kv_check_txn(req, (long long)max_txn_ops());
     if (e != KV_VALID) return e;
-    if (branch_has_duplicates(req->success, req->n_success) ||
-        branch_has_duplicates(req->failure, req->n_failure))
+    if (kv_branch_has_duplicates(req->success, req->n_success) ||
+        kv_branch_has_duplicates(req->failure, req->n_failure))
         return ETCD_ERR_DUPLICATE_KEY;
     if ((e = auth_resolve(rpc_current_caller(), who)) != KV_VALID) return e;
-    if (!txn_is_read_only(req) && write_too_large(len)) return ETCD_ERR_REQUEST_TOO_LARGE;
-    if (!txn_is_read_only(req) && alarm_nospace_active()) return ETCD_ERR_NO_SPACE;
+    if (!kv_txn_is_read_only(req) && write_too_large(len)) return ETCD_ERR_REQUEST_TOO_LARGE;
+    if (!kv_txn_is_read_only(req) && alarm_nospace_active()) return ETCD_ERR_NO_SPACE;
     return KV_VALID;
 }
 
@@ -789,9 +519,9 @@ void kv_delete_range(rpc_call *call, const uint8_t *msg, size_t len) {
 
 /* The nesting depth is checked on the wire first, so decoding cannot overflow the stack. */
 void kv_txn(rpc_call *call, const uint8_t *msg, size_t len) {
-    depth_scan depth = scan_txn(msg, len, 0);
-    if (depth == SCAN_TOO_DEEP) return rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
-    if (depth != SCAN_OK) return fail_unmarshal(call, "etcdserverpb.TxnRequest");
+    kv_depth_scan depth = kv_scan_txn_depth(msg, len);
+    if (depth == KV_SCAN_TOO_DEEP) return rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
+    if (depth != KV_SCAN_OK) return fail_unmarshal(call, "etcdserverpb.TxnRequest");
     rpc_unary_exec(call, msg, len, &etcdserverpb__txn_request__descriptor, kv_txn_exec);
 }
 
