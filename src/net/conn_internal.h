@@ -51,6 +51,7 @@ struct conn {
     ev_tstamp phase_since;
     conn_keepalive ka;
     sbuf in;                        /* unparsed input (detection, HTTP/1) */
+    size_t http1_scanned;           /* bytes of in searched for the end of an HTTP/1 head (http1.c) */
     out_chunk waiting[MAX_WAITING]; /* output held until its batch is durable, oldest first */
     int n_waiting;
     sbuf out; /* output released to the socket */

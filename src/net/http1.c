@@ -269,8 +269,9 @@ static int send_error(conn *c, int status) {
 
 /* --- parsing --- */
 
-static const uint8_t *find_head_end(const uint8_t *p, size_t n) {
-    for (size_t i = 3; i < n; i++)
+/* The end of the head in p[0..n), searching from `from` on (what is before holds none). */
+static const uint8_t *find_head_end(const uint8_t *p, size_t n, size_t from) {
+    for (size_t i = from > 3 ? from : 3; i < n; i++)
         if (p[i] == '\n' && p[i - 1] == '\r' && p[i - 2] == '\n' && p[i - 3] == '\r') return p + i + 1;
     return NULL;
 }
@@ -364,13 +365,18 @@ bool http1_held(const conn *c, const sbuf *in) {
     return sbuf_size(in) > 0 && conn_unsent(c) >= HELD_MAX;
 }
 
-int http1_conn_recv(conn *c, sbuf *in) {
+int http1_conn_recv(conn *c, sbuf *in, size_t *scanned) {
     while (sbuf_size(in) > 0 && !http1_held(c, in)) {
         if (streams && *stream_slot(c)) return 0; /* after the stream */
         const uint8_t *start = sbuf_head(in);
-        size_t have = sbuf_size(in);
-        const uint8_t *head_end = find_head_end(start, have < MAX_HEAD ? have : MAX_HEAD);
-        if (!head_end) return have >= MAX_HEAD ? send_error(c, 431) : 0;
+        size_t have = sbuf_size(in), limit = have < MAX_HEAD ? have : MAX_HEAD;
+        assert(*scanned <= have);
+        const uint8_t *head_end = find_head_end(start, limit, *scanned);
+        if (!head_end) {
+            *scanned = limit;
+            return have >= MAX_HEAD ? send_error(c, 431) : 0;
+        }
+        *scanned = (size_t)(head_end - start) - 1; /* while its body comes, the head is found at once */
         http1_request req = {0};
         head_info info;
         int bad = parse_head((const char *)start, (const char *)head_end, &req, &info);
@@ -395,6 +401,7 @@ int http1_conn_recv(conn *c, sbuf *in) {
         else
             send_response(c, &resp, req.keep_alive);
         sbuf_consume(in, head_len + (size_t)body_len);
+        *scanned = 0;
         if (streaming) return 0;
         if (!req.keep_alive) return -1;
     }

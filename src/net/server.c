@@ -292,7 +292,7 @@ static int feed_h2(conn *c, const uint8_t *data, size_t len) {
 /* Parses what it can; the deadlines learn whether a request was served (some input consumed). */
 static int parse_http1(conn *c) {
     size_t before = sbuf_size(&c->in);
-    int rc = http1_conn_recv(c, &c->in);
+    int rc = http1_conn_recv(c, &c->in, &c->http1_scanned);
     if (rc == 0) timeout_http1_fed(c, sbuf_size(&c->in) < before);
     if (rc == 0 && sbuf_size(&c->in) == 0) sbuf_free(&c->in); /* an idle connection keeps no buffer */
     return rc;
