@@ -23,6 +23,7 @@
 #include "store.h"
 #include "svc_auth.h"
 #include "svc_lease.h"
+#include "svc_maint.h"
 #include "svc_watch.h"
 
 /* FNV-1a, 64 bits: a stable id from the member's name and URLs. */
@@ -152,6 +153,10 @@ int main(int argc, char **argv) {
     open_store();
     char alarm_err[200];
     if (!alarms_load(alarm_err, sizeof alarm_err)) {
+        fprintf(stderr, "cetcd: %s: %s\n", g_config.data_dir, alarm_err);
+        return 2;
+    }
+    if (!downgrade_load(alarm_err, sizeof alarm_err)) {
         fprintf(stderr, "cetcd: %s: %s\n", g_config.data_dir, alarm_err);
         return 2;
     }

@@ -183,6 +183,7 @@ static bool record_is_live(mvcc *s, int type, const uint8_t *payload, size_t len
         return len == 8 && le_i64(payload) == s->compact_revision;
     case LOG_AUTH:
     case LOG_ALARMS:
+    case LOG_DOWNGRADE:
         return state_record_is_live(s, type, where);
     default:
         return true; /* a type this version does not know is kept as it is */

@@ -20,6 +20,7 @@ enum log_record_type {
     LOG_AUTH = 8,       /* the whole auth state, as src/ encodes it; the last one counts */
     LOG_COVERS = 9,     /* first record of a merged file: u32, the highest segment id it stands for */
     LOG_ALARMS = 10,    /* the member's alarms, as src/ encodes them; the last one counts */
+    LOG_DOWNGRADE = 11, /* the cluster's downgrade job (Maintenance/Downgrade); the last one counts */
 };
 
 /* A byte range inside one segment file: where a payload, or a part of it, lives. */

@@ -294,8 +294,9 @@ uint8_t *mvcc_read_file(const char *path, uint64_t *size, char *err, size_t errl
 /* --- the member's state (storage/state_blobs.c): small opaque blobs that src/ encodes, made durable
  * by the commit as any write (its reply waits for it), kept across log compaction; exports and
  * builds carry the auth state --- */
-enum mv_state_kind { MV_STATE_AUTH, MV_STATE_ALARMS, MV_STATE_KINDS };
-/* The quota refuses an auth state that does not fit (MV_ERR_NO_SPACE), never the alarms. A blob is
+enum mv_state_kind { MV_STATE_AUTH, MV_STATE_ALARMS, MV_STATE_DOWNGRADE, MV_STATE_KINDS };
+/* The quota refuses an auth state that does not fit (MV_ERR_NO_SPACE), never the alarms nor the
+ * downgrade job (etcd's quota guards only puts, txns and lease grants). A blob is
  * never empty once saved: log compaction does not keep an empty one, so an older one could return. */
 mv_err mvcc_state_save(mvcc *s, enum mv_state_kind kind, const uint8_t *blob, size_t len);
 mv_bytes mvcc_state(const mvcc *s, enum mv_state_kind kind);     /* empty if never saved */

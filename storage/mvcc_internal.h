@@ -118,7 +118,7 @@ void lease_grant_moved(mvcc *s, int64_t id, log_place from, log_place to);
 #define LEASE_RECORD_BYTES (24u + 16u)
 #define COMPACT_RECORD_BYTES (24u + 8u)
 
-/* state_blobs.c: the records of the member's state blobs (LOG_AUTH, LOG_ALARMS) */
+/* state_blobs.c: the records of the member's state blobs (LOG_AUTH, LOG_ALARMS, LOG_DOWNGRADE) */
 int state_kind_of_record(int type); /* -1 if type is not one of them */
 int replay_state_record(mvcc *s, int type, const uint8_t *payload, size_t len, log_place where);
 bool state_record_is_live(const mvcc *s, int type, log_place where);

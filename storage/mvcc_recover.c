@@ -168,6 +168,7 @@ int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload,
         return replay_lease_record(s, type, payload, len, where);
     case LOG_AUTH:
     case LOG_ALARMS:
+    case LOG_DOWNGRADE:
         return replay_state_record(s, type, payload, len, where);
     default:
         return 0; /* index checkpoints and future record types carry nothing to replay */

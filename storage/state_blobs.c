@@ -1,7 +1,7 @@
-/* state_blobs.c: the member's small state kept beside the keys (the auth state, the alarms), each as
- * one opaque blob that src/ encodes; storage only keeps it durable: each save is a log record, replay
- * keeps the last one of each kind, log compaction copies forward only the current one, and exports
- * and builds carry the auth state. */
+/* state_blobs.c: the member's small state kept beside the keys (the auth state, the alarms, the
+ * downgrade job), each as one opaque blob that src/ encodes; storage only keeps it durable: each save
+ * is a log record, replay keeps the last one of each kind, log compaction copies forward only the
+ * current one, and exports and builds carry the auth state. */
 #include "alloc.h"
 #include "mvcc_internal.h"
 
@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const int record_type[MV_STATE_KINDS] = {[MV_STATE_AUTH] = LOG_AUTH, [MV_STATE_ALARMS] = LOG_ALARMS};
+static const int record_type[MV_STATE_KINDS] = {
+    [MV_STATE_AUTH] = LOG_AUTH, [MV_STATE_ALARMS] = LOG_ALARMS, [MV_STATE_DOWNGRADE] = LOG_DOWNGRADE};
 
 int state_kind_of_record(int type) {
     for (int k = 0; k < MV_STATE_KINDS; k++)
@@ -31,8 +32,9 @@ static void keep_blob(mvcc *s, int kind, const uint8_t *blob, size_t len, log_pl
 
 mv_err mvcc_state_save(mvcc *s, enum mv_state_kind kind, const uint8_t *blob, size_t len) {
     assert(len > 0);
-    /* the alarms are how NOSPACE itself is kept: the quota never refuses them */
-    if (kind != MV_STATE_ALARMS && over_quota(s, len)) return MV_ERR_NO_SPACE;
+    /* the alarms are how NOSPACE itself is kept: the quota never refuses them; nor a downgrade job,
+     * which etcd's quota does not guard either */
+    if (kind == MV_STATE_AUTH && over_quota(s, len)) return MV_ERR_NO_SPACE;
     log_place where = log_append(s->log, record_type[kind], s->revision, blob, len);
     keep_blob(s, kind, blob, len, where);
     return MV_OK;

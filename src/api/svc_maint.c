@@ -62,6 +62,7 @@ void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink
     resp.raftterm = g_config.raft_term;
     resp.dbsizequota =
         (int64_t)(g_config.quota_backend_bytes ? g_config.quota_backend_bytes : DEFAULT_QUOTA_BYTES);
+    downgrade_info_fill(&downgrade);
     resp.downgradeinfo = &downgrade;
     resp.errors = errors;
     for (int t = 1; t < ALARM_TYPES; t++)

@@ -1,5 +1,5 @@
 /* svc_maint.h: the Maintenance service (Status, Alarm, Defragment, Hash, HashKV, Snapshot,
- * MoveLeader) for the method table and the JSON gateway. The alarm state itself is alarms.h. */
+ * MoveLeader, Downgrade) for the method table and the JSON gateway. The alarm state itself is alarms.h. */
 #ifndef CETCD_SVC_MAINT_H
 #define CETCD_SVC_MAINT_H
 
@@ -14,6 +14,13 @@
 void maint_status_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void maint_alarm_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
 void maint_move_leader_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+/* Downgrade (maint_downgrade.c): VALIDATE, ENABLE, CANCEL of the job kept in the store. */
+void maint_downgrade_exec(const ProtobufCMessage *req, size_t len, const reply_sink *out);
+/* Reads the saved downgrade job at start; false with why set if it cannot be read. */
+bool downgrade_load(char *why, size_t whylen);
+/* The job as Status reports it (the strings stay valid until the next Downgrade call). */
+struct Etcdserverpb__DowngradeInfo;
+void downgrade_info_fill(struct Etcdserverpb__DowngradeInfo *info);
 
 /* --- gRPC handlers --- */
 void maint_status(rpc_call *call, const uint8_t *msg, size_t len);
@@ -25,6 +32,7 @@ void maint_hash_call_closed(rpc_call *call);
 void maint_hash_exec(later_call *lc, const ProtobufCMessage *req);
 void maint_hashkv_exec(later_call *lc, const ProtobufCMessage *req);
 void maint_move_leader(rpc_call *call, const uint8_t *msg, size_t len);
+void maint_downgrade(rpc_call *call, const uint8_t *msg, size_t len);
 /* Defragment: the call stays open until the log compaction run it waits for is done. */
 void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len);
 void maint_defragment_closed(rpc_call *call);

@@ -215,6 +215,7 @@ static const gw_route gw_routes[] = {
     {"/v3/maintenance/alarm", &etcdserverpb__alarm_request__descriptor, maint_alarm_exec},
     {"/v3/maintenance/transfer-leadership", &etcdserverpb__move_leader_request__descriptor,
      maint_move_leader_exec},
+    {"/v3/maintenance/downgrade", &etcdserverpb__downgrade_request__descriptor, maint_downgrade_exec},
     {"/v3/auth/enable", &etcdserverpb__auth_enable_request__descriptor, auth_enable_exec},
     {"/v3/auth/disable", &etcdserverpb__auth_disable_request__descriptor, auth_disable_exec},
     {"/v3/auth/status", &etcdserverpb__auth_status_request__descriptor, auth_status_exec},

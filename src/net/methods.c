@@ -24,6 +24,7 @@ static const rpc_method methods[] = {
     {"/etcdserverpb.Maintenance/HashKV", RPC_UNARY, maint_hashkv, maint_hash_call_closed},
     {"/etcdserverpb.Maintenance/Snapshot", RPC_SERVER_STREAM, maint_snapshot, maint_snapshot_closed},
     {"/etcdserverpb.Maintenance/MoveLeader", RPC_UNARY, maint_move_leader, NULL},
+    {"/etcdserverpb.Maintenance/Downgrade", RPC_UNARY, maint_downgrade, NULL},
     {"/etcdserverpb.Cluster/MemberList", RPC_UNARY, cluster_member_list, NULL},
     {"/etcdserverpb.Cluster/MemberAdd", RPC_UNARY, cluster_member_add, NULL},
     {"/etcdserverpb.Cluster/MemberRemove", RPC_UNARY, cluster_member_remove, NULL},

@@ -79,11 +79,13 @@ static const etcd_error_def etcd_errors[ETCD_ERR_COUNT] = {
                                                  "etcdserver: wrong downgrade target version format"},
     [ETCD_ERR_INVALID_DOWNGRADE_TARGET_VERSION] = {GRPC_INVALID_ARGUMENT,
                                                    "etcdserver: invalid downgrade target version"},
-    [ETCD_ERR_CLUSTER_VERSION_UNAVAILABLE] = {GRPC_FAILED_PRECONDITION,
+    [ETCD_ERR_CLUSTER_VERSION_UNAVAILABLE] = {GRPC_UNAVAILABLE,
                                               "etcdserver: cluster version not found during downgrade"},
     [ETCD_ERR_DOWNGRADE_IN_PROCESS] = {GRPC_FAILED_PRECONDITION,
                                        "etcdserver: cluster has a downgrade job in progress"},
     [ETCD_ERR_NO_INFLIGHT_DOWNGRADE] = {GRPC_FAILED_PRECONDITION, "etcdserver: no inflight downgrade job"},
+    /* not in rpctypes' table: togRPCError answers it as codes.Unknown with the error's text */
+    [ETCD_ERR_UNKNOWN_METHOD] = {GRPC_UNKNOWN, "etcdserver: unknown method"},
 
     /* etcd has no such error: a failing disk makes it panic. Clients see the server go away. */
     [ETCD_ERR_STORAGE_IO] = {GRPC_UNAVAILABLE, "etcdserver: server stopped"},

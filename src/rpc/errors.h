@@ -70,6 +70,7 @@ typedef enum etcd_err {
     ETCD_ERR_CLUSTER_VERSION_UNAVAILABLE,
     ETCD_ERR_DOWNGRADE_IN_PROCESS,
     ETCD_ERR_NO_INFLIGHT_DOWNGRADE,
+    ETCD_ERR_UNKNOWN_METHOD, /* a Downgrade action etcd does not know */
     /* cetcd's own: the log failed, the server is stopping */
     ETCD_ERR_STORAGE_IO,
     ETCD_ERR_COUNT
