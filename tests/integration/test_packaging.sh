@@ -32,7 +32,7 @@ if command -v man >/dev/null; then
     t_eq "man -l renders the page" "0:" "$?:$(cat "$T_TMP/man.err")"
 else
     sed -e 's/\\-/-/g' "$MAN" >"$T_TMP/man.txt"
-    t_pass "man -l renders the page (skipped: no man here; the roff is checked instead)"
+    echo "info: no man here: man -l not run; the roff is checked below instead"
 fi
 if command -v groff >/dev/null; then
     t_eq "groff -ww: no warnings" "" "$(groff -man -ww -z "$MAN" 2>&1)"
