@@ -8,10 +8,10 @@
 typedef struct mv_arena mv_arena;
 
 mv_arena *arena_new(void);
-void *arena_alloc(mv_arena *a, size_t size); /* zeroed, 16-byte aligned; aborts on OOM */
+void *arena_alloc(mv_arena *a, size_t size);     /* zeroed, 16-byte aligned; aborts on OOM */
 void *arena_alloc_raw(mv_arena *a, size_t size); /* the same, not zeroed: for bytes copied in at once */
-size_t arena_bytes(const mv_arena *a);       /* bytes handed out so far, plus those charged */
-void arena_charge(mv_arena *a, size_t n);    /* counts n more bytes without handing any out */
+size_t arena_bytes(const mv_arena *a);           /* bytes handed out so far, plus those charged */
+void arena_charge(mv_arena *a, size_t n);        /* counts n more bytes without handing any out */
 void arena_free(mv_arena *a);
 
 #endif
