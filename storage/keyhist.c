@@ -1,5 +1,6 @@
 /* keyhist.c: one key's revision history: lookup at a revision, append, and compaction.
- * Entries are kept in revision order in one array, so lookups are a binary search. */
+ * Entries are kept in revision order in one array, so lookups are a binary search; a history of one
+ * entry keeps it inside the keyhist itself, one allocation per key instead of two. */
 #include "keyhist.h"
 #include "alloc.h"
 
@@ -9,13 +10,20 @@
 
 keyhist *keyhist_new(void) {
     keyhist *kh = xcalloc(1, sizeof *kh);
+    kh->revs = &kh->one;
+    kh->capacity = 1;
     return kh;
+}
+
+static bool inline_revs(const keyhist *kh) {
+    assert((kh->revs == &kh->one) == (kh->capacity == 1));
+    return kh->revs == &kh->one;
 }
 
 void keyhist_free(void *p) {
     keyhist *kh = p;
     if (!kh) return;
-    free(kh->revs);
+    if (!inline_revs(kh)) free(kh->revs);
     free(kh);
 }
 
@@ -49,8 +57,14 @@ rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
     assert(kh->count == 0 || kh->revs[kh->count - 1].main_rev < e->main_rev ||
            (kh->revs[kh->count - 1].main_rev == e->main_rev && kh->revs[kh->count - 1].sub_rev < e->sub_rev));
     if (kh->count == kh->capacity) {
-        uint32_t cap = kh->capacity ? kh->capacity * 2 : 1;
-        rev_entry *grown = xrealloc(kh->revs, (size_t)cap * sizeof *grown);
+        uint32_t cap = kh->capacity * 2;
+        rev_entry *grown;
+        if (inline_revs(kh)) {
+            grown = xmalloc((size_t)cap * sizeof *grown);
+            memcpy(grown, &kh->one, sizeof kh->one);
+        } else {
+            grown = xrealloc(kh->revs, (size_t)cap * sizeof *grown);
+        }
         kh->revs = grown;
         kh->capacity = cap;
     }
@@ -59,10 +73,12 @@ rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
 }
 
 static void shrink_to_fit(keyhist *kh) {
-    if (kh->count == 0) {
+    if (inline_revs(kh)) return;
+    if (kh->count <= 1) { /* back inside */
+        if (kh->count) kh->one = kh->revs[0];
         free(kh->revs);
-        kh->revs = NULL;
-        kh->capacity = 0;
+        kh->revs = &kh->one;
+        kh->capacity = 1;
     } else if (kh->count * 4 < kh->capacity) {
         rev_entry *small = realloc(kh->revs, (size_t)kh->count * sizeof *small);
         if (small) {

@@ -23,8 +23,9 @@ typedef struct rev_entry {
 } rev_entry;
 
 typedef struct keyhist {
-    rev_entry *revs;
+    rev_entry *revs; /* &one while the history fits in it */
     uint32_t count, capacity;
+    rev_entry one; /* most keys hold one revision: it lives here, in the same allocation */
 } keyhist;
 
 keyhist *keyhist_new(void);
