@@ -164,6 +164,27 @@ static bool compact_to(int64_t rev, char *why, size_t cap) {
     return ok;
 }
 
+/* compact_to with etcd's log lines around it; mode "periodic" or "revision", setting its retention as
+ * etcd prints it ("compact-period 5m", "revision-compaction-retention 10"). */
+static bool compact_logged(int64_t rev, const char *mode, const char *setting, double retry_seconds) {
+    char why[256];
+    log_msg(LOG_INFO, "starting auto %s compaction (revision %lld, %s)", mode, (long long)rev, setting);
+    double t0 = ev_time();
+    bool ok = compact_to(rev, why, sizeof why);
+    if (ok) {
+        char took[64];
+        auto_compaction_duration_text(ev_time() - t0, took, sizeof took);
+        log_msg(LOG_INFO, "completed auto %s compaction (revision %lld, %s, took %s)", mode, (long long)rev,
+                setting, took);
+    } else {
+        char retry[64];
+        auto_compaction_duration_text(retry_seconds, retry, sizeof retry);
+        log_msg(LOG_WARN, "failed auto %s compaction (revision %lld, %s, retry-interval %s): %s", mode,
+                (long long)rev, setting, retry, why);
+    }
+    return ok;
+}
+
 static void record(int64_t rev) {
     if (ac.len < ac.max) { /* still filling: the ring has not turned, head stays 0 */
         if (ac.len == ac.cap) {
@@ -188,27 +209,10 @@ static void periodic_tick(EV_P_ ev_timer *w, int revents) {
         assert(ac.len > 0);
         ac.base =
             ac.compact_interval; /* the first window is the whole retention, later ones an hour at most */
-        int64_t rev = ac.revs[ac.head];
-        char period[64], why[256];
+        char period[64], setting[96];
         auto_compaction_duration_text(ac.s.period, period, sizeof period);
-        log_msg(LOG_INFO, "starting auto periodic compaction (revision %lld, compact-period %s)",
-                (long long)rev, period);
-        double t0 = ev_time();
-        if (compact_to(rev, why, sizeof why)) {
-            char took[64];
-            auto_compaction_duration_text(ev_time() - t0, took, sizeof took);
-            log_msg(LOG_INFO,
-                    "completed auto periodic compaction (revision %lld, compact-period %s, took %s)",
-                    (long long)rev, period, took);
-            ac.last_success = now;
-        } else {
-            char retry[64];
-            auto_compaction_duration_text(ac.tick, retry, sizeof retry);
-            log_msg(
-                LOG_WARN,
-                "failed auto periodic compaction (revision %lld, compact-period %s, retry-interval %s): %s",
-                (long long)rev, period, retry, why);
-        }
+        snprintf(setting, sizeof setting, "compact-period %s", period);
+        if (compact_logged(ac.revs[ac.head], "periodic", setting, ac.tick)) ac.last_success = now;
     }
     record(mvcc_revision(g_store));
 }
@@ -218,27 +222,9 @@ static void revision_tick(EV_P_ ev_timer *w, int revents) {
     (void)loop, (void)w, (void)revents;
     int64_t rev = mvcc_revision(g_store) - ac.s.revisions;
     if (rev <= 0 || rev == ac.prev) return;
-    long long keep = (long long)ac.s.revisions;
-    char why[256];
-    log_msg(LOG_INFO, "starting auto revision compaction (revision %lld, revision-compaction-retention %lld)",
-            (long long)rev, keep);
-    double t0 = ev_time();
-    if (compact_to(rev, why, sizeof why)) {
-        char took[64];
-        auto_compaction_duration_text(ev_time() - t0, took, sizeof took);
-        log_msg(
-            LOG_INFO,
-            "completed auto revision compaction (revision %lld, revision-compaction-retention %lld, took %s)",
-            (long long)rev, keep, took);
-        ac.prev = rev;
-    } else {
-        char retry[64];
-        auto_compaction_duration_text(ac.s.interval, retry, sizeof retry);
-        log_msg(LOG_WARN,
-                "failed auto revision compaction (revision %lld, revision-compaction-retention %lld, "
-                "retry-interval %s): %s",
-                (long long)rev, keep, retry, why);
-    }
+    char setting[96];
+    snprintf(setting, sizeof setting, "revision-compaction-retention %lld", (long long)ac.s.revisions);
+    if (compact_logged(rev, "revision", setting, ac.s.interval)) ac.prev = rev;
 }
 
 static void start_periodic(struct ev_loop *loop) {
