@@ -64,12 +64,6 @@ static bool write_too_large(size_t len) {
     return g_config.max_request_bytes != 0 && len > g_config.max_request_bytes;
 }
 
-static void fail_unmarshal(rpc_call *call, const char *type) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "grpc: error unmarshalling request: malformed %s", type);
-    rpc_finish(call, GRPC_INVALID_ARGUMENT, msg);
-}
-
 /* ---------- protobuf requests → storage requests ---------- */
 
 static void range_from_pb(mv_range_req *out, const Etcdserverpb__RangeRequest *r) {
@@ -521,7 +515,7 @@ void kv_delete_range(rpc_call *call, const uint8_t *msg, size_t len) {
 void kv_txn(rpc_call *call, const uint8_t *msg, size_t len) {
     kv_depth_scan depth = kv_scan_txn_depth(msg, len);
     if (depth == KV_SCAN_TOO_DEEP) return rpc_fail(call, ETCD_ERR_TOO_MANY_OPS);
-    if (depth != KV_SCAN_OK) return fail_unmarshal(call, "etcdserverpb.TxnRequest");
+    if (depth != KV_SCAN_OK) return rpc_fail_unmarshal(call, &etcdserverpb__txn_request__descriptor);
     rpc_unary_exec(call, msg, len, &etcdserverpb__txn_request__descriptor, kv_txn_exec);
 }
 

@@ -20,12 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-static void fail_unmarshal(rpc_call *call, const char *type) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "grpc: error unmarshalling request: malformed %s", type);
-    rpc_finish(call, GRPC_INVALID_ARGUMENT, msg);
-}
-
 /* ---------- ids: etcd's idutil generator (member id, milliseconds, counter), positive only ---------- */
 
 static uint64_t id_suffix;
@@ -164,11 +158,9 @@ static void stream_reply(void *ctx, const ProtobufCMessage *resp) {
 }
 
 void lease_keep_alive(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__LeaseKeepAliveRequest *req = etcdserverpb__lease_keep_alive_request__unpack(NULL, len, msg);
-    if (!req) {
-        fail_unmarshal(call, "etcdserverpb.LeaseKeepAliveRequest");
-        return;
-    }
+    Etcdserverpb__LeaseKeepAliveRequest *req = (Etcdserverpb__LeaseKeepAliveRequest *)rpc_unpack(
+        call, msg, len, &etcdserverpb__lease_keep_alive_request__descriptor);
+    if (!req) return;
     reply_sink out = {stream_reply, NULL, call}; /* a renewal never fails */
     lease_keep_alive_exec(&req->base, len, &out);
     etcdserverpb__lease_keep_alive_request__free_unpacked(req, NULL);

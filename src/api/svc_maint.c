@@ -168,11 +168,9 @@ static void defrag_done(void *ctx, int rc) {
 }
 
 void maint_defragment(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__DefragmentRequest *req = etcdserverpb__defragment_request__unpack(NULL, len, msg);
-    if (!req)
-        return rpc_finish(call, GRPC_INVALID_ARGUMENT,
-                          "grpc: error unmarshalling request: malformed etcdserverpb.DefragmentRequest");
-    etcdserverpb__defragment_request__free_unpacked(req, NULL);
+    ProtobufCMessage *req = rpc_unpack(call, msg, len, &etcdserverpb__defragment_request__descriptor);
+    if (!req) return;
+    protobuf_c_message_free_unpacked(req, NULL);
     const char *denied = auth_check_maintenance(rpc_call_caller(call));
     if (denied) return rpc_finish(call, GRPC_UNKNOWN, denied);
     defrag_wait *w = xcalloc(1, sizeof *w);
@@ -281,11 +279,9 @@ static void snap_tick(EV_P_ ev_timer *t, int revents) {
 }
 
 void maint_snapshot(rpc_call *call, const uint8_t *msg, size_t len) {
-    Etcdserverpb__SnapshotRequest *req = etcdserverpb__snapshot_request__unpack(NULL, len, msg);
-    if (!req)
-        return rpc_finish(call, GRPC_INVALID_ARGUMENT,
-                          "grpc: error unmarshalling request: malformed etcdserverpb.SnapshotRequest");
-    etcdserverpb__snapshot_request__free_unpacked(req, NULL);
+    ProtobufCMessage *req = rpc_unpack(call, msg, len, &etcdserverpb__snapshot_request__descriptor);
+    if (!req) return;
+    protobuf_c_message_free_unpacked(req, NULL);
     if (rpc_user(call)) return; /* one request per call */
     const char *denied = auth_check_maintenance(rpc_call_caller(call));
     if (denied) return rpc_finish(call, GRPC_UNKNOWN, denied);

@@ -28,14 +28,47 @@ reply_sink rpc_sink(rpc_call *call) {
     return (reply_sink){sink_reply, sink_fail, call};
 }
 
+const char *rpc_unmarshal_error(const ProtobufCMessageDescriptor *d) {
+    static char text[160];
+    snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
+    return text;
+}
+
+void rpc_fail_unmarshal(rpc_call *call, const ProtobufCMessageDescriptor *d) {
+    rpc_finish(call, GRPC_INTERNAL, rpc_unmarshal_error(d));
+}
+
+/* Does m, or a message inside it, hold an unknown field numbered 0? Go's decoder refuses one ("illegal
+ * tag 0"); protobuf-c takes it in, and writes it out as a tag it then refuses itself. */
+static bool has_field_zero(const ProtobufCMessage *m) {
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0) return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        const char *at = (const char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)at;
+            for (size_t k = 0; k < n; k++)
+                if (items[k] && has_field_zero(items[k])) return true;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+            if (sub && has_field_zero(sub)) return true;
+        }
+    }
+    return false;
+}
+
 ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
                              const ProtobufCMessageDescriptor *d) {
     ProtobufCMessage *req = protobuf_c_message_unpack(d, NULL, len, msg);
-    if (!req) {
-        char text[160];
-        snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);
-        rpc_finish(call, GRPC_INVALID_ARGUMENT, text);
+    if (req && has_field_zero(req)) {
+        protobuf_c_message_free_unpacked(req, NULL);
+        req = NULL;
     }
+    if (!req) rpc_fail_unmarshal(call, d);
     return req;
 }
 

@@ -20,8 +20,12 @@ typedef void (*unary_exec)(const ProtobufCMessage *req, size_t len, const reply_
 /* The sink answering gRPC call (rpc_reply / rpc_finish). */
 reply_sink rpc_sink(rpc_call *call);
 
-/* Unpacks msg as type d; NULL after finishing call with INVALID_ARGUMENT, as grpc-go answers malformed
- * protobuf. */
+/* The answer to a request that does not decode as d (grpc-go's words), and finishing call with it
+ * under grpc-go's code, INTERNAL. */
+const char *rpc_unmarshal_error(const ProtobufCMessageDescriptor *d);
+void rpc_fail_unmarshal(rpc_call *call, const ProtobufCMessageDescriptor *d);
+/* Unpacks msg as type d; NULL after rpc_fail_unmarshal, as grpc-go answers malformed protobuf (an
+ * unknown field numbered 0 included, which protobuf-c alone would take). */
 ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
                              const ProtobufCMessageDescriptor *d);
 

@@ -200,9 +200,17 @@ def probes(srv):
     for method in ("Range", "Put", "DeleteRange", "Txn", "Compact"):
         res = grpc_call(srv, "/etcdserverpb.KV/" + method, b"\xff\xff\xff")
         st = res["headers"].get("grpc-status")
-        yield "bad protobuf %s: grpc-status 3 or 13" % method, st in ("3", "13"), describe(res)
+        yield "bad protobuf %s: grpc-status 13, as grpc-go" % method, st == "13", describe(res)
     ok, why = serving(srv, "badpb")
     yield "bad protobuf: still serving", ok, why
+    # an unknown field numbered 0 (a non-minimal tag): Go refuses it; protobuf-c takes it in, and the
+    # calls that keep a copy of their request while they hash used to abort (fuzz_rpc)
+    for method in ("Authenticate", "UserAdd", "UserChangePassword"):
+        res = grpc_call(srv, "/etcdserverpb.Auth/" + method, b"\x82\x00\x00")
+        st = res["headers"].get("grpc-status")
+        yield "field number 0 in %s: grpc-status 13, as grpc-go" % method, st == "13", describe(res)
+    ok, why = serving(srv, "field0")
+    yield "field number 0: still serving", ok, why
 
     # (e) oversized requests through python3-etcd3
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=10)
