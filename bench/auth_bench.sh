@@ -255,13 +255,5 @@ EOF
     echo "<!-- end auth bench -->"
 } >"$W/section.md"
 cat "$W/section.md"
-touch "$RESULTS"
-/usr/bin/python3 - "$RESULTS" "$W/section.md" <<'EOF'
-import re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-pat = re.compile(r"<!-- auth bench .*?<!-- end auth bench -->\n?", re.S)
-text = pat.sub(lambda m: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
-open(path, "w").write(text)
-EOF
+write_section auth "$W/section.md"
 log "wrote the auth section of $RESULTS"

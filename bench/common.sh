@@ -50,3 +50,18 @@ side_by_side_cleanup() {
 }
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# write_section NAME FILE: puts FILE (which begins with "<!-- NAME bench ..." and ends with
+# "<!-- end NAME bench -->") in place of that section of $RESULTS, or at its end the first time; the
+# rest of the file stays byte for byte.
+write_section() {
+    touch "$RESULTS"
+    /usr/bin/python3 - "$RESULTS" "$2" "$1" <<'PY'
+import re, sys
+path, sec, name = sys.argv[1], open(sys.argv[2]).read(), re.escape(sys.argv[3])
+text = open(path).read()
+pat = re.compile(r"<!-- %s bench .*?<!-- end %s bench -->\n?" % (name, name), re.S)
+text = pat.sub(lambda m: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
+open(path, "w").write(text)
+PY
+}

@@ -162,13 +162,5 @@ read -r sp50 sp99 smax scount <"$W/save.probe"
     echo "<!-- end snapshot bench -->"
 } >"$W/section.md"
 cat "$W/section.md"
-touch "$RESULTS"
-/usr/bin/python3 - "$RESULTS" "$W/section.md" <<'EOF'
-import re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-pat = re.compile(r"<!-- snapshot bench.*?<!-- end snapshot bench -->\n?", re.S)
-text = pat.sub(lambda m: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
-open(path, "w").write(text)
-EOF
+write_section snapshot "$W/section.md"
 log "wrote the snapshot section of $RESULTS"

@@ -202,13 +202,5 @@ EOF
     echo "<!-- end tls bench -->"
 } >"$W/section.md"
 cat "$W/section.md"
-touch "$RESULTS"
-/usr/bin/python3 - "$RESULTS" "$W/section.md" <<'EOF'
-import re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-pat = re.compile(r"<!-- tls bench .*?<!-- end tls bench -->\n?", re.S)
-text = pat.sub(lambda m: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
-open(path, "w").write(text)
-EOF
+write_section tls "$W/section.md"
 log "wrote the TLS section of $RESULTS"
