@@ -203,3 +203,30 @@ def proc_usage(pid):
         return fds, rss
     except OSError:
         return -1, -1
+
+
+def _read_varint(buf, i):
+    v, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return v, i
+        shift += 7
+
+
+def pb_fields(buf):
+    """Field number -> value (int for varints, bytes for length-delimited) of a protobuf message."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, i = _read_varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out[field], i = _read_varint(buf, i)
+        elif wire == 2:
+            n, i = _read_varint(buf, i)
+            out[field], i = buf[i:i + n], i + n
+        else:
+            raise ValueError("unexpected wire type %d" % wire)
+    return out

@@ -3,6 +3,7 @@
 # "token" and "authorization" metadata, simple-token format and expiry, a nested txn, and that a slow
 # bcrypt in Authenticate (gRPC, or the JSON gateway's) does not hold other calls back.
 import json
+import os
 import re
 import sys
 import threading
@@ -13,32 +14,8 @@ import grpc
 from etcd3.etcdrpc import rpc_pb2 as pb
 from etcd3.etcdrpc import rpc_pb2_grpc as stubs
 
-
-def varints(buf):
-    """Field number -> value of the varint fields of a protobuf message (AuthStatusResponse)."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], i = read_varint(buf, i)
-        elif wire == 2:
-            n, i = read_varint(buf, i)
-            i += n
-        else:
-            raise ValueError("unexpected wire type")
-    return out
-
-
-def read_varint(buf, i):
-    v, shift = 0, 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, i
-        shift += 7
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import pb_fields  # noqa: E402
 
 
 class Client:
@@ -77,7 +54,7 @@ def main_checks(c):
     print("token_format:", bool(re.fullmatch(r"[A-Za-z]{16}\.[0-9]+", root)))
 
     def status(tok):
-        r = varints(c.status_call(None, metadata=md(tok), timeout=5))
+        r = pb_fields(c.status_call(None, metadata=md(tok), timeout=5))
         return "enabled=%d revision=%d" % (r.get(2, 0), r.get(3, 0))
 
     print("status_root:", outcome(lambda: status(root)))

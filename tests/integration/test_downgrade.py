@@ -16,7 +16,7 @@ import grpc  # noqa: E402
 from etcd3.etcdrpc import rpc_pb2 as pb  # noqa: E402
 from etcd3.etcdrpc import rpc_pb2_grpc as stubs  # noqa: E402
 
-from lib import Server, Tally  # noqa: E402
+from lib import Server, Tally, pb_fields as fields  # noqa: E402
 
 # python-etcd3's generated code predates Downgrade, so its messages are encoded here by hand:
 # DowngradeRequest {action = 1 (enum), version = 2}, DowngradeResponse {header = 1, version = 2},
@@ -34,33 +34,6 @@ def varint(v):
         else:
             out.append(b)
             return bytes(out)
-
-
-def read_varint(buf, i):
-    v, shift = 0, 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, i
-        shift += 7
-
-
-def fields(buf):
-    """Field number -> value (int for varints, bytes for length-delimited) of a protobuf message."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], i = read_varint(buf, i)
-        elif wire == 2:
-            n, i = read_varint(buf, i)
-            out[field], i = buf[i:i + n], i + n
-        else:
-            raise ValueError("unexpected wire type %d" % wire)
-    return out
 
 
 def downgrade_request(action, version):
