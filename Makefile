@@ -304,6 +304,11 @@ bench-auth: $(BUILD)/cetcd
 .PHONY: bench-stall
 bench-stall: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/stall_bench.sh
+# bench-recovery: restart time and RSS per key of 1M keys (RECOVERY_BIG=1: also 10M), cetcd against Debian's etcd;
+# RECOVERY_REUSE=1 reuses the filled data dirs kept in the cache (see bench/recovery_bench.sh)
+.PHONY: bench-recovery
+bench-recovery: $(BUILD)/cetcd
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/recovery_bench.sh
 crash-soak: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd CRASH_ROUNDS=1000 /usr/bin/python3 tests/integration/test_crash.py
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd SOAK_REVISIONS=$${SOAK_REVISIONS:-1000000} \
