@@ -304,6 +304,11 @@ bench-auth: $(BUILD)/cetcd
 .PHONY: bench-stall
 bench-stall: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/stall_bench.sh
+# bench-h2load: put and range from h2load (cheaper per request than either server) next to etcd's Go benchmark, and
+# events/s to one prefix watcher under 64 writers, cetcd against Debian's etcd
+.PHONY: bench-h2load
+bench-h2load: $(BUILD)/cetcd
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/h2load_bench.sh
 # bench-recovery: restart time and RSS per key of 1M keys (RECOVERY_BIG=1: also 10M), cetcd against Debian's etcd;
 # RECOVERY_REUSE=1 reuses the filled data dirs kept in the cache (see bench/recovery_bench.sh)
 .PHONY: bench-recovery
