@@ -41,7 +41,7 @@ argv() {
 # fill KIND N: a data dir of N keys of 256 bytes in the cache (cetcd with --unsafe-no-fsync: only the fill is
 # faster, the files are the same), stopped cleanly; kept while RECOVERY_REUSE says so and its stamp matches
 fill() {
-    local kind=$1 n=$2 dir="$STORE/$1-$2" cp pid t0 i
+    local kind=$1 n=$2 dir="$STORE/$1-$2" cp pid t0 _
     local stamp="keys=$n key-size=16 val-size=256 sequential"
     if [ -f "$dir.stamp" ] && [ "$(cat "$dir.stamp")" = "$stamp" ] &&
         { [ "$REUSE" = 1 ] || [ "$REUSE" = "$kind" ]; }; then
@@ -54,7 +54,7 @@ fill() {
     "${ARGV[@]}" >>"$W/fill-$kind.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         ctl "127.0.0.1:$cp" endpoint health >/dev/null 2>&1 && break
         kill -0 "$pid" 2>/dev/null || die "$kind did not start (see $W/fill-$kind.log)"
         sleep 0.05
@@ -64,7 +64,7 @@ fill() {
         --sequential-keys --key-space-size "$n" >"$W/fill-$kind.txt" 2>&1 ||
         die "$kind: fill failed: $(tail -3 "$W/fill-$kind.txt")"
     log "$kind: filled $n keys in $(since "$t0") s"
-    echo "$(since "$t0")" >"$dir.filltime"
+    since "$t0" >"$dir.filltime"
     kill "$pid"
     wait "$pid"
     echo "$stamp" >"$dir.stamp"
@@ -112,8 +112,9 @@ done
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), git commit $(git -C "$REPO_DIR" rev-parse --short HEAD), $(nproc) cores,"
     echo "  load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared: compare only within a run)"
-    echo "- $("$REF" --version | head -1); cetcd ${CETCD#"$REPO_DIR"/}$(git -C "$REPO_DIR" diff --quiet HEAD -- src storage ||
-        echo ' (built from a working tree with uncommitted changes)')"
+    echo "- $("$REF" --version | head -1); cetcd ${CETCD#"$REPO_DIR"/} (sha256 $(sha256sum "$CETCD" | cut -c1-12), built"
+    echo "  $(date -u -r "$CETCD" '+%Y-%m-%d %H:%M UTC')$(git -C "$REPO_DIR" diff --quiet HEAD -- src storage ||
+        echo '; the working tree has uncommitted changes in src or storage'))"
     echo "- data: \`benchmark put --total=N --key-size=16 --val-size=256 --sequential-keys --key-space-size=N --conns=8"
     echo "  --clients=64\` into a fresh server of each kind (etcd with its defaults, fsync on; cetcd with --unsafe-no-fsync for"
     echo "  a faster fill only: the files it leaves are the same), stopped with SIGTERM; each kind then restarted on its"
@@ -122,8 +123,9 @@ done
     echo "  listener before it recovers, so for etcd this says little), 'ready' the first answered serializable Range of"
     echo "  key 0 with its 256-byte value, sent by bench/recovery_probe.py, a raw HTTP/2 client polling every 1–2 ms"
     echo "  (no client start-up in the measure; its own round trip on the ready server is the 'probe' row)"
-    echo "- RSS is VmRSS right when ready and 1 s later; per key = (RSS when ready − the same server's median RSS when"
-    echo "  ready on an empty dir) / N; medians with min–max over the rounds"
+    echo "- RSS is VmRSS right when ready and 1 s later (it counts the pages of mapped files read, etcd's bbolt file"
+    echo "  among them; the 'anonymous' row is RssAnon, the heap alone); per key = (RSS when ready − the same server's"
+    echo "  median RSS when ready on an empty dir) / N; medians with min–max over the rounds"
     echo
     /usr/bin/python3 - "$W/res" "${SIZES[@]}" <<'EOF'
 import json, statistics, sys
@@ -151,7 +153,8 @@ for n in sizes:
     for label, fn in (("exec → listening, s", lambda x: x["listen_s"]),
                       ("exec → first Range answered, s", lambda x: x["ready_s"]),
                       ("RSS when ready, MiB", lambda x: x["rss_ready_kib"] / 1024),
-                      ("RSS 1 s later, MiB", lambda x: x["rss_settled_kib"] / 1024)):
+                      ("RSS 1 s later, MiB", lambda x: x["rss_settled_kib"] / 1024),
+                      ("of the RSS when ready, anonymous (not file-mapped), MiB", lambda x: x["anon_ready_kib"] / 1024)):
         row("%s keys: %s" % (format(n, ","), label), col("cetcd", fn), col("etcd", fn))
     row("%s keys: RSS per key over idle, B" % format(n, ","),
         [(x["rss_ready_kib"] - idle_med["cetcd"]) * 1024 / n for x in full["cetcd"]],

@@ -106,7 +106,7 @@ def main():
             time.sleep(0.002)
         if t_ready is None:
             raise SystemExit("server did not answer a Range (exit %s); see %s" % (proc.poll(), logpath))
-        rss_ready = vm(proc.pid, "VmRSS")
+        rss_ready, anon_ready = vm(proc.pid, "VmRSS"), vm(proc.pid, "RssAnon")
         t1 = time.monotonic()  # the probe's own cost: the same Range on the ready server
         with connect(port) as s:
             rtt = one_range(s, port, key, deadline) >= min_bytes and time.monotonic() - t1
@@ -116,6 +116,7 @@ def main():
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
         print(json.dumps({"listen_s": t_listen, "ready_s": t_ready, "probe_s": rtt, "rss_ready_kib": rss_ready,
+                          "anon_ready_kib": anon_ready,
                           "rss_settled_kib": rss_settled, "stop_s": time.monotonic() - t2, "exit": code}))
     finally:
         if proc.poll() is None:
