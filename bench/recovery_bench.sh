@@ -4,7 +4,8 @@
 # ready, RSS per key over the idle RSS on an empty dir, data dir size. Writes its section of bench/RESULTS.md.
 #   RECOVERY_KEYS (1000000), RECOVERY_BIG=1 (also 10,000,000 keys: a long fill), RECOVERY_ROUNDS (3 restarts each),
 #   RECOVERY_REUSE (0: fill both data dirs anew; 1: reuse both filled dirs kept in the cache; etcd: reuse etcd's
-#   and refill cetcd's), RECOVERY_CACHE ($CACHE_DIR/recovery), CETCD_BIN (build/cetcd), BENCH_RESULTS
+#   and refill cetcd's), RECOVERY_CACHE ($CACHE_DIR/recovery), RECOVERY_QUOTA (--quota-backend-bytes of both, 16 GiB:
+#   10M keys of 256 bytes pass the 2 GiB default), CETCD_BIN (build/cetcd), BENCH_RESULTS
 set -uo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,6 +13,7 @@ set -uo pipefail
 KEYS=${RECOVERY_KEYS:-1000000}
 ROUNDS=${RECOVERY_ROUNDS:-3}
 REUSE=${RECOVERY_REUSE:-0}
+QUOTA=${RECOVERY_QUOTA:-17179869184}
 STORE=${RECOVERY_CACHE:-$CACHE_DIR/recovery}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/RESULTS.md}
 KEY0=00000000000000000000000000000000 # benchmark's --sequential-keys key 0: varint 0, zero-padded to 16 bytes
@@ -28,6 +30,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 argv() {
     local kind=$1 dir=$2 ep=127.0.0.1:$3 pp
     shift 3
+    set -- --quota-backend-bytes "$QUOTA" "$@"
     if [ "$kind" = cetcd ]; then
         ARGV=("$W/cetcd" --data-dir "$dir" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" "$@")
     else
@@ -118,7 +121,8 @@ done
     echo "- data: \`benchmark put --total=N --key-size=16 --val-size=256 --sequential-keys --key-space-size=N --conns=8"
     echo "  --clients=64\` into a fresh server of each kind (etcd with its defaults, fsync on; cetcd with --unsafe-no-fsync for"
     echo "  a faster fill only: the files it leaves are the same), stopped with SIGTERM; each kind then restarted on its"
-    echo "  dir $ROUNDS times, the order of the servers alternating, fsync on, page cache warm (nothing dropped)"
+    echo "  dir $ROUNDS times, the order of the servers alternating, fsync on, page cache warm (nothing dropped); both"
+    echo "  with --quota-backend-bytes $QUOTA (10M keys of 256 bytes pass the 2 GiB default)"
     echo "- times from the fork of the server: 'listening' is the first accepted TCP connect (etcd opens its client"
     echo "  listener before it recovers, so for etcd this says little), 'ready' the first answered serializable Range of"
     echo "  key 0 with its 256-byte value, sent by bench/recovery_probe.py, a raw HTTP/2 client polling every 1–2 ms"
