@@ -4,6 +4,7 @@
 #include "alloc.h"
 #include "le.h"
 #include "mvcc_internal.h"
+#include "replay_map.h"
 #include "storage_io.h"
 
 #include <assert.h>
@@ -25,12 +26,15 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
     s->rev_base = 2;
     s->replaying = true;
+    s->replay_keys = replay_map_new();
     log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
     if (!s->log || build_revision_table(s, err, errlen) < 0) {
         mvcc_close(s);
         return NULL;
     }
+    replay_map_load(s->replay_keys, s->index);
+    s->replay_keys = NULL;
     if (s->compact_revision > 0) compact_index_now(s, s->compact_revision);
     if (s->opt.disk_reserve_bytes) mvcc_check_disk(s, NULL); /* unread on failure: the loop retries */
     assert(s->revision >= s->compact_revision);
@@ -42,6 +46,7 @@ void mvcc_close(mvcc *s) {
     log_compaction_free(s);
     if (s->log) log_close(s->log);
     bptree_free(s->index, keyhist_free);
+    replay_map_free(s->replay_keys);
     leases_free(s);
     state_blobs_free(s);
     free(s->wb.payload);

@@ -41,6 +41,7 @@ struct mvcc {
                               below the compaction revision, so it follows history, not the age */
     int64_t rev_base;
     bool replaying; /* at open: places are listed in `replayed`, the table built at the end */
+    struct replay_map *replay_keys; /* at open: keys are found here, and moved to `index` at the end */
     struct replayed_place {
         int64_t rev;
         log_place where;

@@ -3,6 +3,7 @@
 #include "alloc.h"
 #include "le.h"
 #include "mvcc_internal.h"
+#include "replay_map.h"
 #include "storage_io.h"
 
 #include <assert.h>
@@ -123,7 +124,7 @@ static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t l
     int got;
     change_iter_init(&it, payload, len);
     while ((got = change_next(&it, &c)) == 1) {
-        keyhist *kh = history_for_write(s, (mv_bytes){c.key, c.key_len});
+        keyhist *kh = replay_map_history(s->replay_keys, c.key, c.key_len);
         rev_entry *newest = keyhist_newest(kh);
         if (newest && (newest->main_rev > rev || (newest->main_rev == rev && newest->sub_rev >= c.sub_rev)))
             return -1; /* histories only grow in revision order */

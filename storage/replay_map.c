@@ -1,0 +1,237 @@
+/* replay_map.c: the key → history map of start-up replay (API in replay_map.h). Replay of a large
+ * log was mostly B+ tree descents, each a chain of cache misses through key pointers; here a key is an
+ * open-addressing probe on its hash, and the tree is built once, from the keys in sorted order. */
+#include "replay_map.h"
+#include "alloc.h"
+
+#include <assert.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* A slot of the table; at 0 means empty, else the key's record is at keys + at - 1: the history's
+ * pointer, a 4-byte length, then the bytes. Records follow each other in the order keys came. */
+typedef struct slot {
+    uint64_t hash;
+    uint64_t at;
+} slot;
+
+enum { REC_HEAD = sizeof(keyhist *) + sizeof(uint32_t) };
+
+struct replay_map {
+    slot *slots;
+    size_t mask; /* slots - 1, a power of two less one */
+    size_t count;
+    uint8_t *keys;
+    size_t keys_len, keys_cap;
+};
+
+replay_map *replay_map_new(void) {
+    replay_map *m = xcalloc(1, sizeof *m);
+    m->mask = 1023;
+    m->slots = xcalloc(m->mask + 1, sizeof *m->slots);
+    return m;
+}
+
+size_t replay_map_count(const replay_map *m) {
+    return m->count;
+}
+
+static keyhist *record_history(const replay_map *m, uint64_t rec) {
+    keyhist *kh;
+    memcpy(&kh, m->keys + rec, sizeof kh);
+    return kh;
+}
+
+static const uint8_t *record_key(const replay_map *m, uint64_t rec, uint32_t *len) {
+    memcpy(len, m->keys + rec + sizeof(keyhist *), sizeof *len);
+    return m->keys + rec + REC_HEAD;
+}
+
+static uint64_t add_record(replay_map *m, const uint8_t *key, size_t len, keyhist *kh) {
+    size_t need = REC_HEAD + len;
+    if (m->keys_len + need > m->keys_cap) {
+        size_t cap = m->keys_cap ? m->keys_cap * 2 : 1 << 16;
+        while (cap < m->keys_len + need)
+            cap *= 2;
+        m->keys = xrealloc(m->keys, cap);
+        m->keys_cap = cap;
+    }
+    uint64_t rec = m->keys_len;
+    uint32_t len32 = (uint32_t)len;
+    memcpy(m->keys + rec, &kh, sizeof kh);
+    memcpy(m->keys + rec + sizeof kh, &len32, sizeof len32);
+    if (len) memcpy(m->keys + rec + REC_HEAD, key, len);
+    m->keys_len += need;
+    return rec;
+}
+
+static void grow(replay_map *m) {
+    size_t old_n = m->mask + 1, n = old_n * 2;
+    slot *old = m->slots;
+    m->slots = xcalloc(n, sizeof *m->slots);
+    m->mask = n - 1;
+    for (size_t i = 0; i < old_n; i++) {
+        if (!old[i].at) continue;
+        size_t j = old[i].hash & m->mask;
+        while (m->slots[j].at)
+            j = (j + 1) & m->mask;
+        m->slots[j] = old[i];
+    }
+    free(old);
+}
+
+keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
+    assert(len <= UINT32_MAX);
+    uint64_t h = XXH3_64bits(key, len);
+    size_t i = h & m->mask;
+    for (; m->slots[i].at; i = (i + 1) & m->mask) {
+        if (m->slots[i].hash != h) continue;
+        uint32_t have;
+        const uint8_t *bytes = record_key(m, m->slots[i].at - 1, &have);
+        if (have == len && (len == 0 || memcmp(bytes, key, len) == 0))
+            return record_history(m, m->slots[i].at - 1);
+    }
+    keyhist *kh = keyhist_new();
+    m->slots[i] = (slot){.hash = h, .at = add_record(m, key, len, kh) + 1};
+    if (++m->count * 2 > m->mask + 1) grow(m); /* at most half full: probes stay short */
+    return kh;
+}
+
+/* ---------- sorting ---------- */
+
+/* A key to sort: 8 bytes after the prefix every key shares, big-endian and zero-padded, so that most
+ * comparisons are of two integers in the array rather than of bytes behind a pointer. */
+typedef struct sort_item {
+    uint64_t head;
+    uint64_t rec;
+} sort_item;
+
+static const replay_map *g_sorting; /* qsort's comparator has no context argument */
+
+static int compare_keys(const void *a, const void *b) {
+    const sort_item *x = a, *y = b;
+    if (x->head != y->head) return x->head < y->head ? -1 : 1;
+    uint32_t xl, yl;
+    const uint8_t *xb = record_key(g_sorting, x->rec, &xl), *yb = record_key(g_sorting, y->rec, &yl);
+    uint32_t common = xl < yl ? xl : yl;
+    int c = common ? memcmp(xb, yb, common) : 0;
+    return c ? c : (xl > yl) - (xl < yl);
+}
+
+/* Length of the prefix shared by every key. */
+static size_t shared_prefix(const replay_map *m) {
+    size_t shared = SIZE_MAX;
+    const uint8_t *first = NULL;
+    for (uint64_t at = 0; at < m->keys_len && shared;) {
+        uint32_t len;
+        const uint8_t *bytes = record_key(m, at, &len);
+        if (!first) {
+            first = bytes;
+            shared = len;
+        }
+        size_t n = len < shared ? len : shared, i = 0;
+        while (i < n && bytes[i] == first[i])
+            i++;
+        shared = i;
+        at += REC_HEAD + len;
+    }
+    return shared == SIZE_MAX ? 0 : shared;
+}
+
+static uint64_t head_of(const uint8_t *bytes, uint32_t len, size_t skip) {
+    uint64_t head = 0;
+    for (size_t i = 0; i < 8; i++)
+        head = head << 8 | (skip + i < len ? bytes[skip + i] : 0);
+    return head;
+}
+
+/* LSD radix sort on head, a byte a pass (few enough buckets for the writes to stay in cache); a pass
+ * where every item has the same digit is skipped. */
+static void radix_sort_heads(sort_item *items, size_t n) {
+    enum { DIGITS = 8, BITS = 8, BUCKETS = 1 << BITS };
+    size_t *counts = xcalloc((size_t)DIGITS * BUCKETS, sizeof *counts);
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < DIGITS; d++)
+            counts[(size_t)d * BUCKETS + ((items[i].head >> (BITS * d)) & (BUCKETS - 1))]++;
+    sort_item *tmp = xmalloc(n * sizeof *tmp), *from = items, *to = tmp;
+    for (int d = 0; d < DIGITS; d++) {
+        size_t *c = counts + (size_t)d * BUCKETS;
+        if (c[(from[0].head >> (BITS * d)) & (BUCKETS - 1)] == n) continue;
+        size_t sum = 0;
+        for (size_t b = 0; b < BUCKETS; b++) {
+            size_t k = c[b];
+            c[b] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[c[(from[i].head >> (BITS * d)) & (BUCKETS - 1)]++] = from[i];
+        sort_item *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != items) memcpy(items, from, n * sizeof *items);
+    free(tmp);
+    free(counts);
+}
+
+/* Sorts by the full key: heads first, then each run of equal heads by its bytes. */
+static void sort_items(const replay_map *m, sort_item *items, size_t n) {
+    if (n < 2) return;
+    radix_sort_heads(items, n);
+    g_sorting = m;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && items[j].head == items[i].head)
+            j++;
+        if (j - i > 1) qsort(items + i, j - i, sizeof *items, compare_keys);
+        i = j;
+    }
+    g_sorting = NULL;
+}
+
+enum { PREFETCH_AHEAD = 16 };
+
+void replay_map_load(replay_map *m, bptree *index) {
+    assert(bptree_count(index) == 0);
+    free(m->slots); /* the records alone list every key */
+    m->slots = NULL;
+    size_t skip = shared_prefix(m), n = 0;
+    sort_item *items = xmalloc((m->count ? m->count : 1) * sizeof *items);
+    for (uint64_t rec = 0; rec < m->keys_len; n++) {
+        uint32_t len;
+        const uint8_t *bytes = record_key(m, rec, &len);
+        items[n] = (sort_item){head_of(bytes, len, skip), rec};
+        rec += REC_HEAD + len;
+    }
+    assert(n == m->count);
+    sort_items(m, items, n);
+    g_sorting = m;
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(m->keys + items[i + PREFETCH_AHEAD].rec);
+        uint32_t len;
+        const uint8_t *bytes = record_key(m, items[i].rec, &len);
+        void *old = bptree_put(index, bytes, len, record_history(m, items[i].rec));
+        assert(!old && (i == 0 || compare_keys(&items[i - 1], &items[i]) < 0));
+        (void)old;
+    }
+    g_sorting = NULL;
+    free(items);
+    free(m->keys);
+    free(m);
+    malloc_trim(0); /* the table, the records and the sort were freed in the heap's middle: give them back */
+}
+
+void replay_map_free(replay_map *m) {
+    if (!m) return;
+    for (uint64_t rec = 0; rec < m->keys_len;) {
+        uint32_t len;
+        record_key(m, rec, &len);
+        keyhist_free(record_history(m, rec));
+        rec += REC_HEAD + len;
+    }
+    free(m->slots);
+    free(m->keys);
+    free(m);
+}
