@@ -88,8 +88,21 @@ static int open_with_reserve(int dirfd, const char *name, int flags, mode_t mode
     return fd;
 }
 
+static void report_replay(const mv_replay_progress *p) {
+    if (p->done)
+        log_msg(LOG_INFO, "recovered the data dir in %.1f s: %llu log records, %llu keys, revision %lld",
+                p->seconds, (unsigned long long)p->records, (unsigned long long)p->keys,
+                (long long)p->revision);
+    else
+        log_msg(LOG_INFO,
+                "recovering the data dir: %llu log records read, %llu keys, revision %lld, %.1f s so far",
+                (unsigned long long)p->records, (unsigned long long)p->keys, (long long)p->revision,
+                p->seconds);
+}
+
 static void open_store(void) {
     mvcc_options opts = {
+        .on_replay_progress = report_replay,
         .fsync = !g_config.unsafe_no_fsync,
         .quota_bytes = g_config.quota_backend_bytes,
         .max_txn_ops = g_config.max_txn_ops,

@@ -27,6 +27,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->rev_base = 2;
     s->replaying = true;
     s->replay_keys = replay_map_new();
+    s->replay_clock.started_us = s->replay_clock.reported_us = sio_now_us();
     log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
     if (!s->log || build_revision_table(s, err, errlen) < 0) {
@@ -36,6 +37,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     replay_map_load(s->replay_keys, s->index);
     s->replay_keys = NULL;
     if (s->compact_revision > 0) compact_index_now(s, s->compact_revision);
+    note_replay_progress(s, true);
     if (s->opt.disk_reserve_bytes) mvcc_check_disk(s, NULL); /* unread on failure: the loop retries */
     assert(s->revision >= s->compact_revision);
     return s;

@@ -167,6 +167,16 @@ void mv_result_free(mv_result *r);
 
 /* --- the store --- */
 
+/* How far a start-up replay has come: reported once a second after its first second, and once at
+ * the end (done) if it took longer than that. */
+typedef struct mv_replay_progress {
+    uint64_t records; /* log records read so far */
+    uint64_t keys;    /* distinct keys seen */
+    int64_t revision; /* the newest revision read */
+    double seconds;   /* since the open began */
+    bool done;
+} mv_replay_progress;
+
 typedef struct mvcc_options {
     bool fsync;                  /* false: --unsafe-no-fsync */
     uint64_t quota_bytes;        /* 0 = etcd's default 2 GiB */
@@ -174,6 +184,7 @@ typedef struct mvcc_options {
     uint64_t segment_bytes;      /* log segment size; 0 = the log's default */
     uint64_t disk_reserve_bytes; /* writes are refused as over the quota once the data dir's file
                                     system has less free (disk_guard.c); 0 = no such check */
+    void (*on_replay_progress)(const mv_replay_progress *p); /* may be NULL */
 } mvcc_options;
 
 /* Reads the free space of the data dir's file system (every second or so, from the loop): a write

@@ -40,8 +40,11 @@ struct mvcc {
     log_place *rev_places; /* record of each revision since rev_base, for history replay; trimmed
                               below the compaction revision, so it follows history, not the age */
     int64_t rev_base;
-    bool replaying; /* at open: places are listed in `replayed`, the table built at the end */
+    bool replaying;                 /* at open: places are listed in `replayed`, the table built at the end */
     struct replay_map *replay_keys; /* at open: keys are found here, and moved to `index` at the end */
+    struct replay_clock {
+        uint64_t started_us, reported_us, records;
+    } replay_clock; /* for the progress lines of a long start (mvcc_options.on_replay_progress) */
     struct replayed_place {
         int64_t rev;
         log_place where;
@@ -136,6 +139,8 @@ void log_compaction_restart(mvcc *s);
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len, log_place where);
 typedef struct replayed_place replayed_place;
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
+/* Counts a replayed record and reports progress when a second has passed since the last report. */
+void note_replay_progress(mvcc *s, bool done);
 /* After replay: the table from the compaction revision up. 0, or -1 with err set (a damaged log). */
 int build_revision_table(mvcc *s, char *err, size_t errlen);
 /* The record of rev, or a zero place if none is left (or rev is below the table). */

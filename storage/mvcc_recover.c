@@ -154,9 +154,27 @@ static int replay_compaction(mvcc *s, const uint8_t *payload, size_t len) {
     return 0;
 }
 
+enum { RECORDS_PER_CLOCK_READ = 4096, REPORT_EVERY_US = 1000000 };
+
+void note_replay_progress(mvcc *s, bool done) {
+    struct replay_clock *c = &s->replay_clock;
+    if (!s->opt.on_replay_progress || (!done && ++c->records % RECORDS_PER_CLOCK_READ)) return;
+    uint64_t now = sio_now_us();
+    if (now - c->started_us < REPORT_EVERY_US || (!done && now - c->reported_us < REPORT_EVERY_US)) return;
+    c->reported_us = now;
+    mv_replay_progress p = {.records = c->records,
+                            .keys =
+                                s->replay_keys ? replay_map_count(s->replay_keys) : bptree_count(s->index),
+                            .revision = s->revision,
+                            .seconds = (double)(now - c->started_us) / 1e6,
+                            .done = done};
+    s->opt.on_replay_progress(&p);
+}
+
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len,
                   log_place where) {
     mvcc *s = ctx;
+    note_replay_progress(s, false);
     switch (type) {
     case LOG_PUT:
     case LOG_DELETE:

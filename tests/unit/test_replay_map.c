@@ -1,7 +1,9 @@
 /* test_replay_map.c: unit tests for start-up replay's key map (storage/replay_map.h).
  * Keys that share long prefixes, differ only past 8 bytes, hold zero bytes or are prefixes of each
  * other must reach the B+ tree in exactly the tree's order, each with its own history. */
+#include "fixture.h"
 #include "replay_map.h"
+#include "storage_io.h"
 
 #include <check.h>
 
@@ -126,12 +128,61 @@ START_TEST(test_free_before_load) {
 }
 END_TEST
 
+/* ---- progress lines of a long start ---- */
+
+static uint64_t fake_now, fake_step;
+static uint64_t fake_clock(void) {
+    return fake_now += fake_step; /* every read of the clock is fake_step later */
+}
+static int reports, final_reports;
+static mv_replay_progress last;
+static void count_report(const mv_replay_progress *p) {
+    if (p->done)
+        final_reports++;
+    else
+        reports++;
+    last = *p;
+}
+
+/* Replays the store with a clock that moves step µs a read; the reports it gave. */
+static void reopen_with_clock(uint64_t step) {
+    REQUIRE(mvcc_commit(st) == 0);
+    mvcc_close(st);
+    st = NULL;
+    reports = final_reports = 0;
+    fake_now = 0;
+    fake_step = step;
+    storage_io_set(&(storage_io){.now_us = fake_clock});
+    open_store();
+    storage_io_set(NULL);
+}
+
+START_TEST(test_long_start_reports_progress) {
+    fixture_setup((mvcc_options){.on_replay_progress = count_report});
+    for (int i = 0; i < 20000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i % 5000);
+        fx_put(key, "v", 0);
+    }
+    REQUIRE(reports == 0 && final_reports == 0); /* the first open had nothing to replay */
+    /* 20,000 records, the clock read every 4,096: a start of 5 reads of 50 ms is not reported */
+    reopen_with_clock(50000);
+    REQUIRE(reports == 0 && final_reports == 0);
+    /* at 300 ms a read, the fourth read is past a second: one progress line, then the last one */
+    reopen_with_clock(300000);
+    REQUIRE(reports == 1 && final_reports == 1);
+    REQUIRE(last.done && last.records == 20000 && last.keys == 5000 && last.revision == 20001);
+    fixture_teardown();
+}
+END_TEST
+
 Suite *replay_map_suite(void) {
     Suite *s = suite_create("replay_map");
     TCase *tc = tcase_create("basic");
     tcase_add_test(tc, test_load_sorts_like_the_tree);
     tcase_add_test(tc, test_empty_and_tiny);
     tcase_add_test(tc, test_free_before_load);
+    tcase_add_test(tc, test_long_start_reports_progress);
     suite_add_tcase(s, tc);
     return s;
 }
