@@ -4,7 +4,7 @@
 # h2load posting one prepared gRPC body, the same bytes to cetcd and to Debian's etcd, next to the Go tool in the same run.
 # Also events/s to one prefix watcher while 64 clients write under the prefix (bench/watchbench). Writes its section of
 # bench/RESULTS.md between its own markers, leaving the rest of the file as it is (make bench-h2load).
-#   BENCH_H2_ROUNDS (3), BENCH_H2_PUT (20000, put 64/8), BENCH_H2_PUT_1 (3000, put 1/1), BENCH_H2_RANGE (200000,
+#   BENCH_H2_ROUNDS (5), BENCH_H2_PUT (20000, put 64/8), BENCH_H2_PUT_1 (3000, put 1/1), BENCH_H2_RANGE (200000,
 #   range 64/8 from h2load), BENCH_H2_RANGE_1 (30000, range 1/1), BENCH_H2_GO_RANGE (30000, range 64/8 from the Go
 #   tool), BENCH_H2_WATCH (20000 puts watched), CETCD_BIN (build/cetcd), BENCH_RESULTS (bench/RESULTS.md),
 #   BENCH_DATA_DIR (/tmp), BENCH_CETCD_DESC (how the section names the cetcd binary)
@@ -12,7 +12,7 @@ set -uo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROUNDS=${BENCH_H2_ROUNDS:-3}
+ROUNDS=${BENCH_H2_ROUNDS:-5}
 PUT=${BENCH_H2_PUT:-20000}
 PUT1=${BENCH_H2_PUT_1:-3000}
 RANGE=${BENCH_H2_RANGE:-200000}
@@ -230,7 +230,7 @@ def f(x):
 def cell(v):
     return "%s (%s–%s)" % (f(statistics.median(v)), f(min(v)), f(max(v)))
 label = {"h2": "h2load", "go": "Go benchmark", "watch": "Go watchbench"}
-med = {}
+med, raw = {}, {}
 print("| workload | client | cetcd req/s | etcd req/s | cetcd ÷ etcd | server CPU µs/op cetcd | server CPU µs/op etcd | "
       "etcd ÷ cetcd CPU | client CPU µs/op with cetcd / etcd |")
 print("|---|---|---|---|---|---|---|---|---|")
@@ -242,6 +242,7 @@ for i in range(n):
         cols[k] = list(zip(*rows))  # rate, server us/op, client us/op
     m = {k: [statistics.median(x) for x in v] for k, v in cols.items()}
     med[(name, client)] = m
+    raw[(name, client)] = cols
     c, e = cols["cetcd"], cols["etcd"]
     print("| %s | %s | %s | %s | %.2f× | %s | %s | %.2f× | %s / %s |" % (
         name, label[client], cell(c[0]), cell(e[0]), m["cetcd"][0] / m["etcd"][0], cell(c[1]), cell(e[1]),
@@ -261,10 +262,24 @@ for (name, client), m in med.items():
     print("| %s | %.2f× | %.2f× | %s / %s | %s / %s |" % (
         name, m["cetcd"][0] / m["etcd"][0], g["cetcd"][0] / g["etcd"][0], f(m["cetcd"][2]), f(g["cetcd"][2]),
         f(m["cetcd"][1]), f(g["cetcd"][1])))
+print()
+# the reading, from the medians
+names = lambda xs: ", ".join("%s (%s)" % (n, label[c]) for n, c in xs) or "none"
+cheap = [k for k, m in med.items() if "1/1" not in k[0] and m["cetcd"][2] < m["cetcd"][1]]
+bound = [k for k, m in med.items() if "1/1" not in k[0] and m["cetcd"][2] >= m["cetcd"][1]]
+wide = [k for k, m in med.items() if any(max(v[0]) > 1.5 * min(v[0]) and max(v[1]) < 1.5 * min(v[1])
+                                         for v in raw[k].values())]
+print("Reading: the load generator spent less CPU per request than cetcd on %s; it spent as much or more on %s, "
+      "where it and cetcd share the 2 cores, so there the req/s ratio is a floor of the servers' difference and the "
+      "server-CPU-per-op columns compare the servers themselves. A 1/1 row has one request in flight: it measures a "
+      "round trip, and for a put one fdatasync on the shared disk, more than either server's CPU." % (
+          names(cheap), names(bound)))
+if wide:
+    print()
+    print("On %s the rate of the rounds spread more than 1.5× (min–max above) while the server CPU per op stayed "
+          "within 1.5×: those runs waited (for other work on the machine, or the disk) rather than computed, so read "
+          "them as ranges and their ratios as rough." % names(wide))
 EOF
-    echo
-    echo "Where a client spends more CPU per request than the server it drives, the two share the 2 cores and the req/s"
-    echo "ratio is a floor of the servers' difference; the server-CPU-per-op columns compare the servers themselves."
     echo "<!-- end h2load bench -->"
 } >"$W/section.md"
 cat "$W/section.md"
