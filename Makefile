@@ -304,6 +304,10 @@ bench-auth: $(BUILD)/cetcd
 .PHONY: bench-stall
 bench-stall: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/stall_bench.sh
+# bench-list: a full Range and pages of 500 over 20k and 100k keys x 1 KiB, with the Go clientv3, cetcd against Debian's etcd
+.PHONY: bench-list
+bench-list: $(BUILD)/cetcd
+	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/list_bench.sh
 # bench-h2load: put and range from h2load (cheaper per request than either server) next to etcd's Go benchmark, and
 # events/s to one prefix watcher under 64 writers, cetcd against Debian's etcd
 .PHONY: bench-h2load
