@@ -1,6 +1,7 @@
 /* h2.c: gRPC over HTTP/2 with nghttp2: each stream is an rpc_call whose :path picks a method from the
  * table (methods.c); h2_input.c cuts request bytes into gRPC messages and runs the handlers; replies
  * are framed here, held in the call and pulled by nghttp2 when the loop flushes. */
+#include <assert.h>
 #include <ev.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -40,8 +41,39 @@ static void held_sub(h2_conn *h, size_t n) {
 
 /* --- calls --- */
 
+/* Freed calls kept for the next ones, with their emptied buffers: a unary call otherwise costs an
+ * allocation of the call and of each of its two buffers. Bounded (SPARE_CALLS, about 1 MB). */
+#define SPARE_CALLS (H2_KEEP_FREED ? 128 : 0)
+static rpc_call *spare_calls;
+static unsigned n_spare_calls;
+
+static rpc_call *call_alloc(void) {
+    rpc_call *call = spare_calls;
+    if (!call) return xcalloc(1, sizeof *call);
+    spare_calls = call->next;
+    n_spare_calls--;
+    sbuf in = call->in, out = call->out;
+    memset(call, 0, sizeof *call);
+    call->in = in;
+    call->out = out;
+    return call;
+}
+
+static void call_release(rpc_call *call) {
+    if (n_spare_calls >= SPARE_CALLS) {
+        sbuf_free(&call->in);
+        sbuf_free(&call->out);
+        free(call);
+        return;
+    }
+    assert(sbuf_size(&call->in) == 0 && sbuf_size(&call->out) == 0);
+    call->next = spare_calls;
+    spare_calls = call;
+    n_spare_calls++;
+}
+
 static rpc_call *call_new(h2_conn *h, int32_t stream_id) {
-    rpc_call *call = xcalloc(1, sizeof *call);
+    rpc_call *call = call_alloc();
     call->h = h;
     call->stream_id = stream_id;
     call->timeout = -1;
@@ -67,13 +99,14 @@ static void call_free(rpc_call *call) {
     else
         h->calls = call->next;
     if (call->next) call->next->prev = call->prev;
+    if (h->last_call == call) h->last_call = NULL;
     input_forget(call);
     held_sub(h, sbuf_size(&call->out));
     h->state_bytes -= CALL_STATE_BYTES + call->path_len;
-    sbuf_free(&call->out);
-    free(call->path);
+    call_buf_empty(&call->out);
+    if (call->path != call->path_inline) free(call->path);
     free(call->message);
-    free(call);
+    call_release(call);
 }
 
 /* --- replies --- */
@@ -99,11 +132,20 @@ static char *percent_encode(const char *msg) {
 #define NV(name, value, vlen)                                                                                \
     { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen), NGHTTP2_NV_FLAG_NONE }
 
+/* grpc-status's value: gRPC's codes are 0..16, written without a format call. */
+static const char *status_text(int code, char buf[static 12]) {
+    static const char *const codes[] = {"0", "1",  "2",  "3",  "4",  "5",  "6",  "7", "8",
+                                        "9", "10", "11", "12", "13", "14", "15", "16"};
+    if (code >= 0 && code < (int)(sizeof codes / sizeof codes[0])) return codes[code];
+    snprintf(buf, 12, "%d", code);
+    return buf;
+}
+
 static void submit_trailers(rpc_call *call) {
-    char status[12];
-    int n = snprintf(status, sizeof status, "%d", call->status);
+    char buf[12];
+    const char *status = status_text(call->status, buf);
     const char *msg = call->message ? call->message : "";
-    nghttp2_nv nv[] = {NV("grpc-status", status, (size_t)n), NV("grpc-message", msg, strlen(msg))};
+    nghttp2_nv nv[] = {NV("grpc-status", status, strlen(status)), NV("grpc-message", msg, strlen(msg))};
     nghttp2_submit_trailer(call->h->session, call->stream_id, nv, 2);
 }
 
@@ -141,11 +183,11 @@ static void start_response(rpc_call *call) {
 /* An error (or OK) with no message sent: one HEADERS frame carrying the status, END_STREAM. */
 static void submit_trailers_only(rpc_call *call, const char *http_status) {
     static const char ct[] = "application/grpc";
-    char status[12];
-    int n = snprintf(status, sizeof status, "%d", call->status);
+    char buf[12];
+    const char *status = status_text(call->status, buf);
     const char *msg = call->message ? call->message : "";
     nghttp2_nv nv[] = {NV(":status", http_status, strlen(http_status)), NV("content-type", ct, sizeof ct - 1),
-                       NV("grpc-status", status, (size_t)n), NV("grpc-message", msg, strlen(msg))};
+                       NV("grpc-status", status, strlen(status)), NV("grpc-message", msg, strlen(msg))};
     call->started = true;
     nghttp2_submit_response(call->h->session, call->stream_id, nv, 4, NULL);
 }
@@ -248,8 +290,11 @@ size_t rpc_pending_bytes(const rpc_call *call) {
 
 /* --- nghttp2 callbacks --- */
 
-static rpc_call *stream_call(nghttp2_session *session, int32_t stream_id) {
-    return nghttp2_session_get_stream_user_data(session, stream_id);
+static rpc_call *stream_call(h2_conn *h, int32_t stream_id) {
+    if (h->last_call && h->last_id == stream_id) return h->last_call;
+    rpc_call *call = nghttp2_session_get_stream_user_data(h->session, stream_id);
+    if (call) h->last_id = stream_id, h->last_call = call;
+    return call;
 }
 
 /* A new stream: refused while the open calls take more than CALL_STATE_BUDGET. */
@@ -267,18 +312,19 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
-    (void)flags, (void)user_data;
+    (void)session, (void)flags;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    rpc_call *call = stream_call(session, frame->hd.stream_id);
+    rpc_call *call = stream_call(user_data, frame->hd.stream_id);
     if (call) input_header(call, name, namelen, value, valuelen);
     return 0;
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+    (void)session;
     h2_conn *h = user_data;
     conn_h2_frame_recv(h->conn, frame->hd.type, frame->hd.flags, h->calls != NULL); /* conn_timeout.c */
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
-    rpc_call *call = stream_call(session, frame->hd.stream_id);
+    rpc_call *call = stream_call(user_data, frame->hd.stream_id);
     if (!call) return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
         input_headers_done(call);
@@ -288,8 +334,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
                          size_t len, void *user_data) {
-    (void)flags, (void)user_data;
-    rpc_call *call = stream_call(session, stream_id);
+    (void)flags;
+    rpc_call *call = stream_call(user_data, stream_id);
     if (call)
         input_data(call, data, len);
     else
@@ -301,7 +347,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
     conn_h2_frame_sent(((h2_conn *)user_data)->conn, frame->hd.type); /* conn_timeout.c */
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
-    rpc_call *call = stream_call(session, frame->hd.stream_id);
+    rpc_call *call = stream_call(user_data, frame->hd.stream_id);
     if (call && !call->client_done)
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
@@ -309,8 +355,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *user_data) {
-    (void)error_code, (void)user_data;
-    rpc_call *call = stream_call(session, stream_id);
+    (void)error_code;
+    rpc_call *call = stream_call(user_data, stream_id);
     if (!call) return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     call_notify_closed(call);
@@ -357,7 +403,7 @@ h2_conn *h2_conn_new(conn *c) {
     nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
     /* with etcd's stream limit nghttp2 would keep every closed stream for RFC 7540 priorities */
     nghttp2_option_set_no_closed_streams(opt, 1);
-    if (nghttp2_session_server_new2(&h->session, callbacks, h, opt) != 0) abort();
+    if (nghttp2_session_server_new3(&h->session, callbacks, h, opt, h2_mem()) != 0) abort();
     nghttp2_option_del(opt);
     nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},

@@ -36,7 +36,7 @@ static void give_credit(rpc_call *call) {
 /* Drops the call's buffered request bytes (it was answered or refused) and returns their credit. */
 static void drop_input(rpc_call *call) {
     call->h->buffered -= sbuf_size(&call->in);
-    sbuf_free(&call->in);
+    call_buf_empty(&call->in);
     give_credit(call);
 }
 
@@ -107,7 +107,7 @@ void input_forget(rpc_call *call) {
     h->withheld -= call->unconsumed;
     if (call->unconsumed) nghttp2_session_consume_connection(h->session, call->unconsumed);
     call->unconsumed = 0;
-    sbuf_free(&call->in);
+    call_buf_empty(&call->in);
     if (call->token) h->state_bytes -= strlen(call->token);
     free(call->token);
     call->token = NULL;
@@ -157,12 +157,7 @@ static void set_token(rpc_call *call, const uint8_t *value, size_t len) {
 void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value,
                   size_t valuelen) {
     if (header_is(name, namelen, ":path")) {
-        free(call->path);
-        call->h->state_bytes += valuelen - call->path_len;
-        call->path_len = valuelen;
-        call->path = xmalloc(valuelen + 1);
-        memcpy(call->path, value, valuelen);
-        call->path[valuelen] = '\0';
+        input_set_path(call, value, valuelen);
     } else if (header_is(name, namelen, ":method")) {
         call->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
     } else if (header_is(name, namelen, "content-type")) {
@@ -179,6 +174,15 @@ void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uin
     } else if (header_is(name, namelen, "authorization") && !call->token) {
         set_token(call, value, valuelen);
     }
+}
+
+void input_set_path(rpc_call *call, const uint8_t *value, size_t len) {
+    if (call->path != call->path_inline) free(call->path);
+    call->h->state_bytes += len - call->path_len;
+    call->path_len = len;
+    call->path = len <= PATH_INLINE ? call->path_inline : xmalloc(len + 1);
+    memcpy(call->path, value, len);
+    call->path[len] = '\0';
 }
 
 const rpc_caller *rpc_call_caller(const rpc_call *call) {

@@ -35,13 +35,29 @@ struct h2_conn {
     size_t withheld;                   /* of those, bytes whose flow-control credit is not returned */
     unsigned turn;                     /* the loop iteration whose work budget spent counts */
     double spent;                      /* seconds of handler time this connection used in it */
+    /* the call of the stream last looked up: nghttp2's callbacks ask for the same stream many times
+     * in a row (every header of a request) */
+    int32_t last_id;
+    rpc_call *last_call;
 };
+
+/* A buffer of at most this much (sbuf's first size) stays with its call when emptied, and with the
+ * call when the call is kept for reuse (h2.c, call_new); a bigger one goes back to the allocator. */
+#define CALL_BUF_KEEP 4096
+static inline void call_buf_empty(sbuf *b) {
+    if (b->cap > CALL_BUF_KEEP) sbuf_free(b);
+    b->off = b->len = 0;
+}
+
+/* A :path this long or shorter is kept inside the call, with no allocation of its own. */
+#define PATH_INLINE 64
 
 struct rpc_call {
     h2_conn *h;
     int32_t stream_id;
     const rpc_method *method;
-    char *path; /* :path as received (NUL-terminated) */
+    char *path; /* :path as received (NUL-terminated): path_inline, or allocated when longer */
+    char path_inline[PATH_INLINE + 1];
     size_t path_len;
     bool is_post, grpc_content_type;
     char content_type[64];
@@ -71,6 +87,22 @@ struct rpc_call {
 void call_finish_http(rpc_call *call, int code, const char *message, const char *http_status);
 void call_notify_closed(rpc_call *call);
 
+/* Under AddressSanitizer nothing freed is kept for reuse (calls, nghttp2's blocks), so that a use
+ * after free is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_KEEP_FREED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2_KEEP_FREED 0
+#endif
+#endif
+#ifndef H2_KEEP_FREED
+#define H2_KEEP_FREED 1
+#endif
+
+/* h2_mem.c: the allocator of every session */
+nghttp2_mem *h2_mem(void);
+
 /* h2_input.c */
 void input_headers_done(rpc_call *call); /* the request's HEADERS: pick the method or answer */
 void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen);
@@ -78,6 +110,7 @@ void input_data(rpc_call *call, const uint8_t *data, size_t len);
 void input_end(rpc_call *call);    /* the client half-closed the stream */
 void input_forget(rpc_call *call); /* the call is being freed: its bytes and queue place go */
 void input_run(h2_conn *h);        /* runs ready calls within this turn's budget */
+void input_set_path(rpc_call *call, const uint8_t *value, size_t len); /* :path, inline if short */
 bool input_backlogged(const h2_conn *h);
 
 #endif

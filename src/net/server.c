@@ -359,6 +359,9 @@ static void on_readable(EV_P_ ev_io *w, int revents) {
         timeout_read(c);
         if (conn_feed(c, buf, (size_t)n) < 0) return conn_close_when_flushed(c);
         update_read_pause(c);
+        /* A short plain read emptied the socket: the read that would say EAGAIN is not made (the
+         * watcher is level-triggered, so bytes that come later wake it again). TLS may hold more. */
+        if (!c->ssl && (size_t)n < sizeof buf) break;
     }
     /* TLS may hold input already taken off the socket: no readable event would come for it */
     if (!c->dead && !c->closing && !c->read_paused && conn_io_pending(c)) ev_feed_event(EV_A_ w, EV_READ);
