@@ -116,6 +116,8 @@ static void rewrite_reserve(log_rewrite *rw, size_t more) {
 static void rewrite_flush(log_rewrite *rw) {
     if (rw->err || rw->len == 0) return;
     rw->err = sio_write_all(rw->fd, rw->buf, rw->len, rw->flushed);
+    /* the disk starts on it now, so that the fdatasync at switch-in, on the loop, finds little left */
+    if (!rw->err && rw->l->opt.fsync) sio_start_writeback(rw->fd, rw->flushed, rw->len);
     rw->flushed += rw->len;
     rw->len = 0;
 }

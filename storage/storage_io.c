@@ -55,6 +55,10 @@ static int real_free_space(int fd, uint64_t *bytes) {
     return 0;
 }
 
+static int real_start_writeback(int fd, uint64_t offset, uint64_t length) {
+    return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
+}
+
 static const storage_io real_io = {
     .open_at = real_open,
     .close = close,
@@ -72,6 +76,7 @@ static const storage_io real_io = {
     .unmap = munmap,
     .now_us = real_now_us,
     .free_space = real_free_space,
+    .start_writeback = real_start_writeback,
 };
 
 static storage_io io = real_io;
@@ -95,6 +100,7 @@ void storage_io_set(const storage_io *custom) {
     PICK(unmap);
     PICK(now_us);
     PICK(free_space);
+    PICK(start_writeback);
 }
 
 int sio_open(int dirfd, const char *name, int flags, mode_t mode) {
@@ -152,6 +158,9 @@ uint64_t sio_now_us(void) {
 }
 int sio_free_space(int fd, uint64_t *bytes) {
     return io.free_space(fd, bytes);
+}
+int sio_start_writeback(int fd, uint64_t offset, uint64_t length) {
+    return io.start_writeback(fd, offset, length);
 }
 
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset) {

@@ -28,6 +28,9 @@ typedef struct storage_io {
     int (*unmap)(void *addr, size_t length);
     uint64_t (*now_us)(void);                   /* a monotonic clock in microseconds */
     int (*free_space)(int fd, uint64_t *bytes); /* bytes an unprivileged writer may still use on fd's fs */
+    /* starts writing a file's range to disk without waiting: a hint that makes a later sync_data
+     * short; nothing is durable until sync_data returns */
+    int (*start_writeback)(int fd, uint64_t offset, uint64_t length);
 } storage_io;
 
 /* Installs io for every later call (NULL restores the real calls). Not thread-safe: set it before
@@ -50,6 +53,7 @@ void *sio_map(int fd, size_t length);
 int sio_unmap(void *addr, size_t length);
 uint64_t sio_now_us(void);
 int sio_free_space(int fd, uint64_t *bytes);
+int sio_start_writeback(int fd, uint64_t offset, uint64_t length);
 
 /* Helpers over the seam that retry EINTR and short transfers; 0 or -errno. */
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset);
