@@ -122,7 +122,8 @@ typedef struct mv_range_resp {
     size_t n_kvs;
     bool more;
     int64_t count;
-    bool too_large; /* over req.max_bytes: kvs left out */
+    bool too_large;       /* over req.max_bytes: kvs left out */
+    const void *selected; /* mvcc_range_select: what mvcc_range_values reads; NULL otherwise */
 } mv_range_resp;
 
 typedef struct mv_put_resp {
@@ -201,6 +202,12 @@ int64_t mvcc_compact_revision(const mvcc *s); /* last compacted revision, -1 if 
 
 /* Each call fills *out; the caller frees it with mv_result_free. */
 void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
+/* mvcc_range as far as choosing the keys: the same kvs, count, more and too_large, but no value is read
+ * (each kv's value has data NULL and len its length; keys_only: 0) and each key points into the store's
+ * index, so the result holds only until the store next changes. mvcc_range_values then copies the value
+ * of kvs[i] to dst[i] (room for value.len bytes each), so a reply can be packed without a second copy. */
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out);
+void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *dst);
 void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out);
 void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out);
 void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out);

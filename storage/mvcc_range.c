@@ -5,7 +5,9 @@
 #include "go_sort.h"
 #include "mvcc_internal.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +195,18 @@ static int by_place(const void *x, const void *y) {
     return (a->offset > b->offset) - (a->offset < b->offset);
 }
 
+/* A freshly written prefix is already in log order: no sort then. */
+static bool in_log_order(const value_ref *v, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (by_place(&v[i - 1], &v[i]) > 0) return false;
+    return true;
+}
+
+static void read_failed(void) {
+    fprintf(stderr, "cetcd: fatal: cannot read a value back from the log\n");
+    abort();
+}
+
 /* How many refs from i on one read can serve: same segment, small gaps (never more gap than
  * value bytes, so the arena holds at most twice the values), at most RUN_MAX_BYTES. */
 static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes) {
@@ -238,7 +252,7 @@ static void read_values(mvcc *s, candidate *c, size_t n, mv_kv *out, mv_arena *a
         else
             v[m++] = (value_ref){c[i].entry, &out[i].value};
     }
-    qsort(v, m, sizeof *v, by_place);
+    if (!in_log_order(v, m)) qsort(v, m, sizeof *v, by_place);
     for (size_t i = 0; i < m;) {
         uint64_t bytes;
         size_t k = run_length(v, m, i, &bytes);
@@ -248,32 +262,125 @@ static void read_values(mvcc *s, candidate *c, size_t n, mv_kv *out, mv_arena *a
     free(v);
 }
 
-void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
+/* The keys a range returns, in order, left in g->items[0..n): runs etcd's rules for limit, more,
+ * count, the budget and sorting; reads no value but those a sort by value needs. */
+static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, gather *g,
+                           mv_range_resp *out) {
     if (r->max_bytes && arena_bytes(a) >= r->max_bytes) { /* an earlier range of the call failed */
         out->too_large = true;
-        return;
+        return 0;
     }
-    gather g = {.req = r, .bytes = arena_bytes(a)};
-    if (r->limit > 0 && !fetch_all_first(r)) g.wanted = (size_t)r->limit + 1;
-    for_each_live(s, r->key, r->range_end, rev, gather_one, &g);
-    out->too_large = over_budget(r, &g, 0, a, r->sort_target == MV_SORT_VALUE);
-    if (out->too_large) g.n = 0;
-    sort_candidates(s, &g, a);
-    size_t n = g.n;
+    *g = (gather){.req = r, .bytes = arena_bytes(a)};
+    if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
+    for_each_live(s, r->key, r->range_end, rev, gather_one, g);
+    out->too_large = over_budget(r, g, 0, a, r->sort_target == MV_SORT_VALUE);
+    if (out->too_large) g->n = 0;
+    sort_candidates(s, g, a);
+    size_t n = g->n;
     if (r->limit > 0 && n > (size_t)r->limit) {
         n = (size_t)r->limit;
         out->more = true;
     }
-    out->count = g.count;
-    if (!out->too_large && over_budget(r, &g, n, a, false)) {
+    out->count = g->count;
+    if (!out->too_large && over_budget(r, g, n, a, false)) {
         out->too_large = true;
         n = 0;
     }
     if (out->too_large) arena_charge(a, r->max_bytes); /* the call's later ranges stop at once */
+    return n;
+}
+
+void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out) {
+    gather g = {0};
+    size_t n = range_select(s, r, rev, a, &g, out);
     out->n_kvs = n;
     out->kvs = arena_alloc(a, (n ? n : 1) * sizeof *out->kvs);
     for (size_t i = 0; i < n; i++)
         fill_kv(s, &out->kvs[i], g.items[i].key, g.items[i].entry, false, a);
     if (!r->keys_only) read_values(s, g.items, n, out->kvs, a);
     free(g.items);
+}
+
+/* --- a Range whose values the caller has copied where it wants them (mvcc_range_select) --- */
+
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out) {
+    memset(out, 0, sizeof *out);
+    out->arena = arena_new();
+    out->resp.type = MV_OP_RANGE;
+    int64_t rev = req->revision > 0 ? req->revision : s->revision;
+    out->err = check_read_revision(s, rev);
+    out->header_revision = s->revision;
+    if (out->err != MV_OK) return;
+    mv_range_resp *rr = &out->resp.u.range;
+    gather g = {0};
+    size_t n = range_select(s, req, rev, out->arena, &g, rr);
+    rr->n_kvs = n;
+    rr->kvs = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *rr->kvs);
+    candidate *kept = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *kept);
+    for (size_t i = 0; i < n; i++) {
+        const rev_entry *e = g.items[i].entry;
+        kept[i] = g.items[i];
+        rr->kvs[i] = (mv_kv){.key = g.items[i].key,
+                             .create_revision = e->create_revision,
+                             .mod_revision = e->main_rev,
+                             .version = e->version,
+                             .lease = e->lease,
+                             .value = {NULL, req->keys_only ? 0 : e->value.length}};
+    }
+    rr->selected = kept;
+    free(g.items);
+}
+
+/* Reads the values of refs (in log order) run by run through one scratch buffer, each copied to its
+ * ref's destination (out->data). */
+static void copy_runs(mvcc *s, value_ref *v, size_t m) {
+    uint8_t *scratch = NULL;
+    for (size_t i = 0; i < m;) {
+        uint64_t bytes;
+        size_t k = run_length(v, m, i, &bytes);
+        const log_place *first = &v[i].e->value;
+        log_place run = {.segment = first->segment, .offset = first->offset, .length = (uint32_t)bytes};
+        if (k > 1 && !scratch) scratch = xmalloc(RUN_MAX_BYTES);
+        int rc = k > 1 ? log_read(s->log, run, scratch) : -EINVAL;
+        for (size_t j = i; j < i + k; j++) {
+            uint8_t *dst = (uint8_t *)v[j].out->data;
+            if (rc == 0) /* else one value, or a run that crosses into the batch in flight */
+                memcpy(dst, scratch + (v[j].e->value.offset - run.offset), v[j].e->value.length);
+            else if (log_read(s->log, v[j].e->value, dst) != 0)
+                read_failed();
+        }
+        i += k;
+    }
+    free(scratch);
+}
+
+void mvcc_range_values(mvcc *s, const mv_range_resp *r, uint8_t *const *dst) {
+    const candidate *c = r->selected;
+    size_t n = r->n_kvs;
+    assert(c || n == 0);
+    value_ref *v = xmalloc((n ? n : 1) * sizeof *v);
+    mv_bytes *where = xmalloc((n ? n : 1) * sizeof *where);
+    mv_arena *tmp = NULL; /* values of the batch in flight */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rev_entry *e = c[i].entry;
+        if (r->kvs[i].value.len == 0) continue; /* keys_only, or an empty value */
+        assert(r->kvs[i].value.len == e->value.length);
+        if (c[i].value.data) {
+            memcpy(dst[i], c[i].value.data, e->value.length);
+        } else if (e->flags & REV_PENDING) {
+            if (!tmp) tmp = arena_new();
+            mv_bytes val = read_value(s, e, tmp);
+            memcpy(dst[i], val.data, val.len);
+        } else {
+            where[m] = (mv_bytes){dst[i], e->value.length};
+            v[m] = (value_ref){e, &where[m]};
+            m++;
+        }
+    }
+    if (!in_log_order(v, m)) qsort(v, m, sizeof *v, by_place);
+    copy_runs(s, v, m);
+    arena_free(tmp);
+    free(where);
+    free(v);
 }

@@ -2,6 +2,7 @@
  * unpack → run → free sequence of unary handlers written as unary_exec functions. */
 #include "reply_sink.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 static void sink_reply(void *ctx, const ProtobufCMessage *resp) {
@@ -26,6 +27,16 @@ const rpc_caller *rpc_set_current_caller(const rpc_caller *caller) {
 
 reply_sink rpc_sink(rpc_call *call) {
     return (reply_sink){sink_reply, sink_fail, call};
+}
+
+bool rpc_sink_takes_encoded(const reply_sink *out) {
+    return out->reply == sink_reply;
+}
+
+void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t len) {
+    assert(rpc_sink_takes_encoded(out));
+    rpc_send_parts(out->ctx, msg, len, NULL, 0);
+    rpc_finish(out->ctx, GRPC_OK, NULL); /* nothing if the send failed the call */
 }
 
 const char *rpc_unmarshal_error(const ProtobufCMessageDescriptor *d) {

@@ -19,6 +19,11 @@ typedef void (*unary_exec)(const ProtobufCMessage *req, size_t len, const reply_
 
 /* The sink answering gRPC call (rpc_reply / rpc_finish). */
 reply_sink rpc_sink(rpc_call *call);
+/* Whether out is such a sink, which can then send a response already encoded as protobuf, len bytes
+ * (rpc_sink_reply_encoded; a large reply is packed once, where its data is, instead of built as a
+ * message first). */
+bool rpc_sink_takes_encoded(const reply_sink *out);
+void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t len);
 
 /* The answer to a request that does not decode as d (grpc-go's words), and finishing call with it
  * under grpc-go's code, INTERNAL. */
