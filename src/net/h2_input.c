@@ -375,10 +375,13 @@ void input_run(h2_conn *h) {
     unsigned turn = ev_iteration(EV_DEFAULT);
     if (turn != h->turn) h->turn = turn, h->spent = 0;
     rpc_call *call;
+    double t0 = 0; /* read once, then each step's end is the next one's start */
     while (!h->blocked && h->spent < TURN_BUDGET_SECONDS && (call = pop_ready(h))) {
-        double t0 = now_seconds();
+        if (t0 == 0) t0 = now_seconds();
         run_step(call);
-        h->spent += now_seconds() - t0;
+        double t1 = now_seconds();
+        h->spent += t1 - t0;
+        t0 = t1;
         if (call_runnable(call)) mark_ready(call);
     }
     update_credit(h, NULL);

@@ -46,10 +46,12 @@ static void fatal_commit(int rc) {
     exit(1);
 }
 
+/* The loop is woken after job_lock is released, so that on_sync_done does not find it still held
+ * (a futex wait and wake per batch). */
 static void *sync_thread(void *arg) {
     (void)arg;
-    pthread_mutex_lock(&job_lock);
     for (;;) {
+        pthread_mutex_lock(&job_lock);
         while (!job)
             pthread_cond_wait(&job_cond, &job_lock);
         struct log_job *mine = job;
@@ -63,6 +65,7 @@ static void *sync_thread(void *arg) {
         job_seconds = took;
         job_done = true;
         pthread_cond_broadcast(&job_cond);
+        pthread_mutex_unlock(&job_lock);
         ev_async_send(commit_loop, &sync_done_watcher);
     }
     return NULL;
