@@ -85,7 +85,7 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "- $("$REF" --version | head -1); cetcd ${CETCD#"$REPO_DIR"/}$(git -C "$REPO_DIR" diff --quiet HEAD -- src storage ||
         echo ' (built from a working tree with uncommitted changes)'), with --max-reply-bytes raised to etcd's"
     echo "  gRPC send limit (2 GiB - 1; its default 64 MiB refuses the unpaged 100k list); both with fsync on"
-    echo "- method: each server holds one prefix per size ($SIZES keys of $VAL-byte values, written in Txns of 100"
+    echo "- method: each server holds one prefix per size (${SIZES// / and } keys of $VAL-byte values, written in Txns of 100"
     echo "  puts), and the Go program bench/listbench (Debian's clientv3) lists it: **full** is one Range of the whole"
     echo "  prefix (\`Get(prefix, WithPrefix())\`), **pages** are Ranges of limit 500, every page after the first at"
     echo "  the first page's revision and starting after the last key seen (as kube-apiserver pages a list);"
