@@ -39,6 +39,9 @@ typedef int (*log_replay_fn)(void *ctx, int type, int64_t revision, const uint8_
 typedef struct log_options {
     bool fsync;             /* false: --unsafe-no-fsync */
     uint64_t segment_bytes; /* roll to a new segment past this size; 0 = default (64 MiB) */
+    /* At open, called for the record PEEK_AHEAD records in front of the one being replayed, before it
+     * is verified: a hint (to prefetch what its replay will touch), never a source of state. */
+    void (*peek)(void *ctx, int type, const uint8_t *payload, size_t len);
 } log_options;
 
 /* Opens (creating if needed) the log in dir, replays it through fn, truncates a torn tail of the last

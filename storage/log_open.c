@@ -215,9 +215,32 @@ static int check_segment_header(scan_ctx *c, const uint8_t *data) {
     return 0;
 }
 
+enum { PEEK_AHEAD = 8 };
+
+/* Moves *ahead past the next record and shows it to the peek hook, if its length fits the file. */
+static void peek_next(scan_ctx *c, const uint8_t *data, uint64_t *ahead) {
+    uint64_t size = c->seg->size;
+    if (*ahead + REC_HDR_BYTES > size) {
+        *ahead = size;
+        return;
+    }
+    uint32_t len = le_u32(data + *ahead);
+    if (len > size - *ahead - REC_HDR_BYTES) {
+        *ahead = size; /* damage, or a torn tail: the scan itself will say */
+        return;
+    }
+    c->l->opt.peek(c->fn_ctx, data[*ahead + 4], data + *ahead + REC_HDR_BYTES, len);
+    *ahead += REC_HDR_BYTES + len;
+}
+
 static int scan_records(scan_ctx *c, const uint8_t *data) {
-    uint64_t size = c->seg->size, off = SEG_HDR_BYTES;
+    uint64_t size = c->seg->size, off = SEG_HDR_BYTES, ahead = off;
+    int peeked = 0; /* records between off and ahead */
     while (off < size) {
+        if (c->fn && c->l->opt.peek)
+            for (; peeked < PEEK_AHEAD && ahead < size; peeked++)
+                peek_next(c, data, &ahead);
+        peeked = peeked > 0 ? peeked - 1 : 0;
         uint64_t rec_bytes;
         const char *why = log_check_record(data + off, size - off, &rec_bytes);
         if (why) return damage_at(c, data, off, why);

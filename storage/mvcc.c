@@ -28,7 +28,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->replaying = true;
     s->replay_keys = replay_map_new();
     s->replay_clock.started_us = s->replay_clock.reported_us = sio_now_us();
-    log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes};
+    log_options lo = {.fsync = opt->fsync, .segment_bytes = opt->segment_bytes, .peek = replay_peek};
     s->log = log_open(dir, &lo, replay_record, s, err, errlen);
     if (!s->log || build_revision_table(s, err, errlen) < 0) {
         mvcc_close(s);

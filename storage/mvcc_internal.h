@@ -137,6 +137,8 @@ void log_compaction_restart(mvcc *s);
 
 /* mvcc_recover.c */
 int replay_record(void *ctx, int type, int64_t revision, const uint8_t *payload, size_t len, log_place where);
+/* log_options.peek at open: prefetches the hash table slots of a record replay will soon reach. */
+void replay_peek(void *ctx, int type, const uint8_t *payload, size_t len);
 typedef struct replayed_place replayed_place;
 void remember_revision_place(mvcc *s, int64_t rev, log_place where);
 /* Counts a replayed record and reports progress when a second has passed since the last report. */

@@ -154,6 +154,18 @@ static int replay_compaction(mvcc *s, const uint8_t *payload, size_t len) {
     return 0;
 }
 
+enum { PREFETCH_CHANGES = 4 };
+
+void replay_peek(void *ctx, int type, const uint8_t *payload, size_t len) {
+    mvcc *s = ctx;
+    if (type != LOG_PUT && type != LOG_DELETE && type != LOG_TXN) return;
+    change_iter it;
+    change c;
+    change_iter_init(&it, payload, len);
+    for (int n = 0; n < PREFETCH_CHANGES && change_next(&it, &c) == 1; n++)
+        replay_map_prefetch(s->replay_keys, c.key, c.key_len);
+}
+
 enum { RECORDS_PER_CLOCK_READ = 4096, REPORT_EVERY_US = 1000000 };
 
 void note_replay_progress(mvcc *s, bool done) {

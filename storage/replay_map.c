@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 /* A slot of the table; at 0 means empty, else the key's record is at keys + at - 1: the history's
@@ -67,10 +68,20 @@ static uint64_t add_record(replay_map *m, const uint8_t *key, size_t len, keyhis
     return rec;
 }
 
+/* A table of n slots. Probes land at random: on a large table each one missed the TLB too, so the
+ * kernel is asked for huge pages (a hint, as malloc's own mmap is not storage's I/O). */
+static slot *new_slots(size_t n) {
+    slot *slots = xcalloc(n, sizeof *slots);
+    size_t bytes = n * sizeof *slots, page = 4096;
+    uintptr_t from = ((uintptr_t)slots + page - 1) & ~(uintptr_t)(page - 1);
+    if (bytes >= (4u << 20)) madvise((void *)from, bytes - (from - (uintptr_t)slots), MADV_HUGEPAGE);
+    return slots;
+}
+
 static void grow(replay_map *m) {
     size_t old_n = m->mask + 1, n = old_n * 2;
     slot *old = m->slots;
-    m->slots = xcalloc(n, sizeof *m->slots);
+    m->slots = new_slots(n);
     m->mask = n - 1;
     for (size_t i = 0; i < old_n; i++) {
         if (!old[i].at) continue;
@@ -80,6 +91,10 @@ static void grow(replay_map *m) {
         m->slots[j] = old[i];
     }
     free(old);
+}
+
+void replay_map_prefetch(const replay_map *m, const uint8_t *key, size_t len) {
+    __builtin_prefetch(&m->slots[XXH3_64bits(key, len) & m->mask]);
 }
 
 keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {

@@ -15,6 +15,8 @@ typedef struct replay_map replay_map;
 replay_map *replay_map_new(void);
 /* The history of key, created empty if the key is new. */
 keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len);
+/* Starts loading the table slot of key into the cache: for a key a few records ahead of replay. */
+void replay_map_prefetch(const replay_map *m, const uint8_t *key, size_t len);
 size_t replay_map_count(const replay_map *m);
 /* Moves every key and its history into index (which must be empty), in key order, and frees m. */
 void replay_map_load(replay_map *m, bptree *index);
