@@ -50,6 +50,15 @@ enum mv_sort_target {
     MV_SORT_VALUE = 4
 };
 
+/* Remembers, for a few ranges at a revision, how many live keys follow every 256th key counted, so
+ * that the pages of one list (each a Range with a limit at one revision, counting every key after its
+ * page as etcd's count does) count only up to the next remembered key: the list then costs the keys
+ * once instead of once per page. A cache belongs to one store (counts at a revision never change in
+ * it: later writes are above it, compaction keeps what was live at any revision still readable). */
+typedef struct mv_count_cache mv_count_cache;
+mv_count_cache *mv_count_cache_new(void);
+void mv_count_cache_free(mv_count_cache *c);
+
 /* range_end: empty = the single key; "\0" = every key >= key; otherwise [key, range_end). */
 typedef struct mv_range_req {
     mv_bytes key, range_end;
@@ -64,6 +73,7 @@ typedef struct mv_range_req {
      * RESOURCE_EXHAUSTED; a Txn's writes are applied all the same, as etcd's are when its reply is
      * over gRPC's send limit. */
     uint64_t max_bytes;
+    mv_count_cache *counts; /* NULL, or the store's cache for this range's count */
 } mv_range_req;
 
 typedef struct mv_put_req {

@@ -53,6 +53,69 @@ typedef struct candidate {
     mv_bytes value; /* read early only when sorting by value */
 } candidate;
 
+/* --- the count cache (mv_count_cache): how many live keys of a range follow some of its keys --- */
+
+#define COUNT_STRIDE 256 /* a mark every this many keys counted */
+#define COUNT_ENTRIES 8  /* lists paged at once */
+
+typedef struct count_mark {
+    uint8_t *key;
+    size_t len;
+    int64_t after; /* live keys at the entry's revision in [key, end) */
+} count_mark;
+
+typedef struct count_entry {
+    int64_t rev;
+    uint8_t *end;
+    size_t end_len;
+    count_mark *marks; /* in key order */
+    size_t n;
+    uint64_t used; /* for the least recently used */
+} count_entry;
+
+struct mv_count_cache {
+    count_entry e[COUNT_ENTRIES];
+    uint64_t clock;
+};
+
+mv_count_cache *mv_count_cache_new(void) {
+    return xcalloc(1, sizeof(mv_count_cache));
+}
+
+static void entry_clear(count_entry *ce) {
+    for (size_t i = 0; i < ce->n; i++)
+        free(ce->marks[i].key);
+    free(ce->marks);
+    free(ce->end);
+    *ce = (count_entry){0};
+}
+
+void mv_count_cache_free(mv_count_cache *c) {
+    if (!c) return;
+    for (int i = 0; i < COUNT_ENTRIES; i++)
+        entry_clear(&c->e[i]);
+    free(c);
+}
+
+static bool same_bytes(const uint8_t *a, size_t alen, mv_bytes b) {
+    return alen == b.len && (alen == 0 || memcmp(a, b.data, alen) == 0);
+}
+
+static count_entry *entry_find(mv_count_cache *c, int64_t rev, mv_bytes end) {
+    for (int i = 0; i < COUNT_ENTRIES; i++) {
+        count_entry *ce = &c->e[i];
+        if (ce->marks && ce->rev == rev && same_bytes(ce->end, ce->end_len, end)) {
+            ce->used = ++c->clock;
+            return ce;
+        }
+    }
+    return NULL;
+}
+
+static mv_bytes mark_key(const count_mark *m) {
+    return (mv_bytes){m->key, m->len};
+}
+
 typedef struct gather {
     const mv_range_req *req;
     candidate *items;
@@ -60,6 +123,14 @@ typedef struct gather {
     int64_t count;
     uint64_t bytes; /* what the kept candidates will cost the call's arena, plus what it held before */
     bool over;      /* bytes passed req->max_bytes: the walk stops, the range is too_large */
+    /* past the kept candidates the walk only counts (count_one), helped by req->counts */
+    int64_t rev;
+    bool counting, cut_short; /* cut_short: stopped at a mark, its count taken */
+    count_entry *entry;       /* the marks of this range and revision, if remembered */
+    size_t cursor;            /* entry's first mark not below the walk */
+    int64_t walked;           /* keys counted past the candidates */
+    count_mark *rec;          /* marks being recorded (no entry), .after = keys counted before */
+    size_t n_rec, cap_rec;
 } gather;
 
 /* What the arena will hold for one key-value returned: key, value and mv_kv, each rounded up. */
@@ -89,11 +160,67 @@ static uint64_t keep_cost(const gather *g, mv_bytes key, const rev_entry *e) {
     return sizeof(candidate) + kv_bytes(r, key, e);
 }
 
+static void record_mark(gather *g, mv_bytes key) {
+    if (g->n_rec == g->cap_rec) {
+        g->cap_rec = g->cap_rec ? g->cap_rec * 2 : 64;
+        g->rec = xrealloc(g->rec, g->cap_rec * sizeof *g->rec);
+    }
+    uint8_t *k = xmalloc(key.len ? key.len : 1);
+    if (key.len) memcpy(k, key.data, key.len);
+    g->rec[g->n_rec++] = (count_mark){k, key.len, g->walked};
+}
+
+/* One live key past the candidates (or of a count_only range): counted, unless it is a mark of the
+ * remembered entry, whose count of the rest ends the walk. */
+static bool count_one(gather *g, mv_bytes key) {
+    mv_count_cache *c = g->req->counts;
+    if (!g->counting && c && g->req->range_end.len) g->entry = entry_find(c, g->rev, g->req->range_end);
+    g->counting = true;
+    if (g->entry) {
+        const count_entry *ce = g->entry;
+        while (g->cursor < ce->n && compare_bytes(mark_key(&ce->marks[g->cursor]), key) < 0)
+            g->cursor++;
+        if (g->cursor < ce->n && compare_bytes(mark_key(&ce->marks[g->cursor]), key) == 0) {
+            g->count += ce->marks[g->cursor].after;
+            g->cut_short = true;
+            return false;
+        }
+    } else if (c && g->req->range_end.len && g->walked % COUNT_STRIDE == 0) {
+        record_mark(g, key);
+    }
+    g->walked++;
+    g->count++;
+    return true;
+}
+
+/* After the walk: marks recorded over a count that ran to the range's end become an entry (the least
+ * recently used one's place); otherwise they are dropped. */
+static void keep_marks(gather *g) {
+    mv_count_cache *c = g->req->counts;
+    if (c && !g->entry && !g->cut_short && !g->over && g->n_rec > 1) {
+        count_entry *ce = &c->e[0];
+        for (int i = 1; i < COUNT_ENTRIES; i++)
+            if (c->e[i].used < ce->used) ce = &c->e[i];
+        entry_clear(ce);
+        mv_bytes end = g->req->range_end;
+        ce->end = xmalloc(end.len);
+        memcpy(ce->end, end.data, end.len);
+        *ce = (count_entry){g->rev, ce->end, end.len, g->rec, g->n_rec, ++c->clock};
+        for (size_t i = 0; i < ce->n; i++)
+            ce->marks[i].after = g->walked - ce->marks[i].after;
+        g->rec = NULL;
+        g->n_rec = 0;
+    }
+    for (size_t i = 0; i < g->n_rec; i++)
+        free(g->rec[i].key);
+    free(g->rec);
+    g->rec = NULL;
+}
+
 static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     gather *g = ctx;
+    if (g->req->count_only || (g->wanted && g->n >= g->wanted)) return count_one(g, key); /* keep counting */
     g->count++;
-    if (g->req->count_only) return true;
-    if (g->wanted && g->n >= g->wanted) return true; /* keep counting */
     if (!passes_filters(g->req, e)) return true;
     if (g->req->max_bytes) {
         g->bytes += keep_cost(g, key, e);
@@ -270,9 +397,10 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
         out->too_large = true;
         return 0;
     }
-    *g = (gather){.req = r, .bytes = arena_bytes(a)};
+    *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev};
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, g);
+    keep_marks(g);
     out->too_large = over_budget(r, g, 0, a, r->sort_target == MV_SORT_VALUE);
     if (out->too_large) g->n = 0;
     sort_candidates(s, g, a);

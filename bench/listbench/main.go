@@ -127,6 +127,9 @@ func pages(ctx context.Context, cli *clientv3.Client, serializable bool) (int, i
 		if rev == 0 {
 			rev = r.Header.Revision
 		}
+		if r.Count != int64(*keys-n) { // each page counts itself and every key after it
+			die("page after %d keys: count %d, want %d", n, r.Count, *keys-n)
+		}
 		n += len(r.Kvs)
 		size += (*pb.RangeResponse)(r).Size()
 		if !r.More || len(r.Kvs) == 0 {

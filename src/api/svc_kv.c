@@ -494,8 +494,11 @@ void kv_range_exec(const ProtobufCMessage *msg, size_t len, const reply_sink *ou
     if (e == KV_VALID) e = auth_resolve(rpc_current_caller(), &who);
     if (e == KV_VALID) e = auth_check_range(&who, req);
     if (e != KV_VALID) return sink_fail(out, e);
+    static mv_count_cache *counts; /* g_store's, for the server's life: each page of a list counts on */
+    if (!counts) counts = mv_count_cache_new();
     mv_range_req mreq;
     range_from_pb(&mreq, req);
+    mreq.counts = counts;
     if (rpc_sink_takes_encoded(out)) return range_encoded(&mreq, out);
     mv_result res = {0};
     mvcc_range(g_store, &mreq, &res);
