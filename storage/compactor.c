@@ -42,6 +42,7 @@ typedef struct log_compaction {
     log_rewrite *rw;       /* the file being built, standing for segments[first_input..next) */
     uint32_t first_input;  /* its first segment's id */
     bool finish_due;       /* the file is complete: switch it in once its decisions are durable */
+    bool sync_asked;       /* and its fdatasync was handed to the sync thread (log_request_side_sync) */
     uint64_t decided_mark; /* the log's appended mark at the last keep/drop decision */
     moved_list values, revisions, leases;
     uint8_t *kept; /* the payload being rebuilt */
@@ -62,6 +63,7 @@ bool mvcc_log_compaction_wanted(const mvcc *s) {
 void log_compaction_free(mvcc *s) {
     log_compaction *c = s->compaction;
     if (!c) return;
+    if (c->sync_asked) log_cancel_side_sync(s->log); /* before the file goes (log.h says why it may) */
     if (c->rw) log_rewrite_abort(c->rw);
     free(c->segments);
     free(c->values.items);
@@ -228,6 +230,25 @@ static void publish_places(mvcc *s, uint32_t segment) {
     c->values.n = c->revisions.n = c->leases.n = 0;
 }
 
+/* The new file's fdatasync leaves the loop: it rides with the next batch to the sync thread (or goes
+ * alone). 1 once it is durable (or fsync is off), 0 while waiting, -errno if it failed. */
+static int sync_output(mvcc *s) {
+    log_compaction *c = s->compaction;
+    if (!s->opt.fsync) return 1;
+    int rc;
+    if (!c->sync_asked) {
+        rc = log_rewrite_prepare(c->rw, c->segments[c->next - 1]);
+        if (rc < 0) return rc;
+        log_request_side_sync(s->log, rc);
+        c->sync_asked = true;
+        return 0;
+    }
+    if (!log_side_sync_result(s->log, &rc)) return 0;
+    if (rc < 0) return rc;
+    log_rewrite_synced(c->rw);
+    return 1;
+}
+
 static int finish_output(mvcc *s) {
     log_compaction *c = s->compaction;
     uint32_t last = c->segments[c->next - 1];
@@ -235,6 +256,7 @@ static int finish_output(mvcc *s) {
     int rc = log_rewrite_finish(c->rw, last, &switched_in);
     c->rw = NULL;
     c->finish_due = false;
+    c->sync_asked = false;
     if (switched_in) publish_places(s, c->first_input);
     return rc;
 }
@@ -269,7 +291,9 @@ int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us) {
         int rc;
         if (c->finish_due) {
             if (!log_is_durable(s->log, c->decided_mark)) return 1; /* the next commit settles it */
-            rc = finish_output(s);
+            rc = sync_output(s);
+            if (rc == 0) return 1; /* the sync thread has it */
+            if (rc > 0) rc = finish_output(s);
         } else if (!log_has_segment(s->log, c->segments[c->next])) {
             c->next++; /* gone: nothing to do for it */
             continue;
@@ -285,6 +309,7 @@ int mvcc_log_compaction_step(mvcc *s, uint64_t budget_us) {
         if (sio_now_us() >= deadline) break;
     }
     if (c->finish_due || c->next < c->n_segments) return 1;
+    if (log_closes_pending(s->log)) return 1; /* the old files are freed on the sync thread: wait */
     s->bytes_after_compaction = log_total_bytes(s->log);
     log_compaction_free(s);
     return 0;

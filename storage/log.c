@@ -98,7 +98,7 @@ segment *log_find_segment(const wal *l, uint32_t id) {
 void log_drop_segment(wal *l, uint32_t id) {
     segment *s = log_find_segment(l, id);
     assert(s && s != &l->segs[l->nsegs - 1] && s->pending_len == 0 && s->inflight_len == 0);
-    if (s->fd >= 0) sio_close(s->fd);
+    if (s->fd >= 0) log_close_later(l, s->fd);
     free(s->pending);
     free(s->inflight);
     l->total_bytes -= s->size;
@@ -189,6 +189,71 @@ void log_seal(wal *l) {
 
 bool log_has_batch(const wal *l) {
     return l->batch_bytes > 0;
+}
+
+bool log_wants_job(const wal *l) {
+    return l->batch_bytes > 0 || l->side.state == SIDE_WANTED || l->n_closing > 0;
+}
+
+void log_close_later(wal *l, int fd) {
+    if (!l->opened) { /* at open: no loop to spare */
+        sio_close(fd);
+        return;
+    }
+    if (l->n_closing == l->cap_closing) {
+        l->cap_closing = l->cap_closing ? 2 * l->cap_closing : 8;
+        l->closing = xrealloc(l->closing, l->cap_closing * sizeof *l->closing);
+    }
+    l->closing[l->n_closing++] = fd;
+}
+
+bool log_closes_pending(const wal *l) {
+    return l->n_closing > 0 || (l->job_busy && l->job.n_close > 0);
+}
+
+static void close_all(int *fds, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        sio_close(fds[i]);
+}
+
+/* Hands the descriptors waiting to be closed to the job being built. */
+static void attach_closes(wal *l) {
+    l->job.close_fds = l->closing;
+    l->job.n_close = l->n_closing;
+    l->closing = NULL;
+    l->n_closing = l->cap_closing = 0;
+}
+
+void log_request_side_sync(wal *l, int fd) {
+    assert(fd >= 0 && (l->side.state == SIDE_NONE || l->side.state == SIDE_DONE));
+    l->side = (side_sync){.state = SIDE_WANTED, .fd = fd, .id = l->side.id + 1};
+}
+
+bool log_side_sync_result(const wal *l, int *rc) {
+    if (l->side.state != SIDE_DONE) return false;
+    *rc = l->side.rc;
+    return true;
+}
+
+void log_cancel_side_sync(wal *l) {
+    l->side.state = SIDE_NONE;
+    l->side.fd = -1;
+}
+
+/* Hands a wanted side sync to the job being built. */
+static void attach_side_sync(wal *l) {
+    l->job.side_fd = -1;
+    if (l->side.state != SIDE_WANTED) return;
+    l->job.side_fd = l->side.fd;
+    l->job.side_id = l->side.id;
+    l->side.state = SIDE_INFLIGHT;
+}
+
+/* log_commit's way: the wanted side sync, at once. */
+static void run_side_sync_inline(wal *l) {
+    if (l->side.state != SIDE_WANTED) return;
+    l->side.rc = sio_sync_data(l->side.fd) < 0 ? (errno ? -errno : -EIO) : 0;
+    l->side.state = SIDE_DONE;
 }
 
 uint64_t log_appended_mark(const wal *l) {
@@ -292,6 +357,11 @@ static size_t first_pending_segment(const wal *l) {
  * have a torn tail. */
 int log_commit(wal *l) {
     if (l->failed_errno) return -l->failed_errno;
+    if (!l->job_busy) {
+        run_side_sync_inline(l);
+        close_all(l->closing, l->n_closing);
+        l->n_closing = 0;
+    }
     if (l->batch_bytes == 0) return 0;
     assert(!l->job_busy); /* the caller waits for the job in flight first */
     uint64_t mark = l->appended;
@@ -328,13 +398,26 @@ static void hand_over(wal *l, segment *s) {
                        .offset = s->size,
                        .segment = s->id,
                        .mark = l->appended};
+    attach_side_sync(l);
+    attach_closes(l);
     l->job_busy = true;
+}
+
+/* No batch, but a side sync is wanted: a job of its own. */
+static int side_only_job(wal *l, log_job **job) {
+    if ((l->side.state != SIDE_WANTED && l->n_closing == 0) || l->job_busy) return 0;
+    l->job = (log_job){.fd = -1, .mark = l->durable};
+    attach_side_sync(l);
+    attach_closes(l);
+    l->job_busy = true;
+    *job = &l->job;
+    return 0;
 }
 
 int log_write_batch(wal *l, log_job **job) {
     *job = NULL;
     if (l->failed_errno) return -l->failed_errno;
-    if (l->batch_bytes == 0) return 0;
+    if (l->batch_bytes == 0) return side_only_job(l, job);
     assert(!l->job_busy);
     size_t first = first_pending_segment(l);
     if (first != l->nsegs - 1 || !l->opt.fsync) return log_commit(l); /* rare: a segment roll */
@@ -349,15 +432,32 @@ int log_write_batch(wal *l, log_job **job) {
     return 0;
 }
 
-int log_run_job(const log_job *job) {
-    int rc = sio_write_all(job->fd, job->buf, job->len, job->offset);
-    if (rc == 0 && sio_sync_data(job->fd) < 0) rc = errno ? -errno : -EIO;
+int log_run_job(log_job *job) {
+    int rc = 0;
+    if (job->fd >= 0) {
+        rc = sio_write_all(job->fd, job->buf, job->len, job->offset);
+        if (rc == 0 && sio_sync_data(job->fd) < 0) rc = errno ? -errno : -EIO;
+    }
+    if (job->side_fd >= 0) job->side_rc = sio_sync_data(job->side_fd) < 0 ? (errno ? -errno : -EIO) : 0;
+    close_all(job->close_fds, job->n_close);
     return rc;
+}
+
+/* The side sync of the finished job, unless its request was cancelled since. */
+static void side_sync_finished(wal *l) {
+    if (l->job.side_fd < 0 || l->side.state != SIDE_INFLIGHT || l->side.id != l->job.side_id) return;
+    l->side.rc = l->job.side_rc;
+    l->side.state = SIDE_DONE;
 }
 
 void log_sync_finished(wal *l, int rc) {
     assert(l->job_busy);
     l->job_busy = false;
+    side_sync_finished(l);
+    free(l->job.close_fds);
+    l->job.close_fds = NULL;
+    l->job.n_close = 0;
+    if (l->job.fd < 0) return; /* a side sync alone: no batch */
     l->fsyncs++;
     segment *s = log_find_segment(l, l->job.segment);
     assert(s && s->inflight_len == l->job.len);
@@ -400,6 +500,9 @@ void log_close(wal *l) {
         free(l->segs[i].pending);
         free(l->segs[i].inflight);
     }
+    close_all(l->closing, l->n_closing);
+    free(l->closing);
+    if (!l->job_busy) free(l->job.close_fds); /* a job in flight owns its own */
     free(l->spare);
     if (l->dirfd >= 0) sio_close(l->dirfd);
     free(l->segs);

@@ -54,6 +54,8 @@ log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload,
 /* Copies bytes of a place (which may still be in the unwritten batch) into dst. 0 or -errno. */
 int log_read(wal *l, log_place where, uint8_t *dst);
 bool log_has_batch(const wal *l);
+bool log_wants_job(const wal *l); /* a batch, a side sync (below) or files to close, for the sync thread */
+bool log_closes_pending(const wal *l); /* dropped files not yet closed (log_close_later) */
 /* Writes the batch and fdatasyncs once. 0 on success; -errno on failure. After a failure the log
  * refuses further commits: the caller must stop (never retry a failed fsync). */
 int log_commit(wal *l);
@@ -66,8 +68,17 @@ int log_commit(wal *l);
  * later commit fail, as log_commit's does. */
 typedef struct log_job log_job;
 int log_write_batch(wal *l, log_job **job);
-int log_run_job(const log_job *job);
+int log_run_job(log_job *job);
 void log_sync_finished(wal *l, int rc);
+
+/* A side sync: asks that fd (log compaction's new file) be fdatasynced off the loop, by the next job
+ * (a job of its own if no batch comes: log_wants_job says so until it is handed over) or inline
+ * by log_commit. log_side_sync_result: true once done, with its result in *rc. A cancelled request's
+ * result is dropped; the fd may then be closed even while the thread still syncs it (it syncs
+ * nothing of the log's, or fails with EBADF, and is ignored). One request at a time. */
+void log_request_side_sync(wal *l, int fd);
+bool log_side_sync_result(const wal *l, int *rc);
+void log_cancel_side_sync(wal *l);
 
 uint64_t log_total_bytes(const wal *l);            /* bytes in all segments, for dbSize/quota */
 int log_free_space(const wal *l, uint64_t *bytes); /* free on the data dir's file system; 0 or -errno */
@@ -108,6 +119,11 @@ uint64_t log_rewrite_bytes(const log_rewrite *rw); /* the new file's size so far
  * Frees rw either way. */
 int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in);
 void log_rewrite_abort(log_rewrite *rw);
+/* The first half of finish, for a sync off the loop: writes out the complete file (its header naming
+ * last) and returns its descriptor to sync, or -errno. Once that sync succeeded, log_rewrite_synced
+ * tells finish not to sync again. */
+int log_rewrite_prepare(log_rewrite *rw, uint32_t last);
+void log_rewrite_synced(log_rewrite *rw);
 
 /* --- whole-segment copies for snapshots --- */
 typedef struct log_file_copy {

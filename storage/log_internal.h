@@ -49,7 +49,20 @@ struct log_job {
     uint64_t offset;
     uint32_t segment;
     uint64_t mark; /* the appended mark it makes durable */
+    int side_fd;   /* another file to fdatasync after the batch (log_request_side_sync), or -1 */
+    uint64_t side_id;
+    int side_rc;    /* out, from the thread: that sync's result */
+    int *close_fds; /* descriptors of dropped files, closed by the thread (log_close_later) */
+    size_t n_close;
 };
+
+/* A side sync: a file other than the batch's made durable by the sync thread (log_request_side_sync). */
+typedef struct side_sync {
+    enum { SIDE_NONE, SIDE_WANTED, SIDE_INFLIGHT, SIDE_DONE } state;
+    int fd;
+    uint64_t id; /* one per request, so that a cancelled request's late result is ignored */
+    int rc;
+} side_sync;
 
 struct wal {
     char *dir;
@@ -64,6 +77,9 @@ struct wal {
     uint64_t durable;   /* every append up to this mark is durable */
     struct log_job job; /* the one batch in flight, if job_busy */
     bool job_busy;
+    side_sync side;
+    int *closing; /* descriptors of dropped, unlinked files waiting to be closed off the loop */
+    size_t n_closing, cap_closing;
     uint8_t *spare; /* a finished job's buffer, reused for the next batch */
     size_t spare_cap;
     int failed_errno; /* nonzero once a write or sync failed: commits are refused from then on */
@@ -95,8 +111,12 @@ void log_segment_name(char out[SEG_NAME_BYTES], uint32_t id);
 const char *log_check_record(const uint8_t *p, uint64_t avail, uint64_t *rec_bytes);
 segment *log_find_segment(const wal *l, uint32_t id);
 segment *log_add_segment(wal *l, uint32_t id, int fd, uint64_t size);
-/* Removes a segment from the table (closing its descriptor); the file is the caller's business. */
+/* Removes a segment from the table (closing its descriptor, later); the file is the caller's business. */
 void log_drop_segment(wal *l, uint32_t id);
+/* Closes fd, a dropped file's, off the loop once the log is open: the last close of an unlinked
+ * 64 MiB file frees its blocks, 5-20 ms in the kernel. The next job's thread closes it (log_commit
+ * does at once); until then log_wants_job says so. */
+void log_close_later(wal *l, int fd);
 void log_fill_segment_header(uint8_t hdr[SEG_HDR_BYTES]);
 /* Fills rec (REC_HDR_BYTES + len bytes) with one record. */
 void log_encode_record(uint8_t *rec, int type, int64_t revision, const uint8_t *payload, size_t len);

@@ -26,6 +26,9 @@ struct log_rewrite {
     size_t len, cap;
     uint64_t flushed; /* file offset where buf starts */
     int err;
+    bool prepared; /* complete and written out, its header naming prepared_last */
+    uint32_t prepared_last;
+    bool synced; /* and durable: the sync thread synced it (log_rewrite_synced) */
 };
 
 static void rewrite_name(char out[REWRITE_NAME_BYTES], uint32_t id) {
@@ -170,8 +173,9 @@ void log_rewrite_abort(log_rewrite *rw) {
 
 /* ---------- switching it in ---------- */
 
-/* Makes the new file durable, its first record naming the last id it stands for. */
-static int make_durable(log_rewrite *rw, uint32_t last) {
+int log_rewrite_prepare(log_rewrite *rw, uint32_t last) {
+    assert(!rw->prepared || rw->prepared_last == last);
+    if (rw->prepared) return rw->fd;
     rewrite_flush(rw);
     if (rw->err) return rw->err;
     if (last != rw->id) {
@@ -181,7 +185,21 @@ static int make_durable(log_rewrite *rw, uint32_t last) {
         int rc = sio_write_all(rw->fd, rec, sizeof rec, SEG_HDR_BYTES);
         if (rc < 0) return rc;
     }
-    if (rw->l->opt.fsync && sio_sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
+    rw->prepared = true;
+    rw->prepared_last = last;
+    return rw->fd;
+}
+
+void log_rewrite_synced(log_rewrite *rw) {
+    assert(rw->prepared);
+    rw->synced = true;
+}
+
+/* Makes the new file durable, its first record naming the last id it stands for. */
+static int make_durable(log_rewrite *rw, uint32_t last) {
+    int rc = log_rewrite_prepare(rw, last);
+    if (rc < 0) return rc;
+    if (rw->l->opt.fsync && !rw->synced && sio_sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
     return 0;
 }
 
@@ -227,7 +245,7 @@ int log_rewrite_finish(log_rewrite *rw, uint32_t last, bool *switched_in) {
     }
     /* the new file is the segment's now, whatever happens next */
     *switched_in = true;
-    sio_close(s->fd);
+    log_close_later(l, s->fd); /* the old file, renamed over: its last close frees it */
     s->fd = rw->fd;
     l->total_bytes = l->total_bytes - s->size + log_rewrite_bytes(rw);
     s->size = s->synced = log_rewrite_bytes(rw);

@@ -74,13 +74,16 @@ bool mvcc_index_compaction_pending(const mvcc *s) {
 bool mvcc_has_batch(const mvcc *s) {
     return log_has_batch(s->log);
 }
+bool mvcc_wants_job(const mvcc *s) {
+    return log_wants_job(s->log);
+}
 int mvcc_commit(mvcc *s) {
     return log_commit(s->log);
 }
 int mvcc_write_batch(mvcc *s, struct log_job **job) {
     return log_write_batch(s->log, job);
 }
-int mvcc_run_job(const struct log_job *job) {
+int mvcc_run_job(struct log_job *job) {
     return log_run_job(job);
 }
 void mvcc_sync_finished(mvcc *s, int rc) {

@@ -230,13 +230,16 @@ bool mvcc_index_compaction_pending(const mvcc *s);
 
 /* The commit rule: is there an unsynced batch; make it durable (one fdatasync). */
 bool mvcc_has_batch(const mvcc *s);
+/* A batch, or log compaction's new file waiting for its fdatasync: either makes a job for the thread
+ * (a job with no batch makes nothing durable that a reply waits for). */
+bool mvcc_wants_job(const mvcc *s);
 int mvcc_commit(mvcc *s); /* 0 or -errno; on failure the caller exits */
 /* The same in steps, so that the batch's write and fdatasync run on a helper thread and a stalled
  * disk stalls no read: hand the batch over as a job (*job NULL when nothing needs the thread), run
  * it there (thread-safe), then report its outcome on the loop thread. One job at a time. */
 struct log_job;
 int mvcc_write_batch(mvcc *s, struct log_job **job);
-int mvcc_run_job(const struct log_job *job);
+int mvcc_run_job(struct log_job *job);
 void mvcc_sync_finished(mvcc *s, int rc);
 
 /* --- leases (storage/lease.c): grants, revokes and attached keys, persisted in the log. Expiry

@@ -26,6 +26,7 @@ static ev_async sync_done_watcher;
 static uint64_t next_batch_seq = 1; /* the batch being collected gets this number */
 static uint64_t durable_seq;        /* every batch up to this one is durable */
 static uint64_t in_flight_seq;      /* the batch being synced, 0 if none */
+static bool job_busy;               /* the thread has a job: a batch, or a side sync alone */
 
 /* The sync thread's one job slot, guarded by job_lock. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -84,8 +85,10 @@ uint64_t commit_durable_seq(void) {
 static bool collect_sync_locked(void) {
     if (!job_done) return false;
     job_done = false;
+    job_busy = false;
     mvcc_sync_finished(g_store, job_rc);
     if (job_rc < 0) fatal_commit(job_rc);
+    if (!in_flight_seq) return false; /* a side sync alone: nothing new is durable */
     metrics_observe_fsync(g_store, job_seconds);
     durable_seq = in_flight_seq;
     in_flight_seq = 0;
@@ -95,16 +98,21 @@ static bool collect_sync_locked(void) {
 /* Hands the collected batch to the thread, which writes and syncs it (one batch in flight at a time),
  * so a stalled disk stalls no read. */
 static void start_batch(void) {
-    if (in_flight_seq || !g_store || !mvcc_has_batch(g_store)) return;
+    if (job_busy || !g_store || !mvcc_wants_job(g_store)) return;
+    bool batch = mvcc_has_batch(g_store); /* else log compaction's file wants its sync alone */
     struct log_job *next;
     int rc = mvcc_write_batch(g_store, &next);
     if (rc < 0) fatal_commit(rc);
-    uint64_t seq = next_batch_seq++;
-    if (!next) { /* already durable (fsync off, or committed at once across a segment roll) */
-        durable_seq = seq;
-        return;
+    if (batch) {
+        uint64_t seq = next_batch_seq++;
+        if (!next) { /* already durable (fsync off, or committed at once across a segment roll) */
+            durable_seq = seq;
+            return;
+        }
+        in_flight_seq = seq;
     }
-    in_flight_seq = seq;
+    if (!next) return;
+    job_busy = true;
     pthread_mutex_lock(&job_lock);
     job = next;
     pthread_cond_signal(&job_cond);
@@ -128,7 +136,7 @@ static void on_prepare(EV_P_ ev_prepare *w, int revents) {
 
 void commit_batch(void) {
     pthread_mutex_lock(&job_lock);
-    while (in_flight_seq && !job_done)
+    while (job_busy && !job_done)
         pthread_cond_wait(&job_cond, &job_lock);
     collect_sync_locked();
     pthread_mutex_unlock(&job_lock);

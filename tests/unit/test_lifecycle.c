@@ -651,7 +651,7 @@ static bool compaction_steps(long times, bool to_end) {
             CHECK(crashfs_crashed(), "log compaction step failed without a crash: %s", strerror(-rc));
             return false;
         }
-        if (to_end && rc == 1 && mvcc_has_batch(R.s) && !commit()) return false;
+        if (to_end && rc == 1 && mvcc_wants_job(R.s) && !commit()) return false;
     }
     return !crashfs_crashed();
 }
