@@ -7,6 +7,7 @@
 #include "bptree.h"
 #include "alloc.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,19 @@ void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value) {
     void *old = created ? NULL : *slot;
     *slot = value;
     return old;
+}
+
+void bptree_append(bptree *t, const uint8_t *key, size_t len, void *value) {
+    bp_leaf *f = t->finger;
+    if (f && !f->next && f->base.nkeys > 0 && f->base.nkeys < NODE_MAX) {
+        assert(key_cmp(f->base.keys[f->base.nkeys - 1], key, len) < 0);
+        leaf_insert_at(f, f->base.nkeys, key_new(t, key, len), value);
+        t->count++;
+        return;
+    }
+    void *old = bptree_put(t, key, len, value);
+    assert(!old);
+    (void)old;
 }
 
 /* ---- removal ---- */

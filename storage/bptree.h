@@ -28,6 +28,9 @@ void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value);
 /* The value slot of key, inserting the key (value NULL, *created true) if absent: one descent for
  * "find or add". The pointer is valid until the next insert or remove. */
 void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created);
+/* Inserts key, which must be past every key in the tree (a load in order): no search while the last
+ * leaf has room. */
+void bptree_append(bptree *t, const uint8_t *key, size_t len, void *value);
 /* Removes key. Returns its value, or NULL if absent. */
 void *bptree_remove(bptree *t, const uint8_t *key, size_t len);
 
