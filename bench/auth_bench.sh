@@ -23,28 +23,9 @@ now() { date +%s.%N; }
 # start KIND DIR: one server, auth token kind simple and the default bcrypt cost (10) on both; sets SPID[KIND], SEP[KIND]
 declare -A SPID SEP
 start() {
-    local cp pp i ep pid
-    cp=$(port) pp=$(port)
-    ep=127.0.0.1:$cp
-    if [ "$1" = cetcd ]; then
-        "$W/cetcd" --data-dir "$2" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            --auth-token simple >>"$W/cetcd.log" 2>&1 &
-    else
-        "$REF" --name b --data-dir "$2" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-            --initial-cluster "b=http://127.0.0.1:$pp" --auth-token simple >>"$W/etcd.log" 2>&1 &
-    fi
-    pid=$!
-    PIDS+=("$pid")
-    SPID[$1]=$pid SEP[$1]=$ep
-    for i in $(seq 1 300); do
-        ctl "$ep" endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    launch_server "$1" "$2" --auth-token simple || return 1
+    SPID[$1]=$LAUNCHED_PID SEP[$1]=$LAUNCHED_EP
 }
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # setup EP: root (role root) and bench, whose role may read and write every key: the benchmark's put keys are
 # binary (a varint of a random number, zero-padded to --key-size bytes), so no prefix covers them; etcdctl turns

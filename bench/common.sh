@@ -65,3 +65,33 @@ text = pat.sub(lambda m: sec, text) if pat.search(text) else text.rstrip("\n") +
 open(path, "w").write(text)
 PY
 }
+
+# launch_server KIND DIR [FLAG...]: one server of KIND (cetcd, or Debian's etcd copied to $REF) on DIR, with
+# ephemeral ports and fsync on, its output in $W/KIND.log; FLAGs go to both kinds, and the array CETCD_EXTRA (if
+# set) to cetcd alone. Waits until `endpoint health` answers. Sets LAUNCHED_PID and LAUNCHED_EP; the PID also goes
+# into PIDS, stopped at exit. Returns 1 if the server died or never answered.
+launch_server() {
+    local kind=$1 dir=$2 cp pp i
+    shift 2
+    cp=$(port) pp=$(port)
+    LAUNCHED_EP=127.0.0.1:$cp
+    if [ "$kind" = cetcd ]; then
+        "$W/cetcd" --data-dir "$dir" --listen-client-urls "http://$LAUNCHED_EP" \
+            --advertise-client-urls "http://$LAUNCHED_EP" "$@" "${CETCD_EXTRA[@]}" >>"$W/cetcd.log" 2>&1 &
+    else
+        "$REF" --name b --data-dir "$dir" --listen-client-urls "http://$LAUNCHED_EP" \
+            --advertise-client-urls "http://$LAUNCHED_EP" --listen-peer-urls "http://127.0.0.1:$pp" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$pp" --initial-cluster "b=http://127.0.0.1:$pp" \
+            "$@" >>"$W/etcd.log" 2>&1 &
+    fi
+    LAUNCHED_PID=$!
+    PIDS+=("$LAUNCHED_PID")
+    for i in $(seq 1 300); do
+        ETCDCTL_API=3 etcdctl --endpoints "$LAUNCHED_EP" --dial-timeout=2s endpoint health >/dev/null 2>&1 && return 0
+        kill -0 "$LAUNCHED_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }

@@ -71,27 +71,9 @@ sys.exit(os.waitstatus_to_exitcode(status))' "$@"
 # start KIND DIR: one fresh server (fsync on, ephemeral ports); sets SPID[KIND] and SEP[KIND]
 declare -A SPID SEP
 start() {
-    local cp pp i ep
-    cp=$(port) pp=$(port)
-    ep=127.0.0.1:$cp
-    if [ "$1" = cetcd ]; then
-        "$W/cetcd" --data-dir "$2" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            >>"$W/cetcd.log" 2>&1 &
-    else
-        "$REF" --name b --data-dir "$2" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-            --initial-cluster "b=http://127.0.0.1:$pp" >>"$W/etcd.log" 2>&1 &
-    fi
-    SPID[$1]=$! SEP[$1]=$ep
-    PIDS+=("$!")
-    for i in $(seq 1 300); do
-        ctl "$ep" endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "${SPID[$1]}" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    launch_server "$1" "$2" || return 1
+    SPID[$1]=$LAUNCHED_PID SEP[$1]=$LAUNCHED_EP
 }
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # workloads: name | h2 BODY METHOD CLIENTS STREAMS_PER_CLIENT N, or go BENCHMARK-ARGS (with --total), or watch N
 WORKLOADS=(

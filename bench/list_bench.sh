@@ -25,28 +25,11 @@ ctl() { local ep=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$ep" --dial-timeo
 
 # start KIND: one fresh server (fsync on, ephemeral ports); sets PID_<KIND> and EP_<KIND>. cetcd's reply limit is
 # raised to etcd's (its default, 64 MiB, refuses an unpaged list of 100k x 1 KiB with RESOURCE_EXHAUSTED).
+CETCD_EXTRA=(--max-reply-bytes 2147483647 --max-reply-pool-bytes 4294967296)
 start() {
-    local cp pp i ep pid
-    cp=$(port) pp=$(port)
-    ep=127.0.0.1:$cp
-    if [ "$1" = cetcd ]; then
-        "$W/cetcd" --data-dir "$W/data-cetcd" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            --max-reply-bytes 2147483647 --max-reply-pool-bytes 4294967296 >>"$W/cetcd.log" 2>&1 &
-    else
-        "$REF" --name b --data-dir "$W/data-etcd" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-            --initial-cluster "b=http://127.0.0.1:$pp" >>"$W/etcd.log" 2>&1 &
-    fi
-    pid=$!
-    PIDS+=("$pid")
-    printf -v "PID_$1" %s "$pid"
-    printf -v "EP_$1" %s "$ep"
-    for i in $(seq 1 300); do
-        ctl "$ep" endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    launch_server "$1" "$W/data-$1" || return 1
+    printf -v "PID_$1" %s "$LAUNCHED_PID"
+    printf -v "EP_$1" %s "$LAUNCHED_EP"
 }
 
 mkdir -p "$W/res"

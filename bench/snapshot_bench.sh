@@ -45,7 +45,6 @@ start() {
     SRV_PID=$!
     PIDS+=("$SRV_PID")
 }
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # probe EP SECONDS OUT: ranges through the JSON gateway on one keep-alive connection; writes p50, p99, max ms
 probe() {

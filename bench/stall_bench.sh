@@ -22,27 +22,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
 
 # start KIND DIR: one fresh server (fsync on, ephemeral ports); sets PID and EP
 start() {
-    local cp pp i
-    cp=$(port) pp=$(port)
-    EP=127.0.0.1:$cp
-    if [ "$1" = cetcd ]; then
-        "$W/cetcd" --data-dir "$2" --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
-            >>"$W/cetcd.log" 2>&1 &
-    else
-        "$REF" --name b --data-dir "$2" --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
-            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-            --initial-cluster "b=http://127.0.0.1:$pp" >>"$W/etcd.log" 2>&1 &
-    fi
-    PID=$!
-    PIDS+=("$PID")
-    for i in $(seq 1 300); do
-        ctl "$EP" endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "$PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    launch_server "$1" "$2" || return 1
+    PID=$LAUNCHED_PID EP=$LAUNCHED_EP
 }
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 revision() { ctl "$1" endpoint status -w json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])'; }
 dbsize() { ctl "$1" endpoint status -w json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])'; }
 

@@ -59,7 +59,6 @@ start() {
     done
     return 1
 }
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 # workloads: name | tls or plain | benchmark arguments (the total comes from the name's count)
 WORKLOADS=(
