@@ -11,14 +11,34 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
-/* A slot of the table; at 0 means empty, else the key's record is at keys + at - 1: the history's
- * pointer, a 4-byte length, then the bytes. Records follow each other in the order keys came. */
-typedef struct slot {
-    uint64_t hash;
-    uint64_t at;
-} slot;
+/* A slot of the table, 8 bytes so that a large table misses the cache less: 0 when empty, else the top
+ * 32 bits of the key's hash (its tag, which also picks the slot) above the record's place in 4-byte
+ * units plus one. A record is the history's pointer, a 4-byte length and the key, padded to 4 bytes;
+ * records follow each other in the order the keys came. */
+typedef uint64_t slot;
 
 enum { REC_HEAD = sizeof(keyhist *) + sizeof(uint32_t) };
+
+static uint32_t slot_tag(slot sl) {
+    return (uint32_t)(sl >> 32);
+}
+
+static uint64_t slot_record(slot sl) {
+    return ((sl & UINT32_MAX) - 1) * 4;
+}
+
+static slot make_slot(uint32_t tag, uint64_t rec) {
+    assert(rec % 4 == 0 && rec / 4 + 1 <= UINT32_MAX); /* records of up to 16 GiB of keys */
+    return (uint64_t)tag << 32 | (rec / 4 + 1);
+}
+
+static uint32_t key_tag(const uint8_t *key, size_t len) {
+    return (uint32_t)(XXH3_64bits(key, len) >> 32);
+}
+
+static size_t record_bytes(uint32_t key_len) {
+    return (REC_HEAD + (size_t)key_len + 3) & ~(size_t)3;
+}
 
 struct replay_map {
     slot *slots;
@@ -51,7 +71,7 @@ static const uint8_t *record_key(const replay_map *m, uint64_t rec, uint32_t *le
 }
 
 static uint64_t add_record(replay_map *m, const uint8_t *key, size_t len, keyhist *kh) {
-    size_t need = REC_HEAD + len;
+    size_t need = record_bytes((uint32_t)len);
     if (m->keys_len + need > m->keys_cap) {
         size_t cap = m->keys_cap ? m->keys_cap * 2 : 1 << 16;
         while (cap < m->keys_len + need)
@@ -83,10 +103,11 @@ static void grow(replay_map *m) {
     slot *old = m->slots;
     m->slots = new_slots(n);
     m->mask = n - 1;
+    assert(m->mask <= UINT32_MAX); /* the tag picks the slot */
     for (size_t i = 0; i < old_n; i++) {
-        if (!old[i].at) continue;
-        size_t j = old[i].hash & m->mask;
-        while (m->slots[j].at)
+        if (!old[i]) continue;
+        size_t j = slot_tag(old[i]) & m->mask;
+        while (m->slots[j])
             j = (j + 1) & m->mask;
         m->slots[j] = old[i];
     }
@@ -94,22 +115,22 @@ static void grow(replay_map *m) {
 }
 
 void replay_map_prefetch(const replay_map *m, const uint8_t *key, size_t len) {
-    __builtin_prefetch(&m->slots[XXH3_64bits(key, len) & m->mask]);
+    __builtin_prefetch(&m->slots[key_tag(key, len) & m->mask]);
 }
 
 keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
     assert(len <= UINT32_MAX);
-    uint64_t h = XXH3_64bits(key, len);
-    size_t i = h & m->mask;
-    for (; m->slots[i].at; i = (i + 1) & m->mask) {
-        if (m->slots[i].hash != h) continue;
+    uint32_t tag = key_tag(key, len);
+    size_t i = tag & m->mask;
+    for (; m->slots[i]; i = (i + 1) & m->mask) {
+        if (slot_tag(m->slots[i]) != tag) continue;
         uint32_t have;
-        const uint8_t *bytes = record_key(m, m->slots[i].at - 1, &have);
+        const uint8_t *bytes = record_key(m, slot_record(m->slots[i]), &have);
         if (have == len && (len == 0 || memcmp(bytes, key, len) == 0))
-            return record_history(m, m->slots[i].at - 1);
+            return record_history(m, slot_record(m->slots[i]));
     }
     keyhist *kh = keyhist_new();
-    m->slots[i] = (slot){.hash = h, .at = add_record(m, key, len, kh) + 1};
+    m->slots[i] = make_slot(tag, add_record(m, key, len, kh));
     if (++m->count * 2 > m->mask + 1) grow(m); /* at most half full: probes stay short */
     return kh;
 }
@@ -150,7 +171,7 @@ static size_t shared_prefix(const replay_map *m) {
         while (i < n && bytes[i] == first[i])
             i++;
         shared = i;
-        at += REC_HEAD + len;
+        at += record_bytes(len);
     }
     return shared == SIZE_MAX ? 0 : shared;
 }
@@ -218,7 +239,7 @@ void replay_map_load(replay_map *m, bptree *index) {
         uint32_t len;
         const uint8_t *bytes = record_key(m, rec, &len);
         items[n] = (sort_item){head_of(bytes, len, skip), rec};
-        rec += REC_HEAD + len;
+        rec += record_bytes(len);
     }
     assert(n == m->count);
     sort_items(m, items, n);
@@ -243,7 +264,7 @@ void replay_map_free(replay_map *m) {
         uint32_t len;
         record_key(m, rec, &len);
         keyhist_free(record_history(m, rec));
-        rec += REC_HEAD + len;
+        rec += record_bytes(len);
     }
     free(m->slots);
     free(m->keys);
