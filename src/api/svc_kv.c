@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "budget.h"
+#include "pb_wire.h"
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,65 +350,31 @@ static bool over_budget(const reply_sink *out, bool too_large) {
 
 /* ---------- a Range reply packed by hand: each value read once, straight into the reply ---------- */
 
-static size_t varint_size(uint64_t v) {
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-    for (; v >= 0x80; v >>= 7)
-        *p++ = (uint8_t)(v | 0x80);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* A proto3 field as protobuf-c (and Go) pack it: left out when zero or empty. */
-static size_t int_field_size(int64_t v) {
-    return v ? 1 + varint_size((uint64_t)v) : 0;
-}
-
-static size_t bytes_field_size(size_t len) {
-    return len ? 1 + varint_size(len) + len : 0;
-}
-
 /* mvccpb.KeyValue: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
 static size_t kv_packed_size(const mv_kv *kv) {
-    return bytes_field_size(kv->key.len) + int_field_size(kv->create_revision) +
-           int_field_size(kv->mod_revision) + int_field_size(kv->version) + bytes_field_size(kv->value.len) +
-           int_field_size(kv->lease);
-}
-
-static uint8_t *put_int_field(uint8_t *p, unsigned tag, int64_t v) {
-    if (!v) return p;
-    *p++ = (uint8_t)tag;
-    return put_varint(p, (uint64_t)v);
-}
-
-static uint8_t *put_bytes_head(uint8_t *p, unsigned tag, size_t len) {
-    *p++ = (uint8_t)tag;
-    return put_varint(p, len);
+    return pb_bytes_field_size(kv->key.len) + pb_int_field_size(kv->create_revision) +
+           pb_int_field_size(kv->mod_revision) + pb_int_field_size(kv->version) +
+           pb_bytes_field_size(kv->value.len) + pb_int_field_size(kv->lease);
 }
 
 /* Packs kv as field 2 of a RangeResponse, its value left for the store: *value is where it goes. */
 static uint8_t *put_kv(uint8_t *p, const mv_kv *kv, uint8_t **value) {
-    p = put_bytes_head(p, 0x12, kv_packed_size(kv));
+    p = pb_put_bytes_head(p, 0x12, kv_packed_size(kv));
     if (kv->key.len) {
-        p = put_bytes_head(p, 0x0a, kv->key.len);
+        p = pb_put_bytes_head(p, 0x0a, kv->key.len);
         memcpy(p, kv->key.data, kv->key.len);
         p += kv->key.len;
     }
-    p = put_int_field(p, 0x10, kv->create_revision);
-    p = put_int_field(p, 0x18, kv->mod_revision);
-    p = put_int_field(p, 0x20, kv->version);
+    p = pb_put_int_field(p, 0x10, kv->create_revision);
+    p = pb_put_int_field(p, 0x18, kv->mod_revision);
+    p = pb_put_int_field(p, 0x20, kv->version);
     *value = NULL;
     if (kv->value.len) {
-        p = put_bytes_head(p, 0x2a, kv->value.len);
+        p = pb_put_bytes_head(p, 0x2a, kv->value.len);
         *value = p;
         p += kv->value.len;
     }
-    return put_int_field(p, 0x30, kv->lease);
+    return pb_put_int_field(p, 0x30, kv->lease);
 }
 
 /* The buffer of the last large Range reply, kept for the next one: a reply of tens of MB in a fresh
@@ -453,18 +420,18 @@ static size_t pack_range_reply(const mv_result *res, uint8_t **out, size_t *cap)
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
     size_t hlen = protobuf_c_message_get_packed_size(&hdr.base);
-    size_t len = 1 + varint_size(hlen) + hlen + (r->more ? 2 : 0) + int_field_size(r->count);
+    size_t len = 1 + pb_varint_size(hlen) + hlen + (r->more ? 2 : 0) + pb_int_field_size(r->count);
     for (size_t i = 0; i < r->n_kvs; i++) {
         size_t kl = kv_packed_size(&r->kvs[i]);
-        len += 1 + varint_size(kl) + kl;
+        len += 1 + pb_varint_size(kl) + kl;
     }
-    uint8_t *buf = reply_buffer(len, cap), *p = put_bytes_head(buf, 0x0a, hlen);
+    uint8_t *buf = reply_buffer(len, cap), *p = pb_put_bytes_head(buf, 0x0a, hlen);
     p += protobuf_c_message_pack(&hdr.base, p);
     uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
     for (size_t i = 0; i < r->n_kvs; i++)
         p = put_kv(p, &r->kvs[i], &values[i]);
-    if (r->more) p = put_int_field(p, 0x18, 1);
-    p = put_int_field(p, 0x20, r->count);
+    if (r->more) p = pb_put_int_field(p, 0x18, 1);
+    p = pb_put_int_field(p, 0x20, r->count);
     assert((size_t)(p - buf) == len);
     mvcc_range_values(g_store, r, values);
     free(values);

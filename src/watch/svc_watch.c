@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "flags.h"
 #include "header.h"
+#include "pb_wire.h"
 #include "rpc.pb-c.h"
 #include "store.h"
 #include "svc_watch.h"
@@ -73,17 +74,10 @@ static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int6
     out_send(ws, &r->base);
 }
 
-static size_t varint_len(uint64_t v) {
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
 /* Bytes one event adds to a WatchResponse (field 11: one tag byte, length, message). */
 static size_t event_field_size(const Mvccpb__Event *e) {
     size_t n = mvccpb__event__get_packed_size(e);
-    return 1 + varint_len(n) + n;
+    return 1 + pb_varint_size(n) + n;
 }
 
 /* etcd's sendFragments: a response of --max-request-bytes + 512 KiB or more with two or more events goes out
@@ -162,14 +156,7 @@ static void shared_events_fill(Mvccpb__Event **evs, size_t n, int64_t header_rev
 
 /* Field 2 (watch_id, int64 varint); proto3 leaves out a zero. */
 static size_t encode_watch_id(int64_t id, uint8_t out[11]) {
-    if (id == 0) return 0;
-    uint64_t v = (uint64_t)id;
-    size_t n = 0;
-    out[n++] = 0x10;
-    for (; v >= 0x80; v >>= 7)
-        out[n++] = (uint8_t)(v | 0x80);
-    out[n++] = (uint8_t)v;
-    return n;
+    return (size_t)(pb_put_int_field(out, 0x10, id) - out);
 }
 
 void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev) {
