@@ -252,7 +252,7 @@ static void attach_side_sync(wal *l) {
 /* log_commit's way: the wanted side sync, at once. */
 static void run_side_sync_inline(wal *l) {
     if (l->side.state != SIDE_WANTED) return;
-    l->side.rc = sio_sync_data(l->side.fd) < 0 ? (errno ? -errno : -EIO) : 0;
+    l->side.rc = sio_sync_data_err(l->side.fd);
     l->side.state = SIDE_DONE;
 }
 
@@ -332,7 +332,8 @@ static int write_segment(wal *l, segment *s) {
 static int sync_segment(wal *l, segment *s) {
     if (l->opt.fsync) {
         l->fsyncs++;
-        if (sio_sync_data(s->fd) < 0) return errno ? -errno : -EIO;
+        int rc = sio_sync_data_err(s->fd);
+        if (rc < 0) return rc;
     }
     s->synced = s->size;
     return 0;
@@ -403,7 +404,7 @@ static void hand_over(wal *l, segment *s) {
     l->job_busy = true;
 }
 
-/* No batch, but a side sync is wanted: a job of its own. */
+/* No batch, but a side sync or closes are waiting: a job of their own. */
 static int side_only_job(wal *l, log_job **job) {
     if ((l->side.state != SIDE_WANTED && l->n_closing == 0) || l->job_busy) return 0;
     l->job = (log_job){.fd = -1, .mark = l->durable};
@@ -436,9 +437,9 @@ int log_run_job(log_job *job) {
     int rc = 0;
     if (job->fd >= 0) {
         rc = sio_write_all(job->fd, job->buf, job->len, job->offset);
-        if (rc == 0 && sio_sync_data(job->fd) < 0) rc = errno ? -errno : -EIO;
+        if (rc == 0) rc = sio_sync_data_err(job->fd);
     }
-    if (job->side_fd >= 0) job->side_rc = sio_sync_data(job->side_fd) < 0 ? (errno ? -errno : -EIO) : 0;
+    if (job->side_fd >= 0) job->side_rc = sio_sync_data_err(job->side_fd);
     close_all(job->close_fds, job->n_close);
     return rc;
 }
@@ -502,7 +503,6 @@ void log_close(wal *l) {
     }
     close_all(l->closing, l->n_closing);
     free(l->closing);
-    if (!l->job_busy) free(l->job.close_fds); /* a job in flight owns its own */
     free(l->spare);
     if (l->dirfd >= 0) sio_close(l->dirfd);
     free(l->segs);

@@ -199,8 +199,7 @@ void log_rewrite_synced(log_rewrite *rw) {
 static int make_durable(log_rewrite *rw, uint32_t last) {
     int rc = log_rewrite_prepare(rw, last);
     if (rc < 0) return rc;
-    if (rw->l->opt.fsync && !rw->synced && sio_sync_data(rw->fd) < 0) return errno ? -errno : -EIO;
-    return 0;
+    return rw->l->opt.fsync && !rw->synced ? sio_sync_data_err(rw->fd) : 0;
 }
 
 /* Unlinks the segments after first up to last (now inside the new file), then the new file itself

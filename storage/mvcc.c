@@ -262,6 +262,11 @@ void write_finish(mvcc *s) {
 
 /* --- reading values --- */
 
+_Noreturn void value_read_failed(void) {
+    fprintf(stderr, "cetcd: fatal: cannot read a value back from the log\n");
+    abort();
+}
+
 mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
     mv_bytes v = {NULL, e->value.length};
     uint8_t *dst = arena_alloc_raw(a, e->value.length + 1); /* a value is read over it at once */
@@ -269,8 +274,7 @@ mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
     if (e->flags & REV_PENDING) {
         memcpy(dst, s->wb.payload + e->value.offset, e->value.length);
     } else if (e->value.length && log_read(s->log, e->value, dst) != 0) {
-        fprintf(stderr, "cetcd: fatal: cannot read a value back from the log\n");
-        abort();
+        value_read_failed();
     }
     v.data = dst;
     return v;

@@ -87,6 +87,8 @@ void write_revoke_marker(mvcc *s, int64_t id);
 void write_finish(mvcc *s);
 /* The revision reads see: the write's revision once it changed something, else the current one. */
 int64_t read_revision(const mvcc *s);
+/* A value the index points at could not be read: the log is damaged under the server. Aborts. */
+_Noreturn void value_read_failed(void);
 /* Copies the value of an entry into the arena; returns its bytes. */
 mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a);
 void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_value, mv_arena *a);

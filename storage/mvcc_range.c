@@ -7,7 +7,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,11 +328,6 @@ static bool in_log_order(const value_ref *v, size_t n) {
     return true;
 }
 
-static void read_failed(void) {
-    fprintf(stderr, "cetcd: fatal: cannot read a value back from the log\n");
-    abort();
-}
-
 /* How many refs from i on one read can serve: same segment, small gaps (never more gap than
  * value bytes, so the arena holds at most twice the values), at most RUN_MAX_BYTES. */
 static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes) {
@@ -475,7 +469,7 @@ static void copy_runs(mvcc *s, value_ref *v, size_t m) {
             if (rc == 0) /* else one value, or a run that crosses into the batch in flight */
                 memcpy(dst, scratch + (v[j].e->value.offset - run.offset), v[j].e->value.length);
             else if (log_read(s->log, v[j].e->value, dst) != 0)
-                read_failed();
+                value_read_failed();
         }
         i += k;
     }

@@ -131,6 +131,9 @@ int sio_sync_data(int fd) {
     while (rc < 0 && errno == EINTR);
     return rc;
 }
+int sio_sync_data_err(int fd) {
+    return sio_sync_data(fd) < 0 ? (errno ? -errno : -EIO) : 0;
+}
 int sio_sync_dir(int fd) {
     int rc;
     do

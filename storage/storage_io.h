@@ -58,5 +58,6 @@ int sio_start_writeback(int fd, uint64_t offset, uint64_t length);
 /* Helpers over the seam that retry EINTR and short transfers; 0 or -errno. */
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset);
 int sio_write_all(int fd, const void *buf, size_t n, uint64_t offset);
+int sio_sync_data_err(int fd); /* sio_sync_data as 0 or -errno */
 
 #endif
