@@ -32,9 +32,13 @@ si() {
         --command-timeout=4s "$@" >"$T_TMP/out" 2>"$T_TMP/err"
     rc=$?
     norm_auth <"$T_TMP/out"
-    norm_auth <"$T_TMP/err" | sed 's/^/E: /'
+    norm_auth <"$T_TMP/err" | sed 's/^/E: /' | ${ERR_ORDER:-cat}
     echo "rc=$rc"
 }
+
+# su NAME etcdctl-args...: a step whose stderr lines come from two goroutines of etcdctl in either
+# order (snapshot save logs "fetching snapshot" while its stream reader logs the failure): sorted.
+su() { ERR_ORDER=sort si "$1" "" "${@:2}"; }
 
 # sr NAME etcdctl-args...: a step whose output names the server (ids, versions, sizes): only its
 # errors and exit code are compared.
@@ -208,7 +212,7 @@ scenario_enforce() {
     s alice_defrag         "${A[@]}" defrag
     s alice_hashkv         "${A[@]}" endpoint hashkv
     s alice_hash           "${A[@]}" endpoint hash
-    s alice_snapshot       "${A[@]}" snapshot save "$T_TMP/alice.db"
+    su alice_snapshot      "${A[@]}" snapshot save "$T_TMP/alice.db"
     s alice_alarm          "${A[@]}" alarm list
     sr alice_members       "${A[@]}" member list
     s alice_member_add     "${A[@]}" member add m2 --peer-urls=http://127.0.0.1:1
