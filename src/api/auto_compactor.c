@@ -5,7 +5,7 @@
 #include "auto_compactor.h"
 
 #include <assert.h>
-#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,20 @@
 #define HOURS_MAX 2562047LL /* the most hours a Go time.Duration holds */
 
 /* ---------- parsing ---------- */
+
+/* llround(x) without libm, for the one caller each in parsing and in printing: the nearest whole
+ * number, halves away from zero; NaN and values outside int64 give LLONG_MIN, as glibc's llround does
+ * on x86-64. */
+static long long round_half_away(double x) {
+    if (!(x >= -0x1p63 && x < 0x1p63)) return LLONG_MIN;
+    long long t = (long long)x;  /* toward zero, exact in this range */
+    double frac = x - (double)t; /* exact: the fraction of x */
+    if (frac >= 0.5)
+        t++;
+    else if (frac <= -0.5)
+        t--;
+    return t;
+}
 
 static bool fail(char *err, size_t cap, const char *fmt, const char *value) {
     snprintf(err, cap, fmt, value);
@@ -46,7 +60,7 @@ static void duration_retention(auto_compaction *out, bool periodic, double secs)
         auto_compaction_duration_text(secs, out->retention_text, sizeof out->retention_text);
     } else { /* etcd reads a duration in revision mode as its count of nanoseconds */
         out->mode = AC_REVISION;
-        out->revisions = (int64_t)llround(secs * 1e9);
+        out->revisions = (int64_t)round_half_away(secs * 1e9);
         out->revisions_from_duration = true;
         snprintf(out->retention_text, sizeof out->retention_text, "%lld", (long long)out->revisions);
     }
@@ -77,7 +91,7 @@ bool auto_compaction_parse(const char *mode, const char *retention, double inter
         return true;
     }
     double secs;
-    if (!flags_parse_duration(retention, &secs) || fabs(secs) * 1e9 > 9.2e18)
+    if (!flags_parse_duration(retention, &secs) || (secs < 0 ? -secs : secs) * 1e9 > 9.2e18)
         return fail(err, errlen,
                     "invalid value \"%s\" for --auto-compaction-retention: neither a whole number nor a "
                     "duration such as 30m or 1h30m",
@@ -115,7 +129,7 @@ static void fixed(char *out, size_t cap, uint64_t v, uint64_t div) {
 }
 
 void auto_compaction_duration_text(double secs, char *buf, size_t cap) {
-    long long ns = llround(secs * 1e9);
+    long long ns = round_half_away(secs * 1e9);
     const char *sign = ns < 0 ? "-" : "";
     uint64_t u = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
     char num[40];
