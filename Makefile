@@ -141,7 +141,7 @@ UNIT_LIBS_api := api rpc gen storage base
 UNIT_LIBS_watch := watch rpc gen storage base
 UNIT_LIBS_gateway := gateway api watch rpc gen storage base
 # and the system libraries: storage's tests link neither libev nor nghttp2 nor protobuf-c
-SYSLIBS_base := -lyaml -lcrypto -pthread
+SYSLIBS_base := -lyaml -pthread
 SYSLIBS_storage := -lxxhash $(SYSLIBS_base)
 SYSLIBS_rpc := -lev -lprotobuf-c $(SYSLIBS_storage)
 SYSLIBS_api := $(SYSLIBS_rpc)
@@ -240,7 +240,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(F_harness) $(F_src) $(
 	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -Wl,--wrap=mvcc_on_revision -o $@ $^ $(LIBS)
 # recovery needs storage and base only
 $(BUILD)/fuzz/fuzz_log: $(BUILD)/fuzz/tests/fuzz/fuzz_log.o $(F_storage) $(call objects,fuzz,$(C_base))
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lyaml -lcrypto -pthread
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lyaml -pthread
 fuzz: $(FUZZ_BINS)
 # each target: its seeds, then FUZZ_RUNS inputs of a fixed seed (so that a run is repeatable), at most
 # FUZZ_SECONDS; new inputs go to a scratch dir. Open bugs already reported (tests/fuzz/README.md) are

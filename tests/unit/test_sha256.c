@@ -1,4 +1,4 @@
-/* test_sha256.c: unit tests of src/base/sha256.c (libcrypto behind cetcd's interface) against known digests:
+/* test_sha256.c: unit tests of src/base/sha256.c (our FIPS 180-4 code) against known digests:
  * the FIPS 180-4 / NIST examples, the padding boundaries (55, 56 and 64 bytes, digests from Python's
  * hashlib), and that feeding the data in pieces of any size gives the same digest as one call. */
 #include "sha256.h"
