@@ -127,7 +127,7 @@ static bool change_is_live(mvcc *s, int64_t rev, const change *c, log_place wher
     if (!e) return false;
     if (c->kind == CHANGE_DELETE) return same_place(revision_place(s, rev), where);
     log_place value = {.segment = where.segment, .offset = where.offset + c->value_at};
-    return same_place(e->value, value);
+    return same_place(value_log_place(e->value), value);
 }
 
 /* Copies a live change into the rebuilt payload, with a sub-revision marker when changes before it
@@ -212,8 +212,8 @@ static void publish_places(mvcc *s, uint32_t segment) {
     for (size_t i = 0; i < c->values.n; i++) {
         rev_entry *e = keyhist_find(mv[i].kh, mv[i].main_rev, mv[i].sub_rev);
         assert(e && !(e->flags & REV_PENDING));
-        e->value.segment = segment;
-        e->value.offset = mv[i].offset;
+        e->value = value_place_of(
+            (log_place){.segment = segment, .length = e->value.length, .offset = mv[i].offset});
     }
     moved_record *mr = c->revisions.items;
     for (size_t i = 0; i < c->revisions.n; i++) {

@@ -69,9 +69,9 @@ static bool hash_some(mvcc *s, mv_hash_job *j, int n) {
         const uint8_t *key = bptree_iter_key(&it, &klen);
         keyhist *kh = bptree_iter_value(&it);
         mv_arena *a = arena_new(); /* one key's values at a time */
-        for (uint32_t i = 0; i < kh->count && kh->revs[i].main_rev <= j->rev; i++)
-            if (keyhist_holds(kh, &kh->revs[i], j->compact_rev))
-                hash_entry(j->h, s, key, klen, &kh->revs[i], a);
+        rev_entry *revs = keyhist_entries(kh);
+        for (uint32_t i = 0; i < keyhist_count(kh) && revs[i].main_rev <= j->rev; i++)
+            if (keyhist_holds(kh, &revs[i], j->compact_rev)) hash_entry(j->h, s, key, klen, &revs[i], a);
         arena_free(a);
     }
     if (!bptree_iter_valid(&it)) return true;

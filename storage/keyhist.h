@@ -9,23 +9,39 @@
 
 enum rev_flags {
     REV_TOMBSTONE = 1, /* a delete: ends the key's current generation */
-    REV_PENDING = 2,   /* value still in the write being built; place.offset is relative to its payload */
+    REV_PENDING = 2,   /* value still in the write being built; value.offset is relative to its payload */
 };
 
+/* Where a value lives: a log_place in 12 bytes. Segment files stay under 4 GiB (a segment rolls at
+ * 64 MiB and a record is at most --max-request-bytes, under 2 GiB), so an offset fits 32 bits. */
+typedef struct value_place {
+    uint32_t segment;
+    uint32_t length;
+    uint32_t offset;
+} value_place;
+
+#define REV_SUB_BITS 28
+#define REV_SUB_MAX ((1u << REV_SUB_BITS) - 1) /* changes in one revision: a txn or a DeleteRange */
+
+/* One change of a key: 48 bytes, as millions of them are held (docs/architecture.md, memory). */
 typedef struct rev_entry {
     int64_t main_rev;
     int64_t create_revision;
     int64_t version;
     int64_t lease;
-    log_place value;
-    uint32_t sub_rev;
-    uint32_t flags;
+    value_place value;
+    uint32_t sub_rev : REV_SUB_BITS;
+    uint32_t flags : 32 - REV_SUB_BITS;
 } rev_entry;
 
+/* Most keys hold one revision: it lives in the keyhist itself, one 56-byte allocation per key.
+ * capacity says which member of the union is in use: 1 the entry inside, more an array. */
 typedef struct keyhist {
-    rev_entry *revs; /* &one while the history fits in it */
     uint32_t count, capacity;
-    rev_entry one; /* most keys hold one revision: it lives here, in the same allocation */
+    union {
+        rev_entry one;
+        rev_entry *many;
+    } revs;
 } keyhist;
 
 keyhist *keyhist_new(void);
@@ -45,6 +61,16 @@ bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped
 bool keyhist_holds(const keyhist *kh, const rev_entry *e, int64_t compact_rev);
 /* The entry written at (main_rev, sub_rev), or NULL. */
 rev_entry *keyhist_find(const keyhist *kh, int64_t main_rev, uint32_t sub_rev);
+/* The entries, oldest first: keyhist_count of them. Valid until the next append or compaction. */
+rev_entry *keyhist_entries(keyhist *kh);
+static inline uint32_t keyhist_count(const keyhist *kh) {
+    return kh->count;
+}
+/* The log_place of a value, and the value_place of a log_place (which must be under 4 GiB). */
+static inline log_place value_log_place(value_place v) {
+    return (log_place){.segment = v.segment, .length = v.length, .offset = v.offset};
+}
+value_place value_place_of(log_place where);
 /* Log bytes of one change of a key of key_len (shared with mvcc's accounting). */
 uint64_t keyhist_change_bytes(size_t key_len, const rev_entry *e);
 

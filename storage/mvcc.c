@@ -193,7 +193,17 @@ static void add_pending(write_batch *wb, keyhist *kh) {
         wb->cap_pending = wb->cap_pending ? wb->cap_pending * 2 : 8;
         wb->pending = xrealloc(wb->pending, wb->cap_pending * sizeof *wb->pending);
     }
-    wb->pending[wb->n_pending++] = (pending_value){kh, kh->count - 1};
+    wb->pending[wb->n_pending++] = (pending_value){kh, keyhist_count(kh) - 1};
+}
+
+/* The sub-revision of the write's next change. A revision holds at most REV_SUB_MAX + 1 changes
+ * (268M: far more keys than the memory of a machine holds, so no request reaches it). */
+static uint32_t next_sub_rev(write_batch *wb) {
+    if (wb->next_sub > REV_SUB_MAX) {
+        fprintf(stderr, "cetcd: fatal: over %u changes in one revision\n", REV_SUB_MAX + 1);
+        abort();
+    }
+    return wb->next_sub++;
 }
 
 void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev) {
@@ -202,7 +212,8 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     rev_entry *live = keyhist_at(kh, read_revision(s));
     *had_prev = live != NULL;
     if (live) *prev = *live;
-    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .lease = lease, .flags = REV_PENDING};
+    rev_entry e = {
+        .main_rev = wb->revision, .sub_rev = next_sub_rev(wb), .lease = lease, .flags = REV_PENDING};
     e.create_revision = live ? live->create_revision : wb->revision;
     e.version = live ? live->version + 1 : 1;
     /* create revision and version are written out, so replay never depends on older history */
@@ -213,7 +224,8 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     payload_i64(wb, e.create_revision);
     payload_i64(wb, e.version);
     payload_u32(wb, (uint32_t)value.len);
-    e.value = (log_place){.offset = wb->len, .length = (uint32_t)value.len};
+    assert(wb->len <= UINT32_MAX); /* log_append takes no record over 4 GiB */
+    e.value = (value_place){.offset = (uint32_t)wb->len, .length = (uint32_t)value.len};
     payload_add(wb, value.data, value.len);
     lease_track_put(s, key, live, lease);
     keyhist_append(kh, &e);
@@ -230,7 +242,7 @@ void write_delete(mvcc *s, mv_bytes key) {
     payload_add(wb, &(uint8_t){CHANGE_DELETE}, 1);
     payload_u32(wb, (uint32_t)key.len);
     payload_add(wb, key.data, key.len);
-    rev_entry e = {.main_rev = wb->revision, .sub_rev = wb->next_sub++, .flags = REV_TOMBSTONE};
+    rev_entry e = {.main_rev = wb->revision, .sub_rev = next_sub_rev(wb), .flags = REV_TOMBSTONE};
     keyhist_append(kh, &e);
     s->live_bytes += keyhist_change_bytes(key.len, &e);
     s->live_keys--;
@@ -249,9 +261,9 @@ void write_finish(mvcc *s) {
     if (wb->next_sub == 0) return;
     log_place where = log_append(s->log, wb->record_type, wb->revision, wb->payload, wb->len);
     for (size_t i = 0; i < wb->n_pending; i++) {
-        rev_entry *e = &wb->pending[i].kh->revs[wb->pending[i].entry];
-        e->value.segment = where.segment;
-        e->value.offset += where.offset;
+        rev_entry *e = &keyhist_entries(wb->pending[i].kh)[wb->pending[i].entry];
+        e->value = value_place_of((log_place){
+            .segment = where.segment, .length = e->value.length, .offset = e->value.offset + where.offset});
         e->flags &= ~(uint32_t)REV_PENDING;
     }
     assert(wb->revision == s->revision + 1); /* revisions only grow, one per write */
@@ -273,7 +285,7 @@ mv_bytes read_value(mvcc *s, const rev_entry *e, mv_arena *a) {
     dst[e->value.length] = 0;
     if (e->flags & REV_PENDING) {
         memcpy(dst, s->wb.payload + e->value.offset, e->value.length);
-    } else if (e->value.length && log_read(s->log, e->value, dst) != 0) {
+    } else if (e->value.length && log_read(s->log, value_log_place(e->value), dst) != 0) {
         value_read_failed();
     }
     v.data = dst;

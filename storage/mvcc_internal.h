@@ -37,8 +37,9 @@ struct mvcc {
     int64_t compact_revision;
     mvcc_options opt;
     write_batch wb;
-    log_place *rev_places; /* record of each revision since rev_base, for history replay; trimmed
-                              below the compaction revision, so it follows history, not the age */
+    value_place *rev_places; /* record of each revision since rev_base, for history replay, in 12 bytes
+                                (keyhist.h); trimmed below the compaction revision, so it follows
+                                history, not the age */
     int64_t rev_base;
     bool replaying;                 /* at open: places are listed in `replayed`, the table built at the end */
     struct replay_map *replay_keys; /* at open: keys are found here, and moved to `index` at the end */

@@ -316,7 +316,7 @@ typedef struct value_ref {
 } value_ref;
 
 static int by_place(const void *x, const void *y) {
-    const log_place *a = &((const value_ref *)x)->e->value, *b = &((const value_ref *)y)->e->value;
+    const value_place *a = &((const value_ref *)x)->e->value, *b = &((const value_ref *)y)->e->value;
     if (a->segment != b->segment) return a->segment < b->segment ? -1 : 1;
     return (a->offset > b->offset) - (a->offset < b->offset);
 }
@@ -331,11 +331,11 @@ static bool in_log_order(const value_ref *v, size_t n) {
 /* How many refs from i on one read can serve: same segment, small gaps (never more gap than
  * value bytes, so the arena holds at most twice the values), at most RUN_MAX_BYTES. */
 static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes) {
-    const log_place *first = &v[i].e->value;
+    const value_place *first = &v[i].e->value;
     uint64_t end = first->offset + first->length, values = first->length, gaps = 0;
     size_t j = i + 1;
     for (; j < n; j++) {
-        const log_place *p = &v[j].e->value;
+        const value_place *p = &v[j].e->value;
         if (p->segment != first->segment || p->offset < end) break;
         uint64_t gap = p->offset - end;
         if (gap > RUN_MAX_GAP || gaps + gap > values + p->length) break;
@@ -460,7 +460,7 @@ static void copy_runs(mvcc *s, value_ref *v, size_t m) {
     for (size_t i = 0; i < m;) {
         uint64_t bytes;
         size_t k = run_length(v, m, i, &bytes);
-        const log_place *first = &v[i].e->value;
+        const value_place *first = &v[i].e->value;
         log_place run = {.segment = first->segment, .offset = first->offset, .length = (uint32_t)bytes};
         if (k > 1 && !scratch) scratch = xmalloc(RUN_MAX_BYTES);
         int rc = k > 1 ? log_read(s->log, run, scratch) : -EINVAL;
@@ -468,7 +468,7 @@ static void copy_runs(mvcc *s, value_ref *v, size_t m) {
             uint8_t *dst = (uint8_t *)v[j].out->data;
             if (rc == 0) /* else one value, or a run that crosses into the batch in flight */
                 memcpy(dst, scratch + (v[j].e->value.offset - run.offset), v[j].e->value.length);
-            else if (log_read(s->log, v[j].e->value, dst) != 0)
+            else if (log_read(s->log, value_log_place(v[j].e->value), dst) != 0)
                 value_read_failed();
         }
         i += k;

@@ -82,13 +82,13 @@ void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
         memset(s->rev_places + s->cap_rev_places, 0, (cap - s->cap_rev_places) * sizeof *s->rev_places);
         s->cap_rev_places = cap;
     }
-    s->rev_places[slot] = where;
+    s->rev_places[slot] = value_place_of(where);
     if (slot + 1 > s->n_rev_places) s->n_rev_places = slot + 1;
 }
 
 log_place revision_place(const mvcc *s, int64_t rev) {
     if (rev < s->rev_base || (size_t)(rev - s->rev_base) >= s->n_rev_places) return (log_place){0};
-    return s->rev_places[rev - s->rev_base];
+    return value_log_place(s->rev_places[rev - s->rev_base]);
 }
 
 /* ---------- replay ---------- */
@@ -107,8 +107,9 @@ static void replay_put(mvcc *s, keyhist *kh, const change *c, rev_entry *e, rev_
     e->lease = c->lease;
     e->create_revision = c->create_revision;
     e->version = c->version;
-    e->value = (log_place){
-        .segment = where.segment, .length = (uint32_t)c->value_len, .offset = where.offset + c->value_at};
+    e->value = (value_place){.segment = where.segment,
+                             .length = (uint32_t)c->value_len,
+                             .offset = (uint32_t)(where.offset + c->value_at)};
     lease_track_put(s, (mv_bytes){c->key, c->key_len}, live, e->lease);
     keyhist_append(kh, e);
     s->live_bytes += keyhist_change_bytes(c->key_len, e);
@@ -125,6 +126,8 @@ static int replay_changes(mvcc *s, int64_t rev, const uint8_t *payload, size_t l
     change_iter_init(&it, payload, len);
     while ((got = change_next(&it, &c)) == 1) {
         keyhist *kh = replay_map_history(s->replay_keys, c.key, c.key_len);
+        if (c.sub_rev > REV_SUB_MAX || where.offset + c.value_at > UINT32_MAX)
+            return -1; /* no write makes these: rev_entry holds neither */
         rev_entry *newest = keyhist_newest(kh);
         if (newest && (newest->main_rev > rev || (newest->main_rev == rev && newest->sub_rev >= c.sub_rev)))
             return -1; /* histories only grow in revision order */
