@@ -8,7 +8,8 @@ CSTD := -std=c11 -D_GNU_SOURCE
 OPT ?= -O2 -g1
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lcrypt -pthread
-LIBS += -lssl -lcrypto -lyaml
+LIBS += -lyaml
+# no -lssl -lcrypto: src/net/tls_lib.c opens OpenSSL with dlopen when TLS flags are given (idle RSS)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto proto/v3lock.proto \

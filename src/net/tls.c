@@ -1,11 +1,9 @@
 /* tls.c: OpenSSL under the connections of https:// listeners. The context follows etcd's TLS flags;
  * as etcd reads its files on each handshake, the files are checked (stat) on each new connection and
  * the context rebuilt when one changed. Handshakes never block: the socket's watchers drive them,
- * and the connection's opening deadline (conn_timeout.c) ends one that stalls. */
+ * and the connection's opening deadline (conn_timeout.c) ends one that stalls. OpenSSL itself is
+ * loaded when the first context is built (tls_lib.h). */
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 #include "server.h"
 #include "tls.h"
 #include "tls_auto.h"
+#include "tls_lib.h" /* after every OpenSSL header: its calls go through tls_fn */
 
 static SSL_CTX *ctx; /* the current context; a session holds its own reference */
 
@@ -208,6 +207,7 @@ static SSL_CTX *build_context(char *err, size_t errlen) {
 }
 
 bool tls_setup(char *err, size_t errlen) {
+    if (!tls_lib_load(err, errlen)) return false;
     stamp_files(tried);
     SSL_CTX *x = build_context(err, errlen);
     if (!x) return false;

@@ -2,10 +2,6 @@
  * hosts into the data dir; cetcd makes the same kind of certificate in memory at start, so that
  * nothing on disk needs cleaning up. Clients must skip verification, as with etcd's. */
 #include <arpa/inet.h>
-#include <openssl/ec.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +9,7 @@
 #include "config.h"
 #include "flags.h"
 #include "tls_auto.h"
+#include "tls_lib.h" /* after every OpenSSL header: its calls go through tls_fn */
 
 #define VALIDITY_SECONDS (365L * 24 * 3600)
 

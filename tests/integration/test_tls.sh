@@ -203,7 +203,14 @@ out=$(openssl s_client -connect 127.0.0.1:$p2 -tls1_2 </dev/null 2>&1 | grep -c 
 t_eq "cetcd: --tls-min-version TLS1.3 refuses TLS 1.2" 0 "$out"
 out=$(openssl s_client -connect 127.0.0.1:$p2 -tls1_3 -alpn h2 </dev/null 2>&1 | grep -E '^ALPN protocol')
 t_eq "cetcd: ALPN h2 for a gRPC client" "ALPN protocol: h2" "$out"
+out=$(grep -oE 'lib(ssl|crypto)\.so\.3' /proc/$PID/maps | sort -u | tr '\n' ' ')
+t_eq "cetcd: with TLS flags, OpenSSL is loaded" "libcrypto.so.3 libssl.so.3 " "$out"
 stop_pid "$PID"
+# OpenSSL is loaded only for TLS (tls_lib.h): a plain server maps neither library
+CETCD_DIR=$D/plain start_cetcd
+out=$(grep -oE 'lib(ssl|crypto)[^/]*$' /proc/$CETCD_PID/maps | sort -u)
+t_eq "cetcd: without TLS flags, neither libssl nor libcrypto is mapped" "" "$out"
+stop_cetcd
 
 # --- --logger=zap: etcd's JSON lines, to every --log-outputs ---
 for kind in etcd cetcd; do
@@ -291,5 +298,21 @@ printf 'name: [a\n' >"$D/bad.yaml"
 refused "a config file that is not YAML" "$D/bad.yaml" --config-file "$D/bad.yaml"
 refused "a config file that does not exist" "$D/none.yaml" --config-file "$D/none.yaml"
 refused "a --log-outputs file that cannot be opened" "$D/no/such.log" --logger=zap --log-outputs "$D/no/such.log"
+# TLS flags while OpenSSL cannot be loaded: /dev/null mounted over the library the loader would find,
+# in a private mount namespace that only cetcd sees (needs root and unshare; skipped without them)
+cat >"$T_TMP/without-lib" <<'EOF'
+#!/bin/sh
+exec unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$HIDE_LIB" "$REAL_BIN" "$@"
+EOF
+chmod +x "$T_TMP/without-lib"
+for lib in libssl.so.3 libcrypto.so.3; do
+    path=$(ldd "$(command -v openssl)" | awk -v l=$lib '$1 == l {print $3}')
+    if [ -z "$path" ] || ! unshare -m true 2>/dev/null; then
+        echo "skip - cetcd refuses: TLS flags without $lib (no unshare here, or no $lib to hide)"
+        continue
+    fi
+    HIDE_LIB=$path REAL_BIN=$CETCD_BIN CETCD_BIN=$T_TMP/without-lib refused "TLS flags without $lib" \
+        "TLS needs OpenSSL 3's $lib, which cannot be loaded" "${HTTPS[@]}" --auto-tls
+done
 
 t_finish
