@@ -1,5 +1,6 @@
 /* bptree.c: the B+ tree behind the MVCC key index (API in bptree.h).
- * Leaves hold owned key copies and values and are linked for scans; inner nodes hold separator copies.
+ * Leaves hold key copies and values and are linked for scans (a keyed tree's leaves borrow the key
+ * inside each value instead); inner nodes hold separator copies.
  * Removal borrows from or merges with a sibling, so a node it touches stays at least half full; an
  * insert past the last key of the last leaf splits off a leaf of its own, so that keys loaded in
  * order fill their leaves instead of halving them, and the leaf of the last insert is remembered (a
@@ -12,12 +13,6 @@
 #include <string.h>
 
 enum { NODE_MAX = 64, NODE_MIN = NODE_MAX / 2, MAX_DEPTH = 32 };
-
-/* A key: its length and bytes in one allocation. */
-typedef struct bkey {
-    size_t len;
-    uint8_t bytes[];
-} bkey;
 
 typedef struct bp_node {
     int nkeys;
@@ -42,6 +37,7 @@ struct bptree {
     size_t count;
     size_t memory;
     bp_leaf *finger; /* the leaf of the last insert; NULL after any removal (a merge frees leaves) */
+    const bkey *(*key_of)(const void *value); /* keyed trees: where a leaf's key lives; else NULL */
 };
 
 /* The inner nodes from the root down to a leaf's parent, and the child slot taken in each. */
@@ -54,8 +50,9 @@ typedef struct bp_path {
 /* ---- keys and nodes ---- */
 
 static bkey *key_new(bptree *t, const uint8_t *bytes, size_t len) {
+    assert(len <= UINT32_MAX); /* keys come in requests, under 2 GiB */
     bkey *k = xmalloc(sizeof(bkey) + len);
-    k->len = len;
+    k->len = (uint32_t)len;
     if (len) memcpy(k->bytes, bytes, len);
     t->memory += sizeof(bkey) + len;
     return k;
@@ -68,6 +65,18 @@ static bkey *key_copy(bptree *t, const bkey *k) {
 static void key_free(bptree *t, bkey *k) {
     t->memory -= sizeof(bkey) + k->len;
     free(k);
+}
+
+/* The key a new leaf entry holds: a copy, or in a keyed tree the value's own. */
+static bkey *leaf_key(bptree *t, const uint8_t *bytes, size_t len, void *value) {
+    if (!t->key_of) return key_new(t, bytes, len);
+    bkey *k = (bkey *)t->key_of(value);
+    assert(k->len == len && (len == 0 || memcmp(k->bytes, bytes, len) == 0));
+    return k;
+}
+
+static void leaf_key_free(bptree *t, bkey *k) {
+    if (!t->key_of) key_free(t, k);
 }
 
 static int key_cmp(const bkey *k, const uint8_t *key, size_t len) {
@@ -156,11 +165,22 @@ bptree *bptree_new(void) {
     t->count = 0;
     t->memory = sizeof *t;
     t->finger = NULL;
+    t->key_of = NULL;
     t->root = &leaf_new(t)->base;
     return t;
 }
 
-static void free_subtree(bp_node *node, void (*free_value)(void *)) {
+bptree *bptree_new_keyed(const bkey *(*key_of)(const void *value)) {
+    bptree *t = bptree_new();
+    t->key_of = key_of;
+    return t;
+}
+
+static void free_subtree(const bptree *t, bp_node *node, void (*free_value)(void *)) {
+    bool owns_keys = !node->is_leaf || !t->key_of; /* a keyed leaf's keys go with its values */
+    if (owns_keys)
+        for (int i = 0; i < node->nkeys; i++)
+            free(node->keys[i]);
     if (node->is_leaf) {
         bp_leaf *leaf = (bp_leaf *)node;
         for (int i = 0; i < node->nkeys; i++)
@@ -168,16 +188,14 @@ static void free_subtree(bp_node *node, void (*free_value)(void *)) {
     } else {
         bp_inner *inner = (bp_inner *)node;
         for (int i = 0; i <= node->nkeys; i++)
-            free_subtree(inner->children[i], free_value);
+            free_subtree(t, inner->children[i], free_value);
     }
-    for (int i = 0; i < node->nkeys; i++)
-        free(node->keys[i]);
     free(node);
 }
 
 void bptree_free(bptree *t, void (*free_value)(void *)) {
     if (!t) return;
-    free_subtree(t->root, free_value);
+    free_subtree(t, t->root, free_value);
     free(t);
 }
 
@@ -288,7 +306,9 @@ static bp_leaf *finger_for(const bptree *t, const uint8_t *key, size_t len) {
     return f;
 }
 
-void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created) {
+/* The value slot of key, inserting key when absent with the value make(key, len), or else `given`. */
+static void **slot_or_insert(bptree *t, const uint8_t *key, size_t len, bool *created,
+                             void *(*make)(const uint8_t *key, size_t len), void *given) {
     bp_path path;
     bp_leaf *leaf = finger_for(t, key, len);
     bool found, descended = !leaf;
@@ -300,19 +320,31 @@ void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created) {
         leaf = descend(t, key, len, &path);
         pos = lower_bound(&leaf->base, key, len, &found);
     }
-    bkey *copy = key_new(t, key, len);
+    void *value = make ? make(key, len) : given;
+    bkey *k = leaf_key(t, key, len, value);
     t->count++;
     if (leaf->base.nkeys < NODE_MAX) {
-        leaf_insert_at(leaf, pos, copy, NULL);
+        leaf_insert_at(leaf, pos, k, value);
         t->finger = leaf;
         return &leaf->values[pos];
     }
-    t->finger = leaf_split_insert(t, &path, leaf, pos, copy, NULL);
+    t->finger = leaf_split_insert(t, &path, leaf, pos, k, value);
     bool found_again;
     return &t->finger->values[lower_bound(&t->finger->base, key, len, &found_again)];
 }
 
+void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created) {
+    assert(!t->key_of); /* a keyed entry needs its value (its key) at the insert */
+    return slot_or_insert(t, key, len, created, NULL, NULL);
+}
+
+void *bptree_get_or_add(bptree *t, const uint8_t *key, size_t len,
+                        void *(*make)(const uint8_t *key, size_t len), bool *created) {
+    return *slot_or_insert(t, key, len, created, make, NULL);
+}
+
 void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value) {
+    assert(!t->key_of); /* a keyed entry keeps its key: it is never replaced in place */
     bool created;
     void **slot = bptree_slot(t, key, len, &created);
     void *old = created ? NULL : *slot;
@@ -324,13 +356,14 @@ void bptree_append(bptree *t, const uint8_t *key, size_t len, void *value) {
     bp_leaf *f = t->finger;
     if (f && !f->next && f->base.nkeys > 0 && f->base.nkeys < NODE_MAX) {
         assert(key_cmp(f->base.keys[f->base.nkeys - 1], key, len) < 0);
-        leaf_insert_at(f, f->base.nkeys, key_new(t, key, len), value);
+        leaf_insert_at(f, f->base.nkeys, leaf_key(t, key, len, value), value);
         t->count++;
         return;
     }
-    void *old = bptree_put(t, key, len, value);
-    assert(!old);
-    (void)old;
+    bool created;
+    slot_or_insert(t, key, len, &created, NULL, value);
+    assert(created);
+    (void)created;
 }
 
 /* ---- removal ---- */
@@ -471,7 +504,7 @@ void *bptree_remove(bptree *t, const uint8_t *key, size_t len) {
     int pos = lower_bound(&leaf->base, key, len, &found);
     if (!found) return NULL;
     void *old = leaf->values[pos];
-    key_free(t, leaf->base.keys[pos]);
+    leaf_key_free(t, leaf->base.keys[pos]);
     leaf_remove_at(leaf, pos);
     t->count--;
     if (path.depth > 0 && leaf->base.nkeys < NODE_MIN) rebalance_leaf(t, &path, leaf);
@@ -530,12 +563,14 @@ static int bkey_cmp(const bkey *a, const bkey *b) {
 }
 
 /* Keys strictly ascending and within [lo, hi) (NULL: unbounded); also counts their memory. */
-static bool check_keys(const bp_node *node, const bkey *lo, const bkey *hi, check_state *st) {
+static bool check_keys(const bptree *t, const bp_node *node, const bkey *lo, const bkey *hi,
+                       check_state *st) {
+    bool owned = !node->is_leaf || !t->key_of;
     for (int i = 0; i < node->nkeys; i++) {
         const bkey *k = node->keys[i];
         if (i > 0 && bkey_cmp(node->keys[i - 1], k) >= 0) return false;
         if ((lo && bkey_cmp(k, lo) < 0) || (hi && bkey_cmp(k, hi) >= 0)) return false;
-        st->memory += sizeof(bkey) + k->len;
+        if (owned) st->memory += sizeof(bkey) + k->len;
     }
     return true;
 }
@@ -550,26 +585,27 @@ static bool check_leaf(const bp_leaf *leaf, int depth, check_state *st) {
     return true;
 }
 
-static bool check_node(const bp_node *node, int depth, const bkey *lo, const bkey *hi, check_state *st) {
+static bool check_node(const bptree *t, const bp_node *node, int depth, const bkey *lo, const bkey *hi,
+                       check_state *st) {
     bool is_root = depth == 0;
     /* the last leaf (no upper bound) may hold fewer: appends split off a leaf of one key */
     int min = is_root ? (node->is_leaf ? 0 : 1) : node->is_leaf && !hi ? 1 : NODE_MIN;
     if (node->nkeys < min || node->nkeys > NODE_MAX) return false;
-    if (!check_keys(node, lo, hi, st)) return false;
+    if (!check_keys(t, node, lo, hi, st)) return false;
     if (node->is_leaf) return check_leaf((const bp_leaf *)node, depth, st);
     const bp_inner *inner = (const bp_inner *)node;
     st->memory += sizeof *inner;
     for (int i = 0; i <= node->nkeys; i++) {
         const bkey *child_lo = i > 0 ? node->keys[i - 1] : lo;
         const bkey *child_hi = i < node->nkeys ? node->keys[i] : hi;
-        if (!check_node(inner->children[i], depth + 1, child_lo, child_hi, st)) return false;
+        if (!check_node(t, inner->children[i], depth + 1, child_lo, child_hi, st)) return false;
     }
     return true;
 }
 
 bool bptree_check(const bptree *t) {
     check_state st = {.leaf_depth = -1, .prev_leaf = NULL, .count = 0, .memory = sizeof *t};
-    if (!check_node(t->root, 0, NULL, NULL, &st)) return false;
+    if (!check_node(t, t->root, 0, NULL, NULL, &st)) return false;
     if (st.prev_leaf && st.prev_leaf->next) return false;
     return st.count == t->count && st.memory == t->memory;
 }

@@ -10,6 +10,12 @@
 
 typedef struct bptree bptree;
 
+/* A key as the tree compares it: its length, then its bytes. */
+typedef struct bkey {
+    uint32_t len;
+    uint8_t bytes[];
+} bkey;
+
 /* A position in the tree. Any insert or remove invalidates every iterator. */
 typedef struct bptree_iter {
     const bptree *tree;
@@ -18,6 +24,10 @@ typedef struct bptree_iter {
 } bptree_iter;
 
 bptree *bptree_new(void);
+/* A tree whose leaves borrow each key from its value: key_of(value), which must not change or move
+ * while the value is in the tree (inner nodes still hold copies). No key is copied per entry. Such a
+ * tree takes its entries through bptree_get_or_add and bptree_append, not bptree_slot or bptree_put. */
+bptree *bptree_new_keyed(const bkey *(*key_of)(const void *value));
 /* Frees the tree; free_value (may be NULL) is called on every stored value. */
 void bptree_free(bptree *t, void (*free_value)(void *));
 size_t bptree_count(const bptree *t);
@@ -28,6 +38,9 @@ void *bptree_put(bptree *t, const uint8_t *key, size_t len, void *value);
 /* The value slot of key, inserting the key (value NULL, *created true) if absent: one descent for
  * "find or add". The pointer is valid until the next insert or remove. */
 void **bptree_slot(bptree *t, const uint8_t *key, size_t len, bool *created);
+/* The value of key; if absent, make(key, len) makes one, which is inserted (*created true). */
+void *bptree_get_or_add(bptree *t, const uint8_t *key, size_t len,
+                        void *(*make)(const uint8_t *key, size_t len), bool *created);
 /* Inserts key, which must be past every key in the tree (a load in order): no search while the last
  * leaf has room. */
 void bptree_append(bptree *t, const uint8_t *key, size_t len, void *value);

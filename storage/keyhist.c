@@ -1,6 +1,6 @@
-/* keyhist.c: one key's revision history: lookup at a revision, append, and compaction.
- * Entries are kept in revision order in one array, so lookups are a binary search; a history of one
- * entry keeps it inside the keyhist itself, one allocation per key instead of two. */
+/* keyhist.c: one key and its revision history: lookup at a revision, append, and compaction.
+ * Entries are kept in revision order in one array, so lookups are a binary search; the key and a
+ * history of one entry live in the keyhist itself, one allocation per key instead of three. */
 #include "keyhist.h"
 #include "alloc.h"
 
@@ -10,27 +10,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The index's memory per key rests on these (docs/architecture.md): a 56-byte keyhist is a 64-byte
- * malloc chunk. */
+/* The index's memory per key rests on these (docs/architecture.md). */
 _Static_assert(sizeof(rev_entry) == 48, "rev_entry grew");
-_Static_assert(sizeof(keyhist) == 56, "keyhist grew");
+_Static_assert(sizeof(keyhist) == 4 && sizeof(bkey) == 4, "keyhist header grew");
 _Static_assert(sizeof(value_place) == 12, "value_place grew");
 
-keyhist *keyhist_new(void) {
-    keyhist *kh = xcalloc(1, sizeof *kh);
-    kh->capacity = 1;
+/* Where the entries (or the array's pointer) start: after the header and the key, 8-byte aligned. */
+static size_t entries_offset(uint32_t key_len) {
+    return (sizeof(keyhist) + sizeof(bkey) + (size_t)key_len + 7) & ~(size_t)7;
+}
+
+static bkey *key_of(const keyhist *kh) {
+    return (bkey *)((uintptr_t)kh + sizeof(keyhist));
+}
+
+static uint8_t *entries_at(const keyhist *kh) {
+    return (uint8_t *)kh + entries_offset(key_of(kh)->len);
+}
+
+keyhist *keyhist_new(const uint8_t *key, size_t len) {
+    assert(len <= UINT32_MAX); /* keys come in requests, under 2 GiB */
+    keyhist *kh = xcalloc(1, entries_offset((uint32_t)len) + sizeof(rev_entry));
+    bkey *k = key_of(kh);
+    k->len = (uint32_t)len;
+    if (len) memcpy(k->bytes, key, len);
     return kh;
 }
 
+const bkey *keyhist_key(const keyhist *kh) {
+    return key_of(kh);
+}
+
+const bkey *keyhist_key_of(const void *kh) {
+    return key_of(kh);
+}
+
+/* Entries of an array: the power of two at or above count (count >= 2). */
+static uint32_t capacity_for(uint32_t count) {
+    assert(count >= 2 && count <= (1u << 31));
+    return count <= 2 ? 2 : 1u << (32 - __builtin_clz(count - 1));
+}
+
 static bool inline_revs(const keyhist *kh) {
-    assert(kh->capacity >= 1 && kh->count <= kh->capacity);
-    return kh->capacity == 1;
+    return kh->count <= 1;
+}
+
+static rev_entry *array_of(const keyhist *kh) {
+    rev_entry *many;
+    memcpy(&many, entries_at(kh), sizeof many);
+    return many;
+}
+
+static void set_array(keyhist *kh, rev_entry *many) {
+    memcpy(entries_at(kh), &many, sizeof many);
 }
 
 /* The entries of kh; const-free because callers hand out pointers into them. */
 static rev_entry *revs_of(const keyhist *kh) {
-    keyhist *k = (keyhist *)kh;
-    return inline_revs(kh) ? &k->revs.one : k->revs.many;
+    return inline_revs(kh) ? (rev_entry *)entries_at(kh) : array_of(kh);
 }
 
 rev_entry *keyhist_entries(keyhist *kh) {
@@ -48,7 +85,7 @@ value_place value_place_of(log_place where) {
 void keyhist_free(void *p) {
     keyhist *kh = p;
     if (!kh) return;
-    if (!inline_revs(kh)) free(kh->revs.many);
+    if (!inline_revs(kh)) free(array_of(kh));
     free(kh);
 }
 
@@ -83,35 +120,34 @@ rev_entry *keyhist_append(keyhist *kh, const rev_entry *e) {
     const rev_entry *last = keyhist_newest(kh);
     assert(!last || last->main_rev < e->main_rev ||
            (last->main_rev == e->main_rev && last->sub_rev < e->sub_rev));
-    if (kh->count == kh->capacity) {
-        uint32_t cap = kh->capacity * 2;
-        rev_entry *grown;
-        if (inline_revs(kh)) {
-            grown = xmalloc((size_t)cap * sizeof *grown);
-            grown[0] = kh->revs.one;
-        } else {
-            grown = xrealloc(kh->revs.many, (size_t)cap * sizeof *grown);
-        }
-        kh->revs.many = grown;
-        kh->capacity = cap;
+    rev_entry entry = *e; /* e may point into the entries that move */
+    if (kh->count == UINT32_MAX / 2) {
+        fprintf(stderr, "cetcd: fatal: a key holds 2^31 revisions since the last compaction\n");
+        abort();
     }
-    revs_of(kh)[kh->count] = *e;
-    return &revs_of(kh)[kh->count++];
+    if (kh->count == 1) { /* out of the keyhist, into an array */
+        rev_entry *many = xmalloc(capacity_for(2) * sizeof *many);
+        many[0] = *(rev_entry *)entries_at(kh);
+        set_array(kh, many);
+    } else if (kh->count >= 2 && kh->count == capacity_for(kh->count)) {
+        set_array(kh, xrealloc(array_of(kh), (size_t)capacity_for(kh->count + 1) * sizeof(rev_entry)));
+    }
+    kh->count++;
+    rev_entry *slot = &revs_of(kh)[kh->count - 1];
+    *slot = entry;
+    return slot;
 }
 
-static void shrink_to_fit(keyhist *kh) {
-    if (inline_revs(kh)) return;
-    if (kh->count <= 1) { /* back inside */
-        rev_entry *many = kh->revs.many;
-        if (kh->count) kh->revs.one = many[0];
+/* After count fell from `was`: back inside when one entry or none is left, else a smaller array
+ * when its power of two went down. */
+static void shrink_to_fit(keyhist *kh, uint32_t was) {
+    if (was <= 1) return;
+    rev_entry *many = array_of(kh);
+    if (kh->count <= 1) {
+        if (kh->count) *(rev_entry *)entries_at(kh) = many[0];
         free(many);
-        kh->capacity = 1;
-    } else if (kh->count * 4 < kh->capacity) {
-        rev_entry *small = realloc(kh->revs.many, (size_t)kh->count * sizeof *small);
-        if (small) {
-            kh->revs.many = small;
-            kh->capacity = kh->count;
-        }
+    } else if (capacity_for(kh->count) < capacity_for(was)) {
+        set_array(kh, xrealloc(many, (size_t)capacity_for(kh->count) * sizeof *many));
     }
 }
 
@@ -144,9 +180,10 @@ bool keyhist_compact(keyhist *kh, int64_t rev, size_t key_len, uint64_t *dropped
     for (long i = 0; i < keep_from; i++)
         *dropped_bytes += keyhist_change_bytes(key_len, &revs[i]);
     if (keep_from > 0) {
+        uint32_t was = kh->count;
         kh->count -= (uint32_t)keep_from;
         memmove(revs, revs + keep_from, (size_t)kh->count * sizeof *revs);
-        shrink_to_fit(kh);
+        shrink_to_fit(kh, was);
     }
     return kh->count == 0;
 }

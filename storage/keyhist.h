@@ -3,6 +3,7 @@
 #ifndef CETCD_KEYHIST_H
 #define CETCD_KEYHIST_H
 
+#include "bptree.h"
 #include "log.h"
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,17 +35,18 @@ typedef struct rev_entry {
     uint32_t flags : 32 - REV_SUB_BITS;
 } rev_entry;
 
-/* Most keys hold one revision: it lives in the keyhist itself, one 56-byte allocation per key.
- * capacity says which member of the union is in use: 1 the entry inside, more an array. */
+/* A key and its history in one allocation (keyhist_new): this header, the key as a bkey (what the
+ * B+ tree compares: the index's leaves borrow it), then, 8-byte aligned, either the one entry most
+ * keys hold (count <= 1) or a pointer to an array of entries, as many as the power of two at or above
+ * count. A 16-byte key with one entry takes 72 bytes, an 80-byte malloc chunk. */
 typedef struct keyhist {
-    uint32_t count, capacity;
-    union {
-        rev_entry one;
-        rev_entry *many;
-    } revs;
+    uint32_t count;
 } keyhist;
 
-keyhist *keyhist_new(void);
+keyhist *keyhist_new(const uint8_t *key, size_t len);
+/* The key, as the index's leaves hold it (bptree_new_keyed). */
+const bkey *keyhist_key(const keyhist *kh);
+const bkey *keyhist_key_of(const void *kh); /* the same, as a bptree key_of */
 void keyhist_free(void *kh);
 /* The newest entry, tombstone or not; NULL if the history is empty. */
 rev_entry *keyhist_newest(const keyhist *kh);

@@ -20,7 +20,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     s->opt = *opt;
     if (!s->opt.quota_bytes) s->opt.quota_bytes = DEFAULT_QUOTA;
     if (!s->opt.max_txn_ops) s->opt.max_txn_ops = DEFAULT_MAX_TXN_OPS;
-    s->index = bptree_new();
+    s->index = bptree_new_keyed(keyhist_key_of);
     leases_init(s);
     s->revision = 1;
     s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
@@ -181,11 +181,13 @@ static void note_change_type(write_batch *wb, int type) {
     wb->record_type = wb->record_type == 0 || wb->record_type == type ? type : LOG_TXN;
 }
 
+static void *new_history(const uint8_t *key, size_t len) {
+    return keyhist_new(key, len);
+}
+
 keyhist *history_for_write(mvcc *s, mv_bytes key) {
     bool created;
-    void **slot = bptree_slot(s->index, key.data, key.len, &created);
-    if (created) *slot = keyhist_new();
-    return *slot;
+    return bptree_get_or_add(s->index, key.data, key.len, new_history, &created);
 }
 
 static void add_pending(write_batch *wb, keyhist *kh) {

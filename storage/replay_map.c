@@ -13,11 +13,9 @@
 
 /* A slot of the table, 8 bytes so that a large table misses the cache less: 0 when empty, else the top
  * 32 bits of the key's hash (its tag, which also picks the slot) above the record's place in 4-byte
- * units plus one. A record is the history's pointer, a 4-byte length and the key, padded to 4 bytes;
- * records follow each other in the order the keys came. */
+ * units plus one. A record is the history's pointer (the history holds its key); records follow each
+ * other in the order the keys came. */
 typedef uint64_t slot;
-
-enum { REC_HEAD = sizeof(keyhist *) + sizeof(uint32_t) };
 
 static uint32_t slot_tag(slot sl) {
     return (uint32_t)(sl >> 32);
@@ -36,9 +34,7 @@ static uint32_t key_tag(const uint8_t *key, size_t len) {
     return (uint32_t)(XXH3_64bits(key, len) >> 32);
 }
 
-static size_t record_bytes(uint32_t key_len) {
-    return (REC_HEAD + (size_t)key_len + 3) & ~(size_t)3;
-}
+enum { REC_BYTES = sizeof(keyhist *) };
 
 struct replay_map {
     slot *slots;
@@ -66,12 +62,13 @@ static keyhist *record_history(const replay_map *m, uint64_t rec) {
 }
 
 static const uint8_t *record_key(const replay_map *m, uint64_t rec, uint32_t *len) {
-    memcpy(len, m->keys + rec + sizeof(keyhist *), sizeof *len);
-    return m->keys + rec + REC_HEAD;
+    const bkey *k = keyhist_key(record_history(m, rec));
+    *len = k->len;
+    return k->bytes;
 }
 
-static uint64_t add_record(replay_map *m, const uint8_t *key, size_t len, keyhist *kh) {
-    size_t need = record_bytes((uint32_t)len);
+static uint64_t add_record(replay_map *m, keyhist *kh) {
+    size_t need = REC_BYTES;
     if (m->keys_len + need > m->keys_cap) {
         size_t cap = m->keys_cap ? m->keys_cap * 2 : 1 << 16;
         while (cap < m->keys_len + need)
@@ -80,10 +77,7 @@ static uint64_t add_record(replay_map *m, const uint8_t *key, size_t len, keyhis
         m->keys_cap = cap;
     }
     uint64_t rec = m->keys_len;
-    uint32_t len32 = (uint32_t)len;
     memcpy(m->keys + rec, &kh, sizeof kh);
-    memcpy(m->keys + rec + sizeof kh, &len32, sizeof len32);
-    if (len) memcpy(m->keys + rec + REC_HEAD, key, len);
     m->keys_len += need;
     return rec;
 }
@@ -129,8 +123,8 @@ keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
         if (have == len && (len == 0 || memcmp(bytes, key, len) == 0))
             return record_history(m, slot_record(m->slots[i]));
     }
-    keyhist *kh = keyhist_new();
-    m->slots[i] = make_slot(tag, add_record(m, key, len, kh));
+    keyhist *kh = keyhist_new(key, len);
+    m->slots[i] = make_slot(tag, add_record(m, kh));
     if (++m->count * 2 > m->mask + 1) grow(m); /* at most half full: probes stay short */
     return kh;
 }
@@ -171,7 +165,7 @@ static size_t shared_prefix(const replay_map *m) {
         while (i < n && bytes[i] == first[i])
             i++;
         shared = i;
-        at += record_bytes(len);
+        at += REC_BYTES;
     }
     return shared == SIZE_MAX ? 0 : shared;
 }
@@ -239,13 +233,13 @@ void replay_map_load(replay_map *m, bptree *index) {
         uint32_t len;
         const uint8_t *bytes = record_key(m, rec, &len);
         items[n] = (sort_item){head_of(bytes, len, skip), rec};
-        rec += record_bytes(len);
+        rec += REC_BYTES;
     }
     assert(n == m->count);
     sort_items(m, items, n);
     g_sorting = m;
     for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(m->keys + items[i + PREFETCH_AHEAD].rec);
+        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(record_history(m, items[i + PREFETCH_AHEAD].rec));
         uint32_t len;
         const uint8_t *bytes = record_key(m, items[i].rec, &len);
         assert(i == 0 || compare_keys(&items[i - 1], &items[i]) < 0);
@@ -260,12 +254,8 @@ void replay_map_load(replay_map *m, bptree *index) {
 
 void replay_map_free(replay_map *m) {
     if (!m) return;
-    for (uint64_t rec = 0; rec < m->keys_len;) {
-        uint32_t len;
-        record_key(m, rec, &len);
+    for (uint64_t rec = 0; rec < m->keys_len; rec += REC_BYTES)
         keyhist_free(record_history(m, rec));
-        rec += record_bytes(len);
-    }
     free(m->slots);
     free(m->keys);
     free(m);

@@ -269,6 +269,68 @@ START_TEST(test_grow_and_shrink_in_every_order) {
 }
 END_TEST
 
+/* ---- keyed trees: the leaves borrow each key from its value ---- */
+
+typedef struct owned_key {
+    int live;
+    bkey key; /* len, then the bytes allocated after it */
+} owned_key;
+
+static const bkey *owned_key_of(const void *value) {
+    return &((const owned_key *)value)->key;
+}
+
+static void *make_owned(const uint8_t *key, size_t len) {
+    owned_key *v = malloc(sizeof *v + len);
+    v->live = 1;
+    v->key.len = (uint32_t)len;
+    memcpy(v->key.bytes, key, len);
+    return v;
+}
+
+START_TEST(test_keyed_tree_borrows_keys) {
+    const int n = 30000;
+    bptree *t = bptree_new_keyed(owned_key_of), *copying = bptree_new();
+    uint8_t key[32];
+    size_t key_bytes = 0;
+    rng_state = 0x51ed270b27a3c9f1ull;
+    for (int i = 0; i < n; i++) { /* shuffled inserts; a key seen again finds its value */
+        size_t len = format_key(key, "k/", (int)(rng_next() % (uint64_t)n));
+        bool created;
+        owned_key *v = bptree_get_or_add(t, key, len, make_owned, &created);
+        REQUIRE(v && v->live == 1 && v->key.len == len && memcmp(v->key.bytes, key, len) == 0);
+        REQUIRE(created == (bptree_put(copying, key, len, v) == NULL));
+        if (created) key_bytes += sizeof(bkey) + len;
+    }
+    REQUIRE(bptree_check(t) && bptree_check(copying));
+    size_t count = bptree_count(t);
+    REQUIRE(count == bptree_count(copying));
+    /* the same shape, less every leaf key copy */
+    REQUIRE(bptree_memory(copying) - bptree_memory(t) == key_bytes);
+    bptree_free(copying, NULL);
+    bptree_iter it;
+    const uint8_t *prev = NULL;
+    size_t prev_len = 0, seen = 0;
+    for (bptree_seek(t, NULL, 0, &it); bptree_iter_valid(&it); bptree_iter_next(&it), seen++) {
+        size_t len;
+        const uint8_t *k = bptree_iter_key(&it, &len);
+        REQUIRE(k == ((owned_key *)bptree_iter_value(&it))->key.bytes); /* the value's own bytes */
+        REQUIRE(!prev || memcmp(prev, k, len < prev_len ? len : prev_len) <= 0);
+        prev = k;
+        prev_len = len;
+    }
+    REQUIRE(seen == count);
+    for (int i = 0; i < n; i += 2) { /* remove half; each value is freed only after its removal */
+        size_t len = format_key(key, "k/", i);
+        owned_key *v = bptree_remove(t, key, len);
+        free(v);
+        if (i % 5000 == 0) REQUIRE(bptree_check(t));
+    }
+    REQUIRE(bptree_check(t));
+    bptree_free(t, free);
+}
+END_TEST
+
 /* ---- randomized test against a sorted-array model ---- */
 
 typedef struct model_entry {
@@ -409,6 +471,7 @@ Suite *bptree_suite(void) {
     tcase_add_test(basic, test_seek_across_leaves);
     tcase_add_test(basic, test_iterate_after_many_removes);
     tcase_add_test(basic, test_ordered_load_fills_leaves);
+    tcase_add_test(basic, test_keyed_tree_borrows_keys);
     suite_add_tcase(s, basic);
 
     TCase *heavy = tcase_create("heavy");
