@@ -135,19 +135,16 @@ keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
  * comparisons are of two integers in the array rather than of bytes behind a pointer. */
 typedef struct sort_item {
     uint64_t head;
-    uint64_t rec;
+    keyhist *kh;
 } sort_item;
-
-static const replay_map *g_sorting; /* qsort's comparator has no context argument */
 
 static int compare_keys(const void *a, const void *b) {
     const sort_item *x = a, *y = b;
     if (x->head != y->head) return x->head < y->head ? -1 : 1;
-    uint32_t xl, yl;
-    const uint8_t *xb = record_key(g_sorting, x->rec, &xl), *yb = record_key(g_sorting, y->rec, &yl);
-    uint32_t common = xl < yl ? xl : yl;
-    int c = common ? memcmp(xb, yb, common) : 0;
-    return c ? c : (xl > yl) - (xl < yl);
+    const bkey *xk = keyhist_key(x->kh), *yk = keyhist_key(y->kh);
+    uint32_t common = xk->len < yk->len ? xk->len : yk->len;
+    int c = common ? memcmp(xk->bytes, yk->bytes, common) : 0;
+    return c ? c : (xk->len > yk->len) - (xk->len < yk->len);
 }
 
 /* Length of the prefix shared by every key. */
@@ -207,10 +204,9 @@ static void radix_sort_heads(sort_item *items, size_t n) {
 }
 
 /* Sorts by the full key: heads first, then each run of equal heads by its bytes. */
-static void sort_items(const replay_map *m, sort_item *items, size_t n) {
+static void sort_items(sort_item *items, size_t n) {
     if (n < 2) return;
     radix_sort_heads(items, n);
-    g_sorting = m;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && items[j].head == items[i].head)
@@ -218,7 +214,6 @@ static void sort_items(const replay_map *m, sort_item *items, size_t n) {
         if (j - i > 1) qsort(items + i, j - i, sizeof *items, compare_keys);
         i = j;
     }
-    g_sorting = NULL;
 }
 
 enum { PREFETCH_AHEAD = 16 };
@@ -229,23 +224,19 @@ void replay_map_load(replay_map *m, bptree *index) {
     m->slots = NULL;
     size_t skip = shared_prefix(m), n = 0;
     sort_item *items = xmalloc((m->count ? m->count : 1) * sizeof *items);
-    for (uint64_t rec = 0; rec < m->keys_len; n++) {
+    for (uint64_t rec = 0; rec < m->keys_len; n++, rec += REC_BYTES) {
         uint32_t len;
         const uint8_t *bytes = record_key(m, rec, &len);
-        items[n] = (sort_item){head_of(bytes, len, skip), rec};
-        rec += REC_BYTES;
+        items[n] = (sort_item){head_of(bytes, len, skip), record_history(m, rec)};
     }
     assert(n == m->count);
-    sort_items(m, items, n);
-    g_sorting = m;
+    sort_items(items, n);
     for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(record_history(m, items[i + PREFETCH_AHEAD].rec));
-        uint32_t len;
-        const uint8_t *bytes = record_key(m, items[i].rec, &len);
+        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(items[i + PREFETCH_AHEAD].kh);
+        const bkey *k = keyhist_key(items[i].kh);
         assert(i == 0 || compare_keys(&items[i - 1], &items[i]) < 0);
-        bptree_append(index, bytes, len, record_history(m, items[i].rec));
+        bptree_append(index, k->bytes, k->len, items[i].kh);
     }
-    g_sorting = NULL;
     free(items);
     free(m->keys);
     free(m);
