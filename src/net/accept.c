@@ -2,9 +2,11 @@
  * server nor spin the loop, so a few spare descriptors are kept: one to accept and close the newest
  * connection at EMFILE, all for the log's files; and --max-connections refuses connections the same
  * way before descriptors run out. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,15 +181,15 @@ static void on_acceptable(EV_P_ ev_io *w, int revents) {
 
 /* --- listening --- */
 
-static int open_socket(const struct addrinfo *ai, char *err, size_t errlen) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+static int open_socket(int family, const struct sockaddr *sa, socklen_t salen, char *err, size_t errlen) {
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, sa, salen) < 0 || listen(fd, 1024) < 0) {
         snprintf(err, errlen, "bind: %s", strerror(errno));
         close(fd);
         return -1;
@@ -195,17 +197,52 @@ static int open_socket(const struct addrinfo *ai, char *err, size_t errlen) {
     return fd;
 }
 
+/* "127.0.0.1:2379", "[::1]:2379" (and "%scope" for a link-local address), as getnameinfo with
+ * NI_NUMERICHOST | NI_NUMERICSERV would write them, without its code in the idle server's pages. */
 static void describe_bound(int fd, char *out, size_t cap) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char host[NI_MAXHOST], port[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    char host[INET6_ADDRSTRLEN] = "?", scope[IF_NAMESIZE + 1] = "";
+    unsigned port = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         snprintf(out, cap, "?");
         return;
     }
-    snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        port = ntohs(v4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        port = ntohs(v6->sin6_port);
+        char name[IF_NAMESIZE];
+        if (v6->sin6_scope_id && if_indextoname(v6->sin6_scope_id, name))
+            snprintf(scope, sizeof scope, "%%%s", name);
+    }
+    snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s%s]:%u" : "%s%s:%u", host, scope, port);
+}
+
+/* An IP literal (the usual listen URL) into *ss without getaddrinfo, whose machinery (gai.conf,
+ * interface probing) costs the idle server RSS; false for anything else, which getaddrinfo resolves. */
+static bool literal_address(const listen_url *u, struct sockaddr_storage *ss, socklen_t *len) {
+    unsigned port = (unsigned)strtoul(u->port, NULL, 10); /* url_parse checked it: digits, <= 65535 */
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, u->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof *v4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, u->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *v6;
+        return true;
+    }
+    return false;
 }
 
 /* Go listens on one address of a host name, preferring IPv4; we do the same. */
@@ -213,6 +250,32 @@ static const struct addrinfo *pick_address(const struct addrinfo *list) {
     for (const struct addrinfo *ai = list; ai; ai = ai->ai_next)
         if (ai->ai_family == AF_INET) return ai;
     return list;
+}
+
+/* The bound socket for u: an IP literal directly, else the address getaddrinfo gives. -1 with err. */
+static int bind_url(const listen_url *u, char *err, size_t errlen) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char why[160];
+    int fd;
+    if (literal_address(u, &ss, &len)) {
+        fd = open_socket(ss.ss_family, (struct sockaddr *)&ss, len, why, sizeof why);
+    } else {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+        struct addrinfo *res = NULL;
+        const char *host = u->host[0] ? u->host : NULL;
+        if (!host) hints.ai_family = AF_INET6; /* "http://:2379": all addresses, v4 and v6 */
+        int gai = getaddrinfo(host, u->port, &hints, &res);
+        if (gai != 0) {
+            snprintf(err, errlen, "listen %s:%s: %s", u->host, u->port, gai_strerror(gai));
+            return -1;
+        }
+        const struct addrinfo *ai = pick_address(res);
+        fd = open_socket(ai->ai_family, ai->ai_addr, ai->ai_addrlen, why, sizeof why);
+        freeaddrinfo(res);
+    }
+    if (fd < 0) snprintf(err, errlen, "listen tcp %s:%s: %s", u->host, u->port, why);
+    return fd;
 }
 
 static void add_listener(int fd, bool tls, bool metrics_only) {
@@ -235,22 +298,8 @@ static bool listen_one(const listen_url *u, bool metrics_only, char *err, size_t
                  u->port);
         return false;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    const char *host = u->host[0] ? u->host : NULL;
-    if (!host) hints.ai_family = AF_INET6; /* "http://:2379": all addresses, v4 and v6 */
-    int gai = getaddrinfo(host, u->port, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "listen %s:%s: %s", u->host, u->port, gai_strerror(gai));
-        return false;
-    }
-    char why[160];
-    int fd = open_socket(pick_address(res), why, sizeof why);
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, errlen, "listen tcp %s:%s: %s", u->host, u->port, why);
-        return false;
-    }
+    int fd = bind_url(u, err, errlen);
+    if (fd < 0) return false;
     add_listener(fd, u->tls, metrics_only);
     char where[300];
     describe_bound(fd, where, sizeof where);
