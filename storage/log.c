@@ -1,6 +1,7 @@
 /* log.c: the append-only log of checksummed records in numbered segment files (docs/architecture.md,
- * "Storage"). Appends collect in an in-memory batch per segment; log_commit writes and fdatasyncs it
- * (group commit). Opening and replay live in log_open.c, log compaction's rewrites in log_rewrite.c. */
+ * "Storage"). Appends collect in an in-memory batch per segment; a job writes and fdatasyncs it
+ * (group commit), creating the file of a segment it rolls to, on the sync thread or inline
+ * (log_commit). Opening and replay live in log_open.c, log compaction's rewrites in log_rewrite.c. */
 #include "log_internal.h"
 
 #include "alloc.h"
@@ -230,7 +231,7 @@ void log_request_side_sync(wal *l, int fd) {
 }
 
 bool log_side_sync_result(const wal *l, int *rc) {
-    if (l->side.state != SIDE_DONE) return false;
+    if (l->side.state != SIDE_DONE || (l->job_busy && l->job.writes_manifest)) return false;
     *rc = l->side.rc;
     return true;
 }
@@ -286,21 +287,6 @@ int log_read(wal *l, log_place where, uint8_t *dst) {
 
 /* ---------- committing ---------- */
 
-static int create_segment_file(wal *l, segment *s) {
-    char name[SEG_NAME_BYTES];
-    log_segment_name(name, s->id);
-    int fd = sio_open(l->dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0644);
-    if (fd < 0) return -errno;
-    s->fd = fd;
-    if (sio_sync_dir(l->dirfd) < 0) return -errno;
-    return manifest_save(l, 0, 0);
-}
-
-static void cut_failed_write(segment *s) {
-    if (s->fd >= 0 && sio_truncate(s->fd, (off_t)s->size) < 0)
-        return; /* best effort: the next start cuts what it can as a torn tail */
-}
-
 /* A segment file removed or replaced under a running server: acknowledging writes into it would lose
  * them at the next start, so the write fails instead. */
 static int check_still_named(wal *l, segment *s) {
@@ -314,38 +300,6 @@ static int check_still_named(wal *l, segment *s) {
     return same == 0 ? -ENOENT : (errno ? -errno : -EIO);
 }
 
-/* Writes one segment's pending bytes without syncing them. A failed write's bytes are cut off again
- * (best effort) so that whole records of the failed batch do not reappear at the next start. */
-static int write_segment(wal *l, segment *s) {
-    int rc = s->fd < 0 ? create_segment_file(l, s) : check_still_named(l, s);
-    if (rc == 0) rc = sio_write_all(s->fd, s->pending, s->pending_len, s->size);
-    if (rc < 0) {
-        cut_failed_write(s);
-        return rc;
-    }
-    s->size += s->pending_len;
-    l->batch_bytes -= s->pending_len;
-    s->pending_len = 0;
-    return 0;
-}
-
-static int sync_segment(wal *l, segment *s) {
-    if (l->opt.fsync) {
-        l->fsyncs++;
-        int rc = sio_sync_data_err(s->fd);
-        if (rc < 0) return rc;
-    }
-    s->synced = s->size;
-    return 0;
-}
-
-static void release_pending(segment *s, bool keep) {
-    if (keep && s->pending_cap <= (1u << 20)) return;
-    free(s->pending);
-    s->pending = NULL;
-    s->pending_cap = 0;
-}
-
 /* The batch only ever touches the last segments: find the first of them. */
 static size_t first_pending_segment(const wal *l) {
     size_t i = l->nsegs - 1;
@@ -354,8 +308,71 @@ static size_t first_pending_segment(const wal *l) {
     return i;
 }
 
-/* Each segment is durable before the next is created, so after a crash only the last segment can
- * have a torn tail. */
+/* Segment s's pending bytes become the job's next part; appends to it go into a new buffer. */
+static void add_part(wal *l, segment *s) {
+    if (l->job.n_parts == l->parts_cap) {
+        l->parts_cap = l->parts_cap ? 2 * l->parts_cap : 4;
+        l->parts = xrealloc(l->parts, l->parts_cap * sizeof *l->parts);
+    }
+    s->inflight = s->pending;
+    s->inflight_len = s->pending_len;
+    s->inflight_cap = s->pending_cap;
+    s->pending = NULL;
+    s->pending_len = s->pending_cap = 0;
+    l->batch_bytes -= s->inflight_len;
+    l->parts[l->job.n_parts++] = (log_job_part){
+        .segment = s->id, .fd = s->fd, .buf = s->inflight, .len = s->inflight_len, .offset = s->size};
+}
+
+/* Each new file's MANIFEST, as log_commit wrote it when it created the file on the loop: the files
+ * so far with their durable bytes, the job's earlier parts at their final size, the new file empty. */
+static void encode_manifests(wal *l) {
+    manifest_entry *e = xmalloc((l->nsegs + 1) * sizeof *e);
+    size_t n = manifest_entries(l, e);
+    for (size_t i = 0; i < l->job.n_parts; i++) {
+        log_job_part *p = &l->job.parts[i];
+        if (p->fd < 0) {
+            const segment *s = log_find_segment(l, p->segment);
+            assert(n <= l->nsegs && (n == 0 || e[n - 1].id < s->id));
+            e[n++] = (manifest_entry){s->id, s->covers, 0};
+            p->manifest_len = manifest_encode(e, n, &p->manifest);
+            l->job.writes_manifest = true;
+        }
+        assert(n > 0 && e[n - 1].id == p->segment); /* only the first part may have a file already */
+        e[n - 1].min_size = p->offset + p->len;
+    }
+    free(e);
+}
+
+/* The batch becomes the job, one part per segment it touches; appends go on into a fresh (or
+ * recycled) buffer. Nothing here makes a system call but the check that the file is still named. */
+static int build_job(wal *l) {
+    segment *first = &l->segs[first_pending_segment(l)];
+    int rc = first->fd >= 0 ? check_still_named(l, first) : 0;
+    if (rc < 0) {
+        l->failed_errno = -rc;
+        return rc;
+    }
+    l->job = (log_job){.dirfd = l->dirfd, .fsync = l->opt.fsync, .mark = l->appended};
+    for (segment *s = first; s < l->segs + l->nsegs; s++)
+        if (s->pending_len > 0) add_part(l, s);
+    assert(l->batch_bytes == 0 && l->job.n_parts > 0);
+    l->job.parts = l->parts;
+    segment *last = &l->segs[l->nsegs - 1];
+    if (!last->pending) {
+        last->pending = l->spare;
+        last->pending_cap = l->spare_cap;
+        l->spare = NULL;
+        l->spare_cap = 0;
+    }
+    encode_manifests(l);
+    attach_side_sync(l);
+    attach_closes(l);
+    l->job_busy = true;
+    return 0;
+}
+
+/* Writes the batch and fdatasyncs it: the same job as the sync thread's, run at once. */
 int log_commit(wal *l) {
     if (l->failed_errno) return -l->failed_errno;
     if (!l->job_busy) {
@@ -365,49 +382,17 @@ int log_commit(wal *l) {
     }
     if (l->batch_bytes == 0) return 0;
     assert(!l->job_busy); /* the caller waits for the job in flight first */
-    uint64_t mark = l->appended;
-    for (size_t i = first_pending_segment(l); i < l->nsegs; i++) {
-        segment *s = &l->segs[i];
-        if (s->pending_len == 0) continue;
-        int rc = write_segment(l, s);
-        if (rc == 0) rc = sync_segment(l, s);
-        if (rc < 0) {
-            l->failed_errno = -rc;
-            return rc;
-        }
-        release_pending(s, i == l->nsegs - 1);
-    }
-    assert(l->batch_bytes == 0);
-    l->durable = mark;
-    return 0;
-}
-
-/* The last segment's batch becomes the job; appends go on into a fresh (or recycled) buffer. */
-static void hand_over(wal *l, segment *s) {
-    s->inflight = s->pending;
-    s->inflight_len = s->pending_len;
-    s->inflight_cap = s->pending_cap;
-    s->pending = l->spare;
-    s->pending_cap = l->spare_cap;
-    s->pending_len = 0;
-    l->spare = NULL;
-    l->spare_cap = 0;
-    l->batch_bytes -= s->inflight_len;
-    l->job = (log_job){.fd = s->fd,
-                       .buf = s->inflight,
-                       .len = s->inflight_len,
-                       .offset = s->size,
-                       .segment = s->id,
-                       .mark = l->appended};
-    attach_side_sync(l);
-    attach_closes(l);
-    l->job_busy = true;
+    int rc = build_job(l);
+    if (rc < 0) return rc;
+    rc = log_run_job(&l->job);
+    log_sync_finished(l, rc);
+    return rc;
 }
 
 /* No batch, but a side sync or closes are waiting: a job of their own. */
 static int side_only_job(wal *l, log_job **job) {
     if ((l->side.state != SIDE_WANTED && l->n_closing == 0) || l->job_busy) return 0;
-    l->job = (log_job){.fd = -1, .mark = l->durable};
+    l->job = (log_job){.dirfd = l->dirfd, .mark = l->durable};
     attach_side_sync(l);
     attach_closes(l);
     l->job_busy = true;
@@ -420,29 +405,43 @@ int log_write_batch(wal *l, log_job **job) {
     if (l->failed_errno) return -l->failed_errno;
     if (l->batch_bytes == 0) return side_only_job(l, job);
     assert(!l->job_busy);
-    size_t first = first_pending_segment(l);
-    if (first != l->nsegs - 1 || !l->opt.fsync) return log_commit(l); /* rare: a segment roll */
-    segment *s = &l->segs[first];
-    int rc = s->fd < 0 ? create_segment_file(l, s) : check_still_named(l, s);
-    if (rc < 0) {
-        l->failed_errno = -rc;
-        return rc;
-    }
-    hand_over(l, s);
+    if (!l->opt.fsync) return log_commit(l); /* nothing to wait for: written at once */
+    int rc = build_job(l);
+    if (rc < 0) return rc;
     *job = &l->job;
     return 0;
 }
 
+/* ---------- the job, on the sync thread (or inline from log_commit) ---------- */
+
+/* A new segment's file: created, its directory entry made durable, then MANIFEST naming it. */
+static int create_file(const log_job *job, log_job_part *p) {
+    char name[SEG_NAME_BYTES];
+    log_segment_name(name, p->segment);
+    p->fd = sio_open(job->dirfd, name, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (p->fd < 0) return -errno;
+    if (sio_sync_dir(job->dirfd) < 0) return -errno;
+    return manifest_write(job->dirfd, p->manifest, p->manifest_len);
+}
+
+static int run_part(log_job *job, log_job_part *p) {
+    int rc = p->fd < 0 ? create_file(job, p) : 0;
+    if (rc == 0) rc = sio_write_all(p->fd, p->buf, p->len, p->offset);
+    if (rc < 0 || !job->fsync) return rc;
+    job->syncs++;
+    return sio_sync_data_err(p->fd);
+}
+
 int log_run_job(log_job *job) {
     int rc = 0;
-    if (job->fd >= 0) {
-        rc = sio_write_all(job->fd, job->buf, job->len, job->offset);
-        if (rc == 0) rc = sio_sync_data_err(job->fd);
-    }
+    while (rc == 0 && job->parts_done < job->n_parts)
+        if ((rc = run_part(job, &job->parts[job->parts_done])) == 0) job->parts_done++;
     if (job->side_fd >= 0) job->side_rc = sio_sync_data_err(job->side_fd);
     close_all(job->close_fds, job->n_close);
     return rc;
 }
+
+/* ---------- the job's outcome, on the loop ---------- */
 
 /* The side sync of the finished job, unless its request was cancelled since. */
 static void side_sync_finished(wal *l) {
@@ -451,22 +450,15 @@ static void side_sync_finished(wal *l) {
     l->side.state = SIDE_DONE;
 }
 
-void log_sync_finished(wal *l, int rc) {
-    assert(l->job_busy);
-    l->job_busy = false;
-    side_sync_finished(l);
-    free(l->job.close_fds);
-    l->job.close_fds = NULL;
-    l->job.n_close = 0;
-    if (l->job.fd < 0) return; /* a side sync alone: no batch */
-    l->fsyncs++;
-    segment *s = log_find_segment(l, l->job.segment);
-    assert(s && s->inflight_len == l->job.len);
-    if (rc < 0) {
-        if (!l->failed_errno) l->failed_errno = -rc;
-        cut_failed_write(s); /* the batch stays readable in memory until the caller stops */
-        return;
-    }
+/* A failed write's bytes are cut off again (best effort) so that whole records of the failed batch
+ * do not reappear at the next start; the batch stays readable in memory until the caller stops. */
+static void cut_failed_write(segment *s) {
+    if (s->fd >= 0 && sio_truncate(s->fd, (off_t)s->size) < 0)
+        return; /* best effort: the next start cuts what it can as a torn tail */
+}
+
+/* A part written and synced: its bytes are the file's now; its buffer may serve the next batch. */
+static void part_durable(wal *l, segment *s) {
     s->size += s->inflight_len;
     s->synced = s->size;
     if (!l->spare && s->inflight_cap <= (1u << 20)) {
@@ -477,7 +469,35 @@ void log_sync_finished(wal *l, int rc) {
     }
     s->inflight = NULL;
     s->inflight_len = s->inflight_cap = 0;
-    l->durable = l->job.mark;
+}
+
+void log_sync_finished(wal *l, int rc) {
+    assert(l->job_busy);
+    log_job *job = &l->job;
+    l->job_busy = false;
+    side_sync_finished(l);
+    free(job->close_fds);
+    job->close_fds = NULL;
+    job->n_close = 0;
+    l->fsyncs += job->syncs;
+    assert(rc < 0 || job->parts_done == job->n_parts);
+    for (size_t i = 0; i < job->n_parts; i++) {
+        log_job_part *p = &job->parts[i];
+        segment *s = log_find_segment(l, p->segment);
+        assert(s && s->inflight_len == p->len);
+        if (s->fd < 0) s->fd = p->fd; /* the file the thread created (-1 if it did not get there) */
+        free(p->manifest);
+        p->manifest = NULL;
+        if (i < job->parts_done)
+            part_durable(l, s);
+        else if (i == job->parts_done)
+            cut_failed_write(s);
+    }
+    if (rc < 0) {
+        if (!l->failed_errno) l->failed_errno = -rc;
+        return;
+    }
+    if (job->n_parts) l->durable = job->mark;
 }
 
 uint64_t log_total_bytes(const wal *l) {
@@ -503,6 +523,9 @@ void log_close(wal *l) {
     }
     close_all(l->closing, l->n_closing);
     free(l->closing);
+    for (size_t i = 0; i < l->job.n_parts; i++)
+        free(l->job.parts[i].manifest); /* a job never finished (its log failed) */
+    free(l->parts);
     free(l->spare);
     if (l->dirfd >= 0) sio_close(l->dirfd);
     free(l->segs);

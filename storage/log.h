@@ -56,16 +56,18 @@ int log_read(wal *l, log_place where, uint8_t *dst);
 bool log_has_batch(const wal *l);
 bool log_wants_job(const wal *l); /* a batch, a side sync (below) or files to close, for the sync thread */
 bool log_closes_pending(const wal *l); /* dropped files not yet closed (log_close_later) */
-/* Writes the batch and fdatasyncs once. 0 on success; -errno on failure. After a failure the log
- * refuses further commits: the caller must stop (never retry a failed fsync). */
+/* Writes the batch and fdatasyncs it (once per segment it touches), on the caller's thread: the job
+ * below, run at once. 0 on success; -errno on failure. After a failure the log refuses further
+ * commits: the caller must stop (never retry a failed fsync). */
 int log_commit(wal *l);
 
 /* Group commit in two steps, so that neither the write nor the fdatasync runs on the loop's thread:
  * log_write_batch hands the batch over as a job (*job NULL when nothing needs the thread: no batch,
- * fsync off, or a batch that crossed segments, committed at once); log_run_job (thread-safe)
- * writes and syncs it; log_sync_finished records the outcome on the loop thread. Reads of the
- * batch's records are served from memory meanwhile. One job at a time. A failure makes every
- * later commit fail, as log_commit's does. */
+ * or fsync off, committed at once); log_run_job (thread-safe) writes and syncs it, segment by
+ * segment, and for a batch that crossed into a new segment also creates its file and rewrites
+ * MANIFEST (a roll costs the loop no more than any batch); log_sync_finished records the outcome
+ * on the loop thread. Reads of the batch's records are served from memory meanwhile. One job at a
+ * time. A failure makes every later commit fail, as log_commit's does. */
 typedef struct log_job log_job;
 int log_write_batch(wal *l, log_job **job);
 int log_run_job(log_job *job);
@@ -73,7 +75,8 @@ void log_sync_finished(wal *l, int rc);
 
 /* A side sync: asks that fd (log compaction's new file) be fdatasynced off the loop, by the next job
  * (a job of its own if no batch comes: log_wants_job says so until it is handed over) or inline
- * by log_commit. log_side_sync_result: true once done, with its result in *rc. A cancelled request's
+ * by log_commit. log_side_sync_result: true once done, with its result in *rc, and no job is
+ * rewriting MANIFEST (the caller goes on to switch a file in, which rewrites it). A cancelled request's
  * result is dropped; the fd may then be closed even while the thread still syncs it (it syncs
  * nothing of the log's, or fails with EBADF, and is ignored). One request at a time. */
 void log_request_side_sync(wal *l, int fd);

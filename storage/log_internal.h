@@ -30,7 +30,7 @@
 typedef struct segment {
     uint32_t id;
     uint32_t covers;   /* the highest id this file stands for (== id unless it is a merge) */
-    int fd;            /* -1 until log_commit creates the file */
+    int fd;            /* -1 until the job writing its first batch created the file */
     uint64_t size;     /* bytes written to the file */
     uint64_t synced;   /* bytes of the file known to be durable */
     uint64_t min_size; /* at open: the durable bytes MANIFEST recorded; a torn tail is never cut below */
@@ -41,15 +41,33 @@ typedef struct segment {
     size_t pending_cap;
 } segment;
 
-/* The batch handed to the sync thread: written and synced there, so a stalled disk stalls no read. */
-struct log_job {
-    int fd;
+/* One segment's share of a job: its batch bytes written at `offset` and synced. A segment without a
+ * file gets one first: created, its directory entry synced, then MANIFEST replaced by `manifest`
+ * (encoded on the loop: every file so far, this one included, the earlier ones at their final
+ * sizes), as log_commit did on the loop before the job took it over. */
+typedef struct log_job_part {
+    uint32_t segment;
+    int fd; /* -1: the thread creates the file and sets it (the loop keeps it, even after a failure) */
     const uint8_t *buf;
     size_t len;
     uint64_t offset;
-    uint32_t segment;
-    uint64_t mark; /* the appended mark it makes durable */
-    int side_fd;   /* another file to fdatasync after the batch (log_request_side_sync), or -1 */
+    uint8_t *manifest; /* for a new file only */
+    size_t manifest_len;
+} log_job_part;
+
+/* The batch handed to the sync thread: written and synced there, so a stalled disk stalls no read.
+ * Its parts go in segment order, each durable before the next file is created, so after a crash
+ * only the last segment can have a torn tail. */
+struct log_job {
+    int dirfd;
+    bool fsync;          /* false: the parts are written, not synced (--unsafe-no-fsync, log_commit) */
+    log_job_part *parts; /* none: a job for a side sync or closes alone */
+    size_t n_parts;
+    size_t parts_done;    /* out: parts written (and synced), from the first */
+    uint64_t syncs;       /* out: fdatasync calls on segment files */
+    uint64_t mark;        /* the appended mark it makes durable */
+    bool writes_manifest; /* a part creates a file: the loop must not write MANIFEST meanwhile */
+    int side_fd;          /* another file to fdatasync after the batch (log_request_side_sync), or -1 */
     uint64_t side_id;
     int side_rc;    /* out, from the thread: that sync's result */
     int *close_fds; /* descriptors of dropped files, closed by the thread (log_close_later) */
@@ -77,6 +95,8 @@ struct wal {
     uint64_t durable;   /* every append up to this mark is durable */
     struct log_job job; /* the one batch in flight, if job_busy */
     bool job_busy;
+    log_job_part *parts; /* the job's parts (kept for the next job) */
+    size_t parts_cap;
     side_sync side;
     int *closing; /* descriptors of dropped, unlinked files waiting to be closed off the loop */
     size_t n_closing, cap_closing;
@@ -103,8 +123,15 @@ int manifest_load(wal *l, manifest *m, char *err, size_t errlen);
 int manifest_check(wal *l, const manifest *m, char *err, size_t errlen);
 void manifest_free(manifest *m);
 /* Writes MANIFEST from the segment table, recording at most min_size durable bytes for segment id
- * (a rewrite about to replace it). 0 or -errno. */
+ * (a rewrite about to replace it). 0 or -errno. Never while a job writes it (log_job.writes_manifest). */
 int manifest_save(wal *l, uint32_t id, uint64_t min_size);
+/* The entries of the segment table's files (at most l->nsegs, into e): how many. */
+size_t manifest_entries(const wal *l, manifest_entry *e);
+/* MANIFEST's bytes for n entries, in a new buffer: its length. */
+size_t manifest_encode(const manifest_entry *e, size_t n, uint8_t **out);
+/* Replaces MANIFEST in dirfd by b: written beside, synced, renamed, the directory synced. 0 or -errno.
+ * Thread-safe: the sync thread calls it for a job's new segment. */
+int manifest_write(int dirfd, const uint8_t *b, size_t len);
 
 void log_segment_name(char out[SEG_NAME_BYTES], uint32_t id);
 /* Returns NULL if a whole valid record starts at p (setting *rec_bytes), else why not. */

@@ -59,7 +59,8 @@ size_t log_sealed_segments(const wal *l, uint32_t **ids) {
     size_t n = 0;
     *ids = xmalloc((l->nsegs ? l->nsegs : 1) * sizeof **ids);
     for (size_t i = 0; i + 1 < l->nsegs; i++)
-        if (l->segs[i].fd >= 0 || l->segs[i].pending_len) (*ids)[n++] = l->segs[i].id;
+        if (l->segs[i].fd >= 0 || l->segs[i].inflight_len || l->segs[i].pending_len)
+            (*ids)[n++] = l->segs[i].id;
     return n;
 }
 

@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "log_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,39 +22,53 @@
 #define MANIFEST_HEAD 16u
 #define MANIFEST_ENTRY 16u
 
-static size_t encode(const wal *l, uint32_t id, uint64_t min_size, uint8_t **out) {
+size_t manifest_entries(const wal *l, manifest_entry *e) {
     size_t n = 0;
-    for (size_t i = 0; i < l->nsegs; i++)
-        n += l->segs[i].fd >= 0;
+    for (size_t i = 0; i < l->nsegs; i++) {
+        const segment *s = &l->segs[i];
+        if (s->fd >= 0) e[n++] = (manifest_entry){s->id, s->covers, s->synced};
+    }
+    return n;
+}
+
+size_t manifest_encode(const manifest_entry *e, size_t n, uint8_t **out) {
     size_t len = MANIFEST_HEAD + n * MANIFEST_ENTRY + 8;
     uint8_t *b = xcalloc(1, len);
     memcpy(b, MANIFEST_MAGIC, 8);
     le_put(b + 8, MANIFEST_VERSION, 4);
     le_put(b + 12, n, 4);
-    uint8_t *e = b + MANIFEST_HEAD;
-    for (size_t i = 0; i < l->nsegs; i++) {
-        const segment *s = &l->segs[i];
-        if (s->fd < 0) continue;
-        le_put(e, s->id, 4);
-        le_put(e + 4, s->covers, 4);
-        le_put(e + 8, s->id == id && min_size < s->synced ? min_size : s->synced, 8);
-        e += MANIFEST_ENTRY;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *at = b + MANIFEST_HEAD + i * MANIFEST_ENTRY;
+        le_put(at, e[i].id, 4);
+        le_put(at + 4, e[i].covers, 4);
+        le_put(at + 8, e[i].min_size, 8);
     }
-    le_put(e, XXH3_64bits(b, len - 8), 8);
+    le_put(b + len - 8, XXH3_64bits(b, len - 8), 8);
     *out = b;
     return len;
 }
 
-int manifest_save(wal *l, uint32_t id, uint64_t min_size) {
-    uint8_t *b;
-    size_t len = encode(l, id, min_size, &b);
-    int fd = sio_open(l->dirfd, MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+int manifest_write(int dirfd, const uint8_t *b, size_t len) {
+    int fd = sio_open(dirfd, MANIFEST_TMP, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int rc = fd < 0 ? -errno : sio_write_all(fd, b, len, 0);
-    if (rc == 0 && sio_sync_data(fd) < 0) rc = -errno;
+    if (rc == 0) rc = sio_sync_data_err(fd);
     if (fd >= 0) sio_close(fd);
+    if (rc == 0 && sio_rename(dirfd, MANIFEST_TMP, MANIFEST_NAME) < 0) rc = -errno;
+    if (rc == 0 && sio_sync_dir(dirfd) < 0) rc = -errno;
+    return rc;
+}
+
+int manifest_save(wal *l, uint32_t id, uint64_t min_size) {
+    assert(!(l->job_busy && l->job.writes_manifest));
+    manifest_entry *e = xmalloc((l->nsegs ? l->nsegs : 1) * sizeof *e);
+    size_t n = manifest_entries(l, e);
+    for (size_t i = 0; i < n; i++)
+        if (e[i].id == id && min_size < e[i].min_size) e[i].min_size = min_size;
+    uint8_t *b;
+    size_t len = manifest_encode(e, n, &b);
+    free(e);
+    int rc = manifest_write(l->dirfd, b, len);
     free(b);
-    if (rc == 0 && sio_rename(l->dirfd, MANIFEST_TMP, MANIFEST_NAME) < 0) rc = -errno;
-    if (rc == 0 && sio_sync_dir(l->dirfd) < 0) rc = -errno;
     return rc;
 }
 

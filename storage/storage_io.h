@@ -34,7 +34,8 @@ typedef struct storage_io {
 } storage_io;
 
 /* Installs io for every later call (NULL restores the real calls). Not thread-safe: set it before
- * opening a store. The sync helper thread only ever calls sync_data. */
+ * opening a store. The sync helper thread calls write_at, sync_data and close, and for a segment
+ * roll open_at, sync_dir and rename_at (log_run_job), while the loop's thread calls the rest. */
 void storage_io_set(const storage_io *io);
 
 int sio_open(int dirfd, const char *name, int flags, mode_t mode);

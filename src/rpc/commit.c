@@ -2,7 +2,8 @@
  * "The commit rule"). At the end of a loop turn the batch is handed to the thread; the loop keeps
  * serving (reads of the batch come from memory) and collecting the next batch. When the sync is done
  * (ev_async), the user's durable hook releases the output held for it. Only the batch's write and
- * fdatasync leave the loop's thread; everything else stays on it. */
+ * fdatasync (with a segment roll's file creation and MANIFEST) leave the loop's thread; everything
+ * else stays on it. */
 #include "commit.h"
 
 #include <pthread.h>
@@ -105,7 +106,7 @@ static void start_batch(void) {
     if (rc < 0) fatal_commit(rc);
     if (batch) {
         uint64_t seq = next_batch_seq++;
-        if (!next) { /* already durable (fsync off, or committed at once across a segment roll) */
+        if (!next) { /* already durable (fsync off: written at once) */
             durable_seq = seq;
             return;
         }
