@@ -130,8 +130,7 @@ void mv_result_free(mv_result *r) {
 
 /* --- the write in progress --- */
 
-static void payload_reserve(write_batch *wb, size_t more) {
-    if (wb->len + more <= wb->cap) return;
+static void payload_grow(write_batch *wb, size_t more) {
     size_t cap = wb->cap ? wb->cap : 256;
     while (cap < wb->len + more)
         cap *= 2;
@@ -139,7 +138,11 @@ static void payload_reserve(write_batch *wb, size_t more) {
     wb->cap = cap;
 }
 
-static void payload_add(write_batch *wb, const void *p, size_t n) {
+static inline void payload_reserve(write_batch *wb, size_t more) {
+    if (wb->len + more > wb->cap) payload_grow(wb, more);
+}
+
+static inline void payload_add(write_batch *wb, const void *p, size_t n) {
     if (n == 0) return; /* an empty value may come as a NULL pointer */
     payload_reserve(wb, n);
     memcpy(wb->payload + wb->len, p, n);
@@ -219,6 +222,7 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     e.create_revision = live ? live->create_revision : wb->revision;
     e.version = live ? live->version + 1 : 1;
     /* create revision and version are written out, so replay never depends on older history */
+    payload_reserve(wb, 1 + 4 + key.len + 3 * 8 + 4 + value.len); /* then each add stays in place */
     payload_add(wb, &(uint8_t){CHANGE_PUT}, 1);
     payload_u32(wb, (uint32_t)key.len);
     payload_add(wb, key.data, key.len);

@@ -9,14 +9,19 @@
 
 /* The chosen branches of a txn and its nested txns, in depth-first order (etcd's "txn path"). */
 typedef struct txn_path {
-    bool *taken;
+    bool *taken; /* first the inline room: most txns (every Put and DeleteRange) nest no txn */
     size_t n, cap, next;
+    bool inline_taken[16];
 } txn_path;
 
 static void path_push(txn_path *p, bool v) {
     if (p->n == p->cap) {
-        p->cap = p->cap ? p->cap * 2 : 8;
-        p->taken = xrealloc(p->taken, p->cap);
+        size_t cap = p->cap * 2;
+        bool *grown = xmalloc(cap);
+        memcpy(grown, p->taken, p->n);
+        if (p->taken != p->inline_taken) free(p->taken);
+        p->taken = grown;
+        p->cap = cap;
     }
     p->taken[p->n++] = v;
 }
@@ -193,12 +198,14 @@ static void apply_range(mvcc *s, const mv_range_req *r, mv_arena *a, mv_range_re
 }
 
 static void apply_put(mvcc *s, const mv_put_req *p, mv_arena *a, mv_put_resp *out) {
-    keyhist *kh = bptree_get(s->index, p->key.data, p->key.len);
-    rev_entry *live = kh ? keyhist_at(kh, read_revision(s)) : NULL;
     mv_bytes value = p->value;
     int64_t lease = p->lease;
-    if (p->ignore_value && live) value = read_value(s, live, a);
-    if (p->ignore_lease && live) lease = live->lease;
+    if (p->ignore_value || p->ignore_lease) { /* else write_put alone looks the key up */
+        keyhist *kh = bptree_get(s->index, p->key.data, p->key.len);
+        rev_entry *live = kh ? keyhist_at(kh, read_revision(s)) : NULL;
+        if (p->ignore_value && live) value = read_value(s, live, a);
+        if (p->ignore_lease && live) lease = live->lease;
+    }
     rev_entry prev;
     bool had_prev;
     write_put(s, p->key, value, lease, &prev, &had_prev);
@@ -290,7 +297,8 @@ void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out) {
     out->arena = arena_new();
     out->resp.type = MV_OP_TXN;
     out->header_revision = s->revision;
-    txn_path path = {0};
+    txn_path path = {.cap = sizeof path.inline_taken};
+    path.taken = path.inline_taken;
     choose_path(s, req, &path);
     size_t put_bytes = 0;
     out->err = check_path(s, req, &path, &put_bytes);
@@ -304,5 +312,5 @@ void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out) {
         out->header_revision = s->revision;
         out->resp.header_revision = s->revision;
     }
-    free(path.taken);
+    if (path.taken != path.inline_taken) free(path.taken);
 }

@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "header.h"
 #include "kv_check.h"
+#include "kv_wire.h"
 #include "metrics.h"
 #include "rpc.pb-c.h"
 #include "store.h"
@@ -499,6 +500,12 @@ static etcd_err validate_write(const ProtobufCMessage *msg, size_t len, bool is_
 
 /* Answers a Put or DeleteRange that the store ran; prev_kv is the request's. */
 static void reply_write(const reply_sink *out, const mv_result *res, bool is_put, bool prev_kv) {
+    if (is_put && rpc_sink_takes_encoded(out) && !(prev_kv && res->resp.u.put.prev_kv)) {
+        uint8_t msg[PUT_REPLY_MAX_BYTES];
+        size_t len = put_reply_pack(msg, res->header_revision);
+        metrics_kv(0, 1, 0);
+        return rpc_sink_reply_encoded(out, msg, len);
+    }
     alloc_list mem = {0};
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
@@ -616,6 +623,8 @@ void kv_range(rpc_call *call, const uint8_t *msg, size_t len) {
 }
 
 void kv_put(rpc_call *call, const uint8_t *msg, size_t len) {
+    Etcdserverpb__PutRequest req;
+    if (put_request_decode(msg, len, &req)) return rpc_unary_run(call, &req.base, len, kv_put_exec);
     rpc_unary_exec(call, msg, len, &etcdserverpb__put_request__descriptor, kv_put_exec);
 }
 

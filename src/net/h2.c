@@ -130,10 +130,17 @@ static char *percent_encode(const char *msg) {
     return out;
 }
 
+/* A header whose name is a literal and whose value outlives the frame: nghttp2 neither copies nor
+ * lowercases either (a copy of every header of every reply was a tenth of its cost of a put). A
+ * value stays until the stream is closed: a literal, or the call's message, freed with the call. */
 #define NV(name, value, vlen)                                                                                \
-    { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen), NGHTTP2_NV_FLAG_NONE }
+    {                                                                                                        \
+        (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen),                                     \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                                     \
+    }
 
-/* grpc-status's value: gRPC's codes are 0..16, written without a format call. */
+/* grpc-status's value: gRPC's codes are 0..16, written without a format call; another one is
+ * formatted into buf, which the header must then copy (status_nv). */
 static const char *status_text(int code, char buf[static 12]) {
     static const char *const codes[] = {"0", "1",  "2",  "3",  "4",  "5",  "6",  "7", "8",
                                         "9", "10", "11", "12", "13", "14", "15", "16"};
@@ -142,11 +149,17 @@ static const char *status_text(int code, char buf[static 12]) {
     return buf;
 }
 
+static nghttp2_nv status_nv(int code, char buf[static 12]) {
+    const char *status = status_text(code, buf);
+    nghttp2_nv nv = NV("grpc-status", status, strlen(status));
+    if (status == buf) nv.flags = NGHTTP2_NV_FLAG_NO_COPY_NAME;
+    return nv;
+}
+
 static void submit_trailers(rpc_call *call) {
     char buf[12];
-    const char *status = status_text(call->status, buf);
     const char *msg = call->message ? call->message : "";
-    nghttp2_nv nv[] = {NV("grpc-status", status, strlen(status)), NV("grpc-message", msg, strlen(msg))};
+    nghttp2_nv nv[] = {status_nv(call->status, buf), NV("grpc-message", msg, strlen(msg))};
     nghttp2_submit_trailer(call->h->session, call->stream_id, nv, 2);
 }
 
@@ -181,14 +194,14 @@ static void start_response(rpc_call *call) {
     nghttp2_submit_response(call->h->session, call->stream_id, nv, 2, &prd);
 }
 
-/* An error (or OK) with no message sent: one HEADERS frame carrying the status, END_STREAM. */
+/* An error (or OK) with no message sent: one HEADERS frame carrying the status, END_STREAM.
+ * http_status is a literal. */
 static void submit_trailers_only(rpc_call *call, const char *http_status) {
     static const char ct[] = "application/grpc";
     char buf[12];
-    const char *status = status_text(call->status, buf);
     const char *msg = call->message ? call->message : "";
     nghttp2_nv nv[] = {NV(":status", http_status, strlen(http_status)), NV("content-type", ct, sizeof ct - 1),
-                       NV("grpc-status", status, strlen(status)), NV("grpc-message", msg, strlen(msg))};
+                       status_nv(call->status, buf), NV("grpc-message", msg, strlen(msg))};
     call->started = true;
     nghttp2_submit_response(call->h->session, call->stream_id, nv, 4, NULL);
 }
@@ -214,7 +227,7 @@ static void set_status(rpc_call *call, int code, const char *message) {
     ev_timer_stop(EV_DEFAULT_ & call->deadline);
 }
 
-/* Decides the call's status; trailers go out after its queued messages. */
+/* Decides the call's status; trailers go out after its queued messages. http_status is a literal. */
 void call_finish_http(rpc_call *call, int code, const char *message, const char *http_status) {
     if (call->finished || !call->h) return;
     set_status(call, code, message);

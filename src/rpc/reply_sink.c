@@ -83,13 +83,17 @@ ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
     return req;
 }
 
-void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
-                    unary_exec exec) {
-    ProtobufCMessage *req = rpc_unpack(call, msg, len, d);
-    if (!req) return;
+void rpc_unary_run(rpc_call *call, const ProtobufCMessage *req, size_t len, unary_exec exec) {
     reply_sink out = rpc_sink(call);
     const rpc_caller *was = rpc_set_current_caller(rpc_call_caller(call));
     exec(req, len, &out);
     rpc_set_current_caller(was);
+}
+
+void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
+                    unary_exec exec) {
+    ProtobufCMessage *req = rpc_unpack(call, msg, len, d);
+    if (!req) return;
+    rpc_unary_run(call, req, len, exec);
     protobuf_c_message_free_unpacked(req, NULL);
 }

@@ -38,5 +38,7 @@ ProtobufCMessage *rpc_unpack(rpc_call *call, const uint8_t *msg, size_t len,
  * INVALID_ARGUMENT as grpc-go answers it. */
 void rpc_unary_exec(rpc_call *call, const uint8_t *msg, size_t len, const ProtobufCMessageDescriptor *d,
                     unary_exec exec);
+/* Its second half: runs exec on a request decoded by other means, len bytes on the wire. */
+void rpc_unary_run(rpc_call *call, const ProtobufCMessage *req, size_t len, unary_exec exec);
 
 #endif
