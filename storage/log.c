@@ -372,6 +372,13 @@ static int build_job(wal *l) {
     return 0;
 }
 
+/* Does the batch go into a segment that has no file yet (a roll)? */
+static bool creates_file(const wal *l) {
+    for (size_t i = first_pending_segment(l); i < l->nsegs; i++)
+        if (l->segs[i].pending_len > 0 && l->segs[i].fd < 0) return true;
+    return false;
+}
+
 /* Writes the batch and fdatasyncs it: the same job as the sync thread's, run at once. */
 int log_commit(wal *l) {
     if (l->failed_errno) return -l->failed_errno;
@@ -405,7 +412,7 @@ int log_write_batch(wal *l, log_job **job) {
     if (l->failed_errno) return -l->failed_errno;
     if (l->batch_bytes == 0) return side_only_job(l, job);
     assert(!l->job_busy);
-    if (!l->opt.fsync) return log_commit(l); /* nothing to wait for: written at once */
+    if (!l->opt.fsync && !creates_file(l)) return log_commit(l); /* nothing to wait for: written at once */
     int rc = build_job(l);
     if (rc < 0) return rc;
     *job = &l->job;

@@ -63,11 +63,11 @@ int log_commit(wal *l);
 
 /* Group commit in two steps, so that neither the write nor the fdatasync runs on the loop's thread:
  * log_write_batch hands the batch over as a job (*job NULL when nothing needs the thread: no batch,
- * or fsync off, committed at once); log_run_job (thread-safe) writes and syncs it, segment by
- * segment, and for a batch that crossed into a new segment also creates its file and rewrites
- * MANIFEST (a roll costs the loop no more than any batch); log_sync_finished records the outcome
- * on the loop thread. Reads of the batch's records are served from memory meanwhile. One job at a
- * time. A failure makes every later commit fail, as log_commit's does. */
+ * or fsync off and no segment roll, written at once); log_run_job (thread-safe) writes and syncs
+ * it, segment by segment, and for a batch that crossed into a new segment also creates its file
+ * and rewrites MANIFEST (a roll costs the loop no more than any batch); log_sync_finished records
+ * the outcome on the loop thread. Reads of the batch's records are served from memory meanwhile.
+ * One job at a time. A failure makes every later commit fail, as log_commit's does. */
 typedef struct log_job log_job;
 int log_write_batch(wal *l, log_job **job);
 int log_run_job(log_job *job);

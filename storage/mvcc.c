@@ -149,17 +149,24 @@ static inline void payload_add(write_batch *wb, const void *p, size_t n) {
     wb->len += n;
 }
 
-static void payload_u32(write_batch *wb, uint32_t v) {
+/* Little-endian stores the compiler merges into one each (le_put's loop it leaves byte by byte). */
+static inline void store_le32(uint8_t *b, uint32_t v) {
+    b[0] = (uint8_t)v, b[1] = (uint8_t)(v >> 8), b[2] = (uint8_t)(v >> 16), b[3] = (uint8_t)(v >> 24);
+}
+
+static inline void store_le64(uint8_t *b, uint64_t v) {
+    store_le32(b, (uint32_t)v);
+    store_le32(b + 4, (uint32_t)(v >> 32));
+}
+
+/* A put change's bytes besides its key and value: type, key length, lease, create revision,
+ * version, value length. */
+#define PUT_HEAD_BYTES (1 + 4 + 3 * 8 + 4)
+
+static inline void payload_u32(write_batch *wb, uint32_t v) {
     uint8_t b[4];
     le_put(b, v, 4);
     payload_add(wb, b, 4);
-}
-
-static void payload_i64(write_batch *wb, int64_t v) {
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
-    payload_add(wb, b, 8);
 }
 
 void write_begin(mvcc *s) {
@@ -222,14 +229,17 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     e.create_revision = live ? live->create_revision : wb->revision;
     e.version = live ? live->version + 1 : 1;
     /* create revision and version are written out, so replay never depends on older history */
-    payload_reserve(wb, 1 + 4 + key.len + 3 * 8 + 4 + value.len); /* then each add stays in place */
-    payload_add(wb, &(uint8_t){CHANGE_PUT}, 1);
-    payload_u32(wb, (uint32_t)key.len);
-    payload_add(wb, key.data, key.len);
-    payload_i64(wb, lease);
-    payload_i64(wb, e.create_revision);
-    payload_i64(wb, e.version);
-    payload_u32(wb, (uint32_t)value.len);
+    payload_reserve(wb, PUT_HEAD_BYTES + key.len + value.len);
+    uint8_t *p = wb->payload + wb->len;
+    *p = CHANGE_PUT;
+    store_le32(p + 1, (uint32_t)key.len);
+    if (key.len) memcpy(p + 5, key.data, key.len);
+    p += 5 + key.len;
+    store_le64(p, (uint64_t)lease);
+    store_le64(p + 8, (uint64_t)e.create_revision);
+    store_le64(p + 16, (uint64_t)e.version);
+    store_le32(p + 24, (uint32_t)value.len);
+    wb->len += PUT_HEAD_BYTES + key.len;
     assert(wb->len <= UINT32_MAX); /* log_append takes no record over 4 GiB */
     e.value = (value_place){.offset = (uint32_t)wb->len, .length = (uint32_t)value.len};
     payload_add(wb, value.data, value.len);

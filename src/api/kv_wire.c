@@ -44,13 +44,12 @@ bool put_request_decode(const uint8_t *msg, size_t len, Etcdserverpb__PutRequest
     return true;
 }
 
+/* Field 1, the header, whose length fits one byte of varint. */
 size_t put_reply_pack(uint8_t *buf, int64_t rev) {
-    uint8_t hdr[RESPONSE_HEADER_MAX_BYTES];
-    size_t hlen = response_header_pack(hdr, rev);
-    uint8_t *p = pb_put_bytes_head(buf, 0x0a, hlen);
-    for (size_t i = 0; i < hlen; i++)
-        p[i] = hdr[i];
-    p += hlen;
-    assert((size_t)(p - buf) <= PUT_REPLY_MAX_BYTES);
-    return (size_t)(p - buf);
+    static_assert(RESPONSE_HEADER_MAX_BYTES < 128 && PUT_REPLY_MAX_BYTES >= 2 + RESPONSE_HEADER_MAX_BYTES,
+                  "the header's length is one byte");
+    size_t hlen = response_header_pack(buf + 2, rev);
+    buf[0] = 0x0a;
+    buf[1] = (uint8_t)hlen;
+    return 2 + hlen;
 }

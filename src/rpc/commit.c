@@ -28,6 +28,7 @@ static uint64_t next_batch_seq = 1; /* the batch being collected gets this numbe
 static uint64_t durable_seq;        /* every batch up to this one is durable */
 static uint64_t in_flight_seq;      /* the batch being synced, 0 if none */
 static bool job_busy;               /* the thread has a job: a batch, or a side sync alone */
+static uint64_t fsyncs_handed;      /* the store's fsync count when the batch in flight was handed over */
 
 /* The sync thread's one job slot, guarded by job_lock. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -90,7 +91,8 @@ static bool collect_sync_locked(void) {
     mvcc_sync_finished(g_store, job_rc);
     if (job_rc < 0) fatal_commit(job_rc);
     if (!in_flight_seq) return false; /* a side sync alone: nothing new is durable */
-    metrics_observe_fsync(g_store, job_seconds);
+    /* with fsync off, a roll's job syncs no segment: nothing to observe */
+    if (mvcc_fsync_count(g_store) != fsyncs_handed) metrics_observe_fsync(g_store, job_seconds);
     durable_seq = in_flight_seq;
     in_flight_seq = 0;
     return true;
@@ -106,11 +108,12 @@ static void start_batch(void) {
     if (rc < 0) fatal_commit(rc);
     if (batch) {
         uint64_t seq = next_batch_seq++;
-        if (!next) { /* already durable (fsync off: written at once) */
+        if (!next) { /* already durable (fsync off: written at once, unless it rolls) */
             durable_seq = seq;
             return;
         }
         in_flight_seq = seq;
+        fsyncs_handed = mvcc_fsync_count(g_store);
     }
     if (!next) return;
     job_busy = true;

@@ -188,6 +188,42 @@ START_TEST(test_roll_rides_in_the_job) {
 }
 END_TEST
 
+/* With fsync off a batch is written at once, on the loop, unless it rolls: the new file's creation,
+ * directory sync and MANIFEST still go to the thread. */
+START_TEST(test_roll_without_fsync_rides_in_the_job) {
+    make_dir();
+    log_options opt = {.fsync = false, .segment_bytes = SEG_BYTES};
+    char err[256];
+    wal *l = log_open(data, &opt, NULL, NULL, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    log_job *job;
+    append(l, 0, ACKED);
+    ck_assert_int_eq(log_write_batch(l, &job), 0); /* segments 1 and 2 are new: a job */
+    ck_assert_ptr_nonnull(job);
+    ck_assert_int_eq(log_run_job(job), 0);
+    log_sync_finished(l, 0);
+    append(l, ACKED, 2); /* the rest of segment 2: written at once */
+    ck_assert_int_eq(log_write_batch(l, &job), 0);
+    ck_assert_ptr_null(job);
+    ck_assert(log_is_durable(l, log_appended_mark(l)));
+    append(l, ACKED + 2, ROLLING - 2); /* segments 3 and 4 */
+    storage_io_set(&counting_io);
+    loop_calls = 0;
+    ck_assert_int_eq(log_write_batch(l, &job), 0);
+    ck_assert_int_eq(loop_calls, 0);
+    storage_io_set(NULL);
+    ck_assert_ptr_nonnull(job);
+    ck_assert(!seg_exists(3));
+    ck_assert_int_eq(log_run_job(job), 0);
+    log_sync_finished(l, 0);
+    ck_assert(log_is_durable(l, log_appended_mark(l)));
+    ck_assert_uint_eq(log_fsync_count(l), 0);
+    log_close(l);
+    ck_assert_int_eq(reopen_check(ACKED + ROLLING, "fsync off"), ACKED + ROLLING);
+    remove_dir();
+}
+END_TEST
+
 /* MANIFEST names each new segment before its first byte goes in, and the segments before it at their
  * final sizes: after a write into segment 4 failed, the data dir as the job left it refuses to open
  * without segment 4 (empty, but listed) or with segment 3 cut short; whole, it opens. */
@@ -391,6 +427,7 @@ Suite *log_roll_suite(void) {
     TCase *tc = tcase_create("log_roll");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_roll_rides_in_the_job);
+    tcase_add_test(tc, test_roll_without_fsync_rides_in_the_job);
     tcase_add_test(tc, test_new_segment_is_in_manifest_first);
     tcase_add_test(tc, test_failure_at_each_call_of_a_roll);
     tcase_add_test(tc, test_crash_at_each_call_of_a_roll);
