@@ -1,6 +1,7 @@
 /* svc_watch.c: the Watch service's stream side, as etcd's v3rpc/watch.go: create, cancel and progress
  * requests on one bidirectional stream holding many watchers, and every WatchResponse it sends
  * (created, canceled, events with prev_kv and fragments, compaction, progress notifications). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,16 @@ static void out_send(watch_stream *ws, const ProtobufCMessage *m) {
     free(buf);
 }
 
+static size_t stream_pending(const watch_stream *ws) {
+    return ws->out.send ? ws->out.pending(ws->out.ctx) : rpc_pending_bytes(ws->call);
+}
+
 bool watch_stream_slow(const watch_stream *ws) {
-    size_t pending = ws->out.send ? ws->out.pending(ws->out.ctx) : rpc_pending_bytes(ws->call);
-    return pending > WATCH_PENDING_LIMIT;
+    return stream_pending(ws) > WATCH_PENDING_LIMIT;
+}
+
+bool watch_stream_busy(const watch_stream *ws) {
+    return stream_pending(ws) > HOLD_BUSY_BYTES;
 }
 
 static void send_response(watch_stream *ws, Etcdserverpb__WatchResponse *r, int64_t header_rev) {
@@ -178,6 +186,19 @@ void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header
     if (n > 0) w->progress_due = false; /* etcd elides the next progress notification */
 }
 
+void watch_send_encoded_events(watcher *w, const uint8_t *events, size_t len, int64_t header_rev) {
+    Etcdserverpb__ResponseHeader h;
+    response_header_fill(&h, header_rev);
+    size_t header_len = etcdserverpb__response_header__get_packed_size(&h);
+    uint8_t head[11 + 2 + 64];
+    assert(header_len <= 64); /* four varints */
+    uint8_t *p = head + encode_watch_id(w->id, head);
+    p = pb_put_bytes_head(p, 0x0a, header_len); /* field 1, the header */
+    p += etcdserverpb__response_header__pack(&h, p);
+    out_send_parts(w->ws, head, (size_t)(p - head), events, len);
+    w->progress_due = false; /* events went out: etcd elides the next progress notification */
+}
+
 /* As etcd: the header revision is 0 (the store's compaction response carries no revision). */
 void watch_send_compacted(watcher *w, int64_t compact_rev) {
     Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
@@ -252,6 +273,7 @@ static watcher *watcher_new(watch_stream *ws, int64_t id, mv_bytes key, mv_bytes
 }
 
 static void watcher_free(watcher *w) {
+    hold_forget(w);
     free((void *)w->key.data);
     free(w->evs);
     free(w);

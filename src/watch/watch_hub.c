@@ -148,6 +148,7 @@ static void end_round(void) {
         hub.cap_touched = 0;
     }
     watch_events_cache_reset();
+    hold_round_reset();
     mv_arena_free(hub.arena);
     hub.arena = NULL;
     hub.loaded = 0;
@@ -155,6 +156,7 @@ static void end_round(void) {
 
 static void begin_round(void) {
     watch_events_cache_reset();
+    hold_round_reset();
     hub.round++;
     hub.arena = mv_arena_new();
     hub.loaded = 0;
@@ -307,30 +309,47 @@ static void on_revision(void *ctx, int64_t rev) {
     if (load_revision(rev, hub.n_prev_kv > 0) == MV_OK) match_events(rev, live_match);
 }
 
-/* Sends the live round's batches; a watcher whose stream is backed up (or whose batch reached the
- * revision limit) is caught up from history from where its batch stops instead. */
-void hub_flush_live(void) {
-    if (!hub.live_open) return;
-    hub.live_open = false;
-    for (size_t i = 0; i < hub.n_touched; i++) {
-        watcher *w = hub.touched[i];
-        if (w->n_evs == 0) continue;
-        if (watch_stream_slow(w->ws)) {
-            log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from history",
-                    (long long)w->id);
-            make_unsynced(w, w->evs[0]->kv->mod_revision);
-            continue;
-        }
-        watch_send_events(w, w->evs, w->n_evs, w->batch_last_rev);
-        if (w->more_rev) make_unsynced(w, w->more_rev);
+/* A watcher's batch of the live round: sent now, held while its connection is busy (watch_hold.c), or,
+ * when the stream is backed up (or the batch reached the revision limit), caught up from history from
+ * where it stops. Held events always go out before newer ones. */
+static void deliver_live(watcher *w) {
+    int64_t first = w->evs[0]->kv->mod_revision;
+    if (watch_stream_slow(w->ws)) {
+        log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from history", (long long)w->id);
+        make_unsynced(w, w->holding ? hold_drop(w) : first);
+        return;
     }
-    end_round();
-    if (hub.deferred) hub_check_deferred();
+    bool busy = watch_stream_busy(w->ws);
+    if (!w->fragment && !w->more_rev && (busy || w->holding) && hold_has_room(w, w->evs, w->n_evs)) {
+        hold_add(w, w->evs, w->n_evs, first, w->batch_last_rev);
+        if (!busy) hold_release(w);
+        return;
+    }
+    hold_release(w);
+    watch_send_events(w, w->evs, w->n_evs, w->batch_last_rev);
+    if (w->more_rev) make_unsynced(w, w->more_rev);
+}
+
+/* Sends (or holds) the live round's batches, then the held events that may go: those of drained
+ * connections, or all of them when forced (before any other response, so nothing overtakes them). */
+static void flush_live(bool force) {
+    if (hub.live_open) {
+        hub.live_open = false;
+        for (size_t i = 0; i < hub.n_touched; i++)
+            if (hub.touched[i]->n_evs) deliver_live(hub.touched[i]);
+        end_round();
+        if (hub.deferred) hub_check_deferred();
+    }
+    hold_release_ready(force);
+}
+
+void hub_flush_live(void) {
+    flush_live(true);
 }
 
 static void on_live_flush(EV_P_ ev_prepare *p, int revents) {
     (void)EV_A, (void)p, (void)revents;
-    hub_flush_live();
+    flush_live(false);
 }
 
 static void sync_match(watcher *w, void *ctx) {

@@ -18,6 +18,11 @@
  * and a client that lags gets its events in few large responses (up to 1000 revisions each, as
  * etcd's unsynced watchers do), which is what lets it catch up. */
 #define WATCH_PENDING_LIMIT (256u << 10)
+/* Output queued on a connection above which live events are held back and sent together once it
+ * drains (watch_hold.c), within these bounds per watcher and per stream. */
+#define HOLD_BUSY_BYTES (32u << 10)
+#define HOLD_WATCHER_BYTES (16u << 10)
+#define HOLD_STREAM_BYTES (256u << 10)
 
 typedef struct watch_stream watch_stream;
 
@@ -54,6 +59,11 @@ typedef struct watcher {
     size_t n_evs, cap_evs;
     int batch_revs;
     int64_t batch_last_rev, more_rev;
+    /* live events held back while the connection is busy (watch_hold.c): encoded Event fields */
+    uint8_t *held;
+    size_t held_len, held_cap;
+    int64_t held_first_rev, held_last_rev;
+    bool holding, in_hold_list;
 } watcher;
 
 struct watch_stream {
@@ -61,7 +71,8 @@ struct watch_stream {
     watch_output out; /* the JSON gateway's (send NULL for a gRPC stream) */
     watcher *watchers;
     size_t n_watchers, n_unsynced;
-    watcher **ids; /* id map: chained hash, power-of-two size */
+    size_t held_bytes; /* held by its watchers (watch_hold.c) */
+    watcher **ids;     /* id map: chained hash, power-of-two size */
     size_t ids_cap;
     int64_t next_id; /* etcd's nextID: auto ids start at 0 and skip taken ones */
     bool progress_deferred;
@@ -105,8 +116,27 @@ void hub_check_deferred(void);
  * preceded by this, so nothing overtakes events of earlier revisions. */
 void hub_flush_live(void);
 
+/* --- watch_hold.c: live events held while a connection is busy --- */
+/* Could w hold these events too (within its and its stream's bounds)? */
+bool hold_has_room(const watcher *w, Mvccpb__Event **evs, size_t n);
+void hold_add(watcher *w, Mvccpb__Event **evs, size_t n, int64_t first_rev, int64_t last_rev);
+/* Sends w's held events, if any, in one response. */
+void hold_release(watcher *w);
+/* Drops w's held events (it catches up from history instead): the first revision they held. */
+int64_t hold_drop(watcher *w);
+/* Releases held events whose connections are no longer busy, or all of them when forced. */
+void hold_release_ready(bool force);
+/* The watcher is going away: out of the list, its buffer freed (nothing sent). */
+void hold_forget(watcher *w);
+/* The round's events are about to be freed: forget their encodings. */
+void hold_round_reset(void);
+
 /* --- svc_watch.c: responses, used by the hub --- */
 bool watch_stream_slow(const watch_stream *ws);
+/* Output is queued on the stream's connection beyond HOLD_BUSY_BYTES. */
+bool watch_stream_busy(const watch_stream *ws);
+/* One response of already encoded Event fields. */
+void watch_send_encoded_events(watcher *w, const uint8_t *events, size_t len, int64_t header_rev);
 void watch_send_events(watcher *w, Mvccpb__Event **evs, size_t n, int64_t header_rev);
 /* The hub calls this when a round begins or ends: its event objects are about to be freed. */
 void watch_events_cache_reset(void);
