@@ -6,8 +6,15 @@ GEN := $(BUILD)/gen
 WARN := -Wall -Wextra -Werror
 CSTD := -std=c11 -D_GNU_SOURCE
 OPT ?= -O2 -g1
+# each function and object in a section of its own, so that the server's link drops what nothing uses
+# (--gc-sections: mostly protoc-c's generated helpers; 909 -> 805 kB with the static libraries below)
+SECTIONS := -ffunction-sections -fdata-sections
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LIBS := -lev -lnghttp2 -lprotobuf-c -lxxhash -lcrypt -pthread
+# libev, protobuf-c and xxhash are linked statically (their -dev packages ship the .a): the little of
+# them the server runs sits in its own text instead of three more mappings, each with its relocations
+# and data pages (idle RSS, issue 16). nghttp2, crypt and yaml stay shared: statically they would add
+# ~470 kB to the binary for no RSS that a measurement could tell apart.
+LIBS := -Wl,-Bstatic -lev -lprotobuf-c -lxxhash -Wl,-Bdynamic -lnghttp2 -lcrypt -pthread
 LIBS += -lyaml
 # no -lssl -lcrypto: src/net/tls_lib.c opens OpenSSL with dlopen when TLS flags are given (idle RSS)
 CHECK_LIBS = $(shell pkg-config --libs check)
@@ -71,14 +78,14 @@ A_gen := $(patsubst $(GEN)/%.c,$(BUILD)/asan/gen/%.o,$(GEN_C))
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(INC) $(WARN) $(OPT) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(INC) $(WARN) $(OPT) $(SECTIONS) -MMD -MP -c $< -o $@
 $(BUILD)/asan/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(INC) $(WARN) $(SAN) -MMD -MP -c $< -o $@
 # generated code is protoc-c's, compiled without -Werror
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) -I$(GEN) $(OPT) -c $< -o $@
+	$(CC) $(CSTD) -I$(GEN) $(OPT) $(SECTIONS) -c $< -o $@
 $(BUILD)/asan/gen/%.o: $(GEN)/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -I$(GEN) $(SAN) -c $< -o $@
@@ -98,9 +105,11 @@ $(foreach L,$(ARCHIVES),$(eval $(call archive,$(L))))
 # the server: every object of src/ (metrics.c registers its counters from a constructor, so none may
 # be left out as an unreferenced archive member would be), libstorage.a and the generated code
 SERVER_LAYERS := base rpc api watch gateway net
-# line tables kept for crash traces, compressed so the binary stays under 1 MB
+# line tables kept for crash traces, compressed so the binary stays under 1 MB; unused sections dropped;
+# relative relocations packed (DT_RELR: 2.6k entries in 1 kB instead of 62 kB read at every start)
 $(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a
-	$(CC) $(OPT) -Wl,--compress-debug-sections=zlib -o $@ $^ $(LIBS)
+	$(CC) $(OPT) -Wl,--compress-debug-sections=zlib -Wl,--gc-sections -Wl,-z,pack-relative-relocs -o $@ $^ \
+		$(LIBS)
 # the man page, from the binary's own -h (scripts/gen-man.sh)
 $(BUILD)/cetcd.1: $(BUILD)/cetcd scripts/gen-man.sh
 	scripts/gen-man.sh $(BUILD)/cetcd > $@.tmp && mv $@.tmp $@
