@@ -12,11 +12,11 @@ SECTIONS := -ffunction-sections -fdata-sections
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # libev, protobuf-c and xxhash are linked statically (their -dev packages ship the .a): the little of
 # them the server runs sits in its own text instead of three more mappings, each with its relocations
-# and data pages (idle RSS, issue 16). nghttp2, crypt and yaml stay shared: statically they would add
-# ~470 kB to the binary for no RSS that a measurement could tell apart.
+# and data pages (idle RSS, issue 16). nghttp2 and crypt stay shared: statically they would add
+# ~360 kB to the binary for no RSS that a measurement could tell apart.
 LIBS := -Wl,-Bstatic -lev -lprotobuf-c -lxxhash -Wl,-Bdynamic -lnghttp2 -lcrypt -pthread
-LIBS += -lyaml
-# no -lssl -lcrypto: src/net/tls_lib.c opens OpenSSL with dlopen when TLS flags are given (idle RSS)
+# no -lssl -lcrypto: src/net/tls_lib.c opens OpenSSL with dlopen when TLS flags are given, and no
+# -lyaml: src/base/yaml_lib.c opens libyaml for --config-file (idle RSS)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 PROTOS := proto/kv.proto proto/auth.proto proto/rpc.proto proto/lease.proto proto/v3lock.proto \
@@ -152,7 +152,7 @@ UNIT_LIBS_api := api rpc gen storage base
 UNIT_LIBS_watch := watch rpc gen storage base
 UNIT_LIBS_gateway := gateway api watch rpc gen storage base
 # and the system libraries: storage's tests link neither libev nor nghttp2 nor protobuf-c
-SYSLIBS_base := -lyaml -pthread
+SYSLIBS_base := -pthread
 SYSLIBS_storage := -lxxhash $(SYSLIBS_base)
 SYSLIBS_rpc := -lev -lprotobuf-c $(SYSLIBS_storage)
 SYSLIBS_api := $(SYSLIBS_rpc)
@@ -251,7 +251,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(F_harness) $(F_src) $(
 	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -Wl,--wrap=mvcc_on_revision -o $@ $^ $(LIBS)
 # recovery needs storage and base only
 $(BUILD)/fuzz/fuzz_log: $(BUILD)/fuzz/tests/fuzz/fuzz_log.o $(F_storage) $(call objects,fuzz,$(C_base))
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -lyaml -pthread
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lxxhash -pthread
 fuzz: $(FUZZ_BINS)
 # each target: its seeds, then FUZZ_RUNS inputs of a fixed seed (so that a run is repeatable), at most
 # FUZZ_SECONDS; new inputs go to a scratch dir. Open bugs already reported (tests/fuzz/README.md) are

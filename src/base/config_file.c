@@ -1,6 +1,7 @@
 /* config_file.c: --config-file. etcd reads a YAML map whose keys are its flag names (a list value,
  * such as log-outputs, stands for the comma list) and two nested maps for the TLS files; keys it does
- * not know are ignored, as etcd's YAML decoding ignores them. Parsed with libyaml's document API. */
+ * not know are ignored, as etcd's YAML decoding ignores them. Parsed with libyaml's document API, the
+ * library loaded here when a file is given (yaml_lib.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <yaml.h>
 
 #include "config_file.h"
+#include "yaml_lib.h" /* after <yaml.h>: libyaml is loaded for the file alone */
 
 /* The nested TLS maps: a key inside them and the flag it stands for. */
 static const struct {
@@ -79,6 +81,12 @@ int config_file_load(const char *path, config *cfg,
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cetcd: --config-file %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    char err[400];
+    if (!yaml_lib_load(err, sizeof err)) {
+        fprintf(stderr, "cetcd: --config-file %s: %s\n", path, err);
+        fclose(f);
         return 2;
     }
     yaml_parser_t parser;

@@ -206,10 +206,11 @@ t_eq "cetcd: ALPN h2 for a gRPC client" "ALPN protocol: h2" "$out"
 out=$(grep -oE 'lib(ssl|crypto)\.so\.3' /proc/$PID/maps | sort -u | tr '\n' ' ')
 t_eq "cetcd: with TLS flags, OpenSSL is loaded" "libcrypto.so.3 libssl.so.3 " "$out"
 stop_pid "$PID"
-# OpenSSL is loaded only for TLS (tls_lib.h): a plain server maps neither library
+# OpenSSL is loaded only for TLS (tls_lib.h), libyaml only for --config-file (yaml_lib.h): a server
+# started from plain flags maps none of them
 CETCD_DIR=$D/plain start_cetcd
-out=$(grep -oE 'lib(ssl|crypto)[^/]*$' /proc/$CETCD_PID/maps | sort -u)
-t_eq "cetcd: without TLS flags, neither libssl nor libcrypto is mapped" "" "$out"
+out=$(grep -oE 'lib(ssl|crypto|yaml)[^/]*$' /proc/$CETCD_PID/maps | sort -u)
+t_eq "cetcd: without TLS flags or a config file, neither OpenSSL nor libyaml is mapped" "" "$out"
 stop_cetcd
 
 # --- --logger=zap: etcd's JSON lines, to every --log-outputs ---
@@ -269,6 +270,10 @@ EOF
     t_eq "$kind: --config-file: client-cert-auth: true refuses a client without a certificate" 1 "$?"
     out=$(curl -s --max-time 5 "http://127.0.0.1:$mport/health" | jq -r .health)
     t_eq "$kind: --config-file: the metrics listener" true "$out"
+    if [ $kind = cetcd ]; then
+        grep -q 'libyaml-0\.so' /proc/$PID/maps && t_pass "cetcd: --config-file: libyaml is loaded for it" ||
+            t_fail "cetcd: --config-file: libyaml is loaded for it"
+    fi
     stop_pid "$PID"
 done
 
@@ -298,21 +303,29 @@ printf 'name: [a\n' >"$D/bad.yaml"
 refused "a config file that is not YAML" "$D/bad.yaml" --config-file "$D/bad.yaml"
 refused "a config file that does not exist" "$D/none.yaml" --config-file "$D/none.yaml"
 refused "a --log-outputs file that cannot be opened" "$D/no/such.log" --logger=zap --log-outputs "$D/no/such.log"
-# TLS flags while OpenSSL cannot be loaded: /dev/null mounted over the library the loader would find,
-# in a private mount namespace that only cetcd sees (needs root and unshare; skipped without them)
+# TLS flags while OpenSSL cannot be loaded, or a config file while libyaml cannot: /dev/null mounted
+# over the library the loader would find (in the directory of the libc it gives openssl(1)), in a
+# private mount namespace that only cetcd sees (needs root and unshare; skipped without them)
 cat >"$T_TMP/without-lib" <<'EOF'
 #!/bin/sh
 exec unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$HIDE_LIB" "$REAL_BIN" "$@"
 EOF
 chmod +x "$T_TMP/without-lib"
-for lib in libssl.so.3 libcrypto.so.3; do
-    path=$(ldd "$(command -v openssl)" | awk -v l=$lib '$1 == l {print $3}')
-    if [ -z "$path" ] || ! unshare -m true 2>/dev/null; then
-        echo "skip - cetcd refuses: TLS flags without $lib (no unshare here, or no $lib to hide)"
+libdir=$(ldd "$(command -v openssl)" | awk '$1 == "libc.so.6" {print $3}')
+libdir=${libdir%/*}
+printf 'name: hidden\n' >"$D/ok.yaml"
+for lib in libssl.so.3 libcrypto.so.3 libyaml-0.so.2; do
+    if [ ! -e "$libdir/$lib" ] || ! unshare -m true 2>/dev/null; then
+        echo "skip - cetcd refuses: $lib missing (no unshare here, or no $libdir/$lib to hide)"
         continue
     fi
-    HIDE_LIB=$path REAL_BIN=$CETCD_BIN CETCD_BIN=$T_TMP/without-lib refused "TLS flags without $lib" \
-        "TLS needs OpenSSL 3's $lib, which cannot be loaded" "${HTTPS[@]}" --auto-tls
+    if [ $lib = libyaml-0.so.2 ]; then
+        want="reading YAML needs $lib, which cannot be loaded" flags=(--config-file "$D/ok.yaml")
+    else
+        want="TLS needs OpenSSL 3's $lib, which cannot be loaded" flags=("${HTTPS[@]}" --auto-tls)
+    fi
+    HIDE_LIB=$libdir/$lib REAL_BIN=$CETCD_BIN CETCD_BIN=$T_TMP/without-lib refused "$lib missing" "$want" \
+        "${flags[@]}"
 done
 
 t_finish
