@@ -1,8 +1,10 @@
 /* auth_hash.c: bcrypt hashing and checking with libxcrypt's crypt_r, on a few helper threads so the
- * loop never waits for one (auth_hash.h). Passwords are copied into the job and wiped once used. */
+ * loop never waits for one (auth_hash.h). Passwords are copied into the job and wiped once used.
+ * libxcrypt is opened by the first hash, so a server that never sees a password does not map it. */
 #include "auth_hash.h"
 
 #include <crypt.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,14 +57,47 @@ static void wipe_free(char *s) {
     free(s);
 }
 
+/* --- libxcrypt, opened on first use (idle RSS, issue 16) --- */
+
+#define CRYPT_SONAME "libcrypt.so.1"      /* Debian's libcrypt1, on every system (protected) */
+#define CRYPT_SYMBOL_VERSION "XCRYPT_2.0" /* what the linker bound when the server linked -lcrypt */
+
+static struct {
+    __typeof__(crypt_r) *crypt_r;
+    __typeof__(crypt_gensalt_rn) *crypt_gensalt_rn;
+} xcrypt;
+static pthread_once_t xcrypt_once = PTHREAD_ONCE_INIT;
+
+static void xcrypt_open(void) {
+    void *h = dlopen(CRYPT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    const char *why = h ? NULL : dlerror();
+    if (h) {
+        xcrypt.crypt_r = (__typeof__(xcrypt.crypt_r))dlvsym(h, "crypt_r", CRYPT_SYMBOL_VERSION);
+        xcrypt.crypt_gensalt_rn =
+            (__typeof__(xcrypt.crypt_gensalt_rn))dlvsym(h, "crypt_gensalt_rn", CRYPT_SYMBOL_VERSION);
+        if (!xcrypt.crypt_r || !xcrypt.crypt_gensalt_rn) why = "crypt_r or crypt_gensalt_rn missing";
+    }
+    if (why)
+        log_msg(LOG_ERROR,
+                "bcrypt needs %s, which cannot be loaded (%s): passwords can be neither set nor checked",
+                CRYPT_SONAME, why);
+}
+
+/* True once libxcrypt's two functions are there; the first call, on a helper thread, opens it. */
+static bool xcrypt_ready(void) {
+    pthread_once(&xcrypt_once, xcrypt_open);
+    return xcrypt.crypt_r && xcrypt.crypt_gensalt_rn;
+}
+
 /* --- the work, on any thread --- */
 
 static char *make_hash(const char *password) {
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    if (!crypt_gensalt_rn("$2b$", (unsigned long)auth_hash_cost(), NULL, 0, setting, sizeof setting))
+    if (!xcrypt_ready() ||
+        !xcrypt.crypt_gensalt_rn("$2b$", (unsigned long)auth_hash_cost(), NULL, 0, setting, sizeof setting))
         return NULL;
     struct crypt_data *data = xcalloc(1, sizeof *data);
-    const char *h = crypt_r(password, setting, data);
+    const char *h = xcrypt.crypt_r(password, setting, data);
     char *out = h && h[0] == '$' ? xstrdup(h) : NULL; /* a failure is "*0" or "*1" */
     explicit_bzero(data, sizeof *data);
     free(data);
@@ -71,8 +106,9 @@ static char *make_hash(const char *password) {
 
 static bool check_hash(const char *password, const char *stored) {
     if (stored[0] != '$') return false; /* empty (etcd 3.5's passwordless change) or not bcrypt */
+    if (!xcrypt_ready()) return false;
     struct crypt_data *data = xcalloc(1, sizeof *data);
-    const char *h = crypt_r(password, stored, data);
+    const char *h = xcrypt.crypt_r(password, stored, data);
     bool ok = false;
     if (h && h[0] == '$' && strlen(h) == strlen(stored)) {
         unsigned char diff = 0; /* compare every byte, whatever differs first */

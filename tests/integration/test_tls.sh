@@ -206,11 +206,14 @@ t_eq "cetcd: ALPN h2 for a gRPC client" "ALPN protocol: h2" "$out"
 out=$(grep -oE 'lib(ssl|crypto)\.so\.3' /proc/$PID/maps | sort -u | tr '\n' ' ')
 t_eq "cetcd: with TLS flags, OpenSSL is loaded" "libcrypto.so.3 libssl.so.3 " "$out"
 stop_pid "$PID"
-# OpenSSL is loaded only for TLS (tls_lib.h), libyaml only for --config-file (yaml_lib.h): a server
-# started from plain flags maps none of them
+# OpenSSL is loaded only for TLS (tls_lib.h), libyaml only for --config-file (yaml_lib.h), libcrypt
+# by the first password hash (auth_hash.c): a server started from plain flags maps none of them
 CETCD_DIR=$D/plain start_cetcd
-out=$(grep -oE 'lib(ssl|crypto|yaml)[^/]*$' /proc/$CETCD_PID/maps | sort -u)
-t_eq "cetcd: without TLS flags or a config file, neither OpenSSL nor libyaml is mapped" "" "$out"
+out=$(grep -oE 'lib(ssl|crypto|yaml|crypt)[^/]*$' /proc/$CETCD_PID/maps | sort -u)
+t_eq "cetcd: from plain flags, none of OpenSSL, libyaml and libcrypt is mapped" "" "$out"
+ctl "$CETCD_EP" user add hash-me:pw >/dev/null 2>&1
+out=$(grep -oE 'libcrypt\.so\.1' /proc/$CETCD_PID/maps | sort -u)
+t_eq "cetcd: libcrypt is loaded by the first password hash" libcrypt.so.1 "$out"
 stop_cetcd
 
 # --- --logger=zap: etcd's JSON lines, to every --log-outputs ---
@@ -327,5 +330,20 @@ for lib in libssl.so.3 libcrypto.so.3 libyaml-0.so.2; do
     HIDE_LIB=$libdir/$lib REAL_BIN=$CETCD_BIN CETCD_BIN=$T_TMP/without-lib refused "$lib missing" "$want" \
         "${flags[@]}"
 done
+# libcrypt is opened by the first password hash: without it the server runs, and a user add fails
+# with etcd's Internal error, the reason in the log
+if [ -e "$libdir/libcrypt.so.1" ] && unshare -m true 2>/dev/null; then
+    CETCD_DIR=$D/nocrypt HIDE_LIB=$libdir/libcrypt.so.1 REAL_BIN=$CETCD_BIN CETCD_BIN=$T_TMP/without-lib \
+        start_cetcd
+    out=$(ctl "$CETCD_EP" user add nocrypt:pw 2>&1)
+    grep -q "bcrypt hashing failed" <<<"$out" && t_pass "cetcd without libcrypt.so.1: user add fails" ||
+        t_fail "cetcd without libcrypt.so.1: user add fails" "$out"
+    grep -q "bcrypt needs libcrypt.so.1, which cannot be loaded" "$T_TMP/cetcd.log" &&
+        t_pass "cetcd without libcrypt.so.1: the log says why" ||
+        t_fail "cetcd without libcrypt.so.1: the log says why" "$(tail -3 "$T_TMP/cetcd.log")"
+    stop_cetcd
+else
+    echo "skip - cetcd without libcrypt.so.1 (no unshare here, or no $libdir/libcrypt.so.1 to hide)"
+fi
 
 t_finish
