@@ -1,5 +1,6 @@
 /* sha256.c: a plain SHA-256 (FIPS 180-4) for the snapshot stream's integrity trailer, which etcd's
- * clients expect; small and dependency-free, speed is not critical (the data is read from disk). */
+ * clients expect; small and dependency-free. Where the CPU has the SHA extensions, whole blocks go to
+ * sha256_ni.c instead, several times faster: a snapshot hashes all of the store. */
 #include "sha256.h"
 
 #include <string.h>
@@ -38,12 +39,27 @@ static void block(uint32_t h[8], const uint8_t *p) {
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
+static bool force_portable;
+
+void sha256_force_portable(bool on) {
+    force_portable = on;
+}
+
+static void blocks(sha256_ctx *c, const uint8_t *p, size_t n) {
+    if (c->ni && n > 0)
+        sha256_ni_blocks(c->h, p, n, K);
+    else
+        for (; n > 0; n--, p += 64)
+            block(c->h, p);
+}
+
 void sha256_init(sha256_ctx *c) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(c->h, iv, sizeof iv);
     c->total = 0;
     c->buf_len = 0;
+    c->ni = !force_portable && sha256_ni_usable();
 }
 
 void sha256_update(sha256_ctx *c, const void *data, size_t len) {
@@ -54,11 +70,11 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len) {
         memcpy(c->buf + c->buf_len, p, take);
         c->buf_len += take, p += take, len -= take;
         if (c->buf_len < 64) return;
-        block(c->h, c->buf);
+        blocks(c, c->buf, 1);
         c->buf_len = 0;
     }
-    for (; len >= 64; p += 64, len -= 64)
-        block(c->h, p);
+    blocks(c, p, len / 64);
+    p += len / 64 * 64, len %= 64;
     memcpy(c->buf, p, len);
     c->buf_len = len;
 }

@@ -1,6 +1,7 @@
 /* test_sha256.c: unit tests of src/base/sha256.c (our FIPS 180-4 code) against known digests:
  * the FIPS 180-4 / NIST examples, the padding boundaries (55, 56 and 64 bytes, digests from Python's
- * hashlib), and that feeding the data in pieces of any size gives the same digest as one call. */
+ * hashlib), that feeding the data in pieces of any size gives the same digest as one call, and that
+ * the SHA-extension blocks (sha256_ni.c) agree with the portable ones. */
 #include "sha256.h"
 
 #include <check.h>
@@ -82,6 +83,48 @@ START_TEST(test_incremental_equals_one_shot) {
 }
 END_TEST
 
+/* The portable block function on its own, where the SHA extensions would otherwise take the blocks. */
+START_TEST(test_portable_vectors) {
+    sha256_force_portable(true);
+    check_digest("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    uint8_t *a = repeated('a', 1000000);
+    check_digest(a, 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    free(a);
+    sha256_force_portable(false);
+}
+END_TEST
+
+/* sha256_ni.c against the portable code: random data of every length up to 4 KiB, and 1 MiB fed in
+ * uneven pieces. On a CPU without the extensions both are the portable code. */
+START_TEST(test_extensions_agree_with_portable) {
+    enum { MAX = 1 << 20 };
+    uint8_t *data = malloc(MAX);
+    uint64_t x = 0x243f6a8885a308d3ull;
+    for (size_t i = 0; i < MAX; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        data[i] = (uint8_t)x;
+    }
+    uint8_t fast[SHA256_DIGEST_LEN], slow[SHA256_DIGEST_LEN];
+    for (size_t len = 0; len <= 4096; len++) {
+        sha256(data, len, fast);
+        sha256_force_portable(true);
+        sha256(data, len, slow);
+        sha256_force_portable(false);
+        ck_assert_msg(memcmp(fast, slow, sizeof fast) == 0, "length %zu", len);
+    }
+    sha256_ctx c;
+    sha256_init(&c);
+    for (size_t off = 0, step = 1; off < MAX; off += step, step = step * 3 % 70001 + 1)
+        sha256_update(&c, data + off, off + step > MAX ? MAX - off : step);
+    sha256_final(&c, fast);
+    sha256_force_portable(true);
+    sha256(data, MAX, slow);
+    sha256_force_portable(false);
+    ck_assert(memcmp(fast, slow, sizeof fast) == 0);
+    free(data);
+}
+END_TEST
+
 Suite *sha256_suite(void) {
     Suite *s = suite_create("sha256");
     TCase *tc = tcase_create("digests");
@@ -89,6 +132,8 @@ Suite *sha256_suite(void) {
     tcase_add_test(tc, test_million_a);
     tcase_add_test(tc, test_padding_boundaries);
     tcase_add_test(tc, test_incremental_equals_one_shot);
+    tcase_add_test(tc, test_portable_vectors);
+    tcase_add_test(tc, test_extensions_agree_with_portable);
     suite_add_tcase(s, tc);
     return s;
 }
