@@ -93,7 +93,7 @@ size_t arena_bytes(const mv_arena *a) {
 void arena_free(mv_arena *a) {
     if (!a) return;
     chunk *keep = NULL, *c = a->head;
-    bool spare = n_spare_arenas < SPARE_ARENAS;
+    bool spare = (int)n_spare_arenas < SPARE_ARENAS; /* int: SPARE_ARENAS is 0 under ASan */
     while (c) {
         chunk *next = c->next;
         if (spare && !keep && c->size == ARENA_CHUNK)

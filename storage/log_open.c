@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,8 +296,75 @@ static int cut_torn_tail(wal *l, segment *s, uint64_t keep, char *err, size_t er
     return 0;
 }
 
-static int replay_segments(wal *l, log_replay_fn fn, void *ctx, char *err, size_t errlen) {
+/* While replay works through one segment, a helper thread asks the kernel to read the next few into
+ * the page cache (the seam's read_ahead, a hint), so that on a cold start the disk and the replay
+ * overlap instead of taking turns. It stays READ_AHEAD_SEGMENTS ahead, so that the cache holds what
+ * replay is about to need rather than the whole log. */
+enum { READ_AHEAD_SEGMENTS = 4 };
+
+typedef struct read_ahead {
+    struct {
+        int fd;
+        uint64_t size;
+    } * segs; /* copied at the start: replay may cut the last one meanwhile */
+    size_t n;
+    pthread_mutex_t mu;
+    pthread_cond_t moved;
+    size_t replaying; /* the segment replay is on */
+    bool done;        /* replay ended: no more waiting */
+    bool running;
+    pthread_t thread;
+} read_ahead;
+
+static void *read_ahead_main(void *arg) {
+    read_ahead *ra = arg;
+    for (size_t i = 1; i < ra->n; i++) {
+        pthread_mutex_lock(&ra->mu);
+        while (!ra->done && i > ra->replaying + READ_AHEAD_SEGMENTS)
+            pthread_cond_wait(&ra->moved, &ra->mu);
+        pthread_mutex_unlock(&ra->mu);
+        if (ra->segs[i].size) /* once replay is done, on cached pages: cheap */
+            sio_read_ahead(ra->segs[i].fd, 0, ra->segs[i].size);
+    }
+    return NULL;
+}
+
+static void read_ahead_start(read_ahead *ra, const wal *l) {
+    *ra = (read_ahead){.n = l->nsegs};
+    ra->segs = xcalloc(l->nsegs ? l->nsegs : 1, sizeof *ra->segs);
     for (size_t i = 0; i < l->nsegs; i++) {
+        ra->segs[i].fd = l->segs[i].fd;
+        ra->segs[i].size = l->segs[i].size;
+    }
+    pthread_mutex_init(&ra->mu, NULL);
+    pthread_cond_init(&ra->moved, NULL);
+    ra->running = l->nsegs > 1 && pthread_create(&ra->thread, NULL, read_ahead_main, ra) == 0;
+}
+
+static void read_ahead_at(read_ahead *ra, size_t segment_index) {
+    pthread_mutex_lock(&ra->mu);
+    ra->replaying = segment_index;
+    pthread_cond_signal(&ra->moved);
+    pthread_mutex_unlock(&ra->mu);
+}
+
+static void read_ahead_stop(read_ahead *ra) {
+    pthread_mutex_lock(&ra->mu);
+    ra->done = true;
+    pthread_cond_signal(&ra->moved);
+    pthread_mutex_unlock(&ra->mu);
+    if (ra->running) pthread_join(ra->thread, NULL);
+    pthread_cond_destroy(&ra->moved);
+    pthread_mutex_destroy(&ra->mu);
+    free(ra->segs);
+}
+
+static int replay_segments(wal *l, log_replay_fn fn, void *ctx, char *err, size_t errlen) {
+    read_ahead ra;
+    read_ahead_start(&ra, l);
+    int rc = 0;
+    for (size_t i = 0; i < l->nsegs && rc == 0; i++) {
+        read_ahead_at(&ra, i);
         scan_ctx c = {.l = l,
                       .seg = &l->segs[i],
                       .is_last = i + 1 == l->nsegs,
@@ -304,11 +372,13 @@ static int replay_segments(wal *l, log_replay_fn fn, void *ctx, char *err, size_
                       .fn_ctx = ctx,
                       .err = err,
                       .errlen = errlen};
-        if (scan_segment(&c) < 0) return -1;
-        if (c.is_last && c.keep_bytes < l->segs[i].size)
-            return cut_torn_tail(l, &l->segs[i], c.keep_bytes, err, errlen);
+        if (scan_segment(&c) < 0)
+            rc = -1;
+        else if (c.is_last && c.keep_bytes < l->segs[i].size)
+            rc = cut_torn_tail(l, &l->segs[i], c.keep_bytes, err, errlen);
     }
-    return 0;
+    read_ahead_stop(&ra);
+    return rc;
 }
 
 /* One process per data dir: a second one would interleave segments. The lock is on the directory

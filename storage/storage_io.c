@@ -59,6 +59,13 @@ static int real_start_writeback(int fd, uint64_t offset, uint64_t length) {
     return sync_file_range(fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
 }
 
+static int real_read_ahead(int fd, uint64_t offset, uint64_t length) {
+    int rc = posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_WILLNEED);
+    if (rc == 0) return 0;
+    errno = rc; /* posix_fadvise returns its error instead of setting errno */
+    return -1;
+}
+
 static const storage_io real_io = {
     .open_at = real_open,
     .close = close,
@@ -77,6 +84,7 @@ static const storage_io real_io = {
     .now_us = real_now_us,
     .free_space = real_free_space,
     .start_writeback = real_start_writeback,
+    .read_ahead = real_read_ahead,
 };
 
 static storage_io io = real_io;
@@ -101,6 +109,7 @@ void storage_io_set(const storage_io *custom) {
     PICK(now_us);
     PICK(free_space);
     PICK(start_writeback);
+    PICK(read_ahead);
 }
 
 int sio_open(int dirfd, const char *name, int flags, mode_t mode) {
@@ -164,6 +173,9 @@ int sio_free_space(int fd, uint64_t *bytes) {
 }
 int sio_start_writeback(int fd, uint64_t offset, uint64_t length) {
     return io.start_writeback(fd, offset, length);
+}
+int sio_read_ahead(int fd, uint64_t offset, uint64_t length) {
+    return io.read_ahead(fd, offset, length);
 }
 
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset) {

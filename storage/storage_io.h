@@ -31,11 +31,15 @@ typedef struct storage_io {
     /* starts writing a file's range to disk without waiting: a hint that makes a later sync_data
      * short; nothing is durable until sync_data returns */
     int (*start_writeback)(int fd, uint64_t offset, uint64_t length);
+    /* starts reading a file's range into the page cache without waiting: a hint (replay's read-ahead
+     * thread calls it, log_open.c) */
+    int (*read_ahead)(int fd, uint64_t offset, uint64_t length);
 } storage_io;
 
 /* Installs io for every later call (NULL restores the real calls). Not thread-safe: set it before
  * opening a store. The sync helper thread calls write_at, sync_data and close, and for a segment
- * roll open_at, sync_dir and rename_at (log_run_job), while the loop's thread calls the rest. */
+ * roll open_at, sync_dir and rename_at (log_run_job), replay's read-ahead thread calls read_ahead
+ * (log_open.c), and the loop's thread calls the rest. */
 void storage_io_set(const storage_io *io);
 
 int sio_open(int dirfd, const char *name, int flags, mode_t mode);
@@ -55,6 +59,7 @@ int sio_unmap(void *addr, size_t length);
 uint64_t sio_now_us(void);
 int sio_free_space(int fd, uint64_t *bytes);
 int sio_start_writeback(int fd, uint64_t offset, uint64_t length);
+int sio_read_ahead(int fd, uint64_t offset, uint64_t length);
 
 /* Helpers over the seam that retry EINTR and short transfers; 0 or -errno. */
 int sio_read_all(int fd, void *buf, size_t n, uint64_t offset);

@@ -294,6 +294,55 @@ START_TEST(test_segment_rollover) {
 }
 END_TEST
 
+/* Replay's read-ahead thread: every segment after the first is advised once, whole; a failing hint
+ * changes nothing. */
+static int n_advised;
+static uint64_t advised_bytes;
+static bool advice_fails;
+
+static int count_read_ahead(int fd, uint64_t offset, uint64_t length) {
+    (void)fd;
+    __atomic_add_fetch(&n_advised, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&advised_bytes, offset == 0 ? length : 0, __ATOMIC_SEQ_CST);
+    if (advice_fails) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+START_TEST(test_replay_reads_ahead) {
+    tdir t;
+    tdir_make(&t);
+    recs written = {.refuse_at = -1}, replayed = {.refuse_at = -1};
+    wal *l = open_log(&t, 1000, &replayed);
+    for (int batch = 0; batch < 10; batch++) {
+        append_n(l, &written, batch * 20, 20);
+        ck_assert_int_eq(log_commit(l), 0);
+    }
+    uint64_t total = log_total_bytes(l);
+    unsigned segments = written.v[written.n - 1].place.segment;
+    log_close(l);
+    char first[256];
+    seg_path(&t, 1, first, sizeof first);
+    for (int fails = 0; fails < 2; fails++) {
+        n_advised = 0, advised_bytes = 0, advice_fails = fails;
+        storage_io_set(&(storage_io){.read_ahead = count_read_ahead});
+        recs again = {.refuse_at = -1};
+        l = open_log(&t, 1000, &again);
+        storage_io_set(NULL);
+        ck_assert_int_eq(n_advised, (int)segments - 1);
+        ck_assert_uint_eq(advised_bytes, total - (uint64_t)file_size(first));
+        assert_same_records(&again, &written, 200);
+        log_close(l);
+        recs_free(&again);
+    }
+    recs_free(&written);
+    recs_free(&replayed);
+    tdir_remove(&t);
+}
+END_TEST
+
 START_TEST(test_record_larger_than_segment) {
     tdir t;
     tdir_make(&t);
@@ -762,6 +811,7 @@ Suite *log_suite(void) {
     tcase_add_test(tc, test_roundtrip_same_places);
     tcase_add_test(tc, test_read_from_batch_and_disk);
     tcase_add_test(tc, test_segment_rollover);
+    tcase_add_test(tc, test_replay_reads_ahead);
     tcase_add_test(tc, test_record_larger_than_segment);
     tcase_add_test(tc, test_fsync_count);
     tcase_add_test(tc, test_torn_tail_mid_record);
