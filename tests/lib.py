@@ -216,17 +216,25 @@ def _read_varint(buf, i):
         shift += 7
 
 
-def pb_fields(buf):
-    """Field number -> value (int for varints, bytes for length-delimited) of a protobuf message."""
-    out, i = {}, 0
+def pb_items(buf):
+    """(field number, value) of every field of a protobuf message in order, repeats kept: int for
+    varints, bytes for length-delimited."""
+    out, i = [], 0
     while i < len(buf):
         key, i = _read_varint(buf, i)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            out[field], i = _read_varint(buf, i)
+            value, i = _read_varint(buf, i)
         elif wire == 2:
             n, i = _read_varint(buf, i)
-            out[field], i = buf[i:i + n], i + n
+            value, i = buf[i:i + n], i + n
         else:
             raise ValueError("unexpected wire type %d" % wire)
+        out.append((field, value))
     return out
+
+
+def pb_fields(buf):
+    """Field number -> value (int for varints, bytes for length-delimited) of a protobuf message; a
+    repeated field keeps its last value."""
+    return dict(pb_items(buf))

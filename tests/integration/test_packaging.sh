@@ -152,6 +152,15 @@ for lib in $(ldd "$CETCD_BIN" | awk '$3 ~ /^\// {print $3}'); do
     printf '%s\n' "$runtime" | grep -qw -- "$pkg" || missing="$missing $pkg"
 done
 t_eq "Dockerfile: the runtime stage installs every library package cetcd links" "" "$missing"
+# and those it loads at run time (ldd does not list them): found by the sonames in the sources
+missing=""
+for so in $(grep -ohE '"lib[a-z0-9_-]+\.so\.[0-9]+"' "$ROOT"/src/*/*.c | tr -d '"' | sort -u); do
+    pkg=$(dpkg -S "/usr/lib/x86_64-linux-gnu/$so" 2>/dev/null || dpkg -S "/lib/x86_64-linux-gnu/$so" 2>/dev/null)
+    pkg=${pkg%%:*}
+    [ -n "$pkg" ] || { missing="$missing ?$so"; continue; }
+    printf '%s\n' "$runtime" | grep -qw -- "$pkg" || missing="$missing $pkg"
+done
+t_eq "Dockerfile: the runtime stage installs every library cetcd loads at run time" "" "$missing"
 for want in etcd-client 'ln -s docker-entrypoint.sh /usr/local/bin/etcd' \
     'ENTRYPOINT \["/usr/local/bin/docker-entrypoint.sh"\]'; do
     printf '%s\n' "$runtime" | grep -q -- "$want" && t_pass "Dockerfile: $want" || t_fail "Dockerfile: $want"

@@ -16,7 +16,7 @@ import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 import h2.settings  # noqa: E402
-from lib import Server, Tally, pb_fields  # noqa: E402
+from lib import Server, Tally, pb_fields, pb_items  # noqa: E402
 
 t = Tally()
 KEY = b"batched"
@@ -91,32 +91,9 @@ class RawWatch:
 def parse_with_events(buf):
     """A WatchResponse's fields, and under "_events" every event's kv.mod_revision (field 11 repeats,
     which pb_fields would fold into its last)."""
-    out, i, evs = {}, 0, []
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out[field], i = _varint(buf, i)
-            continue
-        n, i = _varint(buf, i)
-        value, i = buf[i:i + n], i + n
-        if field == 11:
-            kv = pb_fields(pb_fields(value).get(2, b""))
-            evs.append(kv.get(4, 0))  # mod_revision
-        out[field] = value
-    out["_events"] = evs
+    out = pb_fields(buf)
+    out["_events"] = [pb_fields(pb_fields(v).get(2, b"")).get(4, 0) for f, v in pb_items(buf) if f == 11]
     return out
-
-
-def _varint(buf, i):
-    v, shift = 0, 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, i
-        shift += 7
 
 
 def run(slow):
