@@ -154,8 +154,7 @@ static void set_token(rpc_call *call, const uint8_t *value, size_t len) {
     call->caller.token = call->token;
 }
 
-void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value,
-                  size_t valuelen) {
+int input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen) {
     if (header_is(name, namelen, ":path")) {
         input_set_path(call, value, valuelen);
     } else if (header_is(name, namelen, ":method")) {
@@ -174,6 +173,7 @@ void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uin
     } else if (header_is(name, namelen, "authorization") && !call->token) {
         set_token(call, value, valuelen);
     }
+    return 0;
 }
 
 void input_set_path(rpc_call *call, const uint8_t *value, size_t len) {

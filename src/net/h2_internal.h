@@ -105,7 +105,8 @@ nghttp2_mem *h2_mem(void);
 
 /* h2_input.c */
 void input_headers_done(rpc_call *call); /* the request's HEADERS: pick the method or answer */
-void input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen);
+int input_header(rpc_call *call, const uint8_t *name, size_t namelen, const uint8_t *value,
+                 size_t valuelen); /* returns 0, for on_header */
 void input_data(rpc_call *call, const uint8_t *data, size_t len);
 void input_end(rpc_call *call);    /* the client half-closed the stream */
 void input_forget(rpc_call *call); /* the call is being freed: its bytes and queue place go */
