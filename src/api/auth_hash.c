@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "dynlib.h"
 #include "log_msg.h"
 
 #define MAX_THREADS 4
@@ -69,18 +70,19 @@ static struct {
 static pthread_once_t xcrypt_once = PTHREAD_ONCE_INIT;
 
 static void xcrypt_open(void) {
-    void *h = dlopen(CRYPT_SONAME, RTLD_NOW | RTLD_LOCAL);
-    const char *why = h ? NULL : dlerror();
+    char err[300];
+    void *h = dynlib_open(CRYPT_SONAME, "bcrypt needs", NULL, err, sizeof err);
     if (h) {
         xcrypt.crypt_r = (__typeof__(xcrypt.crypt_r))dlvsym(h, "crypt_r", CRYPT_SYMBOL_VERSION);
         xcrypt.crypt_gensalt_rn =
             (__typeof__(xcrypt.crypt_gensalt_rn))dlvsym(h, "crypt_gensalt_rn", CRYPT_SYMBOL_VERSION);
-        if (!xcrypt.crypt_r || !xcrypt.crypt_gensalt_rn) why = "crypt_r or crypt_gensalt_rn missing";
+        if (!xcrypt.crypt_r || !xcrypt.crypt_gensalt_rn)
+            snprintf(err, sizeof err,
+                     "bcrypt needs %s, which cannot be loaded (crypt_r or crypt_gensalt_rn missing)",
+                     CRYPT_SONAME);
     }
-    if (why)
-        log_msg(LOG_ERROR,
-                "bcrypt needs %s, which cannot be loaded (%s): passwords can be neither set nor checked",
-                CRYPT_SONAME, why);
+    if (!xcrypt.crypt_r || !xcrypt.crypt_gensalt_rn)
+        log_msg(LOG_ERROR, "%s: passwords can be neither set nor checked", err);
 }
 
 /* True once libxcrypt's two functions are there; the first call, on a helper thread, opens it. */

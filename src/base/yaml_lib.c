@@ -4,6 +4,8 @@
 #define YAML_LIB_NO_CALL_MACROS
 #include "yaml_lib.h"
 
+#include "dynlib.h"
+
 #include <dlfcn.h>
 #include <stdio.h>
 
@@ -26,14 +28,7 @@ bool yaml_lib_load(char *err, size_t errlen) {
     static int state; /* 0: not tried, 1: loaded, -1: failed */
     static char first_err[300];
     if (state == 0) {
-        void *h = dlopen(YAML_SONAME, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            const char *why = dlerror();
-            snprintf(
-                first_err, sizeof first_err,
-                "reading YAML needs %s, which cannot be loaded (%s); on Debian it is in package libyaml-0-2",
-                YAML_SONAME, why ? why : "unknown error");
-        }
+        void *h = dynlib_open(YAML_SONAME, "reading YAML needs", "libyaml-0-2", first_err, sizeof first_err);
         state = h && resolve(h, first_err, sizeof first_err) ? 1 : -1;
     }
     if (state < 0) snprintf(err, errlen, "%s", first_err);

@@ -4,6 +4,8 @@
 #define TLS_LIB_NO_CALL_MACROS
 #include "tls_lib.h"
 
+#include "dynlib.h"
+
 #include <dlfcn.h>
 #include <stdio.h>
 
@@ -12,14 +14,7 @@
 tls_lib_fns tls_fn;
 
 static void *open_lib(const char *name, char *err, size_t errlen) {
-    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *why = dlerror();
-        snprintf(err, errlen,
-                 "TLS needs OpenSSL 3's %s, which cannot be loaded (%s); on Debian it is in package libssl3",
-                 name, why ? why : "unknown error");
-    }
-    return h;
+    return dynlib_open(name, "TLS needs OpenSSL 3's", "libssl3", err, errlen);
 }
 
 static void *find(void *h, const char *lib, const char *fn, char *err, size_t errlen) {
