@@ -12,36 +12,33 @@
 #include <xxhash.h>
 
 /* A slot of the table, 8 bytes so that a large table misses the cache less: 0 when empty, else the top
- * 32 bits of the key's hash (its tag, which also picks the slot) above the record's place in 4-byte
- * units plus one. A record is the history's pointer (the history holds its key); records follow each
- * other in the order the keys came. */
+ * 32 bits of the key's hash (its tag, which also picks the slot) above the key's index in `hists`
+ * plus one. `hists` lists the histories (each holds its key) in the order the keys came. */
 typedef uint64_t slot;
 
 static uint32_t slot_tag(slot sl) {
     return (uint32_t)(sl >> 32);
 }
 
-static uint64_t slot_record(slot sl) {
-    return ((sl & UINT32_MAX) - 1) * 4;
+static size_t slot_index(slot sl) {
+    return (size_t)(sl & UINT32_MAX) - 1;
 }
 
-static slot make_slot(uint32_t tag, uint64_t rec) {
-    assert(rec % 4 == 0 && rec / 4 + 1 <= UINT32_MAX); /* records of up to 16 GiB of keys */
-    return (uint64_t)tag << 32 | (rec / 4 + 1);
+static slot make_slot(uint32_t tag, size_t index) {
+    assert(index + 1 <= UINT32_MAX); /* up to 4G keys */
+    return (uint64_t)tag << 32 | (index + 1);
 }
 
 static uint32_t key_tag(const uint8_t *key, size_t len) {
     return (uint32_t)(XXH3_64bits(key, len) >> 32);
 }
 
-enum { REC_BYTES = sizeof(keyhist *) };
-
 struct replay_map {
     slot *slots;
     size_t mask; /* slots - 1, a power of two less one */
     size_t count;
-    uint8_t *keys;
-    size_t keys_len, keys_cap;
+    keyhist **hists; /* count of them */
+    size_t cap_hists;
 };
 
 replay_map *replay_map_new(void) {
@@ -55,31 +52,13 @@ size_t replay_map_count(const replay_map *m) {
     return m->count;
 }
 
-static keyhist *record_history(const replay_map *m, uint64_t rec) {
-    keyhist *kh;
-    memcpy(&kh, m->keys + rec, sizeof kh);
-    return kh;
-}
-
-static const uint8_t *record_key(const replay_map *m, uint64_t rec, uint32_t *len) {
-    const bkey *k = keyhist_key(record_history(m, rec));
-    *len = k->len;
-    return k->bytes;
-}
-
-static uint64_t add_record(replay_map *m, keyhist *kh) {
-    size_t need = REC_BYTES;
-    if (m->keys_len + need > m->keys_cap) {
-        size_t cap = m->keys_cap ? m->keys_cap * 2 : 1 << 16;
-        while (cap < m->keys_len + need)
-            cap *= 2;
-        m->keys = xrealloc(m->keys, cap);
-        m->keys_cap = cap;
+static size_t add_history(replay_map *m, keyhist *kh) {
+    if (m->count == m->cap_hists) {
+        m->cap_hists = m->cap_hists ? m->cap_hists * 2 : 8192;
+        m->hists = xrealloc(m->hists, m->cap_hists * sizeof *m->hists);
     }
-    uint64_t rec = m->keys_len;
-    memcpy(m->keys + rec, &kh, sizeof kh);
-    m->keys_len += need;
-    return rec;
+    m->hists[m->count] = kh;
+    return m->count++;
 }
 
 /* A table of n slots. Probes land at random: on a large table each one missed the TLB too, so the
@@ -118,14 +97,13 @@ keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
     size_t i = tag & m->mask;
     for (; m->slots[i]; i = (i + 1) & m->mask) {
         if (slot_tag(m->slots[i]) != tag) continue;
-        uint32_t have;
-        const uint8_t *bytes = record_key(m, slot_record(m->slots[i]), &have);
-        if (have == len && (len == 0 || memcmp(bytes, key, len) == 0))
-            return record_history(m, slot_record(m->slots[i]));
+        keyhist *kh = m->hists[slot_index(m->slots[i])];
+        const bkey *k = keyhist_key(kh);
+        if (k->len == len && (len == 0 || memcmp(k->bytes, key, len) == 0)) return kh;
     }
     keyhist *kh = keyhist_new(key, len);
-    m->slots[i] = make_slot(tag, add_record(m, kh));
-    if (++m->count * 2 > m->mask + 1) grow(m); /* at most half full: probes stay short */
+    m->slots[i] = make_slot(tag, add_history(m, kh));
+    if (m->count * 2 > m->mask + 1) grow(m); /* at most half full: probes stay short */
     return kh;
 }
 
@@ -151,18 +129,16 @@ static int compare_keys(const void *a, const void *b) {
 static size_t shared_prefix(const replay_map *m) {
     size_t shared = SIZE_MAX;
     const uint8_t *first = NULL;
-    for (uint64_t at = 0; at < m->keys_len && shared;) {
-        uint32_t len;
-        const uint8_t *bytes = record_key(m, at, &len);
+    for (size_t h = 0; h < m->count && shared; h++) {
+        const bkey *k = keyhist_key(m->hists[h]);
         if (!first) {
-            first = bytes;
-            shared = len;
+            first = k->bytes;
+            shared = k->len;
         }
-        size_t n = len < shared ? len : shared, i = 0;
-        while (i < n && bytes[i] == first[i])
+        size_t n = k->len < shared ? k->len : shared, i = 0;
+        while (i < n && k->bytes[i] == first[i])
             i++;
         shared = i;
-        at += REC_BYTES;
     }
     return shared == SIZE_MAX ? 0 : shared;
 }
@@ -220,16 +196,14 @@ enum { PREFETCH_AHEAD = 16 };
 
 void replay_map_load(replay_map *m, bptree *index) {
     assert(bptree_count(index) == 0);
-    free(m->slots); /* the records alone list every key */
+    free(m->slots); /* hists alone lists every key */
     m->slots = NULL;
-    size_t skip = shared_prefix(m), n = 0;
-    sort_item *items = xmalloc((m->count ? m->count : 1) * sizeof *items);
-    for (uint64_t rec = 0; rec < m->keys_len; n++, rec += REC_BYTES) {
-        uint32_t len;
-        const uint8_t *bytes = record_key(m, rec, &len);
-        items[n] = (sort_item){head_of(bytes, len, skip), record_history(m, rec)};
+    size_t skip = shared_prefix(m), n = m->count;
+    sort_item *items = xmalloc((n ? n : 1) * sizeof *items);
+    for (size_t h = 0; h < n; h++) {
+        const bkey *k = keyhist_key(m->hists[h]);
+        items[h] = (sort_item){head_of(k->bytes, k->len, skip), m->hists[h]};
     }
-    assert(n == m->count);
     sort_items(items, n);
     for (size_t i = 0; i < n; i++) {
         if (i + PREFETCH_AHEAD < n) __builtin_prefetch(items[i + PREFETCH_AHEAD].kh);
@@ -238,16 +212,16 @@ void replay_map_load(replay_map *m, bptree *index) {
         bptree_append(index, k->bytes, k->len, items[i].kh);
     }
     free(items);
-    free(m->keys);
+    free(m->hists);
     free(m);
-    malloc_trim(0); /* the table, the records and the sort were freed in the heap's middle: give them back */
+    malloc_trim(0); /* the table, the list and the sort were freed in the heap's middle: give them back */
 }
 
 void replay_map_free(replay_map *m) {
     if (!m) return;
-    for (uint64_t rec = 0; rec < m->keys_len; rec += REC_BYTES)
-        keyhist_free(record_history(m, rec));
+    for (size_t h = 0; h < m->count; h++)
+        keyhist_free(m->hists[h]);
     free(m->slots);
-    free(m->keys);
+    free(m->hists);
     free(m);
 }
