@@ -73,6 +73,15 @@ static void held_append(watcher *w, const uint8_t *p, size_t n) {
     w->held_len += n;
 }
 
+/* A buffer grown by a burst is given back once nothing is held in it. */
+static void give_back_burst(watcher *w) {
+    if (w->held_len == 0 && w->held_cap > 2 * HOLD_WATCHER_BYTES) {
+        free(w->held);
+        w->held = NULL;
+        w->held_cap = 0;
+    }
+}
+
 static void list_add(watcher *w) {
     if (w->in_hold_list) return;
     if (hold.n_held == hold.cap_held) {
@@ -83,49 +92,43 @@ static void list_add(watcher *w) {
     w->in_hold_list = true;
 }
 
-bool hold_has_room(const watcher *w, Mvccpb__Event **evs, size_t n) {
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += encoded(evs[i])->len;
-    return w->held_len + bytes <= HOLD_WATCHER_BYTES && w->ws->held_bytes + bytes <= HOLD_STREAM_BYTES;
-}
-
-void hold_add(watcher *w, Mvccpb__Event **evs, size_t n, int64_t first_rev, int64_t last_rev) {
+bool hold_try_add(watcher *w, Mvccpb__Event **evs, size_t n, int64_t first_rev, int64_t last_rev) {
     assert(!w->fragment && n > 0);
-    if (!w->holding) {
-        list_add(w);
-        w->holding = true;
-        w->held_first_rev = first_rev;
-    }
     size_t before = w->held_len;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && w->held_len <= HOLD_WATCHER_BYTES; i++) { /* stops once over */
         const encoded_event *e = encoded(evs[i]);
         held_append(w, hold.bytes + e->at, e->len);
     }
-    w->ws->held_bytes += w->held_len - before;
+    size_t added = w->held_len - before;
+    if (w->held_len > HOLD_WATCHER_BYTES || w->ws->held_bytes + added > HOLD_STREAM_BYTES) {
+        w->held_len = before; /* no room: the events go out another way */
+        give_back_burst(w);
+        return false;
+    }
+    if (before == 0) {
+        list_add(w);
+        w->held_first_rev = first_rev;
+    }
+    w->ws->held_bytes += added;
     w->held_last_rev = last_rev;
+    return true;
 }
 
 static void held_clear(watcher *w) {
     assert(w->ws->held_bytes >= w->held_len);
     w->ws->held_bytes -= w->held_len;
-    w->holding = false;
     w->held_len = 0;
-    if (w->held_cap > 2 * HOLD_WATCHER_BYTES) { /* a burst's buffer is given back */
-        free(w->held);
-        w->held = NULL;
-        w->held_cap = 0;
-    }
+    give_back_burst(w);
 }
 
 void hold_release(watcher *w) {
-    if (!w->holding) return;
+    if (!hold_pending(w)) return;
     watch_send_encoded_events(w, w->held, w->held_len, w->held_last_rev);
     held_clear(w);
 }
 
 int64_t hold_drop(watcher *w) {
-    assert(w->holding);
+    assert(hold_pending(w));
     int64_t first = w->held_first_rev;
     held_clear(w);
     return first;
@@ -137,7 +140,7 @@ void hold_release_ready(bool force) {
     size_t kept = 0;
     for (size_t i = 0; i < hold.n_held; i++) {
         watcher *w = hold.held[i];
-        if (w->holding && !force && watch_stream_busy(w->ws)) {
+        if (hold_pending(w) && !force && watch_stream_busy(w->ws)) {
             hold.held[kept++] = w;
             continue;
         }
@@ -148,7 +151,7 @@ void hold_release_ready(bool force) {
 }
 
 void hold_forget(watcher *w) {
-    if (w->holding) held_clear(w);
+    if (hold_pending(w)) held_clear(w);
     for (size_t i = 0; w->in_hold_list && i < hold.n_held; i++)
         if (hold.held[i] == w) {
             hold.held[i] = hold.held[--hold.n_held];

@@ -316,12 +316,12 @@ static void deliver_live(watcher *w) {
     int64_t first = w->evs[0]->kv->mod_revision;
     if (watch_stream_slow(w->ws)) {
         log_msg(LOG_DEBUG, "watch: stream backed up; watcher %lld catches up from history", (long long)w->id);
-        make_unsynced(w, w->holding ? hold_drop(w) : first);
+        make_unsynced(w, hold_pending(w) ? hold_drop(w) : first);
         return;
     }
     bool busy = watch_stream_busy(w->ws);
-    if (!w->fragment && !w->more_rev && (busy || w->holding) && hold_has_room(w, w->evs, w->n_evs)) {
-        hold_add(w, w->evs, w->n_evs, first, w->batch_last_rev);
+    if (!w->fragment && !w->more_rev && (busy || hold_pending(w)) &&
+        hold_try_add(w, w->evs, w->n_evs, first, w->batch_last_rev)) {
         if (!busy) hold_release(w);
         return;
     }

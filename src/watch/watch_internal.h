@@ -63,7 +63,7 @@ typedef struct watcher {
     uint8_t *held;
     size_t held_len, held_cap;
     int64_t held_first_rev, held_last_rev;
-    bool holding, in_hold_list;
+    bool in_hold_list; /* in watch_hold.c's list (it may have sent its events since) */
 } watcher;
 
 struct watch_stream {
@@ -117,9 +117,13 @@ void hub_check_deferred(void);
 void hub_flush_live(void);
 
 /* --- watch_hold.c: live events held while a connection is busy --- */
-/* Could w hold these events too (within its and its stream's bounds)? */
-bool hold_has_room(const watcher *w, Mvccpb__Event **evs, size_t n);
-void hold_add(watcher *w, Mvccpb__Event **evs, size_t n, int64_t first_rev, int64_t last_rev);
+/* Does w hold events? */
+static inline bool hold_pending(const watcher *w) {
+    return w->held_len > 0;
+}
+/* Holds these events too, if that keeps within w's and its stream's bounds; false (nothing held) if
+ * not. */
+bool hold_try_add(watcher *w, Mvccpb__Event **evs, size_t n, int64_t first_rev, int64_t last_rev);
 /* Sends w's held events, if any, in one response. */
 void hold_release(watcher *w);
 /* Drops w's held events (it catches up from history instead): the first revision they held. */
