@@ -285,6 +285,20 @@ int log_read(wal *l, log_place where, uint8_t *dst) {
     return 0;
 }
 
+bool log_in_file(const wal *l, log_place where) {
+    const segment *s = log_find_segment(l, where.segment);
+    return s && where.offset + where.length <= s->size;
+}
+
+int log_open_segment_file(wal *l, uint32_t id) {
+    const segment *s = log_find_segment(l, id);
+    if (!s || s->fd < 0) return -ENOENT;
+    char name[SEG_NAME_BYTES];
+    log_segment_name(name, id);
+    int fd = sio_open(l->dirfd, name, O_RDONLY, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 /* ---------- committing ---------- */
 
 /* A segment file removed or replaced under a running server: acknowledging writes into it would lose

@@ -53,6 +53,11 @@ void log_close(wal *l);
 log_place log_append(wal *l, int type, int64_t revision, const uint8_t *payload, size_t len);
 /* Copies bytes of a place (which may still be in the unwritten batch) into dst. 0 or -errno. */
 int log_read(wal *l, log_place where, uint8_t *dst);
+/* Whether a place's bytes are in its segment's file (written), not only in the batch in memory. */
+bool log_in_file(const wal *l, log_place where);
+/* A descriptor of our own for reading segment id's file (closed with sio_close), or -errno: reads by it
+ * see the same bytes even after the log has rewritten or dropped the segment. */
+int log_open_segment_file(wal *l, uint32_t id);
 bool log_has_batch(const wal *l);
 bool log_wants_job(const wal *l); /* a batch, a side sync (below) or files to close, for the sync thread */
 bool log_closes_pending(const wal *l); /* dropped files not yet closed (log_close_later) */

@@ -218,6 +218,15 @@ void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
  * of kvs[i] to dst[i] (room for value.len bytes each), so a reply can be packed without a second copy. */
 void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out);
 void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *dst);
+/* mvcc_range_values in steps, for a reply too large to fill in one loop turn. begin (right after
+ * mvcc_range_select, before the store changes) copies the values that are in memory and takes its own
+ * descriptors of the segment files holding the rest, so that writes, compaction and log compaction
+ * between the steps change nothing it copies (with too many files, it copies everything at once);
+ * each step copies about budget bytes more and says whether all are done; end frees it, done or not. */
+typedef struct mv_values_copy mv_values_copy;
+mv_values_copy *mvcc_range_values_begin(mvcc *s, const mv_range_resp *selected, uint8_t *const *dst);
+bool mvcc_range_values_step(mv_values_copy *c, size_t budget);
+void mvcc_range_values_end(mv_values_copy *c);
 void mvcc_put(mvcc *s, const mv_put_req *req, mv_result *out);
 void mvcc_delete(mvcc *s, const mv_delete_req *req, mv_result *out);
 void mvcc_txn(mvcc *s, const mv_txn_req *req, mv_result *out);

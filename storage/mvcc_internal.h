@@ -96,6 +96,17 @@ void fill_kv(mvcc *s, mv_kv *kv, mv_bytes key, const rev_entry *e, bool with_val
 bool over_quota(const mvcc *s, size_t incoming);
 bool disk_too_low(const mvcc *s, size_t incoming); /* disk_guard.c: incoming would eat the reserve */
 
+/* A key found by a Range's scan, before values are read (mvcc_range.c). */
+typedef struct candidate {
+    mv_bytes key;
+    rev_entry *entry;
+    mv_bytes value; /* read early only when sorting by value */
+} candidate;
+
+/* range_values.c: fills out[i].value with the value of each candidate (into a), neighbours in the log
+ * read with one pread. */
+void read_values(mvcc *s, const candidate *c, size_t n, mv_kv *out, mv_arena *a);
+
 /* mvcc_range.c */
 /* Range at an already validated revision. */
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out);

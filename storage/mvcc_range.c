@@ -45,13 +45,6 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
     }
 }
 
-/* A key found by the scan, before values are read. */
-typedef struct candidate {
-    mv_bytes key;
-    rev_entry *entry;
-    mv_bytes value; /* read early only when sorting by value */
-} candidate;
-
 /* --- the count cache (mv_count_cache): how many live keys of a range follow some of its keys --- */
 
 #define COUNT_STRIDE 256 /* a mark every this many keys counted */
@@ -305,84 +298,6 @@ static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const 
     return need > r->max_bytes;
 }
 
-/* --- reading the values of a result: neighbours in the log in one read --- */
-
-#define RUN_MAX_BYTES (1u << 20)
-#define RUN_MAX_GAP 4096u
-
-typedef struct value_ref {
-    const rev_entry *e;
-    mv_bytes *out;
-} value_ref;
-
-static int by_place(const void *x, const void *y) {
-    const value_place *a = &((const value_ref *)x)->e->value, *b = &((const value_ref *)y)->e->value;
-    if (a->segment != b->segment) return a->segment < b->segment ? -1 : 1;
-    return (a->offset > b->offset) - (a->offset < b->offset);
-}
-
-/* A freshly written prefix is already in log order: no sort then. */
-static bool in_log_order(const value_ref *v, size_t n) {
-    for (size_t i = 1; i < n; i++)
-        if (by_place(&v[i - 1], &v[i]) > 0) return false;
-    return true;
-}
-
-/* How many refs from i on one read can serve: same segment, small gaps (never more gap than
- * value bytes, so the arena holds at most twice the values), at most RUN_MAX_BYTES. */
-static size_t run_length(const value_ref *v, size_t n, size_t i, uint64_t *bytes) {
-    const value_place *first = &v[i].e->value;
-    uint64_t end = first->offset + first->length, values = first->length, gaps = 0;
-    size_t j = i + 1;
-    for (; j < n; j++) {
-        const value_place *p = &v[j].e->value;
-        if (p->segment != first->segment || p->offset < end) break;
-        uint64_t gap = p->offset - end;
-        if (gap > RUN_MAX_GAP || gaps + gap > values + p->length) break;
-        if (p->offset + p->length - first->offset > RUN_MAX_BYTES) break;
-        gaps += gap;
-        values += p->length;
-        end = p->offset + p->length;
-    }
-    *bytes = end - first->offset;
-    return j - i;
-}
-
-static void read_run(mvcc *s, value_ref *v, size_t n, uint64_t bytes, mv_arena *a) {
-    log_place run = {
-        .segment = v[0].e->value.segment, .offset = v[0].e->value.offset, .length = (uint32_t)bytes};
-    uint8_t *buf = arena_alloc_raw(a, bytes); /* the run is read over it at once */
-    int rc = n > 1 ? log_read(s->log, run, buf) : -EINVAL;
-    for (size_t k = 0; k < n; k++) {
-        if (rc == 0)
-            *v[k].out = (mv_bytes){buf + (v[k].e->value.offset - run.offset), v[k].e->value.length};
-        else /* one value, or a run that crosses into the batch in flight: one read each */
-            *v[k].out = read_value(s, v[k].e, a);
-    }
-}
-
-/* Fills out[i] with the value of each candidate, reading neighbours in the log with one pread. */
-static void read_values(mvcc *s, candidate *c, size_t n, mv_kv *out, mv_arena *a) {
-    value_ref *v = xmalloc((n ? n : 1) * sizeof *v);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (c[i].value.data)
-            out[i].value = c[i].value;
-        else if ((c[i].entry->flags & REV_PENDING) || c[i].entry->value.length == 0)
-            out[i].value = read_value(s, c[i].entry, a);
-        else
-            v[m++] = (value_ref){c[i].entry, &out[i].value};
-    }
-    if (!in_log_order(v, m)) qsort(v, m, sizeof *v, by_place);
-    for (size_t i = 0; i < m;) {
-        uint64_t bytes;
-        size_t k = run_length(v, m, i, &bytes);
-        read_run(s, v + i, k, bytes, a);
-        i += k;
-    }
-    free(v);
-}
-
 /* The keys a range returns, in order, left in g->items[0..n): runs etcd's rules for limit, more,
  * count, the budget and sorting; reads no value but those a sort by value needs. */
 static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, gather *g,
@@ -451,58 +366,4 @@ void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out) {
     }
     rr->selected = kept;
     free(g.items);
-}
-
-/* Reads the values of refs (in log order) run by run through one scratch buffer, each copied to its
- * ref's destination (out->data). */
-static void copy_runs(mvcc *s, value_ref *v, size_t m) {
-    uint8_t *scratch = NULL;
-    for (size_t i = 0; i < m;) {
-        uint64_t bytes;
-        size_t k = run_length(v, m, i, &bytes);
-        const value_place *first = &v[i].e->value;
-        log_place run = {.segment = first->segment, .offset = first->offset, .length = (uint32_t)bytes};
-        if (k > 1 && !scratch) scratch = xmalloc(RUN_MAX_BYTES);
-        int rc = k > 1 ? log_read(s->log, run, scratch) : -EINVAL;
-        for (size_t j = i; j < i + k; j++) {
-            uint8_t *dst = (uint8_t *)v[j].out->data;
-            if (rc == 0) /* else one value, or a run that crosses into the batch in flight */
-                memcpy(dst, scratch + (v[j].e->value.offset - run.offset), v[j].e->value.length);
-            else if (log_read(s->log, value_log_place(v[j].e->value), dst) != 0)
-                value_read_failed();
-        }
-        i += k;
-    }
-    free(scratch);
-}
-
-void mvcc_range_values(mvcc *s, const mv_range_resp *r, uint8_t *const *dst) {
-    const candidate *c = r->selected;
-    size_t n = r->n_kvs;
-    assert(c || n == 0);
-    value_ref *v = xmalloc((n ? n : 1) * sizeof *v);
-    mv_bytes *where = xmalloc((n ? n : 1) * sizeof *where);
-    mv_arena *tmp = NULL; /* values of the batch in flight */
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rev_entry *e = c[i].entry;
-        if (r->kvs[i].value.len == 0) continue; /* keys_only, or an empty value */
-        assert(r->kvs[i].value.len == e->value.length);
-        if (c[i].value.data) {
-            memcpy(dst[i], c[i].value.data, e->value.length);
-        } else if (e->flags & REV_PENDING) {
-            if (!tmp) tmp = arena_new();
-            mv_bytes val = read_value(s, e, tmp);
-            memcpy(dst[i], val.data, val.len);
-        } else {
-            where[m] = (mv_bytes){dst[i], e->value.length};
-            v[m] = (value_ref){e, &where[m]};
-            m++;
-        }
-    }
-    if (!in_log_order(v, m)) qsort(v, m, sizeof *v, by_place);
-    copy_runs(s, v, m);
-    arena_free(tmp);
-    free(where);
-    free(v);
 }

@@ -2,7 +2,8 @@
  * straight into a reply) must give exactly what mvcc_range gives, for every option of a Range: limit,
  * more, count, keys_only, count_only, sorts, revisions, filters, the budget, values written out of log
  * order and empty values, before and after a reopen and a compaction; and that the pages of a list
- * counted with a count cache (mv_count_cache) count what they count without one. */
+ * counted with a count cache (mv_count_cache) count what they count without one; and that values
+ * copied in steps (mvcc_range_values_begin) are those of the selection, whatever happens between. */
 #include "fixture.h"
 
 #include <check.h>
@@ -204,6 +205,79 @@ START_TEST(count_cache_pages) {
 }
 END_TEST
 
+/* The values of every key under "s/" (selected now) copied with mvcc_range_values_begin/step in
+ * steps of budget bytes, while between the steps every key is written again, some are deleted, the
+ * store is compacted and its log compacted (segments rewritten, old files dropped): the copy must
+ * still hold the values as they were when selected. */
+static void copy_in_steps_while_changing(size_t budget, int min_steps) {
+    ck_assert_int_eq(mvcc_commit(st), 0); /* the values in the file, not in the batch in memory */
+    mv_range_req r = {.key = B("s/"), .range_end = B("s0")};
+    mv_result want, sel;
+    mvcc_range(st, &r, &want);
+    mvcc_range_select(st, &r, &sel);
+    const mv_range_resp *x = &want.resp.u.range, *y = &sel.resp.u.range;
+    ck_assert_int_eq(x->n_kvs, y->n_kvs);
+    ck_assert_int_gt(y->n_kvs, 100);
+    uint8_t **dst = calloc(y->n_kvs, sizeof *dst);
+    for (size_t i = 0; i < y->n_kvs; i++)
+        dst[i] = malloc(y->kvs[i].value.len + 1);
+    mv_values_copy *c = mvcc_range_values_begin(st, y, dst);
+    char k[32], v[300];
+    int steps = 0;
+    for (bool done = false; !done; steps++) {
+        done = mvcc_range_values_step(c, budget);
+        for (int i = steps % 7; i < 150; i += 7) { /* new values, in other places of the log */
+            snprintf(k, sizeof k, "s/%03d", i);
+            memset(v, 'A' + steps % 26, sizeof v - 1);
+            v[sizeof v - 1] = 0;
+            if (i % 5 == 0)
+                fx_del(k);
+            else
+                fx_put(k, v, 0);
+        }
+        ck_assert_int_eq(mvcc_compact(st, mvcc_revision(st), &(int64_t){0}), MV_OK);
+        fx_defragment(); /* the log rewritten: every live value moves, the old segments go */
+    }
+    mvcc_range_values_end(c);
+    ck_assert_int_ge(steps, min_steps);
+    for (size_t i = 0; i < x->n_kvs; i++) {
+        ck_assert_int_eq(x->kvs[i].value.len, y->kvs[i].value.len);
+        ck_assert(memcmp(x->kvs[i].value.data, dst[i], x->kvs[i].value.len) == 0);
+        free(dst[i]);
+    }
+    free(dst);
+    mv_result_free(&want);
+    mv_result_free(&sel);
+}
+
+static void fill_s(void) {
+    char k[32], v[400];
+    for (int i = 0; i < 150; i++) {
+        snprintf(k, sizeof k, "s/%03d", (i * 61) % 150); /* values out of key order in the log */
+        memset(v, 'a' + i % 26, (size_t)(i * 7 % 390));
+        v[i * 7 % 390] = 0;
+        fx_put(k, v, 0);
+    }
+}
+
+START_TEST(values_in_steps) {
+    fill_s();
+    copy_in_steps_while_changing(1000, 10);
+    copy_in_steps_while_changing(1, 20); /* one run a step */
+    copy_in_steps_while_changing(SIZE_MAX, 1);
+}
+END_TEST
+
+/* Segments of 4 KiB: the values are spread over more files than a copy holds open, so begin copies
+ * them all at once; the result is the same. */
+START_TEST(values_in_steps_many_files) {
+    fixture_teardown();
+    fixture_setup((mvcc_options){.fsync = false, .segment_bytes = 4096});
+    fill_s();
+    copy_in_steps_while_changing(1000, 1);
+}
+END_TEST
+
 Suite *range_select_suite(void) {
     Suite *s = suite_create("range_select");
     TCase *tc = tcase_create("select");
@@ -212,6 +286,8 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, select_matches_range);
     tcase_add_test(tc, select_after_compaction);
     tcase_add_test(tc, count_cache_pages);
+    tcase_add_test(tc, values_in_steps);
+    tcase_add_test(tc, values_in_steps_many_files);
     suite_add_tcase(s, tc);
     return s;
 }
