@@ -137,7 +137,7 @@ UNIT_LAYERS := base storage rpc api watch gateway
 UNIT_base := tests/unit/test_sha256.c
 UNIT_storage := $(addprefix tests/unit/,test_bptree.c test_log.c test_mvcc.c test_history.c \
 	test_compactor.c test_export.c test_disk_guard.c test_hash_kv.c test_replay_map.c test_range_select.c \
-	test_keyhist.c test_log_roll.c) $(wildcard tests/unit/test_lifecycle*.c)
+	test_keyhist.c test_log_roll.c test_rev_table.c) $(wildcard tests/unit/test_lifecycle*.c)
 UNIT_rpc := tests/unit/test_commit.c tests/unit/test_auth_perm.c
 UNIT_api := tests/unit/test_lease_timers.c tests/unit/test_bbolt.c tests/unit/test_auth_codec.c tests/unit/test_kv_wire.c
 UNIT_watch := tests/unit/test_watch_index.c

@@ -217,7 +217,7 @@ static void publish_places(mvcc *s, uint32_t segment) {
     }
     moved_record *mr = c->revisions.items;
     for (size_t i = 0; i < c->revisions.n; i++) {
-        assert(mr[i].id < s->rev_base || same_place(revision_place(s, mr[i].id), mr[i].from));
+        assert(mr[i].id < s->revs.base || same_place(revision_place(s, mr[i].id), mr[i].from));
         remember_revision_place(s, mr[i].id, mr[i].to);
     }
     mr = c->leases.items; /* a lease revoked and granted again since has a grant of its own now */

@@ -24,7 +24,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
     leases_init(s);
     s->revision = 1;
     s->compact_revision = -1; /* as etcd: compacting at 0 works once on a new store */
-    s->rev_base = 2;
+    rev_table_init(&s->revs, 2);
     s->replaying = true;
     s->replay_keys = replay_map_new();
     s->replay_clock.started_us = s->replay_clock.reported_us = sio_now_us();
@@ -53,7 +53,7 @@ void mvcc_close(mvcc *s) {
     state_blobs_free(s);
     free(s->wb.payload);
     free(s->wb.pending);
-    free(s->rev_places);
+    rev_table_free(&s->revs);
     free(s->replayed);
     free(s->prune_cursor);
     free(s);

@@ -9,6 +9,7 @@
 #include "keyhist.h"
 #include "log.h"
 #include "mvcc.h"
+#include "rev_table.h"
 
 /* A value written by the write in progress: its entry gets its final log place at write_finish. */
 typedef struct pending_value {
@@ -37,10 +38,9 @@ struct mvcc {
     int64_t compact_revision;
     mvcc_options opt;
     write_batch wb;
-    value_place *rev_places; /* record of each revision since rev_base, for history replay, in 12 bytes
-                                (keyhist.h); trimmed below the compaction revision, so it follows
-                                history, not the age */
-    int64_t rev_base;
+    rev_table revs; /* record of each revision since revs.base, for history replay, in 12 bytes
+                       (keyhist.h); trimmed below the compaction revision, so it follows history,
+                       not the age (rev_table.h) */
     bool replaying;                 /* at open: places are listed in `replayed`, the table built at the end */
     struct replay_map *replay_keys; /* at open: keys are found here, and moved to `index` at the end */
     struct replay_clock {
@@ -51,7 +51,6 @@ struct mvcc {
         log_place where;
     } * replayed;
     size_t n_replayed, cap_replayed;
-    size_t n_rev_places, cap_rev_places;
     uint64_t live_keys;
     uint64_t live_bytes; /* log bytes of the changes, leases and mark the store still needs (estimate) */
     struct log_compaction *compaction; /* NULL unless log compaction is running */

@@ -13,28 +13,6 @@
 
 /* ---------- the revision → record table ---------- */
 
-/* Drops the table's entries below rev_base once they are a large dead prefix (amortized O(1)). */
-static void trim_revision_places(mvcc *s, int64_t new_base) {
-    if (new_base <= s->rev_base) return;
-    size_t dead = (size_t)(new_base - s->rev_base);
-    if (dead >= s->n_rev_places) {
-        memset(s->rev_places, 0, s->n_rev_places * sizeof *s->rev_places);
-        s->n_rev_places = 0;
-        s->rev_base = new_base;
-        return;
-    }
-    if (dead < s->n_rev_places / 2 && dead < 4096) return; /* not yet worth the move */
-    memmove(s->rev_places, s->rev_places + dead, (s->n_rev_places - dead) * sizeof *s->rev_places);
-    memset(s->rev_places + s->n_rev_places - dead, 0, dead * sizeof *s->rev_places);
-    s->n_rev_places -= dead;
-    s->rev_base = new_base;
-    if (s->cap_rev_places > 1024 && s->n_rev_places * 4 < s->cap_rev_places) {
-        size_t cap = s->cap_rev_places / 2;
-        s->rev_places = xrealloc(s->rev_places, cap * sizeof *s->rev_places);
-        s->cap_rev_places = cap;
-    }
-}
-
 /* During replay the places are listed (revision, place) and the table is built at the end from the
  * compaction revision up: the latest mark comes after the records it covers, so a dense table built
  * as records arrive would be sized by revisions long compacted away. */
@@ -61,7 +39,8 @@ int build_revision_table(mvcc *s, char *err, size_t errlen) {
         return -1;
     }
     s->replaying = false;
-    s->rev_base = base;
+    assert(s->revs.n_blocks == 0); /* nothing is set while replaying */
+    rev_table_init(&s->revs, base);
     for (size_t i = 0; i < s->n_replayed; i++)
         remember_revision_place(s, s->replayed[i].rev, s->replayed[i].where);
     free(s->replayed);
@@ -72,23 +51,11 @@ int build_revision_table(mvcc *s, char *err, size_t errlen) {
 
 void remember_revision_place(mvcc *s, int64_t rev, log_place where) {
     if (s->replaying) return list_replayed_place(s, rev, where);
-    if (rev < s->rev_base) return;
-    size_t slot = (size_t)(rev - s->rev_base);
-    if (slot >= s->cap_rev_places) {
-        size_t cap = s->cap_rev_places ? s->cap_rev_places * 2 : 1024;
-        while (cap <= slot)
-            cap *= 2;
-        s->rev_places = xrealloc(s->rev_places, cap * sizeof *s->rev_places);
-        memset(s->rev_places + s->cap_rev_places, 0, (cap - s->cap_rev_places) * sizeof *s->rev_places);
-        s->cap_rev_places = cap;
-    }
-    s->rev_places[slot] = value_place_of(where);
-    if (slot + 1 > s->n_rev_places) s->n_rev_places = slot + 1;
+    rev_table_set(&s->revs, rev, value_place_of(where));
 }
 
 log_place revision_place(const mvcc *s, int64_t rev) {
-    if (rev < s->rev_base || (size_t)(rev - s->rev_base) >= s->n_rev_places) return (log_place){0};
-    return value_log_place(s->rev_places[rev - s->rev_base]);
+    return value_log_place(rev_table_get(&s->revs, rev));
 }
 
 /* ---------- replay ---------- */
@@ -276,7 +243,7 @@ bool index_prune(mvcc *s, uint64_t deadline_us) {
     if (s->exports_open) return false; /* an export reads the history as it was */
     do {
         if (prune_some(s, PRUNE_KEYS_PER_CLOCK_CHECK)) {
-            trim_revision_places(s, s->prune_revision);
+            rev_table_trim(&s->revs, s->prune_revision);
             s->prune_revision = 0;
             set_cursor(s, NULL, 0);
             return true;
