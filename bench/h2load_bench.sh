@@ -2,12 +2,15 @@
 # h2load_bench.sh: put and range with a load generator cheaper per request than either server (issue 16, "the client
 # limit"): on 2 shared cores etcd's Go `benchmark` saturates before cetcd does, so each workload also runs from nghttp2's
 # h2load posting one prepared gRPC body, the same bytes to cetcd and to Debian's etcd, next to the Go tool in the same run.
-# Also events/s to one prefix watcher while 64 clients write under the prefix (bench/watchbench). Writes its section of
-# bench/RESULTS.md between its own markers, leaving the rest of the file as it is (make bench-h2load).
+# Also watch events/s: from bench/watchload.c (C, cheaper per event than either server) to 1000 watchers on one key, and
+# to one prefix watcher while 64 clients write under the prefix, the latter also from bench/watchbench (Go). Writes its
+# section of bench/RESULTS.md between its own markers, leaving the rest of the file as it is (make bench-h2load).
 #   BENCH_H2_ROUNDS (5), BENCH_H2_PUT (20000, put 64/8), BENCH_H2_PUT_1 (3000, put 1/1), BENCH_H2_RANGE (200000,
 #   range 64/8 from h2load), BENCH_H2_RANGE_1 (30000, range 1/1), BENCH_H2_GO_RANGE (30000, range 64/8 from the Go
-#   tool), BENCH_H2_WATCH (20000 puts watched), CETCD_BIN (build/cetcd), BENCH_RESULTS (bench/RESULTS.md),
-#   BENCH_DATA_DIR (/tmp), BENCH_CETCD_DESC (how the section names the cetcd binary)
+#   tool), BENCH_H2_WATCH (20000 puts watched by watchbench), BENCH_H2_WL (3000 puts to 1000 watchers),
+#   BENCH_H2_WL_PREFIX (100000 puts to 1 prefix watcher), BENCH_H2_ROWS (an extended regex: only the workloads whose
+#   "name|spec" line below matches run, and RESULTS is left as it is), CETCD_BIN (build/cetcd), BENCH_RESULTS
+#   (bench/RESULTS.md), BENCH_DATA_DIR (/tmp), BENCH_CETCD_DESC (how the section names the cetcd binary)
 set -uo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -19,12 +22,16 @@ RANGE=${BENCH_H2_RANGE:-200000}
 RANGE1=${BENCH_H2_RANGE_1:-30000}
 GORANGE=${BENCH_H2_GO_RANGE:-30000}
 WATCH=${BENCH_H2_WATCH:-20000}
+WL=${BENCH_H2_WL:-3000}
+WLP=${BENCH_H2_WL_PREFIX:-100000}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/RESULTS.md}
 apt_install nghttp2-client curl etcd-client
 side_by_side_setup h2loadbench
 WB=$W/watchbench
 (cd "$REPO_DIR" && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$WB" ./bench/watchbench) ||
     die "bench/watchbench does not build"
+WLOAD=$W/watchload
+cc -std=c11 -O2 -Wall -Wextra -Werror -o "$WLOAD" "$BENCH_DIR/watchload.c" -lnghttp2 || die "bench/watchload.c does not build"
 
 ctl() { local ep=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$ep" --dial-timeout=2s --command-timeout=10s "$@"; }
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime + stime of PID
@@ -75,7 +82,8 @@ start() {
     SPID[$1]=$LAUNCHED_PID SEP[$1]=$LAUNCHED_EP
 }
 
-# workloads: name | h2 BODY METHOD CLIENTS STREAMS_PER_CLIENT N, or go BENCHMARK-ARGS (with --total), or watch N
+# workloads: name | h2 BODY METHOD CLIENTS STREAMS_PER_CLIENT N, or go BENCHMARK-ARGS (with --total), or watch N, or
+# wl key|prefix PUTS [PUTS_PER_SECOND]
 WORKLOADS=(
     "put 64/8|h2 put Put 8 8 $PUT"
     "put 64/8|go put --clients 64 --conns 8 --val-size 256 --key-space-size 100000 --total $PUT"
@@ -89,8 +97,18 @@ WORKLOADS=(
     "range s 1/1|go range $KEY --consistency s --clients 1 --conns 1 --total $RANGE1"
     "range l 1/1|h2 range_l Range 1 1 $RANGE1"
     "range l 1/1|go range $KEY --consistency l --clients 1 --conns 1 --total $RANGE1"
+    "watch: 1000 watchers on one key, events/s|wl key $WL"
+    "watch: 1000 watchers on one key, 500 puts at 5000/s (make bench's Go run), events/s|wl key 500 5000"
+    "watch: events/s to 1 prefix watcher, 64 writers / 8 conns|wl prefix $WLP"
     "watch: events/s to 1 prefix watcher, 64 writers / 8 conns|watch $WATCH"
 )
+ALL_ROWS=1
+if [ -n "${BENCH_H2_ROWS:-}" ]; then
+    kept=()
+    for w in "${WORKLOADS[@]}"; do grep -qE -- "$BENCH_H2_ROWS" <<<"$w" && kept+=("$w"); done
+    [ ${#kept[@]} -gt 0 ] || die "BENCH_H2_ROWS=$BENCH_H2_ROWS matches no workload"
+    WORKLOADS=("${kept[@]}") ALL_ROWS=""
+fi
 
 # sanity EP BODY METHOD: one request by curl; fails unless grpc-status is 0; prints the response body's length
 sanity() {
@@ -143,6 +161,22 @@ run_watch() {
     echo "$(sed -E 's/.*events_per_sec=([0-9.]+).*/\1/' <<<"$line") $(cat "$W/client.time")"
 }
 
+# wl_events MODE PUTS: the events a watchload run must count: 1000 watchers see every put; one prefix watcher, one each
+wl_events() { if [ "$1" = key ]; then echo $((1000 * $2)); else echo "$2"; fi; }
+
+# run_wl KIND MODE PUTS [RATE]: bench/watchload. key: 1000 watchers on one key (2 connections x 5 Watch streams x 100 watchers,
+# as make bench's Go run), prefix: 1 watcher on /wl/ and a new key under it per put; the puts from 8 connections with 8
+# in flight on each (at most RATE a second if given), 8-byte values to the one key and 256-byte ones under the prefix;
+# it waits for every event. Prints "events/s client_cpu_s"
+run_wl() {
+    local kind=$1 mode=$2 puts=$3 line args=(-c 2 -s 5 -w 100 -k watchload/key -v 8 -r "${4:-0}")
+    [ "$mode" = prefix ] && args=(-c 1 -s 1 -w 1 -p -k /wl/ -v 256)
+    line=$(cpu_run "$W/client.time" "$WLOAD" -h "${SEP[$kind]%:*}" -P "${SEP[$kind]##*:}" "${args[@]}" -n "$puts" \
+        -C 8 -m 8 -t 120 2>&1 | tail -1)
+    grep -q "^events=$(wl_events "$mode" "$puts") .* puts=$puts " <<<"$line" || { log "watchload $kind $mode: $line"; return 1; }
+    echo "$(sed -E 's/.*events_per_sec=([0-9.]+).*/\1/' <<<"$line") $(cat "$W/client.time")"
+}
+
 # run_workload KIND IDX: appends "rate server_us_per_op client_us_per_op" to $W/res/IDX.KIND
 run_workload() {
     local kind=$1 idx=$2 name spec t0 t1 res n srv
@@ -154,6 +188,7 @@ run_workload() {
     h2) n=$6; res=$(run_h2 "$kind" "$2" "$3" "$4" "$5" "$6") || return 1 ;;
     go) n=${*: -1}; shift; res=$(run_go "$kind" "$@") || return 1 ;;
     watch) n=$2; res=$(run_watch "$kind" "$2") || return 1 ;;
+    wl) n=$(wl_events "$2" "$3"); res=$(run_wl "$kind" "$2" "$3" "${4:-}") || return 1 ;;
     esac
     t1=$(ticks "${SPID[$kind]}")
     read -r rate ccpu <<<"$res"
@@ -202,7 +237,14 @@ done
     echo "  receive the count times that reply's bytes (an error reply carries no message). Next to each, etcd's Go"
     echo "  \`benchmark\` tool on the same workload (puts over 100k keys; $GORANGE ranges at 64/8). The watch row is"
     echo "  bench/watchbench: one watcher on the prefix \`/wb/00000/\` and 64 Go clients over 8 connections putting $WATCH"
-    echo "  times under it; events/s from the first put to the last event received"
+    echo "  times under it; events/s from the first put to the last event received. The watchload rows are"
+    echo "  bench/watchload.c (C, nghttp2, one thread): it opens the watchers over Watch streams, waits until each is"
+    echo "  created, then puts from 8 connections with 8 in flight on each and counts the \`events\` entries of every"
+    echo "  WatchResponse until it has them all, which the script checks (puts x watchers): 1000 watchers on one key"
+    echo "  (2 connections x 5 streams x 100, as \`make bench\`'s Go run) and $WL puts of 8-byte values as fast as they"
+    echo "  complete, or 500 at 5000 a second as \`make bench\` has the Go tool put them, and one watcher"
+    echo "  on \`/wl/\` with $WLP puts of 256-byte values, each to its own key under it; events/s from the first put to"
+    echo "  the last event. Its client CPU covers its puts too"
     echo
     /usr/bin/python3 - "$W/res" "${#WORKLOADS[@]}" <<'EOF'
 import statistics, sys
@@ -211,7 +253,8 @@ def f(x):
     return "%.0f" % x if x >= 100 else "%.2f" % x if x < 10 else "%.1f" % x
 def cell(v):
     return "%s (%s–%s)" % (f(statistics.median(v)), f(min(v)), f(max(v)))
-label = {"h2": "h2load", "go": "Go benchmark", "watch": "Go watchbench"}
+label = {"h2": "h2load", "go": "Go benchmark", "watch": "Go watchbench", "wl": "watchload (C)"}
+pair = {"h2": "go", "wl": "watch"}  # each cheap client's row and the Go one of the same workload
 med, raw = {}, {}
 print("| workload | client | cetcd req/s | etcd req/s | cetcd ÷ etcd | server CPU µs/op cetcd | server CPU µs/op etcd | "
       "etcd ÷ cetcd CPU | client CPU µs/op with cetcd / etcd |")
@@ -234,13 +277,13 @@ print("Req/s and CPU are medians (min–max) over the rounds; 'cetcd ÷ etcd' di
       "the server CPU medians (utime+stime of the server process from /proc/PID/stat around the run, ÷ requests); "
       "client CPU is the load generator's own utime+stime per request. The watch row counts events, not requests.")
 print()
-print("| workload | cetcd ÷ etcd req/s, h2load | cetcd ÷ etcd req/s, Go benchmark | client CPU µs/op with cetcd, "
-      "h2load / Go | cetcd's server CPU µs/op, h2load / Go run |")
+print("| workload | cetcd ÷ etcd req/s, h2load or watchload | cetcd ÷ etcd req/s, Go | client CPU µs/op with cetcd, "
+      "h2load or watchload / Go | cetcd's server CPU µs/op, h2load or watchload / Go run |")
 print("|---|---|---|---|---|")
 for (name, client), m in med.items():
-    if client != "h2" or (name, "go") not in med:
+    if client not in pair or (name, pair[client]) not in med:
         continue
-    g = med[(name, "go")]
+    g = med[(name, pair[client])]
     print("| %s | %.2f× | %.2f× | %s / %s | %s / %s |" % (
         name, m["cetcd"][0] / m["etcd"][0], g["cetcd"][0] / g["etcd"][0], f(m["cetcd"][2]), f(g["cetcd"][2]),
         f(m["cetcd"][1]), f(g["cetcd"][1])))
@@ -265,5 +308,6 @@ EOF
     echo "<!-- end h2load bench -->"
 } >"$W/section.md"
 cat "$W/section.md"
+[ -n "$ALL_ROWS" ] || { log "BENCH_H2_ROWS chose some workloads: $RESULTS left as it is"; exit 0; }
 write_section h2load "$W/section.md"
 log "wrote the h2load section of $RESULTS"
