@@ -1,8 +1,10 @@
 /* auth_hash.c: bcrypt hashing and checking with libxcrypt's crypt_r, on a few helper threads so the
  * loop never waits for one (auth_hash.h). Passwords are copied into the job and wiped once used.
- * libxcrypt is opened by the first hash, so a server that never sees a password does not map it. */
+ * libxcrypt is opened by the first hash, and a thread is started only when a job finds none idle, so a
+ * server that never sees a password neither maps it nor has the threads' stacks (idle RSS, issue 16). */
 #include "auth_hash.h"
 
+#include <assert.h>
 #include <crypt.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -32,7 +34,9 @@ typedef struct hash_job {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static hash_job *todo_head, *todo_tail, *done_head, *done_tail;
-static size_t n_queued;
+static size_t n_queued; /* jobs submitted and not yet handed back on the loop */
+static size_t n_todo;   /* of those, not yet taken by a thread */
+static int n_threads, n_idle, max_threads;
 static struct ev_loop *hash_loop;
 static ev_async done_watcher;
 static int cost = -1;
@@ -136,11 +140,15 @@ static void *worker(void *arg) {
     (void)arg;
     pthread_mutex_lock(&lock);
     for (;;) {
-        while (!todo_head)
+        while (!todo_head) {
+            n_idle++;
             pthread_cond_wait(&wake, &lock);
+            n_idle--;
+        }
         hash_job *j = todo_head;
         todo_head = j->next;
         if (!todo_head) todo_tail = NULL;
+        n_todo--;
         pthread_mutex_unlock(&lock);
         if (j->verify) {
             j->matched = check_hash(j->password, j->hash);
@@ -186,15 +194,21 @@ void auth_hash_start(struct ev_loop *loop) {
     ev_async_start(loop, &done_watcher);
     auth_hash_cost(); /* warns now about a bad --bcrypt-cost */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
-    for (int i = 0; i < n; i++) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, worker, NULL) != 0) {
-            fprintf(stderr, "cetcd: cannot start the password hashing threads\n");
-            exit(1);
-        }
-        pthread_detach(t);
+    max_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+}
+
+/* Under lock, with a job just queued: one more thread when more jobs wait than threads are idle, up to
+ * max_threads. False only when no thread runs at all and none can be started. */
+static bool enough_threads(void) {
+    if (n_todo <= (size_t)n_idle || n_threads >= max_threads) return true;
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, NULL) != 0) {
+        log_msg(LOG_ERROR, "cannot start a password hashing thread (%d running)", n_threads);
+        return n_threads > 0;
     }
+    pthread_detach(t);
+    n_threads++;
+    return true;
 }
 
 size_t auth_hash_pending(void) {
@@ -213,12 +227,23 @@ static bool submit(hash_job *j) {
         free(j);
         return false;
     }
-    n_queued++;
     if (todo_tail)
         todo_tail->next = j;
     else
         todo_head = j;
     todo_tail = j;
+    n_todo++;
+    if (!enough_threads()) { /* j is the only job: no thread ever started */
+        assert(todo_head == j && n_todo == 1);
+        todo_head = todo_tail = NULL;
+        n_todo = 0;
+        pthread_mutex_unlock(&lock);
+        wipe_free(j->password);
+        free(j->hash);
+        free(j);
+        return false;
+    }
+    n_queued++;
     pthread_cond_signal(&wake);
     pthread_mutex_unlock(&lock);
     return true;

@@ -11,7 +11,8 @@
 
 #define AUTH_BCRYPT_DEFAULT_COST 10 /* etcd's bcrypt.DefaultCost */
 
-/* Starts the helper threads; results are delivered on loop. */
+/* Readies the hashing (threads start with the first jobs that find none idle); results are delivered
+ * on loop. */
 void auth_hash_start(struct ev_loop *loop);
 /* --bcrypt-cost, or etcd's default when unset or outside bcrypt's 4..31 (warned once at start). */
 int auth_hash_cost(void);

@@ -2,7 +2,8 @@
 # test_idle_text.sh: the functions an idle server runs sit together at the start of its text
 # (scripts/idle-text.sh, idle RSS of issue 16): an idle server that answered one health check maps
 # well under all of its text, and scripts/idle-text.list still names every function that path runs
-# (a function added to the start or idle path and not listed lands among the cold ones and costs RSS).
+# (a function added to the start or idle path and not listed lands among the cold ones and costs RSS);
+# and it runs no more threads than the loop and the sync thread.
 source "$(dirname "$0")/../lib.sh"
 
 [ -x "$CETCD_BIN" ] || echo "note: $CETCD_BIN does not exist; every test will fail"
@@ -30,6 +31,8 @@ if [ "$size" -gt 0 ] && [ $((rss * 4)) -lt $((size * 3)) ]; then
 else
     t_fail "idle server maps under 3/4 of its text ($rss of $size KiB)" "a stale scripts/idle-text.list?"
 fi
+# the loop and the sync thread: the password hashing threads start with the first hash (auth_hash.c)
+t_eq "idle server: 2 threads" 2 "$(ls "/proc/$CETCD_PID/task" | wc -l)"
 stop_cetcd
 
 # the list names every function the idle path runs (callgrind; skipped without valgrind)
