@@ -19,7 +19,7 @@ RUN mkdir -p build && touch build/.deps-ok \
  && make -j"$(nproc)" build/cetcd build/cetcd.1 \
  && make install DESTDIR=/out PREFIX=/usr/local
 
-# libnghttp2 is linked (libev, protobuf-c and xxhash are linked in statically); libssl3 (TLS), libyaml-0-2
+# libnghttp2 is linked (libev and protobuf-c are linked in statically, xxhash compiled in); libssl3 (TLS), libyaml-0-2
 # (--config-file) and libcrypt1 (password hashes) are loaded only when needed, so ldd does not list them
 FROM debian:12-slim
 RUN apt-get update \

@@ -52,7 +52,7 @@ FUNCS=$(callgrind_annotate --threshold=100 "$TMP/cg.out.1" | grep -F "[$(realpat
 [ -n "$FUNCS" ] || { echo "$0: no functions found in the profile" >&2; exit 1; }
 
 echo "/* scripts/idle-text.list: made by scripts/idle-text.sh profile, do not edit: the sections put first in"
-echo " * .text (start, one etcdctl endpoint health, idle). libev, protobuf-c and xxhash are not built with"
+echo " * .text (start, one etcdctl endpoint health, idle). libev and protobuf-c are not built with"
 echo " * -ffunction-sections, so their text comes whole. */"
 echo "    *(.text.startup .text.startup.*)"
 for f in $FUNCS; do
@@ -64,4 +64,3 @@ for f in $FUNCS; do
 done
 echo "    *libev.a:*(.text .text.unlikely)"
 echo "    *libprotobuf-c.a:*(.text)"
-echo "    *libxxhash.a:*(.text)"
