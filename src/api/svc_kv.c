@@ -20,7 +20,6 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define DEFAULT_MAX_TXN_OPS 128
 /* ---------- memory: every allocation made for one call, freed together ---------- */
@@ -378,45 +377,11 @@ static uint8_t *put_kv(uint8_t *p, const mv_kv *kv, uint8_t **value) {
     return pb_put_int_field(p, 0x30, kv->lease);
 }
 
-/* The buffer of the last large Range reply, kept for the next one: a reply of tens of MB in a fresh
- * mapping has every page faulted in, zeroed and unmapped again, a third of the server's time for a
- * list of 100k x 1 KiB. Kept marked MADV_FREE (the kernel may take its pages back whenever it needs
- * them), and freed as soon as a much smaller reply comes, so it lives across back-to-back lists. */
-#define SPARE_MIN_BYTES ((size_t)4 << 20)
-#define SPARE_MAX_BYTES ((size_t)256 << 20)
-static struct {
-    uint8_t *buf;
-    size_t cap;
-} spare;
-
-static uint8_t *reply_buffer(size_t len, size_t *cap) {
-    if (spare.buf && len <= spare.cap && len >= spare.cap / 4) {
-        uint8_t *b = spare.buf;
-        *cap = spare.cap;
-        spare.buf = NULL;
-        return b;
-    }
-    if (spare.buf && len < spare.cap / 4) {
-        free(spare.buf);
-        spare.buf = NULL;
-    }
-    *cap = len ? len : 1;
-    return xmalloc(*cap);
-}
-
-static void reply_buffer_done(uint8_t *buf, size_t cap) {
-    if (cap < SPARE_MIN_BYTES || cap > SPARE_MAX_BYTES) return free(buf);
-    free(spare.buf);
-    spare.buf = buf;
-    spare.cap = cap;
-    uintptr_t page = 4096, from = ((uintptr_t)buf + page - 1) & ~(page - 1),
-              to = ((uintptr_t)buf + cap) & ~(page - 1);
-    if (to > from) madvise((void *)from, to - from, MADV_FREE);
-}
-
 /* etcdserverpb.RangeResponse (header 1, kvs 2, more 3, count 4) in field order, as protobuf-c packs
- * it; the values are copied by the store into their places. Returns the message's length. */
-static size_t pack_range_reply(const mv_result *res, uint8_t **out, size_t *cap) {
+ * it, into the room the call's output reserves for it: packed once, where it is sent from; the values
+ * are copied by the store into their places. Nothing is packed if the call takes no reply (see
+ * rpc_sink_reserve_encoded). */
+static void pack_range_reply(const mv_result *res, const reply_sink *out) {
     const mv_range_resp *r = &res->resp.u.range;
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
@@ -426,7 +391,9 @@ static size_t pack_range_reply(const mv_result *res, uint8_t **out, size_t *cap)
         size_t kl = kv_packed_size(&r->kvs[i]);
         len += 1 + pb_varint_size(kl) + kl;
     }
-    uint8_t *buf = reply_buffer(len, cap), *p = pb_put_bytes_head(buf, 0x0a, hlen);
+    uint8_t *buf = rpc_sink_reserve_encoded(out, len);
+    if (!buf) return;
+    uint8_t *p = pb_put_bytes_head(buf, 0x0a, hlen);
     p += protobuf_c_message_pack(&hdr.base, p);
     uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
     for (size_t i = 0; i < r->n_kvs; i++)
@@ -436,8 +403,7 @@ static size_t pack_range_reply(const mv_result *res, uint8_t **out, size_t *cap)
     assert((size_t)(p - buf) == len);
     mvcc_range_values(g_store, r, values);
     free(values);
-    *out = buf;
-    return len;
+    rpc_sink_commit_encoded(out, len);
 }
 
 /* The sink takes encoded replies (gRPC): the store picks the keys, the reply is packed here. */
@@ -445,11 +411,8 @@ static void range_encoded(const mv_range_req *mreq, const reply_sink *out) {
     mv_result res = {0};
     mvcc_range_select(g_store, mreq, &res);
     if (!store_failed(out, &res) && !over_budget(out, res.resp.u.range.too_large)) {
-        uint8_t *msg;
-        size_t cap, len = pack_range_reply(&res, &msg, &cap);
         metrics_kv(1, 0, 0);
-        rpc_sink_reply_encoded(out, msg, len);
-        reply_buffer_done(msg, cap);
+        pack_range_reply(&res, out);
     }
     mv_result_free(&res);
 }

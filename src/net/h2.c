@@ -102,9 +102,9 @@ static void call_free(rpc_call *call) {
     if (call->next) call->next->prev = call->prev;
     if (h->last_call == call) h->last_call = NULL;
     input_forget(call);
-    held_sub(h, sbuf_size(&call->out));
+    held_sub(h, sbuf_size(&call->out) - call->reserved);
     h->state_bytes -= CALL_STATE_BYTES + call->path_len;
-    call_buf_empty(&call->out);
+    outbuf_release(&call->out);
     if (call->path != call->path_inline) free(call->path);
     free(call->message);
     call_release(call);
@@ -163,26 +163,63 @@ static void submit_trailers(rpc_call *call) {
     nghttp2_submit_trailer(call->h->session, call->stream_id, nv, 2);
 }
 
+/* A connection blocked by its calls' backlog (QUEUED_HIGH) runs requests again once under QUEUED_LOW:
+ * on the next turn (on_kick), not from inside the flush or nghttp2's callbacks. */
+static void kick_if_drained(h2_conn *h) {
+    if (h->blocked && h->queued < QUEUED_LOW && !ev_is_active(&h->kick))
+        ev_timer_start(EV_DEFAULT_ & h->kick);
+}
+
+/* n bytes of the call's output are on their way. */
+static void reply_taken(rpc_call *call, size_t n) {
+    outbuf_take(&call->out, n);
+    held_sub(call->h, n);
+    kick_if_drained(call->h);
+}
+
+/* A DATA frame's payload at least this long is not copied into nghttp2's frame buffer: send_data
+ * writes it to the connection's output straight from the call's (NGHTTP2_DATA_FLAG_NO_COPY). */
+#define DATA_NO_COPY_MIN 4096
+
+/* The payload of the call's next DATA frame: up to length bytes of its committed messages (a
+ * reserved one is not yet there). */
 static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                           uint32_t *flags, nghttp2_data_source *source, void *user_data) {
     (void)session, (void)stream_id, (void)user_data;
     rpc_call *call = source->ptr;
-    size_t n = sbuf_size(&call->out);
-    if (n > length) n = length;
+    size_t ready = sbuf_size(&call->out) - call->reserved, n = ready < length ? ready : length;
     if (n == 0 && !call->finished) {
         call->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    memcpy(buf, sbuf_head(&call->out), n);
-    sbuf_consume(&call->out, n);
-    held_sub(call->h, n);
-    if (call->h->blocked && call->h->queued < QUEUED_LOW && !ev_is_active(&call->h->kick))
-        ev_timer_start(EV_DEFAULT_ & call->h->kick); /* not from inside the flush */
-    if (sbuf_size(&call->out) == 0 && call->finished) {
+    if (n >= DATA_NO_COPY_MIN) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    } else {
+        memcpy(buf, sbuf_head(&call->out), n);
+        reply_taken(call, n);
+    }
+    if (n == ready && call->finished) {
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         submit_trailers(call);
     }
     return (ssize_t)n;
+}
+
+/* A DATA frame read_reply left in place (NO_COPY) is sent: nghttp2 calls this at once, in the same
+ * nghttp2_session_mem_send, so its bytes are still the head of call->out. Its header and payload join
+ * the connection's output; past h2_conn_produce's limit, nghttp2 stops there. */
+static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                     nghttp2_data_source *source, void *user_data) {
+    (void)session;
+    h2_conn *h = user_data;
+    rpc_call *call = source->ptr;
+    assert(frame->data.padlen == 0 && length <= sbuf_size(&call->out) - call->reserved);
+    conn_queue_released(h->conn, framehd, 9);
+    conn_queue_released(h->conn, sbuf_head(&call->out), length);
+    reply_taken(call, length);
+    if (conn_unsent(h->conn) < h->out_limit) return 0;
+    h->out_paused = true;
+    return NGHTTP2_ERR_PAUSE;
 }
 
 /* HEADERS (:status 200) and the data provider, before the first message. */
@@ -239,9 +276,19 @@ void rpc_finish(rpc_call *call, int grpc_code, const char *message) {
     if (call_writable(call)) call_finish_http(call, grpc_code, message, "200");
 }
 
+/* gRPC's message prefix: not compressed, then the length, big-endian. */
+static void put_prefix(uint8_t *p, size_t len) {
+    p[0] = 0;
+    p[1] = (uint8_t)(len >> 24);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 8);
+    p[4] = (uint8_t)len;
+}
+
 /* Queues one gRPC message of len bytes; returns where its body goes in call->out. Over etcd's
  * send limit the call fails with grpc-go's words instead (NULL). */
 static uint8_t *queue_message(rpc_call *call, size_t len) {
+    assert(!call->reserved); /* it would land after the reserved one */
     if (len > GRPC_MAX_SEND_BYTES) {
         char msg[128];
         snprintf(msg, sizeof msg, "grpc: trying to send message larger than max (%zu vs. %zu)", len,
@@ -249,9 +296,10 @@ static uint8_t *queue_message(rpc_call *call, size_t len) {
         rpc_finish(call, GRPC_RESOURCE_EXHAUSTED, msg);
         return NULL;
     }
-    uint8_t prefix[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-    sbuf_append(&call->out, prefix, 5);
-    return sbuf_extend(&call->out, len);
+    outbuf_prepare(&call->out, 5 + len);
+    uint8_t *prefix = sbuf_extend(&call->out, 5 + len);
+    put_prefix(prefix, len);
+    return prefix + 5;
 }
 
 /* The message is in call->out: count it, start the response, let nghttp2 take it. */
@@ -282,6 +330,28 @@ void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const 
     memcpy(dst, head, head_len);
     if (body_len) memcpy(dst + head_len, body, body_len);
     message_queued(call, head_len + body_len);
+}
+
+uint8_t *rpc_message_reserve(rpc_call *call, size_t len) {
+    if (!call_writable(call)) return NULL;
+    uint8_t *body = queue_message(call, len);
+    if (body) call->reserved = 5 + len;
+    return body;
+}
+
+/* Until now the reserved bytes were neither counted (held) nor visible to read_reply. */
+void rpc_message_commit(rpc_call *call, size_t len) {
+    assert(call->reserved >= 5 + len);
+    size_t unused = call->reserved - 5 - len;
+    call->reserved = 0;
+    call->out.len -= unused;
+    if (unused) put_prefix(call->out.data + call->out.len - len - 5, len);
+    if (!call_writable(call)) { /* ended meanwhile (not while a handler runs): the message goes */
+        call->out.len -= 5 + len;
+        if (sbuf_size(&call->out) == 0) outbuf_release(&call->out);
+        return;
+    }
+    message_queued(call, len);
 }
 
 void rpc_reply(rpc_call *call, const ProtobufCMessage *msg) {
@@ -385,6 +455,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     call_notify_closed(call);
     call_free(call);
+    kick_if_drained(user_data); /* a reset call's backlog is gone with it */
     return 0;
 }
 
@@ -397,6 +468,7 @@ static nghttp2_session_callbacks *make_callbacks(void) {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_data);
     return cb;
 }
 
@@ -452,12 +524,16 @@ int h2_conn_recv(h2_conn *h, const uint8_t *data, size_t len) {
     return -1;
 }
 
+/* Frames nghttp2 returns are copied into the connection's output; large DATA payloads are put there
+ * by send_data, which pauses nghttp2 (mem_send returns 0) once the output reaches limit. */
 int h2_conn_produce(h2_conn *h, size_t limit) {
+    h->out_limit = limit;
     while (conn_unsent(h->conn) < limit) {
         const uint8_t *data;
+        h->out_paused = false;
         ssize_t n = nghttp2_session_mem_send(h->session, &data);
         if (n < 0) return -1;
-        if (n == 0) return 0;
+        if (n == 0) return h->out_paused && nghttp2_session_want_write(h->session) ? 1 : 0;
         conn_queue_released(h->conn, data, (size_t)n);
     }
     return nghttp2_session_want_write(h->session) ? 1 : 0;

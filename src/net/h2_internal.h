@@ -27,6 +27,8 @@ struct h2_conn {
     rpc_call *calls;    /* every call whose stream is open */
     size_t state_bytes; /* memory the open calls take (an estimate per call, plus their :path) */
     size_t queued;      /* reply bytes held in calls, not yet taken by nghttp2 */
+    size_t out_limit;   /* h2_conn_produce's: output past which DATA written in place pauses nghttp2 */
+    bool out_paused;    /* it did: more frames may be ready */
     bool blocked;       /* queued went over QUEUED_HIGH: requests wait (see QUEUED_HIGH) */
     ev_timer kick;      /* runs the ready calls on the next loop turn */
     /* input, h2_input.c */
@@ -62,12 +64,13 @@ struct rpc_call {
     bool is_post, grpc_content_type;
     char content_type[64];
     char encoding[32];
-    double timeout; /* seconds; < 0 when the client sent none */
-    sbuf in;        /* request bytes not yet cut into messages */
-    sbuf out;       /* framed reply messages not yet taken by nghttp2 */
-    bool started;   /* response HEADERS submitted */
-    bool finished;  /* status decided; trailers follow the queued messages */
-    bool deferred;  /* nghttp2 is waiting for more output */
+    double timeout;  /* seconds; < 0 when the client sent none */
+    sbuf in;         /* request bytes not yet cut into messages */
+    sbuf out;        /* framed reply messages not yet taken by nghttp2 (h2_outbuf.c) */
+    size_t reserved; /* the tail of out reserved for a message not yet committed, its prefix included */
+    bool started;    /* response HEADERS submitted */
+    bool finished;   /* status decided; trailers follow the queued messages */
+    bool deferred;   /* nghttp2 is waiting for more output */
     bool client_done, end_handled, closed;
     bool ready;        /* in the connection's ready queue */
     size_t unconsumed; /* request bytes whose credit is withheld (counted in h->withheld) */
@@ -99,6 +102,11 @@ void call_notify_closed(rpc_call *call);
 #ifndef H2_KEEP_FREED
 #define H2_KEEP_FREED 1
 #endif
+
+/* h2_outbuf.c: a call's output buffer, and the spare kept for large replies */
+void outbuf_prepare(sbuf *out, size_t n); /* n more bytes are about to be appended to out */
+void outbuf_take(sbuf *out, size_t n);    /* n bytes were taken from its head */
+void outbuf_release(sbuf *out);           /* its call is done: what is left is dropped */
 
 /* h2_mem.c: the allocator of every session */
 nghttp2_mem *h2_mem(void);

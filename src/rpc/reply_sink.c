@@ -39,6 +39,17 @@ void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t le
     rpc_finish(out->ctx, GRPC_OK, NULL); /* nothing if the send failed the call */
 }
 
+uint8_t *rpc_sink_reserve_encoded(const reply_sink *out, size_t len) {
+    assert(rpc_sink_takes_encoded(out));
+    return rpc_message_reserve(out->ctx, len);
+}
+
+void rpc_sink_commit_encoded(const reply_sink *out, size_t len) {
+    assert(rpc_sink_takes_encoded(out));
+    rpc_message_commit(out->ctx, len);
+    rpc_finish(out->ctx, GRPC_OK, NULL); /* nothing if the call is finished already (a unary one is) */
+}
+
 const char *rpc_unmarshal_error(const ProtobufCMessageDescriptor *d) {
     static char text[160];
     snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);

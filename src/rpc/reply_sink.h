@@ -24,6 +24,11 @@ reply_sink rpc_sink(rpc_call *call);
  * message first). */
 bool rpc_sink_takes_encoded(const reply_sink *out);
 void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t len);
+/* The same, with the response packed in place (rpc_message_reserve): room for len bytes, or NULL when
+ * the call takes no reply (it was finished, with RESOURCE_EXHAUSTED if len is over the send limit);
+ * then the commit of its first len bytes, which finishes the call with OK. */
+uint8_t *rpc_sink_reserve_encoded(const reply_sink *out, size_t len);
+void rpc_sink_commit_encoded(const reply_sink *out, size_t len);
 
 /* The answer to a request that does not decode as d (grpc-go's words), and finishing call with it
  * under grpc-go's code, INTERNAL. */

@@ -61,6 +61,16 @@ void rpc_send(rpc_call *call, const ProtobufCMessage *msg);
  * stream send the same encoded fields to many calls, with a small per-call head. */
 void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const uint8_t *body,
                     size_t body_len);
+/* One message written in place, for a large reply packed once where it is sent from: reserves room for a
+ * message of len bytes at the end of call's output and returns where its body goes. Nothing of it is
+ * sent, nor counted as held, before rpc_message_commit (one reservation at a time). NULL if the call is
+ * not writable, or if len passes the send limit (the call is then finished with RESOURCE_EXHAUSTED, as
+ * rpc_send finishes it). */
+uint8_t *rpc_message_reserve(rpc_call *call, size_t len);
+/* Queues the reserved message with its first len bytes (len <= the length reserved); if the call was
+ * finished meanwhile, drops it. A commit after the handler returned must know the call is still open
+ * (its on_close has not run). */
+void rpc_message_commit(rpc_call *call, size_t len);
 /* Finish the call with a status (trailers). message may be NULL; it is percent-encoded on the wire. */
 void rpc_finish(rpc_call *call, int grpc_code, const char *message);
 /* Convenience for unary handlers: send msg then finish OK. */
