@@ -35,9 +35,24 @@ static struct {
     size_t n_evs, cap_evs;
     watcher **touched; /* watchers with a batch in this round */
     size_t n_touched, cap_touched;
-    bool live_open;        /* a live round collects every revision made in this loop turn */
-    ev_prepare live_flush; /* sends it before the turn's output is flushed */
+    bool live_open;          /* a live round collects every revision made in this loop turn */
+    ev_prepare live_flush;   /* sends it before the turn's output is flushed */
+    struct step_event *step; /* the events a history step read, in revision order */
+    size_t n_step, cap_step;
+    struct key_chain *chains; /* open addressing: the first and last step event of each key */
+    size_t cap_chains;
 } hub;
+
+/* One event read from history, and the next one of the same key (index + 1; 0: none). */
+typedef struct step_event {
+    int64_t rev;
+    rev_event ev;
+    size_t next;
+} step_event;
+
+typedef struct key_chain {
+    size_t first, last; /* index + 1 into hub.step; first 0: a free slot */
+} key_chain;
 
 enum { SYNC_IDLE, SYNC_PROGRESS, SYNC_BLOCKED };
 
@@ -142,6 +157,13 @@ static void end_round(void) {
         }
     }
     hub.n_touched = 0;
+    if (hub.cap_step > 4096) { /* a big step's index is given back */
+        free(hub.step);
+        free(hub.chains);
+        hub.step = NULL;
+        hub.chains = NULL;
+        hub.cap_step = hub.cap_chains = 0;
+    }
     if (hub.cap_touched > 4096) {
         free(hub.touched);
         hub.touched = NULL;
@@ -360,6 +382,75 @@ static void sync_match(watcher *w, void *ctx) {
 
 /* Picks up to SYNC_MAX_WATCHERS unsynced watchers whose streams can take output; those below the
  * compaction revision get etcd's compacted cancel instead. Returns the lowest revision needed. */
+/* --- a history step's events by key, so the watchers of one key take them in one walk each --- */
+
+static void step_push(int64_t rev, const rev_event *ev) {
+    if (hub.n_step == hub.cap_step) {
+        hub.cap_step = hub.cap_step ? hub.cap_step * 2 : 256;
+        hub.step = realloc(hub.step, hub.cap_step * sizeof *hub.step);
+        if (!hub.step) abort();
+    }
+    hub.step[hub.n_step++] = (step_event){rev, *ev, 0};
+}
+
+static uint64_t fnv1a(mv_bytes k) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < k.len; i++)
+        h = (h ^ k.data[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool same_key(mv_bytes a, mv_bytes b) {
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+/* The chain slot of key: its own, or the free one where it would go. */
+static key_chain *chain_slot(mv_bytes key) {
+    size_t mask = hub.cap_chains - 1;
+    for (size_t i = fnv1a(key) & mask;; i = (i + 1) & mask) {
+        key_chain *c = &hub.chains[i];
+        if (!c->first || same_key(hub.step[c->first - 1].ev.key, key)) return c;
+    }
+}
+
+/* Links every step event to the next one of its key, in revision order. */
+static void build_chains(void) {
+    size_t cap = 16;
+    while (cap < 2 * hub.n_step)
+        cap *= 2;
+    if (cap > hub.cap_chains) {
+        free(hub.chains);
+        hub.chains = malloc(cap * sizeof *hub.chains);
+        if (!hub.chains) abort();
+        hub.cap_chains = cap;
+    }
+    memset(hub.chains, 0, hub.cap_chains * sizeof *hub.chains);
+    for (size_t i = 0; i < hub.n_step; i++) {
+        key_chain *c = chain_slot(hub.step[i].ev.key);
+        if (c->first)
+            hub.step[c->last - 1].next = i + 1;
+        else
+            c->first = i + 1;
+        c->last = i + 1;
+    }
+}
+
+/* The step's events of its key join the batch of each chosen watcher of one key (sync_match's rules);
+ * the range watchers took theirs as the events were read (wspan_match). */
+static void batch_key_watchers(void) {
+    if (hub.n_step == 0) return;
+    build_chains();
+    for (size_t i = 0; i < hub.n_touched; i++) {
+        watcher *w = hub.touched[i];
+        if (w->kind != WR_KEY) continue;
+        for (size_t j = chain_slot(w->key)->first; j && !w->more_rev; j = hub.step[j - 1].next) {
+            const step_event *e = &hub.step[j - 1];
+            if (e->rev >= w->next_rev && !filtered(w, e->ev.type)) batch_add(w, &e->ev, e->rev);
+        }
+    }
+    hub.n_step = 0;
+}
+
 static int64_t choose(int64_t compact, bool *with_prev) {
     int64_t min_rev = INT64_MAX;
     for (watcher *w = hub.unsynced, *next; w && hub.n_touched < SYNC_MAX_WATCHERS; w = next) {
@@ -382,10 +473,16 @@ static int64_t choose(int64_t compact, bool *with_prev) {
 static int64_t scan_history(int64_t min_rev, int64_t cur, bool with_prev) {
     int64_t rev = min_rev;
     for (; rev <= cur; rev++) {
-        if (load_revision(rev, with_prev) == MV_OK) match_events(rev, sync_match);
-        if (rev - min_rev + 1 >= SYNC_MAX_REVS || hub.loaded >= SYNC_MAX_BYTES) return rev;
+        if (load_revision(rev, with_prev) == MV_OK)
+            for (size_t i = 0; i < hub.n_evs; i++) {
+                step_push(rev, &hub.evs[i]);
+                match_ctx m = {&hub.evs[i], rev};
+                wspan_match(hub.evs[i].key, sync_match, &m);
+            }
+        if (rev - min_rev + 1 >= SYNC_MAX_REVS || hub.loaded >= SYNC_MAX_BYTES) break;
     }
-    return cur;
+    batch_key_watchers();
+    return rev <= cur ? rev : cur;
 }
 
 /* Sends each chosen watcher its batch and moves it on; returns whether any moved. */
