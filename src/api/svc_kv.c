@@ -8,6 +8,7 @@
 #include "errors.h"
 #include "header.h"
 #include "kv_check.h"
+#include "kv_range_steps.h"
 #include "kv_wire.h"
 #include "metrics.h"
 #include "rpc.pb-c.h"
@@ -387,9 +388,11 @@ static void pack_range_reply(const mv_result *res, const reply_sink *out) {
     response_header_fill(&hdr, res->header_revision);
     size_t hlen = protobuf_c_message_get_packed_size(&hdr.base);
     size_t len = 1 + pb_varint_size(hlen) + hlen + (r->more ? 2 : 0) + pb_int_field_size(r->count);
+    size_t value_bytes = 0;
     for (size_t i = 0; i < r->n_kvs; i++) {
         size_t kl = kv_packed_size(&r->kvs[i]);
         len += 1 + pb_varint_size(kl) + kl;
+        value_bytes += r->kvs[i].value.len;
     }
     uint8_t *buf = rpc_sink_reserve_encoded(out, len);
     if (!buf) return;
@@ -401,6 +404,11 @@ static void pack_range_reply(const mv_result *res, const reply_sink *out) {
     if (r->more) p = pb_put_int_field(p, 0x18, 1);
     p = pb_put_int_field(p, 0x20, r->count);
     assert((size_t)(p - buf) == len);
+    if (value_bytes > RANGE_STEP_BYTES) { /* too much to copy in one turn: in steps, from the next */
+        mv_values_copy *copy = mvcc_range_values_begin(g_store, r, values);
+        free(values);
+        return kv_range_steps_start(out, copy, len);
+    }
     mvcc_range_values(g_store, r, values);
     free(values);
     rpc_sink_commit_encoded(out, len);

@@ -102,7 +102,7 @@ static void call_free(rpc_call *call) {
     if (call->next) call->next->prev = call->prev;
     if (h->last_call == call) h->last_call = NULL;
     input_forget(call);
-    held_sub(h, sbuf_size(&call->out) - call->reserved);
+    held_sub(h, sbuf_size(&call->out)); /* a reservation is counted too */
     h->state_bytes -= CALL_STATE_BYTES + call->path_len;
     outbuf_release(&call->out);
     if (call->path != call->path_inline) free(call->path);
@@ -335,13 +335,17 @@ void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const 
 uint8_t *rpc_message_reserve(rpc_call *call, size_t len) {
     if (!call_writable(call)) return NULL;
     uint8_t *body = queue_message(call, len);
-    if (body) call->reserved = 5 + len;
+    if (body) { /* held from now: a reply copied over several turns counts against the others' budget */
+        call->reserved = 5 + len;
+        held_add(call->h, call->reserved);
+    }
     return body;
 }
 
-/* Until now the reserved bytes were neither counted (held) nor visible to read_reply. */
+/* Until now the reserved bytes were counted as held but not visible to read_reply. */
 void rpc_message_commit(rpc_call *call, size_t len) {
-    assert(call->reserved >= 5 + len);
+    assert(call->reserved >= 5 + len && call->h);
+    held_sub(call->h, call->reserved); /* message_queued counts what is queued */
     size_t unused = call->reserved - 5 - len;
     call->reserved = 0;
     call->out.len -= unused;

@@ -1,5 +1,6 @@
 /* methods.c: the one table of gRPC methods: path → kind and handler. Adding a method is one row here
  * plus its handler; a path not in the table is answered UNIMPLEMENTED by the transport. */
+#include "kv_range_steps.h"
 #include "rpc.h"
 #include "svc_auth.h"
 #include "svc_cluster.h"
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static const rpc_method methods[] = {
-    {"/etcdserverpb.KV/Range", RPC_UNARY, kv_range, NULL},
+    {"/etcdserverpb.KV/Range", RPC_UNARY, kv_range, kv_range_closed},
     {"/etcdserverpb.KV/Put", RPC_UNARY, kv_put, NULL},
     {"/etcdserverpb.KV/DeleteRange", RPC_UNARY, kv_delete_range, NULL},
     {"/etcdserverpb.KV/Txn", RPC_UNARY, kv_txn, NULL},

@@ -50,6 +50,11 @@ void rpc_sink_commit_encoded(const reply_sink *out, size_t len) {
     rpc_finish(out->ctx, GRPC_OK, NULL); /* nothing if the call is finished already (a unary one is) */
 }
 
+rpc_call *rpc_sink_call(const reply_sink *out) {
+    assert(rpc_sink_takes_encoded(out));
+    return out->ctx;
+}
+
 const char *rpc_unmarshal_error(const ProtobufCMessageDescriptor *d) {
     static char text[160];
     snprintf(text, sizeof text, "grpc: error unmarshalling request: malformed %s", d->name);

@@ -29,6 +29,8 @@ void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t le
  * then the commit of its first len bytes, which finishes the call with OK. */
 uint8_t *rpc_sink_reserve_encoded(const reply_sink *out, size_t len);
 void rpc_sink_commit_encoded(const reply_sink *out, size_t len);
+/* The gRPC call a sink answers (rpc_sink_takes_encoded), for a reply finished on a later loop turn. */
+rpc_call *rpc_sink_call(const reply_sink *out);
 
 /* The answer to a request that does not decode as d (grpc-go's words), and finishing call with it
  * under grpc-go's code, INTERNAL. */

@@ -63,9 +63,9 @@ void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const 
                     size_t body_len);
 /* One message written in place, for a large reply packed once where it is sent from: reserves room for a
  * message of len bytes at the end of call's output and returns where its body goes. Nothing of it is
- * sent, nor counted as held, before rpc_message_commit (one reservation at a time). NULL if the call is
- * not writable, or if len passes the send limit (the call is then finished with RESOURCE_EXHAUSTED, as
- * rpc_send finishes it). */
+ * sent before rpc_message_commit, but it counts as held from the start (one reservation at a time). NULL if
+ * the call is not writable, or if len passes the send limit (the call is then finished with
+ * RESOURCE_EXHAUSTED, as rpc_send finishes it). */
 uint8_t *rpc_message_reserve(rpc_call *call, size_t len);
 /* Queues the reserved message with its first len bytes (len <= the length reserved); if the call was
  * finished meanwhile, drops it. A commit after the handler returned must know the call is still open
