@@ -2,9 +2,11 @@
 # idle-text.sh: keeps the functions an idle server runs (start, one `etcdctl endpoint health`, a few
 # seconds of idle) next to each other at the start of the text, so that the kernel, which maps a file's
 # pages 64 KiB around each fault, maps their pages and not all of the binary's (idle RSS, issue 16).
-#   scripts/idle-text.sh profile [path/to/cetcd] > scripts/idle-text.list
+#   scripts/idle-text.sh profile path/to/cetcd [OLD_LIST] > new-list; mv new-list scripts/idle-text.list
 #     runs the server under callgrind and lists the input sections of the functions that ran (needs
-#     valgrind and etcdctl). Rerun it when the start or the idle path changes; a stale list costs RSS only.
+#     valgrind and etcdctl), with those of OLD_LIST that still exist in the binary: a connection's end
+#     takes one of several paths by timing, so one run does not see them all. Rerun it when the start or
+#     the idle path changes; a stale list costs RSS only.
 #   scripts/idle-text.sh ldscript LIST CC [FLAGS...] > build/cetcd.ld
 #     the linker's own default script for these flags (ld --verbose) with LIST's sections placed first
 #     in .text; the Makefile links the server with it. Still one .text, which valgrind needs to name
@@ -22,8 +24,9 @@ if [ "${1:-}" = ldscript ] && [ $# -ge 3 ]; then
             END { if (n != 1) { print "idle-text.sh: no .text statement found in ld --verbose" > "/dev/stderr"; exit 1 } }'
     exit
 fi
-[ "${1:-}" = profile ] || { echo "usage: $0 profile [path/to/cetcd] | ldscript LIST CC [FLAGS...]" >&2; exit 2; }
+[ "${1:-}" = profile ] || { echo "usage: $0 profile path/to/cetcd [OLD_LIST] | ldscript LIST CC [FLAGS...]" >&2; exit 2; }
 BIN=${2:-build/cetcd}
+OLD=${3:-}
 [ -x "$BIN" ] || { echo "$0: $BIN: not built" >&2; exit 2; }
 command -v valgrind >/dev/null && command -v etcdctl >/dev/null || { echo "$0: needs valgrind and etcdctl" >&2; exit 2; }
 
@@ -41,6 +44,10 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 [ -n "$ok" ] || { echo "$0: the server did not become healthy: $(tail -3 "$TMP/log")" >&2; exit 1; }
+for _ in 1 2 3; do # more connections, more of the ways one ends
+    sleep 0.3
+    etcdctl --endpoints "$EP" --dial-timeout=1s endpoint health >/dev/null 2>&1
+done
 sleep 3
 # the counts so far (cg.out.1); the server is then killed, so its shutdown path is not listed
 callgrind_control -d "$PID" >/dev/null 2>&1
@@ -50,6 +57,11 @@ for _ in $(seq 50); do [ -s "$TMP/cg.out.1" ] && break; sleep 0.1; done
 FUNCS=$(callgrind_annotate --threshold=100 "$TMP/cg.out.1" | grep -F "[$(realpath "$BIN")]" |
     sed -nE 's/.*:([A-Za-z_][A-Za-z0-9_.]*) \[.*/\1/p' | sort -u)
 [ -n "$FUNCS" ] || { echo "$0: no functions found in the profile" >&2; exit 1; }
+if [ -n "$OLD" ]; then # OLD_LIST's functions that the binary still has
+    KEPT=$(sed -nE 's/^    \*\(\.text\.unlikely\.([^)]*)\)$/\1.cold/p; s/^    \*\(\.text\.([^)]*)\)$/\1/p' "$OLD" |
+        grep -vx 'startup .text.startup.\*' | sort -u | comm -12 - <(nm "$BIN" | awk '{print $NF}' | sort -u))
+    FUNCS=$(printf '%s\n' $FUNCS $KEPT | sort -u)
+fi
 
 echo "/* scripts/idle-text.list: made by scripts/idle-text.sh profile, do not edit: the sections put first in"
 echo " * .text (start, one etcdctl endpoint health, idle). libev and protobuf-c are not built with"
