@@ -24,12 +24,13 @@ read -r size rss < <(awk -v b="$bin" '
     /^[0-9a-f]+-[0-9a-f]+ / { cur = ($2 == "r-xp" && $6 == b) }
     cur && $1 == "Size:" { s = $2 } cur && $1 == "Rss:" { r = $2 }
     END { print s + 0, r + 0 }' "/proc/$CETCD_PID/smaps")
-# before the layout all of it (328 of 328 KiB); with it ~170 KiB: the listed ~150 KiB and the
-# kernel's 64 KiB fault-around window past their end
-if [ "$size" -gt 0 ] && [ $((rss * 4)) -lt $((size * 3)) ]; then
-    t_pass "idle server maps under 3/4 of its text ($rss of $size KiB)"
+# before the layout all of it (328 of 328 KiB); with it 112-176 KiB: the listed ~110 KiB in the kernel's
+# 64 KiB windows or folios. A function the path runs and the list misses costs a window or more wherever
+# it lands (three took it to 304 KiB), so the bound is 2/3.
+if [ "$size" -gt 0 ] && [ $((rss * 3)) -lt $((size * 2)) ]; then
+    t_pass "idle server maps under 2/3 of its text ($rss of $size KiB)"
 else
-    t_fail "idle server maps under 3/4 of its text ($rss of $size KiB)" "a stale scripts/idle-text.list?"
+    t_fail "idle server maps under 2/3 of its text ($rss of $size KiB)" "a stale scripts/idle-text.list?"
 fi
 # the loop and the sync thread: the password hashing threads start with the first hash (auth_hash.c)
 t_eq "idle server: 2 threads" 2 "$(ls "/proc/$CETCD_PID/task" | wc -l)"
