@@ -23,7 +23,10 @@ static struct {
     size_t len, cap;
     watcher **held; /* watchers holding events */
     size_t n_held, cap_held;
+    ev_timer recheck; /* runs while events are held: the loop must look again after its flush */
 } hold;
+
+#define HOLD_RECHECK_SECONDS 0.001
 
 void hold_round_reset(void) {
     if (hold.used) memset(hold.slots, 0, (hold.mask + 1) * sizeof *hold.slots);
@@ -134,6 +137,23 @@ int64_t hold_drop(watcher *w) {
     return first;
 }
 
+static void on_recheck(EV_P_ ev_timer *t, int revents) {
+    (void)EV_A, (void)t, (void)revents; /* the turn it wakes runs hold_release_ready (watch_hub.c) */
+}
+
+/* A connection is found busy before this turn's output is written, which may drain it all at once:
+ * with events still held, the loop must not then sleep until some other event comes, so it wakes
+ * again shortly and looks. */
+static void recheck_later(void) {
+    if (hold.n_held == 0) {
+        if (ev_is_active(&hold.recheck)) ev_timer_stop(EV_DEFAULT_ & hold.recheck);
+        return;
+    }
+    if (ev_is_active(&hold.recheck)) return;
+    ev_timer_init(&hold.recheck, on_recheck, HOLD_RECHECK_SECONDS, 0.);
+    ev_timer_start(EV_DEFAULT_ & hold.recheck);
+}
+
 /* Releases the held events of watchers whose connections are drained (all of them when forced) and
  * compacts the list. */
 void hold_release_ready(bool force) {
@@ -148,6 +168,7 @@ void hold_release_ready(bool force) {
         hold_release(w);
     }
     hold.n_held = kept;
+    recheck_later();
 }
 
 void hold_forget(watcher *w) {
