@@ -8,7 +8,7 @@
 #include "alloc.h"
 
 /* Makes room for n more bytes, first by moving the live bytes to the front, then by doubling. */
-static void sbuf_reserve(sbuf *b, size_t n) {
+void sbuf_reserve(sbuf *b, size_t n) {
     if (b->len + n > b->cap && b->off > 0) {
         memmove(b->data, b->data + b->off, b->len - b->off);
         b->len -= b->off;

@@ -13,6 +13,8 @@ typedef struct sbuf {
 } sbuf;
 
 void sbuf_append(sbuf *b, const void *p, size_t n);
+/* Makes room for n more bytes at once (appends that follow move nothing). */
+void sbuf_reserve(sbuf *b, size_t n);
 /* Appends n bytes left for the caller to fill; returns where they start. */
 uint8_t *sbuf_extend(sbuf *b, size_t n);
 void sbuf_consume(sbuf *b, size_t n);

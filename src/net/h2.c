@@ -214,6 +214,8 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8
     h2_conn *h = user_data;
     rpc_call *call = source->ptr;
     assert(frame->data.padlen == 0 && length <= sbuf_size(&call->out) - call->reserved);
+    if (h->out_want) conn_reserve_released(h->conn, h->out_want);
+    h->out_want = 0;
     conn_queue_released(h->conn, framehd, 9);
     conn_queue_released(h->conn, sbuf_head(&call->out), length);
     reply_taken(call, length);
@@ -529,9 +531,16 @@ int h2_conn_recv(h2_conn *h, const uint8_t *data, size_t len) {
 }
 
 /* Frames nghttp2 returns are copied into the connection's output; large DATA payloads are put there
- * by send_data, which pauses nghttp2 (mem_send returns 0) once the output reaches limit. */
+ * by send_data, which pauses nghttp2 (mem_send returns 0) once the output reaches limit. With at least
+ * RESERVE_MIN of replies that may go, the first such payload makes room for them all (out_want),
+ * instead of the output doubling (and copying what it holds) a dozen times on the way to megabytes. */
+#define RESERVE_MIN (64u << 10)
 int h2_conn_produce(h2_conn *h, size_t limit) {
     h->out_limit = limit;
+    size_t want = h->queued < limit ? h->queued : limit; /* the reply bytes that can go now, at most */
+    int32_t window = nghttp2_session_get_remote_window_size(h->session);
+    if (window >= 0 && (size_t)window < want) want = (size_t)window;
+    h->out_want = want >= RESERVE_MIN ? want + want / 1024 + 4096 : 0; /* + frame heads */
     while (conn_unsent(h->conn) < limit) {
         const uint8_t *data;
         h->out_paused = false;

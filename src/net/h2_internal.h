@@ -29,6 +29,7 @@ struct h2_conn {
     size_t queued;      /* reply bytes held in calls, not yet taken by nghttp2 */
     size_t out_limit;   /* h2_conn_produce's: output past which DATA written in place pauses nghttp2 */
     bool out_paused;    /* it did: more frames may be ready */
+    size_t out_want;    /* room the output makes at the first such DATA of a produce (h2_conn_produce) */
     bool blocked;       /* queued went over QUEUED_HIGH: requests wait (see QUEUED_HIGH) */
     ev_timer kick;      /* runs the ready calls on the next loop turn */
     /* input, h2_input.c */

@@ -112,9 +112,10 @@ void conn_mark_dirty(conn *c) {
     dirty_head = c;
 }
 
-/* Holds bytes until the batch they may depend on is durable. Tags only grow, so a full queue can
- * fold new bytes into its last chunk by raising that chunk's tag (never releasing anything early). */
-static void hold_output(conn *c, const void *data, size_t len) {
+/* The chunk new output joins: bytes are held until the batch they may depend on is durable. Tags only
+ * grow, so a full queue can fold new bytes into its last chunk by raising that chunk's tag (never
+ * releasing anything early). */
+static sbuf *held_tail(conn *c) {
     uint64_t seq = commit_needed_seq();
     out_chunk *last = c->n_waiting ? &c->waiting[c->n_waiting - 1] : NULL;
     if (!last || (last->seq != seq && c->n_waiting < MAX_WAITING)) {
@@ -123,7 +124,11 @@ static void hold_output(conn *c, const void *data, size_t len) {
         memset(last, 0, sizeof *last);
     }
     if (seq > last->seq) last->seq = seq;
-    sbuf_append(&last->data, data, len);
+    return &last->data;
+}
+
+static void hold_output(conn *c, const void *data, size_t len) {
+    sbuf_append(held_tail(c), data, len);
 }
 
 /* Moves every chunk whose batch is durable to the socket buffer. */
@@ -155,6 +160,10 @@ void conn_queue(conn *c, const void *data, size_t len) {
 
 void conn_queue_released(conn *c, const void *data, size_t len) {
     if (!c->dead) hold_output(c, data, len);
+}
+
+void conn_reserve_released(conn *c, size_t len) {
+    if (!c->dead) sbuf_reserve(held_tail(c), len);
 }
 
 size_t conn_unsent(const conn *c) {

@@ -16,6 +16,9 @@ typedef struct conn conn;
 void conn_queue(conn *c, const void *data, size_t len);
 /* HTTP/2 frames produced by the session during a flush; held the same way. */
 void conn_queue_released(conn *c, const void *data, size_t len);
+/* Room for len more bytes of conn_queue_released output at once: a large reply's frames are then
+ * appended without the buffer growing (and being copied) step by step. */
+void conn_reserve_released(conn *c, size_t len);
 /* A batch became durable: flush every connection that holds output for it. */
 void server_release_durable(void);
 /* HTTP/2: the connection's session has (or may have) frames to send. */
