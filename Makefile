@@ -110,12 +110,8 @@ SERVER_LAYERS := base rpc api watch gateway net
 # line tables kept for crash traces, compressed so the binary stays under 1 MB; unused sections dropped;
 # relative relocations packed (DT_RELR: 2.6k entries in 1 kB instead of 62 kB read at every start); the
 # functions an idle server runs first in .text, so that the kernel maps those pages and not the whole text
-# (idle RSS: scripts/idle-text.sh, which also makes the list, scripts/idle-text.list); segments aligned to
-# 64 KiB in the file and in memory, the unit in which the kernel maps a file's pages (fault-around, large
-# folios), so that the idle text's ~110 KiB and the touched rodata take 2 and 1 of them, not 3 and 2
-# (+78 kB of padding in the file, 4 bits less of ASLR for the binary's base)
-LINK_SERVER := $(OPT) -Wl,--compress-debug-sections=zlib -Wl,--gc-sections -Wl,-z,pack-relative-relocs \
-	-Wl,-z,max-page-size=0x10000
+# (idle RSS: scripts/idle-text.sh, which also makes the list, scripts/idle-text.list)
+LINK_SERVER := $(OPT) -Wl,--compress-debug-sections=zlib -Wl,--gc-sections -Wl,-z,pack-relative-relocs
 $(BUILD)/cetcd.ld: scripts/idle-text.list scripts/idle-text.sh | $(DEPS_OK)
 	scripts/idle-text.sh ldscript $< $(CC) $(LINK_SERVER) > $@.tmp && mv $@.tmp $@
 $(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a $(BUILD)/cetcd.ld
