@@ -83,23 +83,7 @@ class Raw:
 
     def read_status(self, seconds=10):
         """Reads until a stream ends; returns its grpc-status (or None)."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                data = self.sock.recv(1 << 20)
-            except socket.timeout:
-                continue
-            if not data:
-                return None
-            for ev in self.conn.receive_data(data):
-                if isinstance(ev, h2.events.DataReceived):
-                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                if isinstance(ev, (h2.events.TrailersReceived, h2.events.ResponseReceived)):
-                    status = dict(ev.headers).get("grpc-status")
-                    if status is not None:
-                        return status
-            self.sock.sendall(self.conn.data_to_send())
-        return None
+        return next(iter(self.read_statuses(1, seconds).values()), None)
 
 
 def check_kvs(name, kvs):
