@@ -1,6 +1,7 @@
 /* watch_hub.c: delivers events to watchers, as etcd's watchableStore: each new revision is read once
  * and sent to the synced watchers of its keys; new watchers with an old start revision and watchers
  * of slow streams are unsynced and caught up from history in bounded steps, with no gap and no repeat. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,16 +438,43 @@ static void build_chains(void) {
 
 /* The step's events of its key join the batch of each chosen watcher of one key (sync_match's rules);
  * the range watchers took theirs as the events were read (wspan_match). */
+/* Whether w's batch of the step is the one `was` got: the same key from the same revision, with the
+ * same filters and prev_kv (both started the step with an empty batch). */
+static bool same_batch(const watcher *was, const watcher *w) {
+    return was && was->next_rev == w->next_rev && was->no_put == w->no_put &&
+           was->no_delete == w->no_delete && was->prev_kv == w->prev_kv && same_key(was->key, w->key);
+}
+
+static void copy_batch(watcher *w, const watcher *from) {
+    if (w->cap_evs < from->n_evs) {
+        w->cap_evs = from->n_evs;
+        w->evs = realloc(w->evs, w->cap_evs * sizeof *w->evs);
+        if (!w->evs) abort();
+    }
+    if (from->n_evs) memcpy(w->evs, from->evs, from->n_evs * sizeof *w->evs);
+    w->n_evs = from->n_evs;
+    w->batch_revs = from->batch_revs;
+    w->batch_last_rev = from->batch_last_rev;
+    w->more_rev = from->more_rev;
+}
+
 static void batch_key_watchers(void) {
     if (hub.n_step == 0) return;
     build_chains();
+    const watcher *was = NULL; /* the last key watcher batched: the next often shares its batch */
     for (size_t i = 0; i < hub.n_touched; i++) {
         watcher *w = hub.touched[i];
         if (w->kind != WR_KEY) continue;
+        assert(w->n_evs == 0 && !w->more_rev);
+        if (same_batch(was, w)) {
+            copy_batch(w, was);
+            continue;
+        }
         for (size_t j = chain_slot(w->key)->first; j && !w->more_rev; j = hub.step[j - 1].next) {
             const step_event *e = &hub.step[j - 1];
             if (e->rev >= w->next_rev && !filtered(w, e->ev.type)) batch_add(w, &e->ev, e->rev);
         }
+        was = w;
     }
     hub.n_step = 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # test_watch_catchup.py: watchers that start in the past are caught up from history; many of them on one
 # key take their events through that key's chain of the step (src/watch/watch_hub.c, batch_key_watchers),
+# and one that starts where the one before it did, with the same options, takes a copy of its batch,
 # beside watchers of other keys and of prefixes. Every watcher must see exactly what Debian's etcd sends
 # it: the same events, revisions, values and prev_kv, with filters, across more than the 1000 revisions
 # one history response may hold.
@@ -36,6 +37,7 @@ def write_history(c):
 NOPUT, NODEL = rpc_pb2.WatchCreateRequest.NOPUT, rpc_pb2.WatchCreateRequest.NODELETE
 SPECS = [(HOT, False, r, f, pk) for r in (2, 3, 40, 400, 1000, 1500) for f in ([], [NOPUT], [NODEL])
          for pk in (False, True)]
+SPECS += [(HOT, False, 2, [], False)] * 3 + [(HOT, False, 400, [NOPUT], True)] * 2  # batches shared
 SPECS += [(b"warm", False, 2, [], True), (b"other/3", False, 10, [], False), (b"other/", True, 5, [], True),
           (b"h", True, 2, [NODEL], False), (b"nothing", False, 2, [], False)]
 
