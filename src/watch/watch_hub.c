@@ -381,8 +381,6 @@ static void sync_match(watcher *w, void *ctx) {
     batch_add(w, m->ev, m->rev);
 }
 
-/* Picks up to SYNC_MAX_WATCHERS unsynced watchers whose streams can take output; those below the
- * compaction revision get etcd's compacted cancel instead. Returns the lowest revision needed. */
 /* --- a history step's events by key, so the watchers of one key take them in one walk each --- */
 
 static void step_push(int64_t rev, const rev_event *ev) {
@@ -394,23 +392,12 @@ static void step_push(int64_t rev, const rev_event *ev) {
     hub.step[hub.n_step++] = (step_event){rev, *ev, 0};
 }
 
-static uint64_t fnv1a(mv_bytes k) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < k.len; i++)
-        h = (h ^ k.data[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static bool same_key(mv_bytes a, mv_bytes b) {
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
-}
-
 /* The chain slot of key: its own, or the free one where it would go. */
 static key_chain *chain_slot(mv_bytes key) {
     size_t mask = hub.cap_chains - 1;
-    for (size_t i = fnv1a(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = watch_key_hash(key) & mask;; i = (i + 1) & mask) {
         key_chain *c = &hub.chains[i];
-        if (!c->first || same_key(hub.step[c->first - 1].ev.key, key)) return c;
+        if (!c->first || watch_key_eq(hub.step[c->first - 1].ev.key, key)) return c;
     }
 }
 
@@ -436,13 +423,11 @@ static void build_chains(void) {
     }
 }
 
-/* The step's events of its key join the batch of each chosen watcher of one key (sync_match's rules);
- * the range watchers took theirs as the events were read (wspan_match). */
 /* Whether w's batch of the step is the one `was` got: the same key from the same revision, with the
  * same filters and prev_kv (both started the step with an empty batch). */
 static bool same_batch(const watcher *was, const watcher *w) {
     return was && was->next_rev == w->next_rev && was->no_put == w->no_put &&
-           was->no_delete == w->no_delete && was->prev_kv == w->prev_kv && same_key(was->key, w->key);
+           was->no_delete == w->no_delete && was->prev_kv == w->prev_kv && watch_key_eq(was->key, w->key);
 }
 
 static void copy_batch(watcher *w, const watcher *from) {
@@ -458,6 +443,8 @@ static void copy_batch(watcher *w, const watcher *from) {
     w->more_rev = from->more_rev;
 }
 
+/* The step's events of its key join the batch of each chosen watcher of one key (sync_match's rules);
+ * the range watchers took theirs as the events were read (wspan_match). */
 static void batch_key_watchers(void) {
     if (hub.n_step == 0) return;
     build_chains();
@@ -479,6 +466,8 @@ static void batch_key_watchers(void) {
     hub.n_step = 0;
 }
 
+/* Picks up to SYNC_MAX_WATCHERS unsynced watchers whose streams can take output; those below the
+ * compaction revision get etcd's compacted cancel instead. Returns the lowest revision needed. */
 static int64_t choose(int64_t compact, bool *with_prev) {
     int64_t min_rev = INT64_MAX;
     for (watcher *w = hub.unsynced, *next; w && hub.n_touched < SYNC_MAX_WATCHERS; w = next) {

@@ -21,11 +21,11 @@ static struct {
     size_t n_watchers;
 } ix;
 
-static bool bytes_eq(mv_bytes a, mv_bytes b) {
+bool watch_key_eq(mv_bytes a, mv_bytes b) {
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
-static uint64_t key_hash(mv_bytes k) {
+uint64_t watch_key_hash(mv_bytes k) {
     return XXH3_64bits(k.data, k.len);
 }
 
@@ -47,12 +47,12 @@ static void table_grow(void) {
 static watch_bucket *bucket_find(mv_bytes key, uint64_t h) {
     if (!ix.cap) return NULL;
     for (watch_bucket *b = ix.table[h & (ix.cap - 1)]; b; b = b->next)
-        if (b->hash == h && bytes_eq(b->key, key)) return b;
+        if (b->hash == h && watch_key_eq(b->key, key)) return b;
     return NULL;
 }
 
 static watch_bucket *bucket_get(watcher *w) {
-    uint64_t h = key_hash(w->key);
+    uint64_t h = watch_key_hash(w->key);
     watch_bucket *b = bucket_find(w->key, h);
     if (b) return b;
     if (ix.n_buckets + 1 > ix.cap / 2) table_grow();
@@ -108,7 +108,7 @@ void widx_remove(watcher *w) {
 }
 
 void widx_match(mv_bytes key, void (*fn)(watcher *w, void *ctx), void *ctx) {
-    watch_bucket *b = bucket_find(key, key_hash(key));
+    watch_bucket *b = bucket_find(key, watch_key_hash(key));
     for (watcher *w = b ? b->head : NULL; w; w = w->ix_next)
         fn(w, ctx);
     wspan_match(key, fn, ctx);

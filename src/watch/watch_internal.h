@@ -86,6 +86,9 @@ void widx_add(watcher *w);
 void widx_remove(watcher *w);
 /* Calls fn for every indexed watcher whose key or range holds key. fn must not change the index. */
 void widx_match(mv_bytes key, void (*fn)(watcher *w, void *ctx), void *ctx);
+/* The index's key equality and hash, also used by watch_hub.c's chains of a history step's events. */
+bool watch_key_eq(mv_bytes a, mv_bytes b);
+uint64_t watch_key_hash(mv_bytes k);
 size_t widx_count(void);
 watcher *wids_get(const watch_stream *ws, int64_t id);
 void wids_put(watch_stream *ws, watcher *w);
