@@ -63,6 +63,7 @@ struct conn {
     bool metrics_only;  /* from a --listen-metrics-urls listener: /metrics and /health only */
     bool dirty, dead, closing, read_paused;
     conn *next_dirty, *next_dead;
+    size_t freed_bytes; /* set when it dies: the reply bytes it held, given back when it is reaped */
     conn *prev, *next;
     conn *hold_prev, *hold_next; /* in the list of connections holding output (n_waiting > 0) */
     bool holding;

@@ -574,7 +574,8 @@ bool h2_conn_backlogged(const h2_conn *h) {
     return input_backlogged(h);
 }
 
-void h2_conn_free(h2_conn *h) {
+size_t h2_conn_free(h2_conn *h) {
+    size_t held = h->queued;
     ev_timer_stop(EV_DEFAULT_ & h->kick);
     for (rpc_call *call = h->calls; call; call = call->next) {
         nghttp2_session_set_stream_user_data(h->session, call->stream_id, NULL);
@@ -584,4 +585,5 @@ void h2_conn_free(h2_conn *h) {
         call_free(h->calls);
     nghttp2_session_del(h->session);
     free(h);
+    return held;
 }

@@ -30,7 +30,8 @@ size_t h2_held_total(void);
 /* True while the connection should read no more: the requests left for later turns (its turn
  * budget was spent) take half of what its calls may take. */
 bool h2_conn_backlogged(const h2_conn *h);
-/* Ends every open call (their on_close runs) and frees the session. */
-void h2_conn_free(h2_conn *h);
+/* Ends every open call (their on_close runs) and frees the session. Returns the reply bytes its calls
+ * held, so that the caller knows how much memory went back to the allocator. */
+size_t h2_conn_free(h2_conn *h);
 
 #endif

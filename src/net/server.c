@@ -68,7 +68,8 @@ void conn_kill(conn *c) {
     c->fd = -1;
     n_conns--;
     accept_reserve_refill();
-    if (c->h2) h2_conn_free(c->h2);
+    c->freed_bytes = conn_unsent(c);
+    if (c->h2) c->freed_bytes += h2_conn_free(c->h2);
     c->h2 = NULL;
     if (c->proto == PROTO_HTTP1) http1_conn_closed(c);
     holding_remove(c);
@@ -81,13 +82,16 @@ void conn_kill(conn *c) {
     dead_head = c;
 }
 
-/* Once at least this many connections, and as many as remain, were freed, the allocator is asked to
- * give free pages back, so that a crowd of connections that came and went does not keep its memory
- * (glibc keeps it otherwise). */
+/* Once at least this many connections, and as many as remain, were freed, or connections that held
+ * this many reply bytes, the allocator is asked to give free pages back, so that a crowd of
+ * connections that came and went, or one that went with its replies unread, does not keep its memory
+ * (glibc keeps freed chunks in the heap's middle otherwise). */
 #define TRIM_AFTER_FREED 64
+#define TRIM_AFTER_BYTES ((size_t)4 << 20)
 
 static void reap_dead(void) {
     static unsigned freed;
+    static size_t freed_bytes;
     while (dead_head) {
         conn *c = dead_head;
         dead_head = c->next_dead;
@@ -95,11 +99,13 @@ static void reap_dead(void) {
         for (int i = 0; i < c->n_waiting; i++)
             sbuf_free(&c->waiting[i].data);
         sbuf_free(&c->out);
+        freed_bytes += c->freed_bytes;
         free(c);
         freed++;
     }
-    if (freed < TRIM_AFTER_FREED || freed < n_conns) return;
+    if ((freed < TRIM_AFTER_FREED || freed < n_conns) && freed_bytes < TRIM_AFTER_BYTES) return;
     freed = 0;
+    freed_bytes = 0;
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

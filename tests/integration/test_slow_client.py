@@ -70,7 +70,8 @@ def main():
     time.sleep(1)
     t.check("server alive after the reader vanished", srv.alive(), srv.log_tail())
     after = rss_mib(srv.pid) - base
-    t.check("memory given back (%.0f MiB above start)" % after, after < 40, "%.0f MiB" % after)
+    # the dead connection's replies go back to the kernel at once (server.c trims after freeing them)
+    t.check("memory given back (%.0f MiB above start)" % after, after < 4, "%.0f MiB" % after)
     value, _ = c.get("big")
     t.eq("big value still intact", BIG, len(value or b""))
     srv.stop()
