@@ -216,8 +216,19 @@ void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
  * (each kv's value has data NULL and len its length; keys_only: 0) and each key points into the store's
  * index, so the result holds only until the store next changes. mvcc_range_values then copies the value
  * of kvs[i] to dst[i] (room for value.len bytes each), so a reply can be packed without a second copy. */
-void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out);
+typedef struct mv_count_rest mv_count_rest; /* below */
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_count_rest **rest);
 void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *dst);
+/* With rest non-NULL, mvcc_range_select counts at most MV_COUNT_STEP_KEYS keys past the ones it
+ * returns (etcd's count covers the whole range: a page of a list of 1M keys counts 1M, ~50 ms). If
+ * more are left, *rest carries on (else it is NULL) and the result's count is only the part counted;
+ * mvcc_count_rest_step then counts about as many keys more per call, at the range's revision, whatever
+ * the store does between calls (pruning of the index waits for it), and says when it is done; the
+ * total is mvcc_count_rest_total; end frees it, done or not (before mvcc_close). */
+#define MV_COUNT_STEP_KEYS 16384
+bool mvcc_count_rest_step(mv_count_rest *c);
+int64_t mvcc_count_rest_total(const mv_count_rest *c);
+void mvcc_count_rest_end(mv_count_rest *c);
 /* mvcc_range_values in steps, for a reply too large to fill in one loop turn. begin (right after
  * mvcc_range_select, before the store changes) copies the values that are in memory and takes its own
  * descriptors of the segment files holding the rest, so that writes, compaction and log compaction

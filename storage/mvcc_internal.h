@@ -41,7 +41,7 @@ struct mvcc {
     rev_table revs; /* record of each revision since revs.base, for history replay, in 12 bytes
                        (keyhist.h); trimmed below the compaction revision, so it follows history,
                        not the age (rev_table.h) */
-    bool replaying;                 /* at open: places are listed in `replayed`, the table built at the end */
+    bool replaying; /* at open: places are listed in `replayed`, the table built at the end */
     struct replay_map *replay_keys; /* at open: keys are found here, and moved to `index` at the end */
     struct replay_clock {
         uint64_t started_us, reported_us, records;
@@ -61,13 +61,14 @@ struct mvcc {
         log_place place;     /* of its record: the only one log compaction copies forward */
     } state[MV_STATE_KINDS]; /* state_blobs.c */
     struct disk_space {
-        bool known;                  /* read at least once */
-        uint64_t free_at_check;      /* free bytes on the data dir's file system when last read */
-        uint64_t log_bytes_at_check; /* the log's size then */
-    } disk;                          /* disk_guard.c */
-    int exports_open;                /* while > 0, pruning of the index waits */
-    int64_t prune_revision;          /* the index is pruned in slices up to this compaction; 0 when done */
-    uint8_t *prune_cursor;           /* the next key to prune from (NULL: the first) */
+        bool known;                    /* read at least once */
+        uint64_t free_at_check;        /* free bytes on the data dir's file system when last read */
+        uint64_t log_bytes_at_check;   /* the log's size then */
+    } disk;                            /* disk_guard.c */
+    int exports_open;                  /* while > 0, pruning of the index waits */
+    struct mv_count_rest *counts_open; /* unfinished counts: pruning waits while one reads below it */
+    int64_t prune_revision;            /* the index is pruned in slices up to this compaction; 0 when done */
+    uint8_t *prune_cursor;             /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
     bptree *leases; /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
@@ -114,6 +115,8 @@ mv_err check_read_revision(const mvcc *s, int64_t rev);
  */
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
+/* Whether pruning the index up to rev would change what an unfinished count reads. */
+bool counts_pin_below(const mvcc *s, int64_t rev);
 
 /* lease.c */
 void leases_init(mvcc *s);

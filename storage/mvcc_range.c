@@ -123,6 +123,12 @@ typedef struct gather {
     int64_t walked;           /* keys counted past the candidates */
     count_mark *rec;          /* marks being recorded (no entry), .after = keys counted before */
     size_t n_rec, cap_rec;
+    /* counting in steps (mv_count_rest): after walk_budget keys counted (0 = no limit) the walk
+     * pauses at the next live key, kept in resume, which is counted when it goes on */
+    size_t walk_budget, walked_now;
+    bool paused;
+    uint8_t *resume;
+    size_t resume_len;
 } gather;
 
 /* What the arena will hold for one key-value returned: key, value and mv_kv, each rounded up. */
@@ -165,6 +171,13 @@ static void record_mark(gather *g, mv_bytes key) {
 /* One live key past the candidates (or of a count_only range): counted, unless it is a mark of the
  * remembered entry, whose count of the rest ends the walk. */
 static bool count_one(gather *g, mv_bytes key) {
+    if (g->walk_budget && g->walked_now++ == g->walk_budget) {
+        g->resume = xrealloc(g->resume, key.len ? key.len : 1);
+        if (key.len) memcpy(g->resume, key.data, key.len);
+        g->resume_len = key.len;
+        g->paused = true;
+        return false;
+    }
     mv_count_cache *c = g->req->counts;
     if (!g->counting && c && g->req->range_end.len) g->entry = entry_find(c, g->rev, g->req->range_end);
     g->counting = true;
@@ -185,6 +198,14 @@ static bool count_one(gather *g, mv_bytes key) {
     return true;
 }
 
+static void drop_marks(gather *g) {
+    for (size_t i = 0; i < g->n_rec; i++)
+        free(g->rec[i].key);
+    free(g->rec);
+    g->rec = NULL;
+    g->n_rec = g->cap_rec = 0;
+}
+
 /* After the walk: marks recorded over a count that ran to the range's end become an entry (the least
  * recently used one's place); otherwise they are dropped. */
 static void keep_marks(gather *g) {
@@ -203,10 +224,7 @@ static void keep_marks(gather *g) {
         g->rec = NULL;
         g->n_rec = 0;
     }
-    for (size_t i = 0; i < g->n_rec; i++)
-        free(g->rec[i].key);
-    free(g->rec);
-    g->rec = NULL;
+    drop_marks(g);
 }
 
 static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
@@ -306,10 +324,11 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
         out->too_large = true;
         return 0;
     }
-    *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev};
+    size_t walk_budget = g->walk_budget;
+    *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev, .walk_budget = walk_budget};
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, g);
-    keep_marks(g);
+    if (!g->paused) keep_marks(g);
     out->too_large = over_budget(r, g, 0, a, r->sort_target == MV_SORT_VALUE);
     if (out->too_large) g->n = 0;
     sort_candidates(s, g, a);
@@ -340,7 +359,80 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
 
 /* --- a Range whose values the caller has copied where it wants them (mvcc_range_select) --- */
 
-void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out) {
+/* --- the rest of a count, in steps (mvcc.h) --- */
+
+struct mv_count_rest {
+    mvcc *s;
+    mv_range_req req; /* range_end points into end; the key is g.resume */
+    uint8_t *end;
+    gather g; /* its req is &req; no candidates */
+    mv_count_rest *next;
+};
+
+bool counts_pin_below(const mvcc *s, int64_t rev) {
+    for (const mv_count_rest *c = s->counts_open; c; c = c->next)
+        if (c->g.rev < rev) return true;
+    return false;
+}
+
+/* The walk paused in g (its candidates taken): its count goes on in a rest the store keeps in view. */
+static mv_count_rest *count_rest_new(mvcc *s, const gather *g) {
+    assert(g->paused && g->req->range_end.len);
+    mv_count_rest *c = xcalloc(1, sizeof *c);
+    c->s = s;
+    c->req = *g->req;
+    c->end = xmalloc(g->req->range_end.len);
+    memcpy(c->end, g->req->range_end.data, g->req->range_end.len);
+    c->req.range_end = (mv_bytes){c->end, g->req->range_end.len};
+    c->req.key = (mv_bytes){NULL, 0};
+    c->g = *g;
+    c->g.req = &c->req;
+    c->g.items = NULL;
+    c->g.n = c->g.cap = 0;
+    c->next = s->counts_open;
+    s->counts_open = c;
+    return c;
+}
+
+static bool count_live(void *ctx, mv_bytes key, rev_entry *e) {
+    (void)e;
+    return count_one(ctx, key);
+}
+
+bool mvcc_count_rest_step(mv_count_rest *c) {
+    gather *g = &c->g;
+    if (!g->paused) return true;
+    g->paused = false;
+    g->walked_now = 0;
+    g->counting = false; /* the remembered marks are looked up again: the cache may have changed */
+    g->entry = NULL;
+    g->cursor = 0;
+    mv_bytes from = {g->resume, g->resume_len};
+    for_each_live(c->s, from, c->req.range_end, g->rev, count_live, g);
+    if (g->paused) return false;
+    keep_marks(g);
+    return true;
+}
+
+int64_t mvcc_count_rest_total(const mv_count_rest *c) {
+    assert(!c->g.paused);
+    return c->g.count;
+}
+
+void mvcc_count_rest_end(mv_count_rest *c) {
+    if (!c) return;
+    mv_count_rest **p = &c->s->counts_open;
+    while (*p != c)
+        p = &(*p)->next;
+    *p = c->next;
+    drop_marks(&c->g);
+    free(c->g.resume);
+    free(c->end);
+    free(c);
+}
+
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_count_rest **rest) {
+    if (rest) *rest = NULL;
     memset(out, 0, sizeof *out);
     out->arena = arena_new();
     out->resp.type = MV_OP_RANGE;
@@ -349,8 +441,9 @@ void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out) {
     out->header_revision = s->revision;
     if (out->err != MV_OK) return;
     mv_range_resp *rr = &out->resp.u.range;
-    gather g = {0};
+    gather g = {.walk_budget = rest ? MV_COUNT_STEP_KEYS : 0};
     size_t n = range_select(s, req, rev, out->arena, &g, rr);
+    if (g.paused) *rest = count_rest_new(s, &g);
     rr->n_kvs = n;
     rr->kvs = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *rr->kvs);
     candidate *kept = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *kept);

@@ -381,46 +381,52 @@ static uint8_t *put_kv(uint8_t *p, const mv_kv *kv, uint8_t **value) {
 /* etcdserverpb.RangeResponse (header 1, kvs 2, more 3, count 4) in field order, as protobuf-c packs
  * it, into the room the call's output reserves for it: packed once, where it is sent from; the values
  * are copied by the store into their places. Nothing is packed if the call takes no reply (see
- * rpc_sink_reserve_encoded). */
-static void pack_range_reply(const mv_result *res, const reply_sink *out) {
+ * rpc_sink_reserve_encoded). With a count still being counted (rest), the reply waits for it: count is
+ * the last field, and room for the largest is kept. */
+static void pack_range_reply(const mv_result *res, mv_count_rest *rest, const reply_sink *out) {
     const mv_range_resp *r = &res->resp.u.range;
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
     size_t hlen = protobuf_c_message_get_packed_size(&hdr.base);
-    size_t len = 1 + pb_varint_size(hlen) + hlen + (r->more ? 2 : 0) + pb_int_field_size(r->count);
+    size_t len = 1 + pb_varint_size(hlen) + hlen + (r->more ? 2 : 0); /* all but the count */
     size_t value_bytes = 0;
     for (size_t i = 0; i < r->n_kvs; i++) {
         size_t kl = kv_packed_size(&r->kvs[i]);
         len += 1 + pb_varint_size(kl) + kl;
         value_bytes += r->kvs[i].value.len;
     }
-    uint8_t *buf = rpc_sink_reserve_encoded(out, len);
-    if (!buf) return;
+    uint8_t *buf = rpc_sink_reserve_encoded(
+        out, len + (rest ? pb_int_field_size(INT64_MAX) : pb_int_field_size(r->count)));
+    if (!buf) return mvcc_count_rest_end(rest);
     uint8_t *p = pb_put_bytes_head(buf, 0x0a, hlen);
     p += protobuf_c_message_pack(&hdr.base, p);
     uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
     for (size_t i = 0; i < r->n_kvs; i++)
         p = put_kv(p, &r->kvs[i], &values[i]);
     if (r->more) p = pb_put_int_field(p, 0x18, 1);
-    p = pb_put_int_field(p, 0x20, r->count);
     assert((size_t)(p - buf) == len);
-    if (value_bytes > RANGE_STEP_BYTES) { /* too much to copy in one turn: in steps, from the next */
-        mv_values_copy *copy = mvcc_range_values_begin(g_store, r, values);
-        free(values);
-        return kv_range_steps_start(out, copy, len);
-    }
-    mvcc_range_values(g_store, r, values);
+    if (!rest) p = pb_put_int_field(p, 0x20, r->count);
+    len = (size_t)(p - buf);
+    mv_values_copy *copy = NULL;
+    if (value_bytes > RANGE_STEP_BYTES) /* too much to copy in one turn: in steps, from the next */
+        copy = mvcc_range_values_begin(g_store, r, values);
+    else
+        mvcc_range_values(g_store, r, values);
     free(values);
+    if (copy || rest) return kv_range_steps_start(out, &(range_rest){copy, rest, buf, len});
     rpc_sink_commit_encoded(out, len);
 }
 
 /* The sink takes encoded replies (gRPC): the store picks the keys, the reply is packed here. */
 static void range_encoded(const mv_range_req *mreq, const reply_sink *out) {
     mv_result res = {0};
-    mvcc_range_select(g_store, mreq, &res);
+    mv_count_rest *rest;
+    mvcc_range_select(g_store, mreq, &res, &rest);
     if (!store_failed(out, &res) && !over_budget(out, res.resp.u.range.too_large)) {
         metrics_kv(1, 0, 0);
-        pack_range_reply(&res, out);
+        pack_range_reply(&res, rest, out);
+    } else {
+        mvcc_count_rest_end(rest);
     }
     mv_result_free(&res);
 }

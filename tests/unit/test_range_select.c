@@ -3,7 +3,8 @@
  * more, count, keys_only, count_only, sorts, revisions, filters, the budget, values written out of log
  * order and empty values, before and after a reopen and a compaction; and that the pages of a list
  * counted with a count cache (mv_count_cache) count what they count without one; and that values
- * copied in steps (mvcc_range_values_begin) are those of the selection, whatever happens between. */
+ * copied in steps (mvcc_range_values_begin) are those of the selection, whatever happens between, and
+ * so is a count finished in steps (mv_count_rest). */
 #include "fixture.h"
 
 #include <check.h>
@@ -23,7 +24,7 @@ static void teardown(void) {
 static void same(const mv_range_req *r) {
     mv_result a, b;
     mvcc_range(st, r, &a);
-    mvcc_range_select(st, r, &b);
+    mvcc_range_select(st, r, &b, NULL);
     ck_assert_int_eq(a.err, b.err);
     ck_assert_int_eq(a.header_revision, b.header_revision);
     if (a.err == MV_OK) {
@@ -138,7 +139,7 @@ static void pages_agree(mv_count_cache *c, const char *from, const char *end, in
         mv_result plain, cached;
         mvcc_range(st, &r, &plain);
         r.counts = c;
-        mvcc_range_select(st, &r, &cached);
+        mvcc_range_select(st, &r, &cached, NULL);
         ck_assert_int_eq(plain.err, MV_OK);
         ck_assert_int_eq(cached.err, MV_OK);
         const mv_range_resp *x = &plain.resp.u.range, *y = &cached.resp.u.range;
@@ -214,7 +215,7 @@ static void copy_in_steps_while_changing(size_t budget, int min_steps) {
     mv_range_req r = {.key = B("s/"), .range_end = B("s0")};
     mv_result want, sel;
     mvcc_range(st, &r, &want);
-    mvcc_range_select(st, &r, &sel);
+    mvcc_range_select(st, &r, &sel, NULL);
     const mv_range_resp *x = &want.resp.u.range, *y = &sel.resp.u.range;
     ck_assert_int_eq(x->n_kvs, y->n_kvs);
     ck_assert_int_gt(y->n_kvs, 100);
@@ -278,6 +279,93 @@ START_TEST(values_in_steps_many_files) {
 }
 END_TEST
 
+/* A page of a range over more keys than one step counts: the count goes on in steps (mv_count_rest)
+ * while between them keys are added, updated and deleted in the range and the store is compacted up
+ * to the page's revision and past it; the total must be the count mvcc_range gives at that revision,
+ * and pruning the index past the revision must wait for the count, then finish. */
+static void count_in_steps(mv_count_cache *cache, int64_t limit, bool count_only) {
+    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = limit, .count_only = count_only};
+    fx_put("z", "outside", 0); /* the page's revision is above the last compaction */
+    mv_result want, sel;
+    mvcc_range(st, &r, &want); /* counted without the cache, which it would fill */
+    r.counts = cache;
+    int64_t rev = mvcc_revision(st);
+    mv_count_rest *rest;
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_nonnull(rest);
+    ck_assert_int_lt(sel.resp.u.range.count, want.resp.u.range.count);
+    ck_assert_int_eq(sel.resp.u.range.more, want.resp.u.range.more);
+    ck_assert_int_eq(sel.resp.u.range.n_kvs, want.resp.u.range.n_kvs);
+    char k[32];
+    int steps = 0;
+    for (bool done = false; !done; steps++) {
+        for (int i = steps; i < 40000; i += 997) { /* ahead of the walk and behind it */
+            snprintf(k, sizeof k, "c/%06d", i);
+            if (i % 3 == 0)
+                fx_del(k);
+            else
+                fx_put(k, "new", 0);
+            snprintf(k, sizeof k, "c/%06d+", i); /* a key the page's revision does not have */
+            fx_put(k, "added", 0);
+        }
+        int64_t to = steps == 0 ? rev : mvcc_revision(st); /* at the page's revision, then past it */
+        ck_assert_int_eq(mvcc_compact(st, to, &(int64_t){0}), MV_OK);
+        ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), steps == 0 ? 0 : 1);
+        done = mvcc_count_rest_step(rest);
+    }
+    ck_assert_int_ge(steps, 2);
+    ck_assert_int_eq(mvcc_count_rest_total(rest), want.resp.u.range.count);
+    ck_assert(mvcc_index_compaction_pending(st));
+    mvcc_count_rest_end(rest);
+    ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), 0);
+    ck_assert(!mvcc_index_compaction_pending(st));
+    mv_result_free(&want);
+    mv_result_free(&sel);
+}
+
+static void fill_c(int n) {
+    char k[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "c/%06d", i);
+        fx_put(k, "v", 0);
+    }
+}
+
+START_TEST(count_rest_in_steps) {
+    fill_c(3 * MV_COUNT_STEP_KEYS + 100);
+    count_in_steps(NULL, 5, false);
+    count_in_steps(NULL, 0, true);
+    mv_count_cache *cache = mv_count_cache_new();
+    count_in_steps(cache, 500, false); /* records marks over the steps... */
+    count_in_steps(cache, 500, false); /* ...at a newer revision: records again */
+    mv_count_cache_free(cache);
+}
+END_TEST
+
+/* A range whose count fits one step has no rest; a rest ended before it is done frees what it holds
+ * and lets pruning go on. */
+START_TEST(count_rest_small_or_dropped) {
+    fill_c(MV_COUNT_STEP_KEYS - 10);
+    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = 3};
+    mv_result sel;
+    mv_count_rest *rest = (mv_count_rest *)&sel; /* overwritten */
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_null(rest);
+    ck_assert_int_eq(sel.resp.u.range.count, MV_COUNT_STEP_KEYS - 10);
+    mv_result_free(&sel);
+    fill_c(2 * MV_COUNT_STEP_KEYS);
+    int64_t rev = mvcc_revision(st);
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_nonnull(rest);
+    fx_put("c/zzz", "v", 0);
+    ck_assert_int_eq(mvcc_compact(st, rev + 1, &(int64_t){0}), MV_OK);
+    ck_assert_int_eq(mvcc_index_compaction_step(st, 1000), 1); /* waits for the count below it */
+    mvcc_count_rest_end(rest);
+    ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), 0);
+    mv_result_free(&sel);
+}
+END_TEST
+
 Suite *range_select_suite(void) {
     Suite *s = suite_create("range_select");
     TCase *tc = tcase_create("select");
@@ -288,6 +376,8 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, count_cache_pages);
     tcase_add_test(tc, values_in_steps);
     tcase_add_test(tc, values_in_steps_many_files);
+    tcase_add_test(tc, count_rest_in_steps);
+    tcase_add_test(tc, count_rest_small_or_dropped);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# test_count_steps.py: a page of a large range counts the whole range (etcd's count), which cetcd
+# finishes over several loop turns (storage's mv_count_rest). With 40,000 keys under a prefix, the
+# pages, counts and count-only ranges at an older and at the current revision must equal etcd's; and
+# while another client writes in the range and compacts past the page's revision, every answer must be
+# the count at the page's revision or etcd's "required revision has been compacted", never another.
+# (The server prunes the index on its 1 s check, after these counts are done: that the pruning waits for
+# a count below it is tested in tests/unit/test_range_select.c, count_rest_in_steps.)
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import etcd3  # noqa: E402
+import grpc  # noqa: E402
+from etcd3 import etcdrpc as pb  # noqa: E402
+from lib import Server, Tally  # noqa: E402
+
+t = Tally()
+KEYS = 40000  # more than two steps of the count (MV_COUNT_STEP_KEYS, 16384)
+PREFIX = b"/count/"
+END = b"/count0"
+
+
+def key(i):
+    return PREFIX + b"%06d" % i
+
+
+def txn_puts(c, keys, value=b"v"):
+    for at in range(0, len(keys), 128):  # etcd's --max-txn-ops
+        ops = [pb.RequestOp(request_put=pb.PutRequest(key=k, value=value)) for k in keys[at:at + 128]]
+        c.kvstub.Txn(pb.TxnRequest(success=ops), 30)
+
+
+def txn_deletes(c, keys):
+    for at in range(0, len(keys), 128):
+        ops = [pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=k)) for k in keys[at:at + 128]]
+        c.kvstub.Txn(pb.TxnRequest(success=ops), 30)
+
+
+def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False):
+    r = c.kvstub.Range(pb.RangeRequest(key=start, range_end=END, limit=limit, revision=revision,
+                                       count_only=count_only, keys_only=keys_only), 30)
+    return (r.count, r.more, [(kv.key, kv.mod_revision, kv.value) for kv in r.kvs])
+
+
+def answers(kind):
+    """The same writes and reads on a fresh server of this kind; returns what the reads gave."""
+    srv = Server(kind)
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)])
+    old = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
+    txn_deletes(c, [key(i) for i in range(0, KEYS, 7)])
+    txn_puts(c, [key(i) + b"+" for i in range(0, KEYS, 11)], b"added")
+    out = {}
+    for rev_name, rev in (("old", old), ("now", 0)):
+        out[rev_name + " first page"] = page(c, revision=rev)
+        out[rev_name + " middle page"] = page(c, start=key(KEYS // 2), revision=rev)
+        out[rev_name + " limit 1, keys only"] = page(c, limit=1, revision=rev, keys_only=True)
+        out[rev_name + " count only"] = page(c, limit=0, revision=rev, count_only=True)
+        out[rev_name + " count only, limit 3"] = page(c, limit=3, revision=rev, count_only=True)
+    srv.stop()
+    return out
+
+
+def under_writes_and_compaction():
+    """cetcd: pages at revision r while another client writes in the range and compacts past r."""
+    srv = Server("cetcd")
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    w = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)])
+    w.get(b"x")  # connected before the rounds
+    seen = {"exact": 0, "compacted": 0, "wrong": [], "straddled": 0}
+    for round_ in range(3):
+        rev = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
+        want = KEYS - round_ * 50  # each round below deletes 50 keys of the range and adds 50 more after
+
+        def writer():  # deletes at the range's end, which the counts reach last, then compacts past them
+            txn_deletes(w, [key(KEYS - 1 - round_ * 50 - n) for n in range(50)])
+            txn_puts(w, [key(n) + b"-%d" % round_ for n in range(50)], b"x")
+            now = w.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
+            w.kvstub.Compact(pb.CompactionRequest(revision=now), 30)
+            compacted_at.append(time.monotonic())
+
+        compacted_at, done_at = [], []
+        # each its own range_end, so that none takes its count from another's (the count cache)
+        futures = [c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END + b"%d" % i, limit=2,
+                                                         revision=rev), 60) for i in range(100)]
+        for f in futures:
+            f.add_done_callback(lambda f: done_at.append(time.monotonic()))
+        th = threading.Thread(target=writer)
+        th.start()
+        for f in futures:
+            try:
+                r = f.result()
+                if r.count == want:
+                    seen["exact"] += 1
+                else:
+                    seen["wrong"].append((round_, r.count, want))
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in e.details():
+                    seen["compacted"] += 1
+                else:
+                    seen["wrong"].append((round_, e.code(), e.details()))
+        th.join()
+        seen["straddled"] += sum(1 for d in done_at if d > compacted_at[0])
+        # the writer's 50 new keys go again, so that the next round's count is KEYS less its deletes
+        txn_deletes(c, [key(n) + b"-%d" % round_ for n in range(50)])
+    alive = srv.alive()
+    srv.stop()
+    return seen, alive
+
+
+def main():
+    got, want = answers("cetcd"), answers("etcd")
+    for name in want:
+        t.eq("%s: count %d, more %s, %d kvs as etcd" % (name, want[name][0], want[name][1], len(want[name][2])),
+             want[name], got[name])
+    seen, alive = under_writes_and_compaction()
+    t.check("under writes and compaction past the pages' revision: %d exact counts (%d answered after the "
+            "compaction), %d compacted, none other" % (seen["exact"], seen["straddled"], seen["compacted"]),
+            not seen["wrong"] and seen["exact"] > 0, str(seen["wrong"][:5]))
+    t.check("cetcd alive", alive)
+
+
+main()
+t.finish()
