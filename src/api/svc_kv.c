@@ -401,8 +401,15 @@ static void pack_range_reply(const mv_result *res, mv_count_rest *rest, const re
     uint8_t *p = pb_put_bytes_head(buf, 0x0a, hlen);
     p += protobuf_c_message_pack(&hdr.base, p);
     uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
-    for (size_t i = 0; i < r->n_kvs; i++)
+    uint8_t *ahead = p; /* the heads lie a value apart, each a cache miss: asked for 16 ahead */
+    for (size_t i = 0, j = 0; i < r->n_kvs; i++) {
+        for (; j < r->n_kvs && j < i + 16; j++) {
+            __builtin_prefetch(ahead, 1);
+            size_t kl = kv_packed_size(&r->kvs[j]);
+            ahead += 1 + pb_varint_size(kl) + kl;
+        }
         p = put_kv(p, &r->kvs[i], &values[i]);
+    }
     if (r->more) p = pb_put_int_field(p, 0x18, 1);
     assert((size_t)(p - buf) == len);
     if (!rest) p = pb_put_int_field(p, 0x20, r->count);

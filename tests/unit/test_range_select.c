@@ -279,6 +279,28 @@ START_TEST(values_in_steps_many_files) {
 }
 END_TEST
 
+/* Thousands of values written out of key order over many segments (values sorted by their place in
+ * the log with a radix sort past 1024): every value must still land at its key. */
+START_TEST(values_out_of_log_order_many) {
+    fixture_teardown();
+    fixture_setup((mvcc_options){.fsync = false, .segment_bytes = 256 << 10});
+    char k[32], v[700];
+    for (int i = 0; i < 5000; i++) {
+        int j = (int)((i * 7919L) % 5000); /* a permutation of the keys */
+        snprintf(k, sizeof k, "m/%05d", j);
+        int len = j % 650;
+        memset(v, 'a' + j % 26, (size_t)len);
+        v[len] = 0;
+        fx_put(k, v, 0);
+    }
+    ck_assert_int_eq(mvcc_commit(st), 0);
+    mv_range_req r = {.key = B("m/"), .range_end = B("m0")};
+    same(&r);
+    r.limit = 4000;
+    same(&r);
+}
+END_TEST
+
 /* A page of a range over more keys than one step counts: the count goes on in steps (mv_count_rest)
  * while between them keys are added, updated and deleted in the range and the store is compacted up
  * to the page's revision and past it; the total must be the count mvcc_range gives at that revision,
@@ -376,6 +398,7 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, count_cache_pages);
     tcase_add_test(tc, values_in_steps);
     tcase_add_test(tc, values_in_steps_many_files);
+    tcase_add_test(tc, values_out_of_log_order_many);
     tcase_add_test(tc, count_rest_in_steps);
     tcase_add_test(tc, count_rest_small_or_dropped);
     suite_add_tcase(s, tc);
