@@ -45,7 +45,7 @@ mvcc *mvcc_open(const char *dir, const mvcc_options *opt, char *err, size_t errl
 
 void mvcc_close(mvcc *s) {
     if (!s) return;
-    assert(!s->counts_open); /* their owners end them first */
+    assert(!s->rests_open); /* their owners end them first */
     log_compaction_free(s);
     if (s->log) log_close(s->log);
     bptree_free(s->index, keyhist_free);

@@ -216,19 +216,31 @@ void mvcc_range(mvcc *s, const mv_range_req *req, mv_result *out);
  * (each kv's value has data NULL and len its length; keys_only: 0) and each key points into the store's
  * index, so the result holds only until the store next changes. mvcc_range_values then copies the value
  * of kvs[i] to dst[i] (room for value.len bytes each), so a reply can be packed without a second copy. */
-typedef struct mv_count_rest mv_count_rest; /* below */
-void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_count_rest **rest);
+typedef struct mv_range_rest mv_range_rest; /* below */
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_range_rest **rest);
 void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *dst);
-/* With rest non-NULL, mvcc_range_select counts at most MV_COUNT_STEP_KEYS keys past the ones it
- * returns (etcd's count covers the whole range: a page of a list of 1M keys counts 1M, ~50 ms). If
- * more are left, *rest carries on (else it is NULL) and the result's count is only the part counted;
- * mvcc_count_rest_step then counts about as many keys more per call, at the range's revision, whatever
- * the store does between calls (pruning of the index waits for it), and says when it is done; the
- * total is mvcc_count_rest_total; end frees it, done or not (before mvcc_close). */
-#define MV_COUNT_STEP_KEYS 16384
-bool mvcc_count_rest_step(mv_count_rest *c);
-int64_t mvcc_count_rest_total(const mv_count_rest *c);
-void mvcc_count_rest_end(mv_count_rest *c);
+/* With rest non-NULL, mvcc_range_select walks at most MV_RANGE_STEP_KEYS keys (etcd's count covers
+ * the whole range: a page of a list of 1M keys counts 1M, ~50 ms). If more are left, *rest goes on
+ * from there (else it is NULL), at the range's revision, whatever the store does between its steps
+ * (pruning of the index waits for it); end frees it, done or not (before mvcc_close). Either:
+ * - the keys to return were all chosen (the result's kvs are the reply's) and only the count is left
+ *   (its count is the part counted so far), or
+ * - (mvcc_range_rest_sizing) a range in key order without filters had more keys to return: the
+ *   result's kvs are only the first ones. Each further key it returns goes to the step's fn, which
+ *   learns its size (value: data NULL, len), then mvcc_range_rest_pack walks the range again, a chunk
+ *   of keys a call, from the first, and copies each value where fn says, in the same call.
+ * Each step takes about MV_RANGE_STEP_KEYS keys (a pack chunk stops at MV_RANGE_STEP_VALUE_BYTES of
+ * values too) and says whether it was the last; mvcc_range_rest_result then has kvs (their number),
+ * more, count and too_large as mvcc_range_select would have given them. */
+#define MV_RANGE_STEP_KEYS 16384
+#define MV_RANGE_STEP_VALUE_BYTES ((uint64_t)2 << 20)
+typedef void (*mv_range_size_fn)(void *ctx, const mv_kv *kv);
+typedef uint8_t *(*mv_range_pack_fn)(void *ctx, const mv_kv *kv); /* where the value goes */
+bool mvcc_range_rest_sizing(const mv_range_rest *c);
+bool mvcc_range_rest_step(mv_range_rest *c, mv_range_size_fn fn, void *ctx);
+void mvcc_range_rest_result(const mv_range_rest *c, mv_range_resp *out);
+bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx);
+void mvcc_range_rest_end(mv_range_rest *c);
 /* mvcc_range_values in steps, for a reply too large to fill in one loop turn. begin (right after
  * mvcc_range_select, before the store changes) copies the values that are in memory and takes its own
  * descriptors of the segment files holding the rest, so that writes, compaction and log compaction

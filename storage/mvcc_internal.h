@@ -66,7 +66,7 @@ struct mvcc {
         uint64_t log_bytes_at_check;   /* the log's size then */
     } disk;                            /* disk_guard.c */
     int exports_open;                  /* while > 0, pruning of the index waits */
-    struct mv_count_rest *counts_open; /* unfinished counts: pruning waits while one reads below it */
+    struct mv_range_rest *rests_open; /* unfinished counts: pruning waits while one reads below it */
     int64_t prune_revision;            /* the index is pruned in slices up to this compaction; 0 when done */
     uint8_t *prune_cursor;             /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
@@ -116,7 +116,7 @@ mv_err check_read_revision(const mvcc *s, int64_t rev);
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
 /* Whether pruning the index up to rev would change what an unfinished count reads. */
-bool counts_pin_below(const mvcc *s, int64_t rev);
+bool rests_pin_below(const mvcc *s, int64_t rev);
 
 /* lease.c */
 void leases_init(mvcc *s);

@@ -123,13 +123,24 @@ typedef struct gather {
     int64_t walked;           /* keys counted past the candidates */
     count_mark *rec;          /* marks being recorded (no entry), .after = keys counted before */
     size_t n_rec, cap_rec;
-    /* counting in steps (mv_count_rest): after walk_budget keys counted (0 = no limit) the walk
-     * pauses at the next live key, kept in resume, which is counted when it goes on */
+    /* a walk in steps (mv_range_rest): after walk_budget keys (0 = no limit) the walk pauses at the
+     * next live key, kept in resume, which is taken when it goes on; keys are gathered in steps only
+     * by a range in key order without filters (in_steps), counted in steps by any */
     size_t walk_budget, walked_now;
-    bool paused;
+    bool in_steps, paused, paused_gathering;
     uint8_t *resume;
     size_t resume_len;
 } gather;
+
+/* Whether the walk stops at key, its budget spent: key is then where it goes on. */
+static bool walk_pauses(gather *g, mv_bytes key) {
+    if (!g->walk_budget || g->walked_now++ < g->walk_budget) return false;
+    g->resume = xrealloc(g->resume, key.len ? key.len : 1);
+    if (key.len) memcpy(g->resume, key.data, key.len);
+    g->resume_len = key.len;
+    g->paused = true;
+    return true;
+}
 
 /* What the arena will hold for one key-value returned: key, value and mv_kv, each rounded up. */
 static uint64_t kv_bytes(const mv_range_req *r, mv_bytes key, const rev_entry *e) {
@@ -171,13 +182,7 @@ static void record_mark(gather *g, mv_bytes key) {
 /* One live key past the candidates (or of a count_only range): counted, unless it is a mark of the
  * remembered entry, whose count of the rest ends the walk. */
 static bool count_one(gather *g, mv_bytes key) {
-    if (g->walk_budget && g->walked_now++ == g->walk_budget) {
-        g->resume = xrealloc(g->resume, key.len ? key.len : 1);
-        if (key.len) memcpy(g->resume, key.data, key.len);
-        g->resume_len = key.len;
-        g->paused = true;
-        return false;
-    }
+    if (walk_pauses(g, key)) return false;
     mv_count_cache *c = g->req->counts;
     if (!g->counting && c && g->req->range_end.len) g->entry = entry_find(c, g->rev, g->req->range_end);
     g->counting = true;
@@ -230,6 +235,7 @@ static void keep_marks(gather *g) {
 static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
     gather *g = ctx;
     if (g->req->count_only || (g->wanted && g->n >= g->wanted)) return count_one(g, key); /* keep counting */
+    if (g->in_steps && walk_pauses(g, key)) return !(g->paused_gathering = true);
     g->count++;
     if (!passes_filters(g->req, e)) return true;
     if (g->req->max_bytes) {
@@ -326,6 +332,7 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
     }
     size_t walk_budget = g->walk_budget;
     *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev, .walk_budget = walk_budget};
+    g->in_steps = walk_budget && !fetch_all_first(r) && r->sort_target == MV_SORT_KEY;
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
     for_each_live(s, r->key, r->range_end, rev, gather_one, g);
     if (!g->paused) keep_marks(g);
@@ -357,81 +364,186 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
     free(g.items);
 }
 
-/* --- a Range whose values the caller has copied where it wants them (mvcc_range_select) --- */
+/* --- the rest of a Range's walk, in steps (mvcc.h) --- */
 
-/* --- the rest of a count, in steps (mvcc.h) --- */
-
-struct mv_count_rest {
+struct mv_range_rest {
     mvcc *s;
-    mv_range_req req; /* range_end points into end; the key is g.resume */
-    uint8_t *end;
-    gather g; /* its req is &req; no candidates */
-    mv_count_rest *next;
+    mv_range_req req; /* key and range_end point into start and end */
+    uint8_t *start, *end;
+    gather g; /* its req is &req; g.n counts the keys chosen, g.items is unused */
+    mv_range_size_fn size_fn;
+    void *size_ctx;
+    /* packing (mvcc_range_rest_pack): where the next step starts, keys done, this step's keys */
+    uint8_t *pack_from;
+    size_t pack_from_len, packed, pack_total;
+    candidate *chunk;
+    mv_kv *chunk_kvs;
+    uint8_t **chunk_dst;
+    size_t chunk_n;
+    uint64_t chunk_bytes;
+    bool chunk_full;
+    mv_range_rest *next;
 };
 
-bool counts_pin_below(const mvcc *s, int64_t rev) {
-    for (const mv_count_rest *c = s->counts_open; c; c = c->next)
+bool rests_pin_below(const mvcc *s, int64_t rev) {
+    for (const mv_range_rest *c = s->rests_open; c; c = c->next)
         if (c->g.rev < rev) return true;
     return false;
 }
 
-/* The walk paused in g (its candidates taken): its count goes on in a rest the store keeps in view. */
-static mv_count_rest *count_rest_new(mvcc *s, const gather *g) {
+static uint8_t *copy_bytes(mv_bytes b) {
+    uint8_t *p = xmalloc(b.len ? b.len : 1);
+    if (b.len) memcpy(p, b.data, b.len);
+    return p;
+}
+
+/* The walk paused in g (its kept keys taken by the caller): it goes on in a rest the store keeps in
+ * view, so that pruning of the index waits for it. */
+static mv_range_rest *range_rest_new(mvcc *s, const gather *g) {
     assert(g->paused && g->req->range_end.len);
-    mv_count_rest *c = xcalloc(1, sizeof *c);
+    mv_range_rest *c = xcalloc(1, sizeof *c);
     c->s = s;
     c->req = *g->req;
-    c->end = xmalloc(g->req->range_end.len);
-    memcpy(c->end, g->req->range_end.data, g->req->range_end.len);
+    c->start = copy_bytes(g->req->key);
+    c->end = copy_bytes(g->req->range_end);
+    c->req.key = (mv_bytes){c->start, g->req->key.len};
     c->req.range_end = (mv_bytes){c->end, g->req->range_end.len};
-    c->req.key = (mv_bytes){NULL, 0};
     c->g = *g;
     c->g.req = &c->req;
     c->g.items = NULL;
-    c->g.n = c->g.cap = 0;
-    c->next = s->counts_open;
-    s->counts_open = c;
+    c->g.cap = 0;
+    c->next = s->rests_open;
+    s->rests_open = c;
     return c;
+}
+
+static mv_kv head_of(mv_bytes key, const rev_entry *e, bool keys_only) {
+    return (mv_kv){.key = key,
+                   .create_revision = e->create_revision,
+                   .mod_revision = e->main_rev,
+                   .version = e->version,
+                   .lease = e->lease,
+                   .value = {NULL, keys_only ? 0 : e->value.length}};
 }
 
 static bool count_live(void *ctx, mv_bytes key, rev_entry *e) {
     (void)e;
-    return count_one(ctx, key);
+    return count_one(&((mv_range_rest *)ctx)->g, key);
 }
 
-bool mvcc_count_rest_step(mv_count_rest *c) {
+/* gather_one past the first walk: a key to return is not kept but passed to size_fn. */
+static bool size_live(void *ctx, mv_bytes key, rev_entry *e) {
+    mv_range_rest *c = ctx;
+    gather *g = &c->g;
+    if (g->wanted && g->n >= g->wanted) return count_one(g, key);
+    if (walk_pauses(g, key)) return !(g->paused_gathering = true);
+    g->count++;
+    if (g->req->max_bytes) {
+        g->bytes += keep_cost(g, key, e);
+        g->over = g->bytes > g->req->max_bytes;
+        if (g->over) return false;
+    }
+    if (!(g->req->limit > 0 && g->n >= (size_t)g->req->limit)) {
+        mv_kv kv = head_of(key, e, g->req->keys_only);
+        c->size_fn(c->size_ctx, &kv);
+    }
+    g->n++;
+    return true;
+}
+
+bool mvcc_range_rest_sizing(const mv_range_rest *c) {
+    return c->g.paused && c->g.paused_gathering;
+}
+
+bool mvcc_range_rest_step(mv_range_rest *c, mv_range_size_fn fn, void *ctx) {
     gather *g = &c->g;
     if (!g->paused) return true;
-    g->paused = false;
+    bool gathering = g->paused_gathering;
+    assert(!gathering || fn);
+    c->size_fn = fn;
+    c->size_ctx = ctx;
+    g->paused = g->paused_gathering = false;
     g->walked_now = 0;
     g->counting = false; /* the remembered marks are looked up again: the cache may have changed */
     g->entry = NULL;
     g->cursor = 0;
     mv_bytes from = {g->resume, g->resume_len};
-    for_each_live(c->s, from, c->req.range_end, g->rev, count_live, g);
+    for_each_live(c->s, from, c->req.range_end, g->rev, gathering ? size_live : count_live, c);
     if (g->paused) return false;
-    keep_marks(g);
+    if (!g->over) keep_marks(g);
     return true;
 }
 
-int64_t mvcc_count_rest_total(const mv_count_rest *c) {
-    assert(!c->g.paused);
-    return c->g.count;
+void mvcc_range_rest_result(const mv_range_rest *c, mv_range_resp *out) {
+    const gather *g = &c->g;
+    assert(!g->paused);
+    size_t limit = c->req.limit > 0 ? (size_t)c->req.limit : SIZE_MAX;
+    *out = (mv_range_resp){
+        .n_kvs = g->n < limit ? g->n : limit, .more = g->n > limit, .count = g->count, .too_large = g->over};
 }
 
-void mvcc_count_rest_end(mv_count_rest *c) {
+/* Takes keys into this step's chunk until it holds enough, or every key the range returns. */
+static bool pack_take(void *ctx, mv_bytes key, rev_entry *e) {
+    mv_range_rest *c = ctx;
+    if (c->chunk_full || c->packed + c->chunk_n == c->pack_total) {
+        c->chunk_full = true;
+        free(c->pack_from);
+        c->pack_from = copy_bytes(key);
+        c->pack_from_len = key.len;
+        return false;
+    }
+    c->chunk[c->chunk_n] = (candidate){key, e, {NULL, 0}};
+    c->chunk_kvs[c->chunk_n++] = head_of(key, e, c->req.keys_only);
+    c->chunk_bytes += c->req.keys_only ? 0 : e->value.length;
+    c->chunk_full = c->chunk_n == MV_RANGE_STEP_KEYS || c->chunk_bytes >= MV_RANGE_STEP_VALUE_BYTES;
+    return true;
+}
+
+bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx) {
+    assert(!c->g.paused && !c->g.over);
+    if (!c->chunk) {
+        mv_range_resp r;
+        mvcc_range_rest_result(c, &r);
+        c->pack_total = r.n_kvs;
+        c->chunk = xmalloc(MV_RANGE_STEP_KEYS * sizeof *c->chunk);
+        c->chunk_kvs = xmalloc(MV_RANGE_STEP_KEYS * sizeof *c->chunk_kvs);
+        c->chunk_dst = xmalloc(MV_RANGE_STEP_KEYS * sizeof *c->chunk_dst);
+    }
+    if (c->packed == c->pack_total) return true;
+    c->chunk_n = 0;
+    c->chunk_bytes = 0;
+    c->chunk_full = false;
+    mv_bytes from = c->pack_from ? (mv_bytes){c->pack_from, c->pack_from_len} : c->req.key;
+    for_each_live(c->s, from, c->req.range_end, c->g.rev, pack_take, c);
+    assert(c->chunk_n > 0 && c->packed + c->chunk_n <= c->pack_total); /* the revision's keys stay */
+    for (size_t i = 0; i < c->chunk_n; i++)
+        c->chunk_dst[i] = fn(ctx, &c->chunk_kvs[i]);
+    mv_range_resp chunk = {.kvs = c->chunk_kvs, .n_kvs = c->chunk_n, .selected = c->chunk};
+    mvcc_range_values(c->s, &chunk, c->chunk_dst);
+    c->packed += c->chunk_n;
+    return c->packed == c->pack_total;
+}
+
+void mvcc_range_rest_end(mv_range_rest *c) {
     if (!c) return;
-    mv_count_rest **p = &c->s->counts_open;
+    mv_range_rest **p = &c->s->rests_open;
     while (*p != c)
         p = &(*p)->next;
     *p = c->next;
     drop_marks(&c->g);
     free(c->g.resume);
+    free(c->start);
     free(c->end);
+    free(c->pack_from);
+    free(c->chunk);
+    free(c->chunk_kvs);
+    free(c->chunk_dst);
     free(c);
 }
 
-void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_count_rest **rest) {
+/* --- a Range whose values the caller has copied where it wants them (mvcc_range_select) --- */
+
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_range_rest **rest) {
     if (rest) *rest = NULL;
     memset(out, 0, sizeof *out);
     out->arena = arena_new();
@@ -441,21 +553,16 @@ void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_coun
     out->header_revision = s->revision;
     if (out->err != MV_OK) return;
     mv_range_resp *rr = &out->resp.u.range;
-    gather g = {.walk_budget = rest ? MV_COUNT_STEP_KEYS : 0};
+    gather g = {.walk_budget = rest ? MV_RANGE_STEP_KEYS : 0};
     size_t n = range_select(s, req, rev, out->arena, &g, rr);
-    if (g.paused) *rest = count_rest_new(s, &g);
+    if (g.paused) *rest = range_rest_new(s, &g);
     rr->n_kvs = n;
     rr->kvs = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *rr->kvs);
     candidate *kept = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *kept);
     for (size_t i = 0; i < n; i++) {
         const rev_entry *e = g.items[i].entry;
         kept[i] = g.items[i];
-        rr->kvs[i] = (mv_kv){.key = g.items[i].key,
-                             .create_revision = e->create_revision,
-                             .mod_revision = e->main_rev,
-                             .version = e->version,
-                             .lease = e->lease,
-                             .value = {NULL, req->keys_only ? 0 : e->value.length}};
+        rr->kvs[i] = head_of(g.items[i].key, e, req->keys_only);
     }
     rr->selected = kept;
     free(g.items);

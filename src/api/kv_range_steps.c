@@ -1,26 +1,89 @@
-/* kv_range_steps.c: the values of a large Range reply, and the count of a page of a large range, done
- * over several loop turns (issue 16, "no stop-the-world"). The keys are chosen and the reply packed
- * around its values at once (svc_kv.c); the values then come in steps of about a millisecond, and the
- * count in steps of MV_COUNT_STEP_KEYS keys, the loop serving the others between them, and the reply
- * is committed when both are done. Several such replies take turns. */
+/* kv_range_steps.c: the gRPC Range reply, packed by hand where it is sent from, each value read once
+ * straight into it; at once, or over several loop turns when it is large (issue 16, "no
+ * stop-the-world"): the values of a large reply copied about 2 MiB a step, the count of a page of a
+ * large range counted MV_RANGE_STEP_KEYS keys a step, and a list with more keys than one step walks
+ * sized, then packed, a chunk of keys a step. The loop serves the others between steps; several such
+ * replies take turns; each is committed when done. */
 #include "kv_range_steps.h"
 
 #include <assert.h>
 #include <ev.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
+#include "budget.h"
+#include "errors.h"
+#include "header.h"
 #include "pb_wire.h"
 #include "store.h"
 
 #define STEP_GAP_SECONDS 0.0001 /* between steps, so the loop polls its sockets */
 
+/* ---------- etcdserverpb.RangeResponse (header 1, kvs 2, more 3, count 4), in field order ---------- */
+
+/* mvccpb.KeyValue: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
+static size_t kv_packed_size(const mv_kv *kv) {
+    return pb_bytes_field_size(kv->key.len) + pb_int_field_size(kv->create_revision) +
+           pb_int_field_size(kv->mod_revision) + pb_int_field_size(kv->version) +
+           pb_bytes_field_size(kv->value.len) + pb_int_field_size(kv->lease);
+}
+
+/* kv as field 2 of a RangeResponse. */
+static size_t kv_field_size(const mv_kv *kv) {
+    size_t kl = kv_packed_size(kv);
+    return 1 + pb_varint_size(kl) + kl;
+}
+
+/* Packs kv as field 2 of a RangeResponse, its value left for the store: *value is where it goes. */
+static uint8_t *put_kv(uint8_t *p, const mv_kv *kv, uint8_t **value) {
+    p = pb_put_bytes_head(p, 0x12, kv_packed_size(kv));
+    if (kv->key.len) {
+        p = pb_put_bytes_head(p, 0x0a, kv->key.len);
+        memcpy(p, kv->key.data, kv->key.len);
+        p += kv->key.len;
+    }
+    p = pb_put_int_field(p, 0x10, kv->create_revision);
+    p = pb_put_int_field(p, 0x18, kv->mod_revision);
+    p = pb_put_int_field(p, 0x20, kv->version);
+    *value = NULL;
+    if (kv->value.len) {
+        p = pb_put_bytes_head(p, 0x2a, kv->value.len);
+        *value = p;
+        p += kv->value.len;
+    }
+    return pb_put_int_field(p, 0x30, kv->lease);
+}
+
+static size_t header_field_size(const Etcdserverpb__ResponseHeader *hdr) {
+    size_t hlen = protobuf_c_message_get_packed_size(&hdr->base);
+    return 1 + pb_varint_size(hlen) + hlen;
+}
+
+static uint8_t *put_header(uint8_t *p, const Etcdserverpb__ResponseHeader *hdr) {
+    p = pb_put_bytes_head(p, 0x0a, protobuf_c_message_get_packed_size(&hdr->base));
+    return p + protobuf_c_message_pack(&hdr->base, p);
+}
+
+/* ---------- replies being built over several turns, taking turns ---------- */
+
+/* What the walk of a reply's rest is doing (the values, if any, are copied once it is done). */
+enum walk_phase { COUNTING, SIZING, PACKING };
+
 typedef struct range_steps {
     rpc_call *call;
     reply_sink out;
-    range_rest r; /* copy and rest are NULL once done */
+    mv_range_rest *rest; /* the walk going on (NULL once done) */
+    enum walk_phase phase;
+    mv_values_copy *copy; /* values being copied (NULL once done) */
+    int64_t revision;     /* the reply's header revision */
+    size_t kvs_bytes;     /* while sizing: the kvs' fields so far */
+    uint8_t *msg;         /* the reserved reply (NULL while sizing) */
+    size_t len;           /* bytes of msg packed (the count not yet while counting) */
     struct range_steps *next;
 } range_steps;
+
+enum step_result { STEP_MORE, STEP_DONE, STEP_FAILED };
 
 static range_steps *queue_head, **queue_tail = &queue_head;
 static ev_timer tick; /* runs while the queue is not empty */
@@ -42,25 +105,80 @@ static void put_last(range_steps *s) {
 
 static void range_steps_free(range_steps *s) {
     rpc_set_user(s->call, NULL);
-    mvcc_range_values_end(s->r.copy);
-    mvcc_count_rest_end(s->r.rest);
+    mvcc_range_values_end(s->copy);
+    mvcc_range_rest_end(s->rest);
     free(s);
 }
 
-/* One step of the reply's count, else of its values; true when both are done. */
-static bool step(range_rest *r) {
-    if (r->rest) {
-        if (!mvcc_count_rest_step(r->rest)) return false;
-        uint8_t *count_at = r->msg + r->len;
-        r->len += pb_put_int_field(count_at, 0x20, mvcc_count_rest_total(r->rest)) - count_at;
-        mvcc_count_rest_end(r->rest);
-        r->rest = NULL;
-        return !r->copy;
+static void add_size(void *ctx, const mv_kv *kv) {
+    ((range_steps *)ctx)->kvs_bytes += kv_field_size(kv);
+}
+
+static uint8_t *pack_kv(void *ctx, const mv_kv *kv) {
+    range_steps *s = ctx;
+    uint8_t *value, *end = put_kv(s->msg + s->len, kv, &value);
+    s->len = (size_t)(end - s->msg);
+    return value;
+}
+
+/* The kvs are sized: the whole reply is reserved, its header packed; the kvs follow in steps. */
+static enum step_result reserve_reply(range_steps *s) {
+    mv_range_resp r;
+    mvcc_range_rest_result(s->rest, &r);
+    if (r.too_large) {
+        s->out.fail(s->out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
+        return STEP_FAILED;
     }
-    if (!mvcc_range_values_step(r->copy, RANGE_STEP_BYTES)) return false;
-    mvcc_range_values_end(r->copy);
-    r->copy = NULL;
-    return true;
+    Etcdserverpb__ResponseHeader hdr;
+    response_header_fill(&hdr, s->revision);
+    size_t len = header_field_size(&hdr) + s->kvs_bytes + (r.more ? 2 : 0) + pb_int_field_size(r.count);
+    s->msg = rpc_sink_reserve_encoded(&s->out, len);
+    if (!s->msg) return STEP_FAILED; /* the call takes no reply */
+    s->len = (size_t)(put_header(s->msg, &hdr) - s->msg);
+    s->phase = PACKING;
+    return STEP_MORE;
+}
+
+/* The last kv is in: more and the count end the reply. */
+static enum step_result finish_packed(range_steps *s) {
+    mv_range_resp r;
+    mvcc_range_rest_result(s->rest, &r);
+    uint8_t *p = s->msg + s->len;
+    if (r.more) p = pb_put_int_field(p, 0x18, 1);
+    p = pb_put_int_field(p, 0x20, r.count);
+    s->len = (size_t)(p - s->msg);
+    mvcc_range_rest_end(s->rest);
+    s->rest = NULL;
+    return STEP_DONE;
+}
+
+/* The count is known: it ends the reply. */
+static enum step_result put_count(range_steps *s) {
+    mv_range_resp r;
+    mvcc_range_rest_result(s->rest, &r);
+    uint8_t *count_at = s->msg + s->len;
+    s->len += (size_t)(pb_put_int_field(count_at, 0x20, r.count) - count_at);
+    mvcc_range_rest_end(s->rest);
+    s->rest = NULL;
+    return s->copy ? STEP_MORE : STEP_DONE;
+}
+
+/* One step of the reply: of its walk (sizing the kvs, packing them, or counting), else of its values. */
+static enum step_result step(range_steps *s) {
+    if (s->rest) {
+        switch (s->phase) {
+        case SIZING:
+            return mvcc_range_rest_step(s->rest, add_size, s) ? reserve_reply(s) : STEP_MORE;
+        case PACKING:
+            return mvcc_range_rest_pack(s->rest, pack_kv, s) ? finish_packed(s) : STEP_MORE;
+        case COUNTING:
+            return mvcc_range_rest_step(s->rest, NULL, NULL) ? put_count(s) : STEP_MORE;
+        }
+    }
+    if (!mvcc_range_values_step(s->copy, RANGE_STEP_BYTES)) return STEP_MORE;
+    mvcc_range_values_end(s->copy);
+    s->copy = NULL;
+    return STEP_DONE;
 }
 
 /* One step of the oldest reply; it is committed once done, else it waits behind the others. */
@@ -68,24 +186,27 @@ static void on_tick(EV_P_ ev_timer *t, int revents) {
     (void)EV_A, (void)t, (void)revents;
     range_steps *s = queue_head;
     assert(s);
-    bool done = step(&s->r);
+    enum step_result r = step(s);
     take_out(s);
-    if (!done) { /* behind the others; the tick goes on */
+    if (r == STEP_MORE) { /* behind the others; the tick goes on */
         put_last(s);
         if (!ev_is_active(&tick)) ev_timer_start(EV_DEFAULT_ & tick);
         return;
     }
     reply_sink out = s->out;
-    size_t len = s->r.len;
+    size_t len = s->len;
     range_steps_free(s);
-    rpc_sink_commit_encoded(&out, len);
+    if (r == STEP_DONE) rpc_sink_commit_encoded(&out, len);
 }
 
-void kv_range_steps_start(const reply_sink *out, const range_rest *r) {
+static void steps_start(const reply_sink *out, const range_steps *first) {
     rpc_call *call = rpc_sink_call(out);
-    assert(call && !rpc_user(call) && (r->copy || r->rest));
-    range_steps *s = xcalloc(1, sizeof *s);
-    *s = (range_steps){.call = call, .out = *out, .r = *r};
+    assert(call && !rpc_user(call));
+    range_steps *s = xmalloc(sizeof *s);
+    *s = *first;
+    s->call = call;
+    s->out = *out;
+    s->next = NULL;
     rpc_set_user(call, s);
     put_last(s);
     if (!ev_is_active(&tick)) {
@@ -99,4 +220,58 @@ void kv_range_closed(rpc_call *call) {
     if (!s) return;
     take_out(s);
     range_steps_free(s); /* the reply goes with the call */
+}
+
+/* ---------- the request's turn ---------- */
+
+/* The reply packed around its values into the room the call's output reserves for it; the values are
+ * copied by the store into their places, now or in steps. With a count still being counted (rest), the
+ * count (the last field) waits: room for the largest is kept. Nothing is packed if the call takes no
+ * reply (see rpc_sink_reserve_encoded). */
+static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
+    const mv_range_resp *r = &res->resp.u.range;
+    Etcdserverpb__ResponseHeader hdr;
+    response_header_fill(&hdr, res->header_revision);
+    size_t len = header_field_size(&hdr) + (r->more ? 2 : 0); /* all but the count */
+    size_t value_bytes = 0;
+    for (size_t i = 0; i < r->n_kvs; i++) {
+        len += kv_field_size(&r->kvs[i]);
+        value_bytes += r->kvs[i].value.len;
+    }
+    uint8_t *buf = rpc_sink_reserve_encoded(
+        out, len + (rest ? pb_int_field_size(INT64_MAX) : pb_int_field_size(r->count)));
+    if (!buf) return mvcc_range_rest_end(rest);
+    uint8_t *p = put_header(buf, &hdr);
+    uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
+    uint8_t *ahead = p; /* the heads lie a value apart, each a cache miss: asked for 16 ahead */
+    for (size_t i = 0, j = 0; i < r->n_kvs; i++) {
+        for (; j < r->n_kvs && j < i + 16; j++) {
+            __builtin_prefetch(ahead, 1);
+            ahead += kv_field_size(&r->kvs[j]);
+        }
+        p = put_kv(p, &r->kvs[i], &values[i]);
+    }
+    if (r->more) p = pb_put_int_field(p, 0x18, 1);
+    assert((size_t)(p - buf) == len);
+    if (!rest) p = pb_put_int_field(p, 0x20, r->count);
+    len = (size_t)(p - buf);
+    mv_values_copy *copy = NULL;
+    if (value_bytes > RANGE_STEP_BYTES) /* too much to copy in one turn: in steps, from the next */
+        copy = mvcc_range_values_begin(g_store, r, values);
+    else
+        mvcc_range_values(g_store, r, values);
+    free(values);
+    if (copy || rest)
+        return steps_start(
+            out, &(range_steps){.rest = rest, .phase = COUNTING, .copy = copy, .msg = buf, .len = len});
+    rpc_sink_commit_encoded(out, len);
+}
+
+void kv_range_reply(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
+    if (!rest || !mvcc_range_rest_sizing(rest)) return pack_now(res, rest, out);
+    /* more keys than one walk: the ones chosen so far are sized now, all are packed in steps */
+    range_steps first = {.rest = rest, .phase = SIZING, .revision = res->header_revision};
+    for (size_t i = 0; i < res->resp.u.range.n_kvs; i++)
+        add_size(&first, &res->resp.u.range.kvs[i]);
+    steps_start(out, &first);
 }

@@ -349,91 +349,16 @@ static bool over_budget(const reply_sink *out, bool too_large) {
     return too_large;
 }
 
-/* ---------- a Range reply packed by hand: each value read once, straight into the reply ---------- */
-
-/* mvccpb.KeyValue: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
-static size_t kv_packed_size(const mv_kv *kv) {
-    return pb_bytes_field_size(kv->key.len) + pb_int_field_size(kv->create_revision) +
-           pb_int_field_size(kv->mod_revision) + pb_int_field_size(kv->version) +
-           pb_bytes_field_size(kv->value.len) + pb_int_field_size(kv->lease);
-}
-
-/* Packs kv as field 2 of a RangeResponse, its value left for the store: *value is where it goes. */
-static uint8_t *put_kv(uint8_t *p, const mv_kv *kv, uint8_t **value) {
-    p = pb_put_bytes_head(p, 0x12, kv_packed_size(kv));
-    if (kv->key.len) {
-        p = pb_put_bytes_head(p, 0x0a, kv->key.len);
-        memcpy(p, kv->key.data, kv->key.len);
-        p += kv->key.len;
-    }
-    p = pb_put_int_field(p, 0x10, kv->create_revision);
-    p = pb_put_int_field(p, 0x18, kv->mod_revision);
-    p = pb_put_int_field(p, 0x20, kv->version);
-    *value = NULL;
-    if (kv->value.len) {
-        p = pb_put_bytes_head(p, 0x2a, kv->value.len);
-        *value = p;
-        p += kv->value.len;
-    }
-    return pb_put_int_field(p, 0x30, kv->lease);
-}
-
-/* etcdserverpb.RangeResponse (header 1, kvs 2, more 3, count 4) in field order, as protobuf-c packs
- * it, into the room the call's output reserves for it: packed once, where it is sent from; the values
- * are copied by the store into their places. Nothing is packed if the call takes no reply (see
- * rpc_sink_reserve_encoded). With a count still being counted (rest), the reply waits for it: count is
- * the last field, and room for the largest is kept. */
-static void pack_range_reply(const mv_result *res, mv_count_rest *rest, const reply_sink *out) {
-    const mv_range_resp *r = &res->resp.u.range;
-    Etcdserverpb__ResponseHeader hdr;
-    response_header_fill(&hdr, res->header_revision);
-    size_t hlen = protobuf_c_message_get_packed_size(&hdr.base);
-    size_t len = 1 + pb_varint_size(hlen) + hlen + (r->more ? 2 : 0); /* all but the count */
-    size_t value_bytes = 0;
-    for (size_t i = 0; i < r->n_kvs; i++) {
-        size_t kl = kv_packed_size(&r->kvs[i]);
-        len += 1 + pb_varint_size(kl) + kl;
-        value_bytes += r->kvs[i].value.len;
-    }
-    uint8_t *buf = rpc_sink_reserve_encoded(
-        out, len + (rest ? pb_int_field_size(INT64_MAX) : pb_int_field_size(r->count)));
-    if (!buf) return mvcc_count_rest_end(rest);
-    uint8_t *p = pb_put_bytes_head(buf, 0x0a, hlen);
-    p += protobuf_c_message_pack(&hdr.base, p);
-    uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
-    uint8_t *ahead = p; /* the heads lie a value apart, each a cache miss: asked for 16 ahead */
-    for (size_t i = 0, j = 0; i < r->n_kvs; i++) {
-        for (; j < r->n_kvs && j < i + 16; j++) {
-            __builtin_prefetch(ahead, 1);
-            size_t kl = kv_packed_size(&r->kvs[j]);
-            ahead += 1 + pb_varint_size(kl) + kl;
-        }
-        p = put_kv(p, &r->kvs[i], &values[i]);
-    }
-    if (r->more) p = pb_put_int_field(p, 0x18, 1);
-    assert((size_t)(p - buf) == len);
-    if (!rest) p = pb_put_int_field(p, 0x20, r->count);
-    len = (size_t)(p - buf);
-    mv_values_copy *copy = NULL;
-    if (value_bytes > RANGE_STEP_BYTES) /* too much to copy in one turn: in steps, from the next */
-        copy = mvcc_range_values_begin(g_store, r, values);
-    else
-        mvcc_range_values(g_store, r, values);
-    free(values);
-    if (copy || rest) return kv_range_steps_start(out, &(range_rest){copy, rest, buf, len});
-    rpc_sink_commit_encoded(out, len);
-}
-
-/* The sink takes encoded replies (gRPC): the store picks the keys, the reply is packed here. */
+/* The sink takes encoded replies (gRPC): the store picks the keys, kv_range_steps.c packs the reply. */
 static void range_encoded(const mv_range_req *mreq, const reply_sink *out) {
     mv_result res = {0};
-    mv_count_rest *rest;
+    mv_range_rest *rest;
     mvcc_range_select(g_store, mreq, &res, &rest);
     if (!store_failed(out, &res) && !over_budget(out, res.resp.u.range.too_large)) {
         metrics_kv(1, 0, 0);
-        pack_range_reply(&res, rest, out);
+        kv_range_reply(&res, rest, out);
     } else {
-        mvcc_count_rest_end(rest);
+        mvcc_range_rest_end(rest);
     }
     mv_result_free(&res);
 }

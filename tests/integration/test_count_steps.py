@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-# test_count_steps.py: a page of a large range counts the whole range (etcd's count), which cetcd
-# finishes over several loop turns (storage's mv_count_rest). With 40,000 keys under a prefix, the
-# pages, counts and count-only ranges at an older and at the current revision must equal etcd's; and
+# test_count_steps.py: a page of a large range counts the whole range (etcd's count), and a list of
+# more keys than one walk returns them all; cetcd does both over several loop turns (storage's
+# mv_range_rest). With 40,000 keys under a prefix, the pages, counts, count-only ranges and whole lists
+# at an older and at the current revision must equal etcd's; and
 # while another client writes in the range and compacts past the page's revision, every answer must be
 # the count at the page's revision or etcd's "required revision has been compacted", never another.
 # (The server prunes the index on its 1 s check, after these counts are done: that the pruning waits for
@@ -18,7 +19,7 @@ from etcd3 import etcdrpc as pb  # noqa: E402
 from lib import Server, Tally  # noqa: E402
 
 t = Tally()
-KEYS = 40000  # more than two steps of the count (MV_COUNT_STEP_KEYS, 16384)
+KEYS = 40000  # more than two steps of the count (MV_RANGE_STEP_KEYS, 16384)
 PREFIX = b"/count/"
 END = b"/count0"
 
@@ -60,18 +61,25 @@ def answers(kind):
         out[rev_name + " limit 1, keys only"] = page(c, limit=1, revision=rev, keys_only=True)
         out[rev_name + " count only"] = page(c, limit=0, revision=rev, count_only=True)
         out[rev_name + " count only, limit 3"] = page(c, limit=3, revision=rev, count_only=True)
+        # more keys than one walk of the server: sized, then packed, in steps
+        out[rev_name + " whole list"] = page(c, limit=0, revision=rev)
+        out[rev_name + " whole list, keys only"] = page(c, limit=0, revision=rev, keys_only=True)
+        out[rev_name + " limit 30000"] = page(c, limit=30000, revision=rev)
+        out[rev_name + " limit 30000 from the middle"] = page(c, start=key(KEYS // 3), limit=30000, revision=rev)
     srv.stop()
     return out
 
 
 def under_writes_and_compaction():
-    """cetcd: pages at revision r while another client writes in the range and compacts past r."""
+    """cetcd: pages and whole lists at revision r while another client writes in the range and
+    compacts past r."""
     srv = Server("cetcd")
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
     w = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
     txn_puts(c, [key(i) for i in range(KEYS)])
     w.get(b"x")  # connected before the rounds
     seen = {"exact": 0, "compacted": 0, "wrong": [], "straddled": 0}
+    present = [key(i) for i in range(KEYS)]
     for round_ in range(3):
         rev = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
         want = KEYS - round_ * 50  # each round below deletes 50 keys of the range and adds 50 more after
@@ -87,6 +95,8 @@ def under_writes_and_compaction():
         # each its own range_end, so that none takes its count from another's (the count cache)
         futures = [c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END + b"%d" % i, limit=2,
                                                          revision=rev), 60) for i in range(100)]
+        lists = [c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END, revision=rev,
+                                                       keys_only=i % 2 == 1), 60) for i in range(4)]
         for f in futures:
             f.add_done_callback(lambda f: done_at.append(time.monotonic()))
         th = threading.Thread(target=writer)
@@ -103,10 +113,23 @@ def under_writes_and_compaction():
                     seen["compacted"] += 1
                 else:
                     seen["wrong"].append((round_, e.code(), e.details()))
+        for f in lists:
+            try:
+                r = f.result()
+                if [kv.key for kv in r.kvs] == present and r.count == want and not r.more:
+                    seen["exact"] += 1
+                else:
+                    seen["wrong"].append((round_, "list", len(r.kvs), r.count, want))
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in e.details():
+                    seen["compacted"] += 1
+                else:
+                    seen["wrong"].append((round_, e.code(), e.details()))
         th.join()
         seen["straddled"] += sum(1 for d in done_at if d > compacted_at[0])
         # the writer's 50 new keys go again, so that the next round's count is KEYS less its deletes
         txn_deletes(c, [key(n) + b"-%d" % round_ for n in range(50)])
+        present = present[:-50]
     alive = srv.alive()
     srv.stop()
     return seen, alive
@@ -118,8 +141,8 @@ def main():
         t.eq("%s: count %d, more %s, %d kvs as etcd" % (name, want[name][0], want[name][1], len(want[name][2])),
              want[name], got[name])
     seen, alive = under_writes_and_compaction()
-    t.check("under writes and compaction past the pages' revision: %d exact counts (%d answered after the "
-            "compaction), %d compacted, none other" % (seen["exact"], seen["straddled"], seen["compacted"]),
+    t.check("under writes and compaction past their revision: %d pages and whole lists exact (%d answered "
+            "after the compaction), %d compacted, none other" % (seen["exact"], seen["straddled"], seen["compacted"]),
             not seen["wrong"] and seen["exact"] > 0, str(seen["wrong"][:5]))
     t.check("cetcd alive", alive)
 

@@ -4,7 +4,7 @@
  * order and empty values, before and after a reopen and a compaction; and that the pages of a list
  * counted with a count cache (mv_count_cache) count what they count without one; and that values
  * copied in steps (mvcc_range_values_begin) are those of the selection, whatever happens between, and
- * so is a count finished in steps (mv_count_rest). */
+ * so is a count finished in steps (mv_range_rest). */
 #include "fixture.h"
 
 #include <check.h>
@@ -301,7 +301,13 @@ START_TEST(values_out_of_log_order_many) {
 }
 END_TEST
 
-/* A page of a range over more keys than one step counts: the count goes on in steps (mv_count_rest)
+static int64_t rest_total(const mv_range_rest *rest) {
+    mv_range_resp r;
+    mvcc_range_rest_result(rest, &r);
+    return r.count;
+}
+
+/* A page of a range over more keys than one step counts: the count goes on in steps (mv_range_rest)
  * while between them keys are added, updated and deleted in the range and the store is compacted up
  * to the page's revision and past it; the total must be the count mvcc_range gives at that revision,
  * and pruning the index past the revision must wait for the count, then finish. */
@@ -312,7 +318,7 @@ static void count_in_steps(mv_count_cache *cache, int64_t limit, bool count_only
     mvcc_range(st, &r, &want); /* counted without the cache, which it would fill */
     r.counts = cache;
     int64_t rev = mvcc_revision(st);
-    mv_count_rest *rest;
+    mv_range_rest *rest;
     mvcc_range_select(st, &r, &sel, &rest);
     ck_assert_ptr_nonnull(rest);
     ck_assert_int_lt(sel.resp.u.range.count, want.resp.u.range.count);
@@ -333,12 +339,12 @@ static void count_in_steps(mv_count_cache *cache, int64_t limit, bool count_only
         int64_t to = steps == 0 ? rev : mvcc_revision(st); /* at the page's revision, then past it */
         ck_assert_int_eq(mvcc_compact(st, to, &(int64_t){0}), MV_OK);
         ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), steps == 0 ? 0 : 1);
-        done = mvcc_count_rest_step(rest);
+        done = mvcc_range_rest_step(rest, NULL, NULL);
     }
     ck_assert_int_ge(steps, 2);
-    ck_assert_int_eq(mvcc_count_rest_total(rest), want.resp.u.range.count);
+    ck_assert_int_eq(rest_total(rest), want.resp.u.range.count);
     ck_assert(mvcc_index_compaction_pending(st));
-    mvcc_count_rest_end(rest);
+    mvcc_range_rest_end(rest);
     ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), 0);
     ck_assert(!mvcc_index_compaction_pending(st));
     mv_result_free(&want);
@@ -354,7 +360,7 @@ static void fill_c(int n) {
 }
 
 START_TEST(count_rest_in_steps) {
-    fill_c(3 * MV_COUNT_STEP_KEYS + 100);
+    fill_c(3 * MV_RANGE_STEP_KEYS + 100);
     count_in_steps(NULL, 5, false);
     count_in_steps(NULL, 0, true);
     mv_count_cache *cache = mv_count_cache_new();
@@ -367,23 +373,160 @@ END_TEST
 /* A range whose count fits one step has no rest; a rest ended before it is done frees what it holds
  * and lets pruning go on. */
 START_TEST(count_rest_small_or_dropped) {
-    fill_c(MV_COUNT_STEP_KEYS - 10);
+    fill_c(MV_RANGE_STEP_KEYS - 10);
     mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = 3};
     mv_result sel;
-    mv_count_rest *rest = (mv_count_rest *)&sel; /* overwritten */
+    mv_range_rest *rest = (mv_range_rest *)&sel; /* overwritten */
     mvcc_range_select(st, &r, &sel, &rest);
     ck_assert_ptr_null(rest);
-    ck_assert_int_eq(sel.resp.u.range.count, MV_COUNT_STEP_KEYS - 10);
+    ck_assert_int_eq(sel.resp.u.range.count, MV_RANGE_STEP_KEYS - 10);
     mv_result_free(&sel);
-    fill_c(2 * MV_COUNT_STEP_KEYS);
+    fill_c(2 * MV_RANGE_STEP_KEYS);
     int64_t rev = mvcc_revision(st);
     mvcc_range_select(st, &r, &sel, &rest);
     ck_assert_ptr_nonnull(rest);
     fx_put("c/zzz", "v", 0);
     ck_assert_int_eq(mvcc_compact(st, rev + 1, &(int64_t){0}), MV_OK);
     ck_assert_int_eq(mvcc_index_compaction_step(st, 1000), 1); /* waits for the count below it */
-    mvcc_count_rest_end(rest);
+    mvcc_range_rest_end(rest);
     ck_assert_int_eq(mvcc_index_compaction_step(st, 10000000), 0);
+    mv_result_free(&sel);
+}
+END_TEST
+
+/* What a list in steps gave: every kv passed to the size and pack functions, with its value. */
+typedef struct listed {
+    size_t sized, packed, cap;
+    mv_kv *kvs; /* packed, key and value copied */
+    uint8_t **values;
+} listed;
+
+static void note_size(void *ctx, const mv_kv *kv) {
+    (void)kv;
+    ((listed *)ctx)->sized++;
+}
+
+static uint8_t *note_pack(void *ctx, const mv_kv *kv) {
+    listed *l = ctx;
+    if (l->packed == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 1024;
+        l->kvs = realloc(l->kvs, l->cap * sizeof *l->kvs);
+        l->values = realloc(l->values, l->cap * sizeof *l->values);
+    }
+    mv_kv *k = &l->kvs[l->packed];
+    *k = *kv;
+    uint8_t *key = malloc(kv->key.len + 1);
+    memcpy(key, kv->key.data, kv->key.len);
+    k->key.data = key;
+    l->values[l->packed] = malloc(kv->value.len + 1);
+    return kv->value.len ? l->values[l->packed++] : (l->packed++, NULL);
+}
+
+/* Writes in the range, deletes, a compaction to the list's revision and the log rewritten: between
+ * any two steps of a list. */
+static void change_between_steps(int step, int64_t rev) {
+    char k[32], v[80];
+    for (int i = step; i < 40000; i += 1499) {
+        snprintf(k, sizeof k, "c/%06d", i);
+        snprintf(v, sizeof v, "rewritten at step %d", step);
+        if (i % 2)
+            fx_del(k);
+        else
+            fx_put(k, v, 0);
+        snprintf(k, sizeof k, "c/%06d+", i);
+        fx_put(k, "new", 0);
+    }
+    if (step == 1) ck_assert_int_eq(mvcc_compact(st, rev, &(int64_t){0}), MV_OK);
+    if (step == 2) fx_defragment();
+    if (step == 3) ck_assert_int_eq(mvcc_compact(st, mvcc_revision(st), &(int64_t){0}), MV_OK);
+    mvcc_index_compaction_step(st, 10000000);
+}
+
+/* A list with more keys than one walk takes: sized in steps, packed in steps, with the store changing
+ * between every two; what it packs must be exactly what mvcc_range gave at its revision. */
+static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache) {
+    fx_put("z", "outside", 0);
+    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = limit, .keys_only = keys_only};
+    mv_result want, sel;
+    mvcc_range(st, &r, &want);
+    int64_t rev = mvcc_revision(st);
+    r.counts = cache;
+    mv_range_rest *rest;
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_nonnull(rest);
+    ck_assert(mvcc_range_rest_sizing(rest));
+    listed l = {.sized = sel.resp.u.range.n_kvs};
+    int steps = 0;
+    while (!mvcc_range_rest_step(rest, note_size, &l))
+        change_between_steps(++steps, rev);
+    mv_range_resp got;
+    mvcc_range_rest_result(rest, &got);
+    const mv_range_resp *w = &want.resp.u.range;
+    ck_assert_int_eq(got.n_kvs, w->n_kvs);
+    ck_assert_int_eq(got.count, w->count);
+    ck_assert_int_eq(got.more, w->more);
+    ck_assert(!got.too_large);
+    ck_assert_int_eq(l.sized, w->n_kvs);
+    int sizing_steps = steps;
+    while (!mvcc_range_rest_pack(rest, note_pack, &l))
+        change_between_steps(++steps, rev);
+    ck_assert_int_ge(sizing_steps, 1); /* the store changed between the sizing steps... */
+    ck_assert_int_gt(steps, sizing_steps); /* ...and between the packing steps */
+    ck_assert_int_eq(l.packed, w->n_kvs);
+    for (size_t i = 0; i < l.packed; i++) {
+        const mv_kv *a = &w->kvs[i], *b = &l.kvs[i];
+        ck_assert_int_eq(a->key.len, b->key.len);
+        ck_assert(memcmp(a->key.data, b->key.data, a->key.len) == 0);
+        ck_assert_int_eq(a->mod_revision, b->mod_revision);
+        ck_assert_int_eq(a->create_revision, b->create_revision);
+        ck_assert_int_eq(a->version, b->version);
+        ck_assert_int_eq(a->value.len, b->value.len);
+        ck_assert(a->value.len == 0 || memcmp(a->value.data, l.values[i], a->value.len) == 0);
+        free((void *)b->key.data);
+        free(l.values[i]);
+    }
+    free(l.kvs);
+    free(l.values);
+    mvcc_range_rest_end(rest);
+    mv_result_free(&want);
+    mv_result_free(&sel);
+}
+
+START_TEST(list_rest_in_steps) {
+    char k[32], v[300];
+    for (int i = 0; i < 40000; i++) {
+        snprintf(k, sizeof k, "c/%06d", (int)((i * 7919L) % 40000)); /* values out of key order */
+        memset(v, 'a' + i % 26, (size_t)(i % 250));
+        v[i % 250] = 0;
+        fx_put(k, v, 0);
+    }
+    list_in_steps(0, false, NULL);
+    list_in_steps(0, true, NULL);
+    list_in_steps(30000, false, NULL); /* more, and a count past the last key returned */
+    mv_count_cache *cache = mv_count_cache_new();
+    list_in_steps(20000, false, cache);
+    mv_count_cache_free(cache);
+}
+END_TEST
+
+/* Over the reply budget midway through the sizing: too_large, as mvcc_range says. */
+START_TEST(list_rest_too_large) {
+    fill_c(3 * MV_RANGE_STEP_KEYS);
+    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .max_bytes = 4 << 20};
+    mv_result want, sel;
+    mvcc_range(st, &r, &want);
+    ck_assert(want.resp.u.range.too_large);
+    mv_range_rest *rest;
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_nonnull(rest);
+    listed l = {0};
+    while (!mvcc_range_rest_step(rest, note_size, &l))
+        continue;
+    mv_range_resp got;
+    mvcc_range_rest_result(rest, &got);
+    ck_assert(got.too_large);
+    mvcc_range_rest_end(rest);
+    mv_result_free(&want);
     mv_result_free(&sel);
 }
 END_TEST
@@ -401,6 +544,8 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, values_out_of_log_order_many);
     tcase_add_test(tc, count_rest_in_steps);
     tcase_add_test(tc, count_rest_small_or_dropped);
+    tcase_add_test(tc, list_rest_in_steps);
+    tcase_add_test(tc, list_rest_too_large);
     suite_add_tcase(s, tc);
     return s;
 }
