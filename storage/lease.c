@@ -157,7 +157,7 @@ static void revoke_with_keys(mvcc *s, int64_t id, mv_bytes *keys, size_t n, bool
         rev_entry *live = kh ? keyhist_at(kh, read_revision(s)) : NULL;
         if (!live) continue;
         if (with_prev) fill_kv(s, &out->prev_kvs[out->n_prev_kvs++], keys[i], live, true, a);
-        write_delete(s, keys[i]);
+        write_delete(s, keys[i], kh, live);
         out->deleted++;
     }
     bool in_record = write_has_changes(s);

@@ -252,10 +252,10 @@ void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *
     note_change_type(wb, LOG_PUT);
 }
 
-void write_delete(mvcc *s, mv_bytes key) {
+void write_delete(mvcc *s, mv_bytes key, keyhist *kh, const rev_entry *live) {
     write_batch *wb = &s->wb;
-    keyhist *kh = bptree_get(s->index, key.data, key.len);
-    lease_track_delete(s, key, keyhist_at(kh, read_revision(s)));
+    assert(kh && live && !(live->flags & REV_TOMBSTONE));
+    lease_track_delete(s, key, live);
     payload_add(wb, &(uint8_t){CHANGE_DELETE}, 1);
     payload_u32(wb, (uint32_t)key.len);
     payload_add(wb, key.data, key.len);

@@ -61,14 +61,14 @@ struct mvcc {
         log_place place;     /* of its record: the only one log compaction copies forward */
     } state[MV_STATE_KINDS]; /* state_blobs.c */
     struct disk_space {
-        bool known;                    /* read at least once */
-        uint64_t free_at_check;        /* free bytes on the data dir's file system when last read */
-        uint64_t log_bytes_at_check;   /* the log's size then */
-    } disk;                            /* disk_guard.c */
-    int exports_open;                  /* while > 0, pruning of the index waits */
+        bool known;                   /* read at least once */
+        uint64_t free_at_check;       /* free bytes on the data dir's file system when last read */
+        uint64_t log_bytes_at_check;  /* the log's size then */
+    } disk;                           /* disk_guard.c */
+    int exports_open;                 /* while > 0, pruning of the index waits */
     struct mv_range_rest *rests_open; /* unfinished counts: pruning waits while one reads below it */
-    int64_t prune_revision;            /* the index is pruned in slices up to this compaction; 0 when done */
-    uint8_t *prune_cursor;             /* the next key to prune from (NULL: the first) */
+    int64_t prune_revision;           /* the index is pruned in slices up to this compaction; 0 when done */
+    uint8_t *prune_cursor;            /* the next key to prune from (NULL: the first) */
     size_t prune_cursor_len;
     bptree *leases; /* 8-byte big-endian id -> struct lease */
     mv_revision_hook on_revision;
@@ -81,7 +81,8 @@ keyhist *history_for_write(mvcc *s, mv_bytes key);
 void write_begin(mvcc *s);
 /* Writes key=value at the write's revision. Fills *prev with the key's live entry before, if any. */
 void write_put(mvcc *s, mv_bytes key, mv_bytes value, int64_t lease, rev_entry *prev, bool *had_prev);
-void write_delete(mvcc *s, mv_bytes key);
+/* A tombstone for key, whose history is kh and live entry live (both from the index, now). */
+void write_delete(mvcc *s, mv_bytes key, keyhist *kh, const rev_entry *live);
 bool write_has_changes(const mvcc *s);
 /* Marks the write as the revocation of lease id (storage/change.h). */
 void write_revoke_marker(mvcc *s, int64_t id);
@@ -113,7 +114,7 @@ void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range
 mv_err check_read_revision(const mvcc *s, int64_t rev);
 /* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop.
  */
-typedef bool (*live_key_fn)(void *ctx, mv_bytes key, rev_entry *e);
+typedef bool (*live_key_fn)(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e);
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx);
 /* Whether pruning the index up to rev would change what an unfinished count reads. */
 bool rests_pin_below(const mvcc *s, int64_t rev);

@@ -31,7 +31,7 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
     if (range_end.len == 0) {
         keyhist *kh = bptree_get(s->index, key.data, key.len);
         rev_entry *e = kh ? keyhist_at(kh, rev) : NULL;
-        if (e) fn(ctx, key, e);
+        if (e) fn(ctx, key, kh, e);
         return;
     }
     bool to_end = is_from_key(range_end);
@@ -40,8 +40,9 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
         if (!to_end && compare_bytes(k, range_end) >= 0) break;
-        rev_entry *e = keyhist_at(bptree_iter_value(&it), rev);
-        if (e && !fn(ctx, k, e)) break;
+        keyhist *kh = bptree_iter_value(&it);
+        rev_entry *e = keyhist_at(kh, rev);
+        if (e && !fn(ctx, k, kh, e)) break;
     }
 }
 
@@ -232,7 +233,8 @@ static void keep_marks(gather *g) {
     drop_marks(g);
 }
 
-static bool gather_one(void *ctx, mv_bytes key, rev_entry *e) {
+static bool gather_one(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     gather *g = ctx;
     if (g->req->count_only || (g->wanted && g->n >= g->wanted)) return count_one(g, key); /* keep counting */
     if (g->in_steps && walk_pauses(g, key)) return !(g->paused_gathering = true);
@@ -426,13 +428,15 @@ static mv_kv head_of(mv_bytes key, const rev_entry *e, bool keys_only) {
                    .value = {NULL, keys_only ? 0 : e->value.length}};
 }
 
-static bool count_live(void *ctx, mv_bytes key, rev_entry *e) {
+static bool count_live(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     (void)e;
     return count_one(&((mv_range_rest *)ctx)->g, key);
 }
 
 /* gather_one past the first walk: a key to return is not kept but passed to size_fn. */
-static bool size_live(void *ctx, mv_bytes key, rev_entry *e) {
+static bool size_live(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     mv_range_rest *c = ctx;
     gather *g = &c->g;
     if (g->wanted && g->n >= g->wanted) return count_one(g, key);
@@ -483,7 +487,8 @@ void mvcc_range_rest_result(const mv_range_rest *c, mv_range_resp *out) {
 }
 
 /* Takes keys into this step's chunk until it holds enough, or every key the range returns. */
-static bool pack_take(void *ctx, mv_bytes key, rev_entry *e) {
+static bool pack_take(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     mv_range_rest *c = ctx;
     if (c->chunk_full || c->packed + c->chunk_n == c->pack_total) {
         c->chunk_full = true;

@@ -240,7 +240,7 @@ static bool prune_some(mvcc *s, size_t max_keys) {
 
 bool index_prune(mvcc *s, uint64_t deadline_us) {
     if (!s->prune_revision) return true;
-    if (s->exports_open) return false;                        /* an export reads the history as it was */
+    if (s->exports_open) return false;                       /* an export reads the history as it was */
     if (rests_pin_below(s, s->prune_revision)) return false; /* a count in steps reads below it */
     do {
         if (prune_some(s, PRUNE_KEYS_PER_CLOCK_CHECK)) {

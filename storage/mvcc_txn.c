@@ -78,7 +78,8 @@ static int compare_entry(mvcc *s, const mv_compare *c, const rev_entry *e) {
     }
 }
 
-static bool compare_one_key(void *ctx, mv_bytes key, rev_entry *e) {
+static bool compare_one_key(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     (void)key;
     compare_ctx *cc = ctx;
     cc->any = true;
@@ -135,7 +136,8 @@ typedef struct prev_kv_bytes {
     uint64_t bytes, max;
 } prev_kv_bytes;
 
-static bool count_prev_kv(void *ctx, mv_bytes key, rev_entry *e) {
+static bool count_prev_kv(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    (void)kh;
     prev_kv_bytes *c = ctx;
     c->bytes += key.len + e->value.length + sizeof(mv_kv) + 48; /* as a range's kv_bytes */
     return c->bytes <= c->max;
@@ -215,8 +217,16 @@ static void apply_put(mvcc *s, const mv_put_req *p, mv_arena *a, mv_put_resp *ou
     }
 }
 
+/* A key a delete removes: its history and live entry stay where they are until its tombstone is
+ * written (appending to another key's history moves nothing of this one). */
+typedef struct doomed_key {
+    mv_bytes key;
+    keyhist *kh;
+    rev_entry *live;
+} doomed_key;
+
 typedef struct doomed {
-    mv_bytes *keys;
+    doomed_key *keys;
     size_t n, cap;
     mv_arena *arena;
     bool with_prev;
@@ -224,13 +234,13 @@ typedef struct doomed {
     size_t n_prev, cap_prev;
 } doomed;
 
-static bool collect_doomed(void *ctx, mv_bytes key, rev_entry *e) {
+static bool collect_doomed(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     doomed *d = ctx;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 8;
         d->keys = xrealloc(d->keys, d->cap * sizeof *d->keys);
     }
-    d->keys[d->n++] = key;
+    d->keys[d->n++] = (doomed_key){key, kh, e};
     if (d->with_prev) {
         if (d->n_prev == d->cap_prev) {
             d->cap_prev = d->cap_prev ? d->cap_prev * 2 : 8;
@@ -247,14 +257,12 @@ static bool collect_doomed(void *ctx, mv_bytes key, rev_entry *e) {
 static void apply_delete(mvcc *s, const mv_delete_req *r, mv_arena *a, mv_delete_resp *out) {
     doomed d = {.arena = a, .with_prev = r->prev_kv};
     for_each_live(s, r->key, r->range_end, read_revision(s), collect_doomed, &d);
-    /* values of prev_kvs are read before the tombstones are written */
-    for (size_t i = 0; i < d.n_prev; i++) {
-        keyhist *kh = bptree_get(s->index, d.prev[i].key.data, d.prev[i].key.len);
-        d.prev[i].value = read_value(s, keyhist_at(kh, read_revision(s)), a);
-    }
-    /* copy keys: the tree owns them, and writing tombstones never removes index entries */
+    /* values of prev_kvs are read before the tombstones are written (prev[i] is keys[i]'s) */
+    for (size_t i = 0; i < d.n_prev; i++)
+        d.prev[i].value = read_value(s, d.keys[i].live, a);
+    /* the keys are the tree's: writing tombstones never removes index entries */
     for (size_t i = 0; i < d.n; i++)
-        write_delete(s, d.keys[i]);
+        write_delete(s, d.keys[i].key, d.keys[i].kh, d.keys[i].live);
     out->deleted = (int64_t)d.n;
     out->prev_kvs = d.prev;
     out->n_prev_kvs = d.n_prev;
