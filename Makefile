@@ -78,14 +78,23 @@ INC = $(error $<: in no layer; see INC_* in the Makefile)
 O_gen := $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
 A_gen := $(patsubst $(GEN)/%.c,$(BUILD)/asan/gen/%.o,$(GEN_C))
 
-$(BUILD)/obj/%.o: %.c | $(DEPS_OK)
+# The release objects and link depend on the flags they were built with, written to FLAGS_STAMP only
+# when they change: an object compiled with other flags is rebuilt, not linked with new ones into a
+# binary that matches neither (as happened to a benchmark run after OPT changed).
+FLAGS_STAMP := $(BUILD)/obj/.flags
+FLAGS_NOW := $(CC) $(CSTD) $(WARN) $(OPT) $(SECTIONS) $(LIBS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+.PHONY: FORCE
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(INC) $(WARN) $(OPT) $(SECTIONS) -MMD -MP -c $< -o $@
 $(BUILD)/asan/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(INC) $(WARN) $(SAN) -MMD -MP -c $< -o $@
 # generated code is protoc-c's, compiled without -Werror
-$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_H)
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_H) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -I$(GEN) $(OPT) $(SECTIONS) -c $< -o $@
 $(BUILD)/asan/gen/%.o: $(GEN)/%.c $(GEN_H)
@@ -114,8 +123,9 @@ SERVER_LAYERS := base rpc api watch gateway net
 LINK_SERVER := $(OPT) -Wl,--compress-debug-sections=zlib -Wl,--gc-sections -Wl,-z,pack-relative-relocs
 $(BUILD)/cetcd.ld: scripts/idle-text.list scripts/idle-text.sh | $(DEPS_OK)
 	scripts/idle-text.sh ldscript $< $(CC) $(LINK_SERVER) > $@.tmp && mv $@.tmp $@
-$(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a $(BUILD)/cetcd.ld
-	$(CC) $(LINK_SERVER) -Wl,-T,$(BUILD)/cetcd.ld -o $@ $(filter-out %.ld,$^) $(LIBS)
+$(BUILD)/cetcd: $(O_main) $(foreach L,$(SERVER_LAYERS),$(O_$(L))) $(O_gen) $(BUILD)/libstorage.a $(BUILD)/cetcd.ld \
+	$(FLAGS_STAMP)
+	$(CC) $(LINK_SERVER) -Wl,-T,$(BUILD)/cetcd.ld -o $@ $(filter-out %.ld $(FLAGS_STAMP),$^) $(LIBS)
 # the man page, from the binary's own -h (scripts/gen-man.sh)
 $(BUILD)/cetcd.1: $(BUILD)/cetcd scripts/gen-man.sh
 	scripts/gen-man.sh $(BUILD)/cetcd > $@.tmp && mv $@.tmp $@
