@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# stall_bench.sh: put 64/8 latency while a Compact and a Defragment of a large store run, against the same put on
-# the idle store (issue 16, "no stop-the-world"), cetcd against Debian's etcd in the same run. Writes its section of
+# stall_bench.sh: put 64/8 latency while large lists, a Compact and a Defragment of a large store run, against the
+# same put on the idle store (issue 16, "no stop-the-world"), cetcd against Debian's etcd in the same run. Writes its section of
 # bench/RESULTS.md between its own markers, leaving the rest of the file as it is (make bench-stall).
 #   BENCH_STALL_KEYS (1000000), BENCH_STALL_VERSIONS (2: each key written this many times, so compaction has
-#   history to drop), BENCH_STALL_ROUNDS (2), BENCH_STALL_TOTAL (40000 puts per measured run), CETCD_BIN
+#   history to drop), BENCH_STALL_LISTS (5 lists during a put run), BENCH_STALL_ROUNDS (2), BENCH_STALL_TOTAL (40000 puts per measured run), CETCD_BIN
 #   (build/cetcd), BENCH_RESULTS (bench/RESULTS.md), BENCH_DATA_DIR (/tmp)
 set -uo pipefail
 # shellcheck source=bench/common.sh
@@ -52,6 +52,23 @@ during() {
     echo "$(parse "$W/during.txt") $took"
 }
 
+# during_lists EP: as during, with LISTS lists of the first 100,000 keys of the store (keys only, and etcd's count of
+# every key) one after the other as the operation
+LISTS=${BENCH_STALL_LISTS:-5}
+during_lists() {
+    local ep=$1 bpid t0 took i
+    put64 "$ep" "$W/during.txt" &
+    bpid=$!
+    sleep 0.3
+    t0=$(now)
+    for i in $(seq 1 "$LISTS"); do
+        ctl "$ep" get "" --prefix --keys-only --limit 100000 >/dev/null || die "list $i failed"
+    done
+    took=$(since "$t0")
+    wait "$bpid" || die "put during lists failed"
+    echo "$(parse "$W/during.txt") $took"
+}
+
 # round KIND R: load a fresh server with KEYS keys x VERSIONS, then the idle put run, then a put run with
 # compact --physical started 0.3 s into it, then one with defrag; appends to $W/res/KIND
 #   idle: rps p99 max s | compact: rps p99 max s op_s | defrag: rps p99 max s op_s | db_before db_after
@@ -64,11 +81,12 @@ round() {
     log "$kind round $r: loaded $KEYS keys x $VERSIONS in $(since "$t0") s"
     put64 "$EP" "$W/idle.txt" || die "$kind: idle put failed"
     idle=$(parse "$W/idle.txt")
+    lists=$(during_lists "$EP")
     rev=$(revision "$EP") db0=$(dbsize "$EP")
     comp=$(during "$EP" compact --physical "$rev")
     defr=$(during "$EP" defrag)
-    echo "$idle $comp $defr $db0 $(dbsize "$EP")" >>"$W/res/$kind"
-    log "$kind round $r: idle [$idle] compact [$comp] defrag [$defr] (req/s p99 max run_s [op_s])"
+    echo "$idle $comp $defr $db0 $(dbsize "$EP") $lists" >>"$W/res/$kind"
+    log "$kind round $r: idle [$idle] lists [$lists] compact [$comp] defrag [$defr] (req/s p99 max run_s [op_s])"
     stop "$PID"
     rm -rf "$W/data-$kind-$r"
 }
@@ -82,7 +100,7 @@ done
 
 {
     echo "<!-- stall bench (bench/stall_bench.sh): this section is rewritten by that script only -->"
-    echo "## Put latency during Compact and Defragment (make bench-stall)"
+    echo "## Put latency during large lists, Compact and Defragment (make bench-stall)"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), git commit $(git -C "$REPO_DIR" rev-parse --short HEAD), $(nproc) cores,"
     echo "  load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the machine may be shared: compare only within a run)"
@@ -90,7 +108,9 @@ done
         echo ' (built from a working tree with uncommitted changes)'); both with fsync on, one fresh server per round"
     echo "- each round: $KEYS keys each written $VERSIONS times (8-byte values, \`benchmark put --sequential-keys\`,"
     echo "  256 clients), then \`benchmark put\` 64 clients / 8 connections, $TOTAL puts of 256-byte values over those keys"
-    echo "  on the idle store; then the same put run with \`etcdctl compact --physical <revision after the idle run>\` started"
+    echo "  on the idle store; then the same put run with $LISTS lists one after the other started 0.3 s into it (\`etcdctl get \"\""
+    echo "  --prefix --keys-only --limit 100000\`: 100,000 keys and the count of all); then the same put run with"
+    echo "  \`etcdctl compact --physical <revision after the idle run>\` started"
     echo "  0.3 s into it, then the same put run with \`etcdctl defrag\` started 0.3 s into it; $ROUNDS rounds, the order of"
     echo "  the servers alternating; medians with min–max; 'max' is the benchmark's slowest single put; the compact and"
     echo "  defrag times are how long etcdctl waited for the answer: cetcd answers Compact once the compaction revision is"
@@ -111,7 +131,9 @@ names = ["idle: put req/s", "idle: put p99 ms", "idle: put max ms", "idle: put r
          "during compact: put req/s", "during compact: put p99 ms", "during compact: put max ms",
          "during compact: put run s", "compact --physical s",
          "during defrag: put req/s", "during defrag: put p99 ms", "during defrag: put max ms",
-         "during defrag: put run s", "defrag s", "db size before, MB", "db size after defrag, MB"]
+         "during defrag: put run s", "defrag s", "db size before, MB", "db size after defrag, MB",
+         "during lists: put req/s", "during lists: put p99 ms", "during lists: put max ms",
+         "during lists: put run s", "lists s (all of them)"]
 print("| | cetcd | etcd |")
 print("|---|---|---|")
 for i, n in enumerate(names):
@@ -129,6 +151,8 @@ for k in ("cetcd", "etcd"):
           "during defrag, p99 %.2f× idle, max %.2f× idle, req/s %.2f× idle (the put run saw %s)." % (
               k, x[5] / x[1], x[6] / x[2], x[4] / x[0], cov(x[7], x[8]),
               x[10] / x[1], x[11] / x[2], x[9] / x[0], cov(x[12], x[13])))
+    print("- %s: during the lists, p99 %.2f× idle, max %.2f× idle, req/s %.2f× idle (the put run saw %s)." % (
+        k, x[17] / x[1], x[18] / x[2], x[16] / x[0], cov(x[19], x[20])))
 EOF
     echo
     echo "The machine is shared (the load average above counts other work too), so a single slow put may be anyone's;"
