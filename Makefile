@@ -327,7 +327,7 @@ bench-tls: $(BUILD)/cetcd
 .PHONY: bench-auth
 bench-auth: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/auth_bench.sh
-# bench-stall: put 64/8 p99 while a Compact and a Defragment of 1M keys run, against the idle store, cetcd against Debian's etcd
+# bench-stall: put 64/8 p99 while large lists, a Compact and a Defragment of 1M keys run, against the idle store, cetcd against Debian's etcd
 .PHONY: bench-stall
 bench-stall: $(BUILD)/cetcd
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd bench/stall_bench.sh
