@@ -7,7 +7,6 @@
 #include "kv_range_steps.h"
 
 #include <assert.h>
-#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +15,7 @@
 #include "errors.h"
 #include "header.h"
 #include "pb_wire.h"
+#include "step_queue.h"
 #include "store.h"
 
 #define STEP_GAP_SECONDS 0.0001 /* between steps, so the loop polls its sockets */
@@ -71,6 +71,7 @@ static uint8_t *put_header(uint8_t *p, const Etcdserverpb__ResponseHeader *hdr) 
 enum walk_phase { COUNTING, SIZING, PACKING };
 
 typedef struct range_steps {
+    step_job link; /* first: the queue's */
     rpc_call *call;
     reply_sink out;
     mv_range_rest *rest; /* the walk going on (NULL once done) */
@@ -80,28 +81,13 @@ typedef struct range_steps {
     size_t kvs_bytes;     /* while sizing: the kvs' fields so far */
     uint8_t *msg;         /* the reserved reply (NULL while sizing) */
     size_t len;           /* bytes of msg packed (the count not yet while counting) */
-    struct range_steps *next;
+    size_t cap;           /* bytes reserved at msg */
 } range_steps;
 
-enum step_result { STEP_MORE, STEP_DONE, STEP_FAILED };
+enum step_result { STEP_MORE, STEP_DONE, STEP_TOO_LARGE, STEP_NO_REPLY };
 
-static range_steps *queue_head, **queue_tail = &queue_head;
-static ev_timer tick; /* runs while the queue is not empty */
-
-static void take_out(range_steps *s) {
-    range_steps **p = &queue_head;
-    while (*p != s)
-        p = &(*p)->next;
-    *p = s->next;
-    if (queue_tail == &s->next) queue_tail = p;
-    s->next = NULL;
-    if (!queue_head) ev_timer_stop(EV_DEFAULT_ & tick);
-}
-
-static void put_last(range_steps *s) {
-    *queue_tail = s;
-    queue_tail = &s->next;
-}
+static void on_step(step_queue *q, step_job *first);
+static step_queue queue = STEP_QUEUE_INIT(queue, STEP_GAP_SECONDS, on_step);
 
 static void range_steps_free(range_steps *s) {
     rpc_set_user(s->call, NULL);
@@ -116,6 +102,7 @@ static void add_size(void *ctx, const mv_kv *kv) {
 
 static uint8_t *pack_kv(void *ctx, const mv_kv *kv) {
     range_steps *s = ctx;
+    assert(s->len + kv_field_size(kv) <= s->cap); /* the revision's kvs are the ones sized */
     uint8_t *value, *end = put_kv(s->msg + s->len, kv, &value);
     s->len = (size_t)(end - s->msg);
     return value;
@@ -125,15 +112,13 @@ static uint8_t *pack_kv(void *ctx, const mv_kv *kv) {
 static enum step_result reserve_reply(range_steps *s) {
     mv_range_resp r;
     mvcc_range_rest_result(s->rest, &r);
-    if (r.too_large) {
-        s->out.fail(s->out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
-        return STEP_FAILED;
-    }
+    if (r.too_large) return STEP_TOO_LARGE;
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, s->revision);
     size_t len = header_field_size(&hdr) + s->kvs_bytes + (r.more ? 2 : 0) + pb_int_field_size(r.count);
     s->msg = rpc_sink_reserve_encoded(&s->out, len);
-    if (!s->msg) return STEP_FAILED; /* the call takes no reply */
+    if (!s->msg) return STEP_NO_REPLY;
+    s->cap = len;
     s->len = (size_t)(put_header(s->msg, &hdr) - s->msg);
     s->phase = PACKING;
     return STEP_MORE;
@@ -147,6 +132,7 @@ static enum step_result finish_packed(range_steps *s) {
     if (r.more) p = pb_put_int_field(p, 0x18, 1);
     p = pb_put_int_field(p, 0x20, r.count);
     s->len = (size_t)(p - s->msg);
+    assert(s->len == s->cap);
     mvcc_range_rest_end(s->rest);
     s->rest = NULL;
     return STEP_DONE;
@@ -181,22 +167,17 @@ static enum step_result step(range_steps *s) {
     return STEP_DONE;
 }
 
-/* One step of the oldest reply; it is committed once done, else it waits behind the others. */
-static void on_tick(EV_P_ ev_timer *t, int revents) {
-    (void)EV_A, (void)t, (void)revents;
-    range_steps *s = queue_head;
-    assert(s);
+/* One step of the first reply; it is committed once done, else it waits behind the others. */
+static void on_step(step_queue *q, step_job *first) {
+    range_steps *s = (range_steps *)first;
     enum step_result r = step(s);
-    take_out(s);
-    if (r == STEP_MORE) { /* behind the others; the tick goes on */
-        put_last(s);
-        if (!ev_is_active(&tick)) ev_timer_start(EV_DEFAULT_ & tick);
-        return;
-    }
+    if (r == STEP_MORE) return step_queue_rotate(q);
+    step_queue_remove(q, first);
     reply_sink out = s->out;
     size_t len = s->len;
-    range_steps_free(s);
+    range_steps_free(s); /* before the call may end, and its on_close look for s */
     if (r == STEP_DONE) rpc_sink_commit_encoded(&out, len);
+    if (r == STEP_TOO_LARGE) out.fail(out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
 }
 
 static void steps_start(const reply_sink *out, const range_steps *first) {
@@ -206,19 +187,14 @@ static void steps_start(const reply_sink *out, const range_steps *first) {
     *s = *first;
     s->call = call;
     s->out = *out;
-    s->next = NULL;
     rpc_set_user(call, s);
-    put_last(s);
-    if (!ev_is_active(&tick)) {
-        ev_timer_init(&tick, on_tick, 0., STEP_GAP_SECONDS);
-        ev_timer_start(EV_DEFAULT_ & tick);
-    }
+    step_queue_add(&queue, &s->link);
 }
 
 void kv_range_closed(rpc_call *call) {
     range_steps *s = rpc_user(call);
     if (!s) return;
-    take_out(s);
+    step_queue_remove(&queue, &s->link);
     range_steps_free(s); /* the reply goes with the call */
 }
 

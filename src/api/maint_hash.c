@@ -4,8 +4,6 @@
  * The jobs wait in one queue and only its head runs, so many calls cost the loop no more than one. */
 #include "svc_maint.h"
 
-#include <assert.h>
-#include <ev.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -14,20 +12,21 @@
 #include "header.h"
 #include "later_call.h"
 #include "rpc.pb-c.h"
+#include "step_queue.h"
 #include "store.h"
 
 #define HASH_SLICE_US 1000
 #define HASH_GAP_SECONDS 0.0005 /* between slices: the loop serves the others */
 
 typedef struct hash_wait {
+    step_job link; /* first: the queue's */
     later_call *lc;
     mv_hash_job *job;
     bool kv; /* HashKV; else Hash */
-    struct hash_wait *next;
 } hash_wait;
 
-static hash_wait *queue_head, **queue_tail = &queue_head;
-static ev_timer tick; /* runs while the queue is not empty */
+static void on_step(step_queue *q, step_job *first);
+static step_queue queue = STEP_QUEUE_INIT(queue, HASH_GAP_SECONDS, on_step);
 
 static void fail_mv(const reply_sink *out, mv_err err) {
     etcd_err e = etcd_err_from_mv(err);
@@ -36,12 +35,7 @@ static void fail_mv(const reply_sink *out, mv_err err) {
 
 /* Takes w out of the queue and frees it. */
 static void hash_wait_free(hash_wait *w) {
-    hash_wait **p = &queue_head;
-    while (*p != w)
-        p = &(*p)->next;
-    *p = w->next;
-    if (queue_tail == &w->next) queue_tail = p;
-    if (!queue_head) ev_timer_stop(EV_DEFAULT_ & tick);
+    step_queue_remove(&queue, &w->link);
     mvcc_hash_kv_free(w->job);
     free(w);
 }
@@ -70,11 +64,10 @@ static void on_hash_cancel(later_call *lc) { /* the client went: the walk stops 
     hash_wait_free(lc->wait);
 }
 
-/* One slice of the oldest job; its answer once its walk is done or failed. */
-static void on_tick(EV_P_ ev_timer *t, int revents) {
-    (void)EV_A, (void)t, (void)revents;
-    hash_wait *w = queue_head;
-    assert(w);
+/* One slice of the oldest job (it stays first until done); its answer once its walk is done or failed. */
+static void on_step(step_queue *q, step_job *first) {
+    (void)q;
+    hash_wait *w = (hash_wait *)first;
     bool done = false;
     mv_err err = mvcc_hash_kv_step(g_store, w->job, HASH_SLICE_US, &done);
     if (err == MV_OK && !done) return;
@@ -97,12 +90,7 @@ static void hash_exec(later_call *lc, int64_t rev, bool kv) {
     if (!job) return fail_mv(out, err);
     hash_wait *w = xcalloc(1, sizeof *w);
     *w = (hash_wait){.lc = lc, .job = job, .kv = kv};
-    *queue_tail = w;
-    queue_tail = &w->next;
-    if (!ev_is_active(&tick)) {
-        ev_timer_init(&tick, on_tick, 0, HASH_GAP_SECONDS);
-        ev_timer_start(EV_DEFAULT_ & tick);
-    }
+    step_queue_add(&queue, &w->link);
     later_call_wait(lc, w, on_hash_cancel);
 }
 

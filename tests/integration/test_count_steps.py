@@ -135,6 +135,23 @@ def under_writes_and_compaction():
     return seen, alive
 
 
+def over_budget():
+    """cetcd with a 4 MiB reply budget: a whole list whose first walk fits but whole does not is refused
+    with RESOURCE_EXHAUSTED once its sizing steps pass the budget; pages still work."""
+    srv = Server("cetcd", "--max-reply-bytes", str(4 << 20))
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)])
+    try:
+        c.kvstub.Range(pb.RangeRequest(key=PREFIX, range_end=END), 30)
+        refused = "answered"
+    except grpc.RpcError as e:
+        refused = "%s %s" % (e.code(), e.details())
+    count, more, kvs = page(c)
+    out = (refused, count, more, len(kvs), srv.alive())
+    srv.stop()
+    return out
+
+
 def main():
     got, want = answers("cetcd"), answers("etcd")
     for name in want:
@@ -145,6 +162,11 @@ def main():
             "after the compaction), %d compacted, none other" % (seen["exact"], seen["straddled"], seen["compacted"]),
             not seen["wrong"] and seen["exact"] > 0, str(seen["wrong"][:5]))
     t.check("cetcd alive", alive)
+    refused, count, more, n, alive = over_budget()
+    t.check("a whole list over a 4 MiB --max-reply-bytes: RESOURCE_EXHAUSTED", refused.startswith(
+        "StatusCode.RESOURCE_EXHAUSTED cetcd: reply larger than"), refused)
+    t.eq("after it, a page of the same range: count, more, kvs", (KEYS, True, 500), (count, more, n))
+    t.check("cetcd alive after the refused list", alive)
 
 
 main()
