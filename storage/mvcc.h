@@ -232,7 +232,7 @@ void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *d
  * Each step takes about MV_RANGE_STEP_KEYS keys (a pack chunk stops at MV_RANGE_STEP_VALUE_BYTES of
  * values too) and says whether it was the last; mvcc_range_rest_result then has kvs (their number),
  * more, count and too_large as mvcc_range_select would have given them. */
-#define MV_RANGE_STEP_KEYS 16384
+#define MV_RANGE_STEP_KEYS 8192
 #define MV_RANGE_STEP_VALUE_BYTES ((uint64_t)2 << 20)
 typedef void (*mv_range_size_fn)(void *ctx, const mv_kv *kv);
 typedef uint8_t *(*mv_range_pack_fn)(void *ctx, const mv_kv *kv); /* where the value goes */

@@ -19,7 +19,7 @@ from etcd3 import etcdrpc as pb  # noqa: E402
 from lib import Server, Tally  # noqa: E402
 
 t = Tally()
-KEYS = 40000  # more than two steps of the count (MV_RANGE_STEP_KEYS, 16384)
+KEYS = 40000  # more than two steps of the count (MV_RANGE_STEP_KEYS, 8192)
 PREFIX = b"/count/"
 END = b"/count0"
 

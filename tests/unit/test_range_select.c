@@ -511,7 +511,7 @@ END_TEST
 
 /* Over the reply budget midway through the sizing: too_large, as mvcc_range says. */
 START_TEST(list_rest_too_large) {
-    fill_c(3 * MV_RANGE_STEP_KEYS);
+    fill_c(6 * MV_RANGE_STEP_KEYS); /* ~150 bytes of budget a key: the first walk fits, all do not */
     mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .max_bytes = 4 << 20};
     mv_result want, sel;
     mvcc_range(st, &r, &want);
