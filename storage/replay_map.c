@@ -3,6 +3,7 @@
  * open-addressing probe on its hash, and the tree is built once, from the keys in sorted order. */
 #include "replay_map.h"
 #include "alloc.h"
+#include "radix_sort.h"
 
 #include <assert.h>
 #include <malloc.h>
@@ -109,17 +110,13 @@ keyhist *replay_map_history(replay_map *m, const uint8_t *key, size_t len) {
 
 /* ---------- sorting ---------- */
 
-/* A key to sort: 8 bytes after the prefix every key shares, big-endian and zero-padded, so that most
- * comparisons are of two integers in the array rather than of bytes behind a pointer. */
-typedef struct sort_item {
-    uint64_t head;
-    keyhist *kh;
-} sort_item;
-
+/* A key to sort (a radix_item): key holds 8 bytes after the prefix every key shares, big-endian and
+ * zero-padded, so that most comparisons are of two integers in the array rather than of bytes behind a
+ * pointer; ptr is its history. */
 static int compare_keys(const void *a, const void *b) {
-    const sort_item *x = a, *y = b;
-    if (x->head != y->head) return x->head < y->head ? -1 : 1;
-    const bkey *xk = keyhist_key(x->kh), *yk = keyhist_key(y->kh);
+    const radix_item *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    const bkey *xk = keyhist_key(x->ptr), *yk = keyhist_key(y->ptr);
     uint32_t common = xk->len < yk->len ? xk->len : yk->len;
     int c = common ? memcmp(xk->bytes, yk->bytes, common) : 0;
     return c ? c : (xk->len > yk->len) - (xk->len < yk->len);
@@ -150,42 +147,12 @@ static uint64_t head_of(const uint8_t *bytes, uint32_t len, size_t skip) {
     return head;
 }
 
-/* LSD radix sort on head, 11 bits a pass (6 passes; 2,048 buckets, few enough for the writes to stay
- * in cache); a pass where every item has the same digit is skipped. */
-static void radix_sort_heads(sort_item *items, size_t n) {
-    enum { DIGITS = 6, BITS = 11, BUCKETS = 1 << BITS };
-    size_t *counts = xcalloc((size_t)DIGITS * BUCKETS, sizeof *counts);
-    for (size_t i = 0; i < n; i++)
-        for (int d = 0; d < DIGITS; d++)
-            counts[(size_t)d * BUCKETS + ((items[i].head >> (BITS * d)) & (BUCKETS - 1))]++;
-    sort_item *tmp = xmalloc(n * sizeof *tmp), *from = items, *to = tmp;
-    for (int d = 0; d < DIGITS; d++) {
-        size_t *c = counts + (size_t)d * BUCKETS;
-        if (c[(from[0].head >> (BITS * d)) & (BUCKETS - 1)] == n) continue;
-        size_t sum = 0;
-        for (size_t b = 0; b < BUCKETS; b++) {
-            size_t k = c[b];
-            c[b] = sum;
-            sum += k;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[c[(from[i].head >> (BITS * d)) & (BUCKETS - 1)]++] = from[i];
-        sort_item *swap = from;
-        from = to;
-        to = swap;
-    }
-    if (from != items) memcpy(items, from, n * sizeof *items);
-    free(tmp);
-    free(counts);
-}
-
 /* Sorts by the full key: heads first, then each run of equal heads by its bytes. */
-static void sort_items(sort_item *items, size_t n) {
-    if (n < 2) return;
-    radix_sort_heads(items, n);
+static void sort_items(radix_item *items, size_t n) {
+    radix_sort(items, n);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
-        while (j < n && items[j].head == items[i].head)
+        while (j < n && items[j].key == items[i].key)
             j++;
         if (j - i > 1) qsort(items + i, j - i, sizeof *items, compare_keys);
         i = j;
@@ -199,17 +166,18 @@ void replay_map_load(replay_map *m, bptree *index) {
     free(m->slots); /* hists alone lists every key */
     m->slots = NULL;
     size_t skip = shared_prefix(m), n = m->count;
-    sort_item *items = xmalloc((n ? n : 1) * sizeof *items);
+    radix_item *items = xmalloc((n ? n : 1) * sizeof *items);
     for (size_t h = 0; h < n; h++) {
         const bkey *k = keyhist_key(m->hists[h]);
-        items[h] = (sort_item){head_of(k->bytes, k->len, skip), m->hists[h]};
+        items[h] = (radix_item){head_of(k->bytes, k->len, skip), m->hists[h]};
     }
     sort_items(items, n);
     for (size_t i = 0; i < n; i++) {
-        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(items[i + PREFETCH_AHEAD].kh);
-        const bkey *k = keyhist_key(items[i].kh);
+        if (i + PREFETCH_AHEAD < n) __builtin_prefetch(items[i + PREFETCH_AHEAD].ptr);
+        keyhist *kh = items[i].ptr;
+        const bkey *k = keyhist_key(kh);
         assert(i == 0 || compare_keys(&items[i - 1], &items[i]) < 0);
-        bptree_append(index, k->bytes, k->len, items[i].kh);
+        bptree_append(index, k->bytes, k->len, kh);
     }
     free(items);
     free(m->hists);
