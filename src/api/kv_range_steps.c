@@ -124,26 +124,16 @@ static enum step_result reserve_reply(range_steps *s) {
     return STEP_MORE;
 }
 
-/* The last kv is in: more and the count end the reply. */
-static enum step_result finish_packed(range_steps *s) {
+/* The walk is done: the count ends the reply, after more if the walk packed the kvs (else the
+ * request's turn packed them, and more). */
+static enum step_result end_walk(range_steps *s) {
     mv_range_resp r;
     mvcc_range_rest_result(s->rest, &r);
     uint8_t *p = s->msg + s->len;
-    if (r.more) p = pb_put_int_field(p, 0x18, 1);
+    if (s->phase == PACKING && r.more) p = pb_put_int_field(p, 0x18, 1);
     p = pb_put_int_field(p, 0x20, r.count);
     s->len = (size_t)(p - s->msg);
-    assert(s->len == s->cap);
-    mvcc_range_rest_end(s->rest);
-    s->rest = NULL;
-    return STEP_DONE;
-}
-
-/* The count is known: it ends the reply. */
-static enum step_result put_count(range_steps *s) {
-    mv_range_resp r;
-    mvcc_range_rest_result(s->rest, &r);
-    uint8_t *count_at = s->msg + s->len;
-    s->len += (size_t)(pb_put_int_field(count_at, 0x20, r.count) - count_at);
+    assert(s->phase != PACKING || s->len == s->cap);
     mvcc_range_rest_end(s->rest);
     s->rest = NULL;
     return s->copy ? STEP_MORE : STEP_DONE;
@@ -156,9 +146,9 @@ static enum step_result step(range_steps *s) {
         case SIZING:
             return mvcc_range_rest_step(s->rest, add_size, s) ? reserve_reply(s) : STEP_MORE;
         case PACKING:
-            return mvcc_range_rest_pack(s->rest, pack_kv, s) ? finish_packed(s) : STEP_MORE;
+            return mvcc_range_rest_pack(s->rest, pack_kv, s) ? end_walk(s) : STEP_MORE;
         case COUNTING:
-            return mvcc_range_rest_step(s->rest, NULL, NULL) ? put_count(s) : STEP_MORE;
+            return mvcc_range_rest_step(s->rest, NULL, NULL) ? end_walk(s) : STEP_MORE;
         }
     }
     if (!mvcc_range_values_step(s->copy, RANGE_STEP_BYTES)) return STEP_MORE;
