@@ -82,6 +82,7 @@ typedef struct range_steps {
     uint8_t *msg;         /* the reserved reply (NULL while sizing) */
     size_t len;           /* bytes of msg packed (the count not yet while counting) */
     size_t cap;           /* bytes reserved at msg */
+    size_t budget;        /* the request's reply budget (budget.h), for a refusal while sizing */
 } range_steps;
 
 enum step_result { STEP_MORE, STEP_DONE, STEP_TOO_LARGE, STEP_NO_REPLY };
@@ -164,10 +165,10 @@ static void on_step(step_queue *q, step_job *first) {
     if (r == STEP_MORE) return step_queue_rotate(q);
     step_queue_remove(q, first);
     reply_sink out = s->out;
-    size_t len = s->len;
+    size_t len = s->len, budget = s->budget;
     range_steps_free(s); /* before the call may end, and its on_close look for s */
     if (r == STEP_DONE) rpc_sink_commit_encoded(&out, len);
-    if (r == STEP_TOO_LARGE) out.fail(out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message());
+    if (r == STEP_TOO_LARGE) out.fail(out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message_of(budget));
 }
 
 static void steps_start(const reply_sink *out, const range_steps *first) {
@@ -236,7 +237,8 @@ static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink
 void kv_range_reply(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
     if (!rest || !mvcc_range_rest_sizing(rest)) return pack_now(res, rest, out);
     /* more keys than one walk: the ones chosen so far are sized now, all are packed in steps */
-    range_steps first = {.rest = rest, .phase = SIZING, .revision = res->header_revision};
+    range_steps first = {
+        .rest = rest, .phase = SIZING, .revision = res->header_revision, .budget = reply_budget()};
     for (size_t i = 0; i < res->resp.u.range.n_kvs; i++)
         add_size(&first, &res->resp.u.range.kvs[i]);
     steps_start(out, &first);

@@ -31,11 +31,15 @@ size_t reply_budget(void) {
     return begun ? current : flag_or(g_config.max_reply_bytes, REPLY_MAX_BYTES_DEFAULT);
 }
 
-const char *reply_budget_message(void) {
+const char *reply_budget_message_of(size_t budget) {
     static char text[160];
     snprintf(text, sizeof text,
              "cetcd: reply larger than the %zu bytes it may take now; ask for fewer keys (limit, "
              "keys_only, a narrower range)",
-             current);
+             budget);
     return text;
+}
+
+const char *reply_budget_message(void) {
+    return reply_budget_message_of(current);
 }

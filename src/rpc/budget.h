@@ -22,7 +22,9 @@
 void reply_budget_begin(size_t held_bytes);
 /* The budget of the request being run (--max-reply-bytes outside a transport's run). */
 size_t reply_budget(void);
-/* The message answered with RESOURCE_EXHAUSTED when a result passes the budget. */
+/* The message answered with RESOURCE_EXHAUSTED when a result passes the budget: the running
+ * request's, or (of) one found earlier, for a reply refused in a later loop turn. */
 const char *reply_budget_message(void);
+const char *reply_budget_message_of(size_t budget);
 
 #endif

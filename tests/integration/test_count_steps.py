@@ -163,8 +163,9 @@ def main():
             not seen["wrong"] and seen["exact"] > 0, str(seen["wrong"][:5]))
     t.check("cetcd alive", alive)
     refused, count, more, n, alive = over_budget()
-    t.check("a whole list over a 4 MiB --max-reply-bytes: RESOURCE_EXHAUSTED", refused.startswith(
-        "StatusCode.RESOURCE_EXHAUSTED cetcd: reply larger than"), refused)
+    t.check("a whole list over a 4 MiB --max-reply-bytes: RESOURCE_EXHAUSTED, naming its budget",
+            refused.startswith("StatusCode.RESOURCE_EXHAUSTED cetcd: reply larger than the %d bytes" % (4 << 20)),
+            refused)
     t.eq("after it, a page of the same range: count, more, kvs", (KEYS, True, 500), (count, more, n))
     t.check("cetcd alive after the refused list", alive)
 
