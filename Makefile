@@ -306,7 +306,7 @@ integration: $(BUILD)/cetcd
 # the server built with ASan+UBSan under the suites that feed it the most varied input
 ASAN_SUITES := tests/integration/test_kv_etcdctl.sh tests/integration/test_kv_python.py \
 	tests/integration/test_bad_input.py tests/integration/test_watch_etcdctl.sh \
-	tests/integration/test_http.sh tests/integration/test_maint_etcdctl.sh
+	tests/integration/test_http.sh tests/integration/test_maint_etcdctl.sh tests/integration/test_count_steps.py
 integration-asan: $(BUILD)/cetcd-asan
 	CETCD_BIN=$(CURDIR)/$(BUILD)/cetcd-asan ASAN_OPTIONS=detect_leaks=0 tests/run-integration.sh $(ASAN_SUITES)
 # the layer check first: a tree that breaks the layering is not tested further

@@ -152,6 +152,39 @@ def over_budget():
     return out
 
 
+def dropped_midway():
+    """cetcd: whole lists whose clients cancel them or let their deadline pass while they are sized
+    or packed in steps; the others must be exact, and the server well."""
+    srv = Server("cetcd")
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)], b"v" * 40)  # a 3.1 MB list: under the client's 4 MiB
+    want = [key(i) for i in range(KEYS)]
+    calls = []
+    for i in range(24):
+        timeout = 0.005 if i % 3 == 1 else 60
+        f = c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END), timeout)
+        if i % 3 == 2:
+            f.cancel()
+        calls.append((i % 3, f))
+    exact = dropped = wrong = 0
+    for kind, f in calls:
+        try:
+            r = f.result()
+            if [kv.key for kv in r.kvs] == want and r.count == KEYS:
+                exact += 1
+            else:
+                wrong += 1
+        except grpc.FutureCancelledError:
+            dropped += 1
+        except grpc.RpcError as e:
+            dropped += e.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+            wrong += e.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+    after = page(c, limit=0)
+    out = (exact, dropped, wrong, after[0], len(after[2]), srv.alive())
+    srv.stop()
+    return out
+
+
 def main():
     got, want = answers("cetcd"), answers("etcd")
     for name in want:
@@ -168,6 +201,11 @@ def main():
             refused)
     t.eq("after it, a page of the same range: count, more, kvs", (KEYS, True, 500), (count, more, n))
     t.check("cetcd alive after the refused list", alive)
+    exact, dropped, wrong, count, n, alive = dropped_midway()
+    t.check("24 whole lists, a third cancelled and a third past a 5 ms deadline midway: %d exact, %d dropped, "
+            "none wrong" % (exact, dropped), wrong == 0 and exact >= 8 and exact + dropped == 24, str(wrong))
+    t.eq("after them, a whole list: count and kvs", (KEYS, KEYS), (count, n))
+    t.check("cetcd alive after the dropped lists", alive)
 
 
 main()
