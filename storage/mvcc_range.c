@@ -306,9 +306,13 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
     go_sort(g->n, candidate_less, candidate_swap, &sc);
 }
 
+/* Sorted (but by key, ascending: the walk's own order) or filtered: every candidate is needed before
+ * any is known to be returned. */
 static bool fetch_all_first(const mv_range_req *r) {
-    return r->sort_order != MV_SORT_NONE || r->min_mod_revision || r->max_mod_revision ||
-           r->min_create_revision || r->max_create_revision;
+    bool sorted =
+        r->sort_order != MV_SORT_NONE && !(r->sort_order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY);
+    return sorted || r->min_mod_revision || r->max_mod_revision || r->min_create_revision ||
+           r->max_create_revision;
 }
 
 /* Whether sorting by value (which reads every candidate's value), or else copying the first n keys

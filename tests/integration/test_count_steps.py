@@ -40,9 +40,9 @@ def txn_deletes(c, keys):
         c.kvstub.Txn(pb.TxnRequest(success=ops), 30)
 
 
-def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False):
+def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False, sort_order=0):
     r = c.kvstub.Range(pb.RangeRequest(key=start, range_end=END, limit=limit, revision=revision,
-                                       count_only=count_only, keys_only=keys_only), 30)
+                                       count_only=count_only, keys_only=keys_only, sort_order=sort_order), 30)
     return (r.count, r.more, [(kv.key, kv.mod_revision, kv.value) for kv in r.kvs])
 
 
@@ -65,6 +65,7 @@ def answers(kind):
         out[rev_name + " whole list"] = page(c, limit=0, revision=rev)
         out[rev_name + " whole list, keys only"] = page(c, limit=0, revision=rev, keys_only=True)
         out[rev_name + " limit 30000"] = page(c, limit=30000, revision=rev)
+        out[rev_name + " limit 30000, sorted by key ascending"] = page(c, limit=30000, revision=rev, sort_order=1)
         out[rev_name + " limit 30000 from the middle"] = page(c, start=key(KEYS // 3), limit=30000, revision=rev)
     srv.stop()
     return out

@@ -444,9 +444,14 @@ static void change_between_steps(int step, int64_t rev) {
 
 /* A list with more keys than one walk takes: sized in steps, packed in steps, with the store changing
  * between every two; what it packs must be exactly what mvcc_range gave at its revision. */
-static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache) {
+static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, int sort_order) {
     fx_put("z", "outside", 0);
-    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = limit, .keys_only = keys_only};
+    mv_range_req r = {.key = B("c/"),
+                      .range_end = B("c0"),
+                      .limit = limit,
+                      .keys_only = keys_only,
+                      .sort_order = sort_order,
+                      .sort_target = MV_SORT_KEY};
     mv_result want, sel;
     mvcc_range(st, &r, &want);
     int64_t rev = mvcc_revision(st);
@@ -470,7 +475,7 @@ static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache) 
     int sizing_steps = steps;
     while (!mvcc_range_rest_pack(rest, note_pack, &l))
         change_between_steps(++steps, rev);
-    ck_assert_int_ge(sizing_steps, 1); /* the store changed between the sizing steps... */
+    ck_assert_int_ge(sizing_steps, 1);     /* the store changed between the sizing steps... */
     ck_assert_int_gt(steps, sizing_steps); /* ...and between the packing steps */
     ck_assert_int_eq(l.packed, w->n_kvs);
     for (size_t i = 0; i < l.packed; i++) {
@@ -500,11 +505,12 @@ START_TEST(list_rest_in_steps) {
         v[i % 250] = 0;
         fx_put(k, v, 0);
     }
-    list_in_steps(0, false, NULL);
-    list_in_steps(0, true, NULL);
-    list_in_steps(30000, false, NULL); /* more, and a count past the last key returned */
+    list_in_steps(0, false, NULL, MV_SORT_NONE);
+    list_in_steps(0, true, NULL, MV_SORT_NONE);
+    list_in_steps(30000, false, NULL, MV_SORT_NONE);   /* more, and a count past the last key returned */
+    list_in_steps(30000, false, NULL, MV_SORT_ASCEND); /* sorted by key, ascending: the same walk */
     mv_count_cache *cache = mv_count_cache_new();
-    list_in_steps(20000, false, cache);
+    list_in_steps(20000, false, cache, MV_SORT_NONE);
     mv_count_cache_free(cache);
 }
 END_TEST
