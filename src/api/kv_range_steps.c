@@ -109,7 +109,11 @@ static uint8_t *pack_kv(void *ctx, const mv_kv *kv) {
     return value;
 }
 
-/* The kvs are sized: the whole reply is reserved, its header packed; the kvs follow in steps. */
+/* The kvs are sized: the whole reply is reserved, its header packed; the kvs follow in steps. While
+ * it was sized, what it had sized so far was pledged to the pool (rpc_sink_pledge), so that requests
+ * meanwhile saw it taken. Lists sized side by side are held to the pool here, where each takes its
+ * place in it: one that does not fit beside the replies reserved (pledges aside) is refused, as it
+ * would have been by its budget had it been reserved in its request's turn. */
 static enum step_result reserve_reply(range_steps *s) {
     mv_range_resp r;
     mvcc_range_rest_result(s->rest, &r);
@@ -117,6 +121,12 @@ static enum step_result reserve_reply(range_steps *s) {
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, s->revision);
     size_t len = header_field_size(&hdr) + s->kvs_bytes + (r.more ? 2 : 0) + pb_int_field_size(r.count);
+    size_t left = reply_budget_for(rpc_held_reserved());
+    if (len > left) {
+        s->budget = left;
+        rpc_sink_pledge(&s->out, 0); /* now: the lists after it may fit */
+        return STEP_TOO_LARGE;
+    }
     s->msg = rpc_sink_reserve_encoded(&s->out, len);
     if (!s->msg) return STEP_NO_REPLY;
     s->cap = len;
@@ -145,7 +155,9 @@ static enum step_result step(range_steps *s) {
     if (s->rest) {
         switch (s->phase) {
         case SIZING:
-            return mvcc_range_rest_step(s->rest, add_size, s) ? reserve_reply(s) : STEP_MORE;
+            if (mvcc_range_rest_step(s->rest, add_size, s)) return reserve_reply(s);
+            rpc_sink_pledge(&s->out, s->kvs_bytes);
+            return STEP_MORE;
         case PACKING:
             return mvcc_range_rest_pack(s->rest, pack_kv, s) ? end_walk(s) : STEP_MORE;
         case COUNTING:
@@ -242,4 +254,5 @@ void kv_range_reply(const mv_result *res, mv_range_rest *rest, const reply_sink 
     for (size_t i = 0; i < res->resp.u.range.n_kvs; i++)
         add_size(&first, &res->resp.u.range.kvs[i]);
     steps_start(out, &first);
+    rpc_sink_pledge(out, first.kvs_bytes);
 }

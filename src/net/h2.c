@@ -23,7 +23,8 @@
 #define RESET_BURST 100000                         /* incoming RST_STREAM budget, and its refill per second */
 #define RESET_RATE 100000
 
-static size_t held_total; /* reply bytes held in the calls of every connection */
+static size_t held_total;    /* reply bytes held in the calls of every connection */
+static size_t pledged_total; /* the part of it pledged (rpc_message_pledge), not yet reserved */
 
 size_t h2_held_total(void) {
     return held_total;
@@ -103,6 +104,7 @@ static void call_free(rpc_call *call) {
     if (h->last_call == call) h->last_call = NULL;
     input_forget(call);
     held_sub(h, sbuf_size(&call->out)); /* a reservation is counted too */
+    rpc_message_pledge(call, 0);
     h->state_bytes -= CALL_STATE_BYTES + call->path_len;
     outbuf_release(&call->out);
     if (call->path != call->path_inline) free(call->path);
@@ -334,7 +336,19 @@ void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const 
     message_queued(call, head_len + body_len);
 }
 
+void rpc_message_pledge(rpc_call *call, size_t n) {
+    held_total = held_total - call->pledged + n; /* the pool only: nothing is queued on the connection */
+    pledged_total = pledged_total - call->pledged + n;
+    call->pledged = n;
+}
+
+size_t rpc_held_reserved(void) {
+    assert(held_total >= pledged_total);
+    return held_total - pledged_total;
+}
+
 uint8_t *rpc_message_reserve(rpc_call *call, size_t len) {
+    rpc_message_pledge(call, 0); /* the reservation takes its place */
     if (!call_writable(call)) return NULL;
     uint8_t *body = queue_message(call, len);
     if (body) { /* held from now: a reply copied over several turns counts against the others' budget */

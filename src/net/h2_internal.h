@@ -69,6 +69,7 @@ struct rpc_call {
     sbuf in;         /* request bytes not yet cut into messages */
     sbuf out;        /* framed reply messages not yet taken by nghttp2 (h2_outbuf.c) */
     size_t reserved; /* the tail of out reserved for a message not yet committed, its prefix included */
+    size_t pledged;  /* counted as held for a reply not yet reserved (rpc_message_pledge) */
     bool started;    /* response HEADERS submitted */
     bool finished;   /* status decided; trailers follow the queued messages */
     bool deferred;   /* nghttp2 is waiting for more output */

@@ -17,13 +17,17 @@ static size_t flag_or(uint64_t flag, size_t fallback) {
     return flag ? (size_t)(flag < SIZE_MAX ? flag : SIZE_MAX) : fallback;
 }
 
-void reply_budget_begin(size_t held_bytes) {
+size_t reply_budget_for(size_t held_bytes) {
     size_t max = flag_or(g_config.max_reply_bytes, REPLY_MAX_BYTES_DEFAULT);
     size_t pool = flag_or(g_config.max_reply_pool_bytes, REPLY_POOL_BYTES_DEFAULT);
     assert(pool >= max); /* flags.c refuses a pool below the per-reply limit */
     size_t free_bytes = held_bytes < pool ? pool - held_bytes : 0;
-    current = free_bytes < max ? free_bytes : max;
-    if (current < REPLY_MIN_BYTES) current = REPLY_MIN_BYTES;
+    size_t budget = free_bytes < max ? free_bytes : max;
+    return budget < REPLY_MIN_BYTES ? REPLY_MIN_BYTES : budget;
+}
+
+void reply_budget_begin(size_t held_bytes) {
+    current = reply_budget_for(held_bytes);
     begun = true;
 }
 

@@ -18,6 +18,8 @@
 /* ...and a request may always use this much, whatever the others hold. */
 #define REPLY_MIN_BYTES ((size_t)1 << 20)
 
+/* The budget of a reply while the server holds held_bytes of other replies. */
+size_t reply_budget_for(size_t held_bytes);
 /* Sets the budget of the next handler run from the reply bytes the server holds now. */
 void reply_budget_begin(size_t held_bytes);
 /* The budget of the request being run (--max-reply-bytes outside a transport's run). */

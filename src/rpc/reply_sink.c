@@ -44,6 +44,11 @@ uint8_t *rpc_sink_reserve_encoded(const reply_sink *out, size_t len) {
     return rpc_message_reserve(out->ctx, len);
 }
 
+void rpc_sink_pledge(const reply_sink *out, size_t len) {
+    assert(rpc_sink_takes_encoded(out));
+    rpc_message_pledge(out->ctx, len);
+}
+
 void rpc_sink_commit_encoded(const reply_sink *out, size_t len) {
     assert(rpc_sink_takes_encoded(out));
     rpc_message_commit(out->ctx, len);

@@ -28,6 +28,8 @@ void rpc_sink_reply_encoded(const reply_sink *out, const uint8_t *msg, size_t le
  * the call takes no reply (it was finished, with RESOURCE_EXHAUSTED if len is over the send limit);
  * then the commit of its first len bytes, which finishes the call with OK. */
 uint8_t *rpc_sink_reserve_encoded(const reply_sink *out, size_t len);
+/* rpc_message_pledge for the call of out (a gRPC call's sink). */
+void rpc_sink_pledge(const reply_sink *out, size_t len);
 void rpc_sink_commit_encoded(const reply_sink *out, size_t len);
 /* The gRPC call a sink answers (rpc_sink_takes_encoded), for a reply finished on a later loop turn. */
 rpc_call *rpc_sink_call(const reply_sink *out);

@@ -67,6 +67,13 @@ void rpc_send_parts(rpc_call *call, const uint8_t *head, size_t head_len, const 
  * the call is not writable, or if len passes the send limit (the call is then finished with
  * RESOURCE_EXHAUSTED, as rpc_send finishes it). */
 uint8_t *rpc_message_reserve(rpc_call *call, size_t len);
+/* Counts n bytes as held, in the pool the reply budgets come from (budget.h), for a reply the call will
+ * reserve later (a list sized over several loop turns pledges what it has sized so far), so that
+ * requests meanwhile see them taken; replaces the call's pledge before. The reservation, or the call's
+ * end, gives them back. */
+void rpc_message_pledge(rpc_call *call, size_t n);
+/* The reply bytes held in the pool but not pledged: reserved or queued. */
+size_t rpc_held_reserved(void);
 /* Queues the reserved message with its first len bytes (len <= the length reserved); if the call was
  * finished meanwhile, drops it. A commit after the handler returned must know the call is still open
  * (its on_close has not run). */

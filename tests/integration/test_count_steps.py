@@ -186,6 +186,25 @@ def dropped_midway():
     return out
 
 
+def pool_shared():
+    """cetcd with a 9 MiB reply pool, 9 MiB a reply: 4 whole lists of ~3.5 MB sent at once, each sized
+    over several loop turns. Each is held to the pool when it is reserved: the replies held together
+    stay within it, and the lists that do not fit are refused."""
+    srv = Server("cetcd", "--max-reply-bytes", str(9 << 20), "--max-reply-pool-bytes", str(9 << 20))
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)], b"p" * 60)
+    futures = [c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END), 30) for _ in range(4)]
+    answered = refused = 0
+    for f in futures:
+        try:
+            answered += len(f.result().kvs) == KEYS
+        except grpc.RpcError as e:
+            refused += e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    alone = len(c.kvstub.Range(pb.RangeRequest(key=PREFIX, range_end=END), 30).kvs)
+    srv.stop()
+    return answered, refused, alone
+
+
 def main():
     got, want = answers("cetcd"), answers("etcd")
     for name in want:
@@ -207,6 +226,10 @@ def main():
             "none wrong" % (exact, dropped), wrong == 0 and exact >= 8 and exact + dropped == 24, str(wrong))
     t.eq("after them, a whole list: count and kvs", (KEYS, KEYS), (count, n))
     t.check("cetcd alive after the dropped lists", alive)
+    answered, refused, alone = pool_shared()
+    t.check("4 lists of ~3.5 MB at once, 9 MiB pool: %d answered (at most 2 fit), %d refused "
+            "(RESOURCE_EXHAUSTED)" % (answered, refused), 1 <= answered <= 2 and answered + refused == 4)
+    t.eq("then one such list alone is answered whole", KEYS, alone)
 
 
 main()
