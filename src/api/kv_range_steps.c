@@ -124,7 +124,6 @@ static enum step_result reserve_reply(range_steps *s) {
     size_t left = reply_budget_for(rpc_held_reserved());
     if (len > left) {
         s->budget = left;
-        rpc_sink_pledge(&s->out, 0); /* now: the lists after it may fit */
         return STEP_TOO_LARGE;
     }
     s->msg = rpc_sink_reserve_encoded(&s->out, len);
@@ -180,7 +179,10 @@ static void on_step(step_queue *q, step_job *first) {
     size_t len = s->len, budget = s->budget;
     range_steps_free(s); /* before the call may end, and its on_close look for s */
     if (r == STEP_DONE) rpc_sink_commit_encoded(&out, len);
-    if (r == STEP_TOO_LARGE) out.fail(out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message_of(budget));
+    if (r == STEP_TOO_LARGE) {
+        rpc_sink_pledge(&out, 0); /* now, not when the call is freed: the lists after it may fit */
+        out.fail(out.ctx, GRPC_RESOURCE_EXHAUSTED, reply_budget_message_of(budget));
+    }
 }
 
 static void steps_start(const reply_sink *out, const range_steps *first) {
