@@ -131,6 +131,8 @@ typedef struct gather {
     bool in_steps, paused, paused_gathering;
     uint8_t *resume;
     size_t resume_len;
+    mv_range_size_fn size_fn; /* past the first walk: the keys it returns go here, none is kept */
+    void *size_ctx;
 } gather;
 
 /* Whether the walk stops at key, its budget spent: key is then where it goes on. */
@@ -233,6 +235,17 @@ static void keep_marks(gather *g) {
     drop_marks(g);
 }
 
+static mv_kv head_of(mv_bytes key, const rev_entry *e, bool keys_only) {
+    return (mv_kv){.key = key,
+                   .create_revision = e->create_revision,
+                   .mod_revision = e->main_rev,
+                   .version = e->version,
+                   .lease = e->lease,
+                   .value = {NULL, keys_only ? 0 : e->value.length}};
+}
+
+/* One live key of the walk: counted, and kept as a candidate; or, past the first walk of a list in
+ * steps (size_fn set, no candidates kept), passed to size_fn if the range returns it. */
 static bool gather_one(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     (void)kh;
     gather *g = ctx;
@@ -244,6 +257,14 @@ static bool gather_one(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
         g->bytes += keep_cost(g, key, e);
         g->over = g->bytes > g->req->max_bytes;
         if (g->over) return false; /* the reply fails: neither the rest nor the count matter */
+    }
+    if (g->size_fn) {
+        if (!(g->req->limit > 0 && g->n >= (size_t)g->req->limit)) {
+            mv_kv kv = head_of(key, e, g->req->keys_only);
+            g->size_fn(g->size_ctx, &kv);
+        }
+        g->n++;
+        return true;
     }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 16;
@@ -377,8 +398,6 @@ struct mv_range_rest {
     mv_range_req req; /* key and range_end point into start and end */
     uint8_t *start, *end;
     gather g; /* its req is &req; g.n counts the keys chosen, g.items is unused */
-    mv_range_size_fn size_fn;
-    void *size_ctx;
     /* packing (mvcc_range_rest_pack): where the next step starts, keys done, this step's keys */
     uint8_t *pack_from;
     size_t pack_from_len, packed, pack_total;
@@ -423,42 +442,6 @@ static mv_range_rest *range_rest_new(mvcc *s, const gather *g) {
     return c;
 }
 
-static mv_kv head_of(mv_bytes key, const rev_entry *e, bool keys_only) {
-    return (mv_kv){.key = key,
-                   .create_revision = e->create_revision,
-                   .mod_revision = e->main_rev,
-                   .version = e->version,
-                   .lease = e->lease,
-                   .value = {NULL, keys_only ? 0 : e->value.length}};
-}
-
-static bool count_live(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
-    (void)kh;
-    (void)e;
-    return count_one(&((mv_range_rest *)ctx)->g, key);
-}
-
-/* gather_one past the first walk: a key to return is not kept but passed to size_fn. */
-static bool size_live(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
-    (void)kh;
-    mv_range_rest *c = ctx;
-    gather *g = &c->g;
-    if (g->wanted && g->n >= g->wanted) return count_one(g, key);
-    if (walk_pauses(g, key)) return !(g->paused_gathering = true);
-    g->count++;
-    if (g->req->max_bytes) {
-        g->bytes += keep_cost(g, key, e);
-        g->over = g->bytes > g->req->max_bytes;
-        if (g->over) return false;
-    }
-    if (!(g->req->limit > 0 && g->n >= (size_t)g->req->limit)) {
-        mv_kv kv = head_of(key, e, g->req->keys_only);
-        c->size_fn(c->size_ctx, &kv);
-    }
-    g->n++;
-    return true;
-}
-
 bool mvcc_range_rest_sizing(const mv_range_rest *c) {
     return c->g.paused && c->g.paused_gathering;
 }
@@ -466,17 +449,16 @@ bool mvcc_range_rest_sizing(const mv_range_rest *c) {
 bool mvcc_range_rest_step(mv_range_rest *c, mv_range_size_fn fn, void *ctx) {
     gather *g = &c->g;
     if (!g->paused) return true;
-    bool gathering = g->paused_gathering;
-    assert(!gathering || fn);
-    c->size_fn = fn;
-    c->size_ctx = ctx;
+    assert(!g->paused_gathering || fn);
+    g->size_fn = fn;
+    g->size_ctx = ctx;
     g->paused = g->paused_gathering = false;
     g->walked_now = 0;
     g->counting = false; /* the remembered marks are looked up again: the cache may have changed */
     g->entry = NULL;
     g->cursor = 0;
     mv_bytes from = {g->resume, g->resume_len};
-    for_each_live(c->s, from, c->req.range_end, g->rev, gathering ? size_live : count_live, c);
+    for_each_live(c->s, from, c->req.range_end, g->rev, gather_one, g);
     if (g->paused) return false;
     if (!g->over) keep_marks(g);
     return true;
