@@ -71,6 +71,23 @@ def answers(kind):
     return out
 
 
+def judge(seen, future, round_, want, exact):
+    """Tallies one answer at a page's revision in seen: exact (exact(reply) holds), etcd's compacted
+    error, or wrong."""
+    try:
+        r = future.result()
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in e.details():
+            seen["compacted"] += 1
+        else:
+            seen["wrong"].append((round_, e.code(), e.details()))
+        return
+    if exact(r):
+        seen["exact"] += 1
+    else:
+        seen["wrong"].append((round_, len(r.kvs), r.count, want))
+
+
 def under_writes_and_compaction():
     """cetcd: pages and whole lists at revision r while another client writes in the range and
     compacts past r."""
@@ -103,29 +120,10 @@ def under_writes_and_compaction():
         th = threading.Thread(target=writer)
         th.start()
         for f in futures:
-            try:
-                r = f.result()
-                if r.count == want:
-                    seen["exact"] += 1
-                else:
-                    seen["wrong"].append((round_, r.count, want))
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in e.details():
-                    seen["compacted"] += 1
-                else:
-                    seen["wrong"].append((round_, e.code(), e.details()))
+            judge(seen, f, round_, want, lambda r: r.count == want)
         for f in lists:
-            try:
-                r = f.result()
-                if [kv.key for kv in r.kvs] == present and r.count == want and not r.more:
-                    seen["exact"] += 1
-                else:
-                    seen["wrong"].append((round_, "list", len(r.kvs), r.count, want))
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in e.details():
-                    seen["compacted"] += 1
-                else:
-                    seen["wrong"].append((round_, e.code(), e.details()))
+            judge(seen, f, round_, want,
+                  lambda r: [kv.key for kv in r.kvs] == present and r.count == want and not r.more)
         th.join()
         seen["straddled"] += sum(1 for d in done_at if d > compacted_at[0])
         # the writer's 50 new keys go again, so that the next round's count is KEYS less its deletes
@@ -166,9 +164,9 @@ def dropped_midway():
         f = c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END), timeout)
         if i % 3 == 2:
             f.cancel()
-        calls.append((i % 3, f))
+        calls.append(f)
     exact = dropped = wrong = 0
-    for kind, f in calls:
+    for f in calls:
         try:
             r = f.result()
             if [kv.key for kv in r.kvs] == want and r.count == KEYS:
