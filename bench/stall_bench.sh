@@ -37,41 +37,30 @@ put64() {
 parse() { tr '\r' '\n' <"$1" | awk '/Requests\/sec:/ {r = $2} /99% in/ {p = $3} /Slowest:/ {s = $2} /Total:/ {t = $2}
     END {printf "%s %.2f %.2f %.2f\n", r, p * 1000, s * 1000, t}'; }
 
-# during EP OP...: a put run, and 0.3 s into it (its clients connected) the etcdctl command OP; prints the put
-# run's "req/s p99 max seconds" and then how long OP took, in seconds
+# during EP TIMES OP...: a put run, and 0.3 s into it (its clients connected) the etcdctl command OP, TIMES times
+# one after the other; prints the put run's "req/s p99 max seconds" and then how long the OPs took, in seconds
 during() {
-    local ep=$1 bpid t0 took
-    shift
+    local ep=$1 times=$2 bpid t0 took i
+    shift 2
     put64 "$ep" "$W/during.txt" &
     bpid=$!
     sleep 0.3
     t0=$(now)
-    ctl "$ep" "$@" >/dev/null || die "etcdctl $* failed"
+    for i in $(seq 1 "$times"); do
+        ctl "$ep" "$@" >/dev/null || die "etcdctl $* failed"
+    done
     took=$(since "$t0")
     wait "$bpid" || die "put during $1 failed"
     echo "$(parse "$W/during.txt") $took"
 }
 
-# during_lists EP: as during, with LISTS lists of the first 100,000 keys of the store (keys only, and etcd's count of
-# every key) one after the other as the operation
+# the lists of the lists row: the first 100,000 keys of the store (keys only, and etcd's count of every key)
 LISTS=${BENCH_STALL_LISTS:-5}
-during_lists() {
-    local ep=$1 bpid t0 took i
-    put64 "$ep" "$W/during.txt" &
-    bpid=$!
-    sleep 0.3
-    t0=$(now)
-    for i in $(seq 1 "$LISTS"); do
-        ctl "$ep" get "" --prefix --keys-only --limit 100000 >/dev/null || die "list $i failed"
-    done
-    took=$(since "$t0")
-    wait "$bpid" || die "put during lists failed"
-    echo "$(parse "$W/during.txt") $took"
-}
 
-# round KIND R: load a fresh server with KEYS keys x VERSIONS, then the idle put run, then a put run with
-# compact --physical started 0.3 s into it, then one with defrag; appends to $W/res/KIND
-#   idle: rps p99 max s | compact: rps p99 max s op_s | defrag: rps p99 max s op_s | db_before db_after
+# round KIND R: load a fresh server with KEYS keys x VERSIONS, then the idle put run, then a put run with the
+# lists started 0.3 s into it, then one with compact --physical, then one with defrag; appends to $W/res/KIND
+#   idle: rps p99 max s | compact: rps p99 max s op_s | defrag: rps p99 max s op_s | db_before db_after |
+#   lists: rps p99 max s op_s
 round() {
     local kind=$1 r=$2 t0 rev idle comp defr db0
     start "$kind" "$W/data-$kind-$r" || die "$kind did not start (see $W/$kind.log)"
@@ -81,10 +70,10 @@ round() {
     log "$kind round $r: loaded $KEYS keys x $VERSIONS in $(since "$t0") s"
     put64 "$EP" "$W/idle.txt" || die "$kind: idle put failed"
     idle=$(parse "$W/idle.txt")
-    lists=$(during_lists "$EP")
+    lists=$(during "$EP" "$LISTS" get "" --prefix --keys-only --limit 100000)
     rev=$(revision "$EP") db0=$(dbsize "$EP")
-    comp=$(during "$EP" compact --physical "$rev")
-    defr=$(during "$EP" defrag)
+    comp=$(during "$EP" 1 compact --physical "$rev")
+    defr=$(during "$EP" 1 defrag)
     echo "$idle $comp $defr $db0 $(dbsize "$EP") $lists" >>"$W/res/$kind"
     log "$kind round $r: idle [$idle] lists [$lists] compact [$comp] defrag [$defr] (req/s p99 max run_s [op_s])"
     stop "$PID"
