@@ -126,7 +126,7 @@ typedef struct gather {
     size_t n_rec, cap_rec;
     /* a walk in steps (mv_range_rest): after walk_budget keys (0 = no limit) the walk pauses at the
      * next live key, kept in resume, which is taken when it goes on; keys are gathered in steps only
-     * by a range in key order without filters (in_steps), counted in steps by any */
+     * by a range in key order (in_steps), counted in steps by any */
     size_t walk_budget, walked_now;
     bool in_steps, paused, paused_gathering;
     uint8_t *resume;
@@ -327,13 +327,17 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
     go_sort(g->n, candidate_less, candidate_swap, &sc);
 }
 
-/* Sorted (but by key, ascending: the walk's own order) or filtered: every candidate is needed before
- * any is known to be returned. */
+/* Whether every candidate is needed before any is known to be returned, as etcd fetches them all:
+ * sorted (but by key, ascending: the walk's own order), or filtered and then sorted by another target
+ * (etcd sorts ascending by it when no order is asked). A filtered range in key order is not: etcd
+ * counts every key of the range and returns the first `limit` that pass, which the walk finds in
+ * order, in steps too. Unfiltered without an order, etcd takes the first limit+1 keys, then sorts. */
 static bool fetch_all_first(const mv_range_req *r) {
     bool sorted =
         r->sort_order != MV_SORT_NONE && !(r->sort_order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY);
-    return sorted || r->min_mod_revision || r->max_mod_revision || r->min_create_revision ||
-           r->max_create_revision;
+    bool filtered =
+        r->min_mod_revision || r->max_mod_revision || r->min_create_revision || r->max_create_revision;
+    return sorted || (filtered && !in_key_order(r));
 }
 
 /* Whether sorting by value (which reads every candidate's value), or else copying the first n keys
@@ -404,7 +408,7 @@ struct mv_range_rest {
     candidate *chunk;
     mv_kv *chunk_kvs;
     uint8_t **chunk_dst;
-    size_t chunk_n;
+    size_t chunk_n, chunk_walked;
     uint64_t chunk_bytes;
     bool chunk_full;
     mv_range_rest *next;
@@ -476,13 +480,15 @@ void mvcc_range_rest_result(const mv_range_rest *c, mv_range_resp *out) {
 static bool pack_take(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     (void)kh;
     mv_range_rest *c = ctx;
-    if (c->chunk_full || c->packed + c->chunk_n == c->pack_total) {
+    bool walked_enough = c->chunk_walked++ == MV_RANGE_STEP_KEYS; /* keys a filter passes over count too */
+    if (c->chunk_full || walked_enough || c->packed + c->chunk_n == c->pack_total) {
         c->chunk_full = true;
         free(c->pack_from);
         c->pack_from = copy_bytes(key);
         c->pack_from_len = key.len;
         return false;
     }
+    if (!passes_filters(&c->req, e)) return true;
     c->chunk[c->chunk_n] = (candidate){key, e, {NULL, 0}};
     c->chunk_kvs[c->chunk_n++] = head_of(key, e, c->req.keys_only);
     c->chunk_bytes += c->req.keys_only ? 0 : e->value.length;
@@ -501,12 +507,14 @@ bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx) {
         c->chunk_dst = xmalloc(MV_RANGE_STEP_KEYS * sizeof *c->chunk_dst);
     }
     if (c->packed == c->pack_total) return true;
-    c->chunk_n = 0;
+    c->chunk_n = c->chunk_walked = 0;
     c->chunk_bytes = 0;
     c->chunk_full = false;
     mv_bytes from = c->pack_from ? (mv_bytes){c->pack_from, c->pack_from_len} : c->req.key;
     for_each_live(c->s, from, c->req.range_end, c->g.rev, pack_take, c);
-    assert(c->chunk_n > 0 && c->packed + c->chunk_n <= c->pack_total); /* the revision's keys stay */
+    /* the revision's keys stay: the walk finds the same ones again, and stops only with a key left */
+    assert(c->packed + c->chunk_n <= c->pack_total &&
+           (c->chunk_full || c->packed + c->chunk_n == c->pack_total));
     for (size_t i = 0; i < c->chunk_n; i++)
         c->chunk_dst[i] = fn(ctx, &c->chunk_kvs[i]);
     mv_range_resp chunk = {.kvs = c->chunk_kvs, .n_kvs = c->chunk_n, .selected = c->chunk};

@@ -40,9 +40,10 @@ def txn_deletes(c, keys):
         c.kvstub.Txn(pb.TxnRequest(success=ops), 30)
 
 
-def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False, sort_order=0):
+def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False, sort_order=0, **filters):
     r = c.kvstub.Range(pb.RangeRequest(key=start, range_end=END, limit=limit, revision=revision,
-                                       count_only=count_only, keys_only=keys_only, sort_order=sort_order), 30)
+                                       count_only=count_only, keys_only=keys_only, sort_order=sort_order,
+                                       **filters), 30)
     return (r.count, r.more, [(kv.key, kv.mod_revision, kv.value) for kv in r.kvs])
 
 
@@ -50,6 +51,7 @@ def answers(kind):
     """The same writes and reads on a fresh server of this kind; returns what the reads gave."""
     srv = Server(kind)
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    first = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision + 1
     txn_puts(c, [key(i) for i in range(KEYS)])
     old = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
     txn_deletes(c, [key(i) for i in range(0, KEYS, 7)])
@@ -67,6 +69,13 @@ def answers(kind):
         out[rev_name + " limit 30000"] = page(c, limit=30000, revision=rev)
         out[rev_name + " limit 30000, sorted by key ascending"] = page(c, limit=30000, revision=rev, sort_order=1)
         out[rev_name + " limit 30000 from the middle"] = page(c, start=key(KEYS // 3), limit=30000, revision=rev)
+        # filtered by revision, in key order: also in steps (the txns put 128 keys a revision)
+        few, most = first + 2, first + KEYS // 128 // 4
+        out[rev_name + " whole list, few pass max_mod_revision"] = page(c, limit=0, revision=rev, max_mod_revision=few)
+        out[rev_name + " limit 20000, min_mod_revision"] = page(c, limit=20000, revision=rev, min_mod_revision=most)
+        out[rev_name + " limit 3, max_create_revision"] = page(c, limit=3, revision=rev, max_create_revision=few)
+        out[rev_name + " whole list, keys only, min_create_revision"] = page(
+            c, limit=0, revision=rev, keys_only=True, min_create_revision=most)
     srv.stop()
     return out
 

@@ -444,14 +444,27 @@ static void change_between_steps(int step, int64_t rev) {
 
 /* A list with more keys than one walk takes: sized in steps, packed in steps, with the store changing
  * between every two; what it packs must be exactly what mvcc_range gave at its revision. */
-static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, int sort_order) {
+static int list_filtered_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, int sort_order,
+                                  const mv_range_req *filters);
+
+static int list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, int sort_order) {
+    return list_filtered_in_steps(limit, keys_only, cache, sort_order, &(mv_range_req){0});
+}
+
+/* The same with the revision filters of `filters`; returns how many steps the packing took. */
+static int list_filtered_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, int sort_order,
+                                  const mv_range_req *filters) {
     fx_put("z", "outside", 0);
     mv_range_req r = {.key = B("c/"),
                       .range_end = B("c0"),
                       .limit = limit,
                       .keys_only = keys_only,
                       .sort_order = sort_order,
-                      .sort_target = MV_SORT_KEY};
+                      .sort_target = MV_SORT_KEY,
+                      .min_mod_revision = filters->min_mod_revision,
+                      .max_mod_revision = filters->max_mod_revision,
+                      .min_create_revision = filters->min_create_revision,
+                      .max_create_revision = filters->max_create_revision};
     mv_result want, sel;
     mvcc_range(st, &r, &want);
     int64_t rev = mvcc_revision(st);
@@ -495,6 +508,7 @@ static void list_in_steps(int64_t limit, bool keys_only, mv_count_cache *cache, 
     mvcc_range_rest_end(rest);
     mv_result_free(&want);
     mv_result_free(&sel);
+    return steps - sizing_steps;
 }
 
 START_TEST(list_rest_in_steps) {
@@ -511,6 +525,29 @@ START_TEST(list_rest_in_steps) {
     list_in_steps(30000, false, NULL, MV_SORT_ASCEND); /* sorted by key, ascending: the same walk */
     mv_count_cache *cache = mv_count_cache_new();
     list_in_steps(20000, false, cache, MV_SORT_NONE);
+    mv_count_cache_free(cache);
+}
+END_TEST
+
+/* Filtered by revision, in key order: sized and packed in steps too. A filter that passes a few keys
+ * spread over the range still walks a bounded number of keys a step: the packing takes as many
+ * steps as the range has walks, not one. */
+START_TEST(list_filtered_in_steps_bounded) {
+    char k[32];
+    int64_t first = mvcc_revision(st) + 1;
+    for (int i = 0; i < 40000; i++) {
+        snprintf(k, sizeof k, "c/%06d", (int)((i * 7919L) % 40000)); /* revisions out of key order */
+        fx_put(k, i % 3 ? "v" : "three", 0);
+    }
+    int64_t few =
+        list_filtered_in_steps(0, false, NULL, MV_SORT_NONE, &(mv_range_req){.max_mod_revision = first + 99});
+    ck_assert_int_ge(few, 40000 / MV_RANGE_STEP_KEYS);
+    list_filtered_in_steps(0, false, NULL, MV_SORT_NONE, &(mv_range_req){.min_mod_revision = first + 20000});
+    list_filtered_in_steps(12000, true, NULL, MV_SORT_ASCEND,
+                           &(mv_range_req){.min_create_revision = first + 5000});
+    mv_count_cache *cache = mv_count_cache_new();
+    list_filtered_in_steps(9000, false, cache, MV_SORT_NONE,
+                           &(mv_range_req){.max_create_revision = first + 30000});
     mv_count_cache_free(cache);
 }
 END_TEST
@@ -551,6 +588,7 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, count_rest_in_steps);
     tcase_add_test(tc, count_rest_small_or_dropped);
     tcase_add_test(tc, list_rest_in_steps);
+    tcase_add_test(tc, list_filtered_in_steps_bounded);
     tcase_add_test(tc, list_rest_too_large);
     suite_add_tcase(s, tc);
     return s;
