@@ -549,6 +549,48 @@ void bptree_iter_next(bptree_iter *it) {
     skip_exhausted_leaves(it);
 }
 
+/* The leaf before the one path leads to (the rightmost of the nearest subtree to its left), or NULL. */
+static bp_leaf *leaf_before(const bp_path *path) {
+    for (int d = path->depth - 1; d >= 0; d--) {
+        if (path->slots[d] == 0) continue;
+        bp_node *n = path->nodes[d]->children[path->slots[d] - 1];
+        while (!n->is_leaf)
+            n = ((bp_inner *)n)->children[n->nkeys];
+        assert(n->nkeys > 0); /* only the root may be an empty leaf */
+        return (bp_leaf *)n;
+    }
+    return NULL;
+}
+
+void bptree_seek_before(const bptree *t, const uint8_t *key, size_t len, bptree_iter *it) {
+    bp_path path;
+    bp_leaf *leaf = descend(t, key, len, &path);
+    bool found;
+    int pos = lower_bound(&leaf->base, key, len, &found);
+    if (pos == 0) { /* every key here is >= key; the leaf before holds only smaller ones */
+        leaf = leaf_before(&path);
+        pos = leaf ? leaf->base.nkeys : 0;
+    }
+    *it = (bptree_iter){.tree = t, .leaf = leaf, .pos = pos - 1};
+}
+
+void bptree_seek_last(const bptree *t, bptree_iter *it) {
+    bp_node *n = t->root;
+    while (!n->is_leaf)
+        n = ((bp_inner *)n)->children[n->nkeys];
+    *it = (bptree_iter){.tree = t, .leaf = n->nkeys ? n : NULL, .pos = n->nkeys - 1};
+}
+
+void bptree_iter_prev(bptree_iter *it) {
+    if (!it->leaf) return;
+    if (it->pos > 0) {
+        it->pos--;
+        return;
+    }
+    const bkey *first = ((const bp_leaf *)it->leaf)->base.keys[0];
+    bptree_seek_before(it->tree, first->bytes, first->len, it);
+}
+
 /* ---- structural check (debug, tests) ---- */
 
 typedef struct check_state {

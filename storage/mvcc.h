@@ -224,8 +224,9 @@ void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *d
  * from there (else it is NULL), at the range's revision, whatever the store does between its steps
  * (pruning of the index waits for it); end frees it, done or not (before mvcc_close). Either:
  * - the keys to return were all chosen (the result's kvs are the reply's) and only the count is left
- *   (its count is the part counted so far), or
- * - (mvcc_range_rest_sizing) a range in key order without filters had more keys to return: the
+ *   (its count is the part counted so far); a range sorted by key, descending, with a limit under
+ *   MV_RANGE_STEP_KEYS and no filter gets here too: its last keys are walked backwards first, or
+ * - (mvcc_range_rest_sizing) a range in key order (filtered or not) had more keys to return: the
  *   result's kvs are only the first ones. Each further key it returns goes to the step's fn, which
  *   learns its size (value: data NULL, len), then mvcc_range_rest_pack walks the range again, a chunk
  *   of keys a call, from the first, and copies each value where fn says, in the same call.

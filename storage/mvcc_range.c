@@ -46,6 +46,25 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
     }
 }
 
+/* for_each_live backwards: from the range's last key down to its first. */
+static void for_each_live_back(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn,
+                               void *ctx) {
+    assert(range_end.len);
+    bptree_iter it;
+    if (is_from_key(range_end))
+        bptree_seek_last(s->index, &it);
+    else
+        bptree_seek_before(s->index, range_end.data, range_end.len, &it);
+    for (; bptree_iter_valid(&it); bptree_iter_prev(&it)) {
+        mv_bytes k;
+        k.data = bptree_iter_key(&it, &k.len);
+        if (compare_bytes(k, key) < 0) break;
+        keyhist *kh = bptree_iter_value(&it);
+        rev_entry *e = keyhist_at(kh, rev);
+        if (e && !fn(ctx, k, kh, e)) break;
+    }
+}
+
 /* --- the count cache (mv_count_cache): how many live keys of a range follow some of its keys --- */
 
 #define COUNT_STRIDE 256 /* a mark every this many keys counted */
@@ -133,6 +152,7 @@ typedef struct gather {
     size_t resume_len;
     mv_range_size_fn size_fn; /* past the first walk: the keys it returns go here, none is kept */
     void *size_ctx;
+    mv_range_req head; /* a range's last keys (takes_tail): the count of the keys before them */
 } gather;
 
 /* Whether the walk stops at key, its budget spent: key is then where it goes on. */
@@ -274,6 +294,15 @@ static bool gather_one(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     return true;
 }
 
+/* One live key of a backwards walk: counted and kept, until the one past wanted, where it stops. */
+static bool gather_back(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
+    gather *g = ctx;
+    if (g->n == g->wanted) return false;
+    if (gather_one(ctx, key, kh, e)) return true;
+    assert(g->over); /* nothing else stops it: no filter, not counting, not in steps */
+    return false;
+}
+
 typedef struct sort_ctx {
     candidate *items;
     int target, sign; /* sign -1: descending, as Go's sort.Reverse */
@@ -340,6 +369,31 @@ static bool fetch_all_first(const mv_range_req *r) {
     return sorted || (filtered && !in_key_order(r));
 }
 
+/* Sorted by key, descending, with a limit under a walk's worth and no filter: the last limit+1 keys
+ * of the range, walked backwards from its end, are all it returns (and more); the keys before them
+ * are only counted, forwards, in steps too. etcd fetches and sorts them all; the answer is the same,
+ * keys being unique. */
+static bool takes_tail(const mv_range_req *r) {
+    bool filtered =
+        r->min_mod_revision || r->max_mod_revision || r->min_create_revision || r->max_create_revision;
+    return r->sort_target == MV_SORT_KEY && r->sort_order == MV_SORT_DESCEND && r->limit > 0 &&
+           r->limit < MV_RANGE_STEP_KEYS && !filtered && !r->count_only && r->range_end.len;
+}
+
+/* takes_tail's walk: the last keys into g->items, last first, then the count of the keys before. */
+static void walk_tail(mvcc *s, const mv_range_req *r, gather *g) {
+    g->wanted = (size_t)r->limit + 1;
+    for_each_live_back(s, r->key, r->range_end, g->rev, gather_back, g);
+    if (g->n < g->wanted || g->over) return; /* the whole range was walked, or it fails */
+    g->head = *r;
+    g->head.range_end = g->items[g->n - 1].key; /* the first key of the tail: what is before it */
+    g->head.count_only = true;
+    g->head.counts = NULL; /* a one-off end: its marks would push out those of lists paged */
+    g->req = &g->head;
+    g->walked_now = g->n; /* the walk so far counts towards this turn's */
+    for_each_live(s, r->key, g->head.range_end, g->rev, gather_one, g);
+}
+
 /* Whether sorting by value (which reads every candidate's value), or else copying the first n keys
  * and values, would take the call's arena past r->max_bytes. Counted from the index, before reading. */
 static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const mv_arena *a, bool sorting) {
@@ -365,11 +419,15 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
     *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev, .walk_budget = walk_budget};
     g->in_steps = walk_budget && !fetch_all_first(r) && r->sort_target == MV_SORT_KEY;
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
-    for_each_live(s, r->key, r->range_end, rev, gather_one, g);
+    bool tail = takes_tail(r);
+    if (tail)
+        walk_tail(s, r, g);
+    else
+        for_each_live(s, r->key, r->range_end, rev, gather_one, g);
     if (!g->paused) keep_marks(g);
     out->too_large = over_budget(r, g, 0, a, r->sort_target == MV_SORT_VALUE);
     if (out->too_large) g->n = 0;
-    sort_candidates(s, g, a);
+    if (!tail) sort_candidates(s, g, a); /* the tail is in its order */
     size_t n = g->n;
     if (r->limit > 0 && n > (size_t)r->limit) {
         n = (size_t)r->limit;

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # test_count_steps.py: a page of a large range counts the whole range (etcd's count), and a list of
 # more keys than one walk returns them all; cetcd does both over several loop turns (storage's
-# mv_range_rest). With 40,000 keys under a prefix, the pages, counts, count-only ranges and whole lists
-# at an older and at the current revision must equal etcd's; and
+# mv_range_rest). With 40,000 keys under a prefix, the pages, counts, count-only ranges, whole lists,
+# ranges filtered by revision and the last keys sorted descending, at an older and at the current
+# revision, must equal etcd's; and
 # while another client writes in the range and compacts past the page's revision, every answer must be
 # the count at the page's revision or etcd's "required revision has been compacted", never another.
 # (The server prunes the index on its 1 s check, after these counts are done: that the pruning waits for
@@ -40,8 +41,9 @@ def txn_deletes(c, keys):
         c.kvstub.Txn(pb.TxnRequest(success=ops), 30)
 
 
-def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False, sort_order=0, **filters):
-    r = c.kvstub.Range(pb.RangeRequest(key=start, range_end=END, limit=limit, revision=revision,
+def page(c, start=PREFIX, limit=500, revision=0, count_only=False, keys_only=False, sort_order=0, end=END,
+         **filters):
+    r = c.kvstub.Range(pb.RangeRequest(key=start, range_end=end, limit=limit, revision=revision,
                                        count_only=count_only, keys_only=keys_only, sort_order=sort_order,
                                        **filters), 30)
     return (r.count, r.more, [(kv.key, kv.mod_revision, kv.value) for kv in r.kvs])
@@ -69,6 +71,13 @@ def answers(kind):
         out[rev_name + " limit 30000"] = page(c, limit=30000, revision=rev)
         out[rev_name + " limit 30000, sorted by key ascending"] = page(c, limit=30000, revision=rev, sort_order=1)
         out[rev_name + " limit 30000 from the middle"] = page(c, start=key(KEYS // 3), limit=30000, revision=rev)
+        # sorted by key, descending, with a limit: the last keys, walked backwards, then the count before
+        out[rev_name + " limit 1, sorted by key descending"] = page(c, limit=1, revision=rev, sort_order=2)
+        out[rev_name + " limit 500 to the middle, descending"] = page(c, limit=500, revision=rev, sort_order=2,
+                                                                      end=key(KEYS // 2))
+        out[rev_name + " limit 8191, descending"] = page(c, limit=8191, revision=rev, sort_order=2, keys_only=True)
+        out[rev_name + " limit 8192, descending (all sorted)"] = page(c, limit=8192, revision=rev, sort_order=2,
+                                                                      keys_only=True)
         # filtered by revision, in key order: also in steps (the txns put 128 keys a revision)
         few, most = first + 2, first + KEYS // 128 // 4
         out[rev_name + " whole list, few pass max_mod_revision"] = page(c, limit=0, revision=rev, max_mod_revision=few)

@@ -41,6 +41,12 @@ START_TEST(test_empty_tree) {
     REQUIRE(!bptree_iter_valid(&it));
     bptree_seek(t, KEY("zzz"), &it);
     REQUIRE(!bptree_iter_valid(&it));
+    bptree_seek_last(t, &it);
+    REQUIRE(!bptree_iter_valid(&it));
+    bptree_seek_before(t, KEY("zzz"), &it);
+    REQUIRE(!bptree_iter_valid(&it));
+    bptree_iter_prev(&it);
+    REQUIRE(!bptree_iter_valid(&it));
     REQUIRE(bptree_memory(t) > 0);
     REQUIRE(bptree_check(t));
     bptree_free(t, NULL);
@@ -425,6 +431,21 @@ static void compare_scan(bptree *t, model *m, const uint8_t *key, size_t len, si
     if (pos == m->count) REQUIRE(!bptree_iter_valid(&it));
 }
 
+/* Backwards: seeks the last entry < key (len 0: the last of all) and compares the `steps` before it. */
+static void compare_scan_back(bptree *t, model *m, const uint8_t *key, size_t len, size_t steps) {
+    size_t pos = len ? model_lower_bound(m, key, len) : m->count; /* entries[pos - 1] comes first */
+    bptree_iter it;
+    if (len)
+        bptree_seek_before(t, key, len, &it);
+    else
+        bptree_seek_last(t, &it);
+    for (size_t i = 0; i < steps && pos > 0; i++, pos--, bptree_iter_prev(&it)) {
+        expect_iter_key(&it, m->entries[pos - 1].key, m->entries[pos - 1].len);
+        REQUIRE(bptree_iter_value(&it) == VAL(m->entries[pos - 1].value));
+    }
+    if (pos == 0) REQUIRE(!bptree_iter_valid(&it));
+}
+
 START_TEST(test_random_ops_against_model) {
     enum { OPS = 100000, MAX_KEYS = 7 + 49 + 343 + 2401 + 16807 + 117649 };
     model m = {.entries = malloc(MAX_KEYS * sizeof(model_entry)), .count = 0};
@@ -442,13 +463,16 @@ START_TEST(test_random_ops_against_model) {
             random_remove(t, &m, key, len);
         else if (dice < 85)
             random_get(t, &m, key, len);
-        else
+        else if (dice < 93)
             compare_scan(t, &m, key, dice % 2 ? len : 0, 1 + rng_next() % 5);
+        else
+            compare_scan_back(t, &m, key, dice % 2 ? len : 0, 1 + rng_next() % 70);
         REQUIRE(bptree_count(t) == m.count);
         if (op % 5000 == 0) REQUIRE(bptree_check(t));
     }
     REQUIRE(bptree_check(t));
     compare_scan(t, &m, NULL, 0, m.count + 1);
+    compare_scan_back(t, &m, NULL, 0, m.count + 1);
     while (m.count > 0) {
         model_entry last = m.entries[m.count - 1];
         random_remove(t, &m, last.key, last.len);

@@ -311,8 +311,13 @@ static int64_t rest_total(const mv_range_rest *rest) {
  * while between them keys are added, updated and deleted in the range and the store is compacted up
  * to the page's revision and past it; the total must be the count mvcc_range gives at that revision,
  * and pruning the index past the revision must wait for the count, then finish. */
-static void count_in_steps(mv_count_cache *cache, int64_t limit, bool count_only) {
-    mv_range_req r = {.key = B("c/"), .range_end = B("c0"), .limit = limit, .count_only = count_only};
+static void count_in_steps(mv_count_cache *cache, int64_t limit, bool count_only, int sort_order) {
+    mv_range_req r = {.key = B("c/"),
+                      .range_end = B("c0"),
+                      .limit = limit,
+                      .count_only = count_only,
+                      .sort_order = sort_order,
+                      .sort_target = MV_SORT_KEY};
     fx_put("z", "outside", 0); /* the page's revision is above the last compaction */
     mv_result want, sel;
     mvcc_range(st, &r, &want); /* counted without the cache, which it would fill */
@@ -361,12 +366,67 @@ static void fill_c(int n) {
 
 START_TEST(count_rest_in_steps) {
     fill_c(3 * MV_RANGE_STEP_KEYS + 100);
-    count_in_steps(NULL, 5, false);
-    count_in_steps(NULL, 0, true);
+    count_in_steps(NULL, 5, false, MV_SORT_NONE);
+    count_in_steps(NULL, 0, true, MV_SORT_NONE);
+    count_in_steps(NULL, 7, false, MV_SORT_DESCEND); /* the last 7 keys, then the count before them */
     mv_count_cache *cache = mv_count_cache_new();
-    count_in_steps(cache, 500, false); /* records marks over the steps... */
-    count_in_steps(cache, 500, false); /* ...at a newer revision: records again */
+    count_in_steps(cache, 500, false, MV_SORT_NONE); /* records marks over the steps... */
+    count_in_steps(cache, 500, false, MV_SORT_NONE); /* ...at a newer revision: records again */
     mv_count_cache_free(cache);
+}
+END_TEST
+
+/* Sorted by key, descending, with a limit: the range's last keys, walked backwards, must be the first
+ * `limit` of the whole range sorted so (etcd's way: all fetched, then sorted), with its count and
+ * more, for ranges ending between keys, past them all, at the last key, and running to the end. */
+static void tail_as_all_sorted(const char *from, const char *end, int64_t limit, int64_t rev) {
+    mv_range_req r = {.key = {(const uint8_t *)from, strlen(from)},
+                      .range_end = {(const uint8_t *)end, end[0] ? strlen(end) : 1},
+                      .limit = limit,
+                      .revision = rev,
+                      .sort_order = MV_SORT_DESCEND,
+                      .sort_target = MV_SORT_KEY};
+    mv_result tail, all;
+    mvcc_range(st, &r, &tail);
+    r.limit = 0; /* fetched all, then sorted */
+    mvcc_range(st, &r, &all);
+    const mv_range_resp *t = &tail.resp.u.range, *a = &all.resp.u.range;
+    ck_assert_int_eq(t->count, a->count);
+    ck_assert_int_eq(t->n_kvs, a->n_kvs < (size_t)limit ? a->n_kvs : (size_t)limit);
+    ck_assert_int_eq(t->more, a->n_kvs > (size_t)limit);
+    for (size_t i = 0; i < t->n_kvs; i++) {
+        ck_assert_int_eq(t->kvs[i].key.len, a->kvs[i].key.len);
+        ck_assert(memcmp(t->kvs[i].key.data, a->kvs[i].key.data, a->kvs[i].key.len) == 0);
+        ck_assert_int_eq(t->kvs[i].mod_revision, a->kvs[i].mod_revision);
+        ck_assert_int_eq(t->kvs[i].value.len, a->kvs[i].value.len);
+    }
+    same(&r);
+    r.limit = limit;
+    same(&r);
+    mv_result_free(&tail);
+    mv_result_free(&all);
+}
+
+START_TEST(tail_matches_all_sorted) {
+    fill_c(MV_RANGE_STEP_KEYS + 300);
+    int64_t old = mvcc_revision(st);
+    char k[32];
+    for (int i = 0; i < MV_RANGE_STEP_KEYS + 300; i += 3) { /* deleted keys among the last ones too */
+        snprintf(k, sizeof k, "c/%06d", i);
+        fx_del(k);
+    }
+    fx_put("d", "after", 0);
+    const int64_t limits[] = {1, 2, 5, 64, 65, 700, MV_RANGE_STEP_KEYS - 1};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        for (int64_t rev = 0; rev >= 0; rev = rev ? -1 : old) { /* now, then at the older revision */
+            tail_as_all_sorted("c/", "c0", limits[i], rev);
+            tail_as_all_sorted("c/", "", limits[i], rev);               /* to the end: "d" is the last */
+            tail_as_all_sorted("c/000100", "c/005000", limits[i], rev); /* ends between keys */
+            tail_as_all_sorted("c/000100", "c/000106", limits[i], rev); /* fewer keys than the limit */
+            tail_as_all_sorted("c/8", "c/9", limits[i], rev);           /* no key */
+            tail_as_all_sorted("a", "b", limits[i], rev);               /* before every key */
+        }
+    }
 }
 END_TEST
 
@@ -587,6 +647,7 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, values_out_of_log_order_many);
     tcase_add_test(tc, count_rest_in_steps);
     tcase_add_test(tc, count_rest_small_or_dropped);
+    tcase_add_test(tc, tail_matches_all_sorted);
     tcase_add_test(tc, list_rest_in_steps);
     tcase_add_test(tc, list_filtered_in_steps_bounded);
     tcase_add_test(tc, list_rest_too_large);
