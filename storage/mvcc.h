@@ -238,6 +238,13 @@ void mvcc_range_values(mvcc *s, const mv_range_resp *selected, uint8_t *const *d
 typedef void (*mv_range_size_fn)(void *ctx, const mv_kv *kv);
 typedef uint8_t *(*mv_range_pack_fn)(void *ctx, const mv_kv *kv); /* where the value goes */
 bool mvcc_range_rest_sizing(const mv_range_rest *c);
+/* A range sorted by create or mod revision (or by key, descending, filtered) with a limit under
+ * MV_RANGE_STEP_KEYS: its best keys are kept while it walks (the result has no kvs yet); once the steps
+ * are done, chosen gives the whole result, as mvcc_range_select would have (header_revision: the
+ * store's now). With two of the best tying on the target it gathers and sorts every key of the range
+ * then, in that call, as etcd's order for ties is that of Go's sort over all of them. */
+bool mvcc_range_rest_choosing(const mv_range_rest *c);
+void mvcc_range_rest_chosen(mv_range_rest *c, mv_result *out);
 bool mvcc_range_rest_step(mv_range_rest *c, mv_range_size_fn fn, void *ctx);
 void mvcc_range_rest_result(const mv_range_rest *c, mv_range_resp *out);
 bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx);

@@ -108,6 +108,19 @@ typedef struct candidate {
  * read with one pread. */
 void read_values(mvcc *s, const candidate *c, size_t n, mv_kv *out, mv_arena *a);
 
+/* range_top.c: a Range's best `limit` keys by create or mod revision (or by key, descending),
+ * kept while it is walked. fits: whether the request can be answered so (a limit under
+ * MV_RANGE_STEP_KEYS, one of those targets; the caller also requires etcd to fetch all first).
+ * offer each live key that passes the filters; finish sorts the kept ones (at most limit + 1) into
+ * out, looked up again at rev, and returns how many, or -1 if two tie on the target (then etcd's
+ * order is that of Go's sort over all keys: gather them all). */
+typedef struct range_top range_top;
+bool range_top_fits(const mv_range_req *r);
+range_top *range_top_new(const mv_range_req *r);
+void range_top_offer(range_top *t, mv_bytes key, const rev_entry *e);
+long range_top_finish(range_top *t, mvcc *s, int64_t rev, candidate *out);
+void range_top_free(range_top *t);
+
 /* mvcc_range.c */
 /* Range at an already validated revision. */
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out);

@@ -153,6 +153,7 @@ typedef struct gather {
     mv_range_size_fn size_fn; /* past the first walk: the keys it returns go here, none is kept */
     void *size_ctx;
     mv_range_req head; /* a range's last keys (takes_tail): the count of the keys before them */
+    range_top *top;    /* its best keys by the sort target, kept while walking (takes_top) */
 } gather;
 
 /* Whether the walk stops at key, its budget spent: key is then where it goes on. */
@@ -273,6 +274,11 @@ static bool gather_one(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     if (g->in_steps && walk_pauses(g, key)) return !(g->paused_gathering = true);
     g->count++;
     if (!passes_filters(g->req, e)) return true;
+    if (g->top) { /* holds at most limit + 1 keys: the budget is checked on those returned */
+        range_top_offer(g->top, key, e);
+        g->n++;
+        return true;
+    }
     if (g->req->max_bytes) {
         g->bytes += keep_cost(g, key, e);
         g->over = g->bytes > g->req->max_bytes;
@@ -394,6 +400,33 @@ static void walk_tail(mvcc *s, const mv_range_req *r, gather *g) {
     for_each_live(s, r->key, g->head.range_end, g->rev, gather_one, g);
 }
 
+/* Sorted by create or mod revision (or by key, descending, with a filter), as etcd sorts after fetching
+ * all, with a limit under a walk's worth: the best keys are kept while the range is walked, in steps
+ * too (range_top.c). */
+static bool takes_top(const mv_range_req *r) {
+    return fetch_all_first(r) && !takes_tail(r) && range_top_fits(r);
+}
+
+/* takes_top's walk is done: its keys go into g->items in the answer's order (true), or, if two of
+ * them tie on the target, every candidate of the range is gathered again now, to be sorted (false). */
+static bool choose_top(mvcc *s, const mv_range_req *r, gather *g) {
+    range_top *t = g->top;
+    g->top = NULL;
+    g->cap = (size_t)r->limit + 1;
+    g->items = xrealloc(g->items, g->cap * sizeof *g->items);
+    long n = range_top_finish(t, s, g->rev, g->items);
+    range_top_free(t);
+    if (n >= 0) {
+        g->n = (size_t)n;
+        return true;
+    }
+    g->n = 0;
+    g->count = 0;
+    g->walk_budget = 0;
+    for_each_live(s, r->key, r->range_end, g->rev, gather_one, g);
+    return false;
+}
+
 /* Whether sorting by value (which reads every candidate's value), or else copying the first n keys
  * and values, would take the call's arena past r->max_bytes. Counted from the index, before reading. */
 static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const mv_arena *a, bool sorting) {
@@ -407,6 +440,9 @@ static bool over_budget(const mv_range_req *r, const gather *g, size_t n, const 
     return need > r->max_bytes;
 }
 
+static size_t select_end(mvcc *s, const mv_range_req *r, mv_arena *a, gather *g, mv_range_resp *out,
+                         bool in_order);
+
 /* The keys a range returns, in order, left in g->items[0..n): runs etcd's rules for limit, more,
  * count, the budget and sorting; reads no value but those a sort by value needs. */
 static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, gather *g,
@@ -417,17 +453,26 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
     }
     size_t walk_budget = g->walk_budget;
     *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev, .walk_budget = walk_budget};
-    g->in_steps = walk_budget && !fetch_all_first(r) && r->sort_target == MV_SORT_KEY;
+    if (takes_top(r)) g->top = range_top_new(r);
+    g->in_steps = walk_budget && ((!fetch_all_first(r) && r->sort_target == MV_SORT_KEY) || g->top);
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
     bool tail = takes_tail(r);
     if (tail)
         walk_tail(s, r, g);
     else
         for_each_live(s, r->key, r->range_end, rev, gather_one, g);
+    if (g->top && g->paused) return 0; /* the keys are known once the walk is done */
+    bool in_order = tail || (g->top && choose_top(s, r, g));
+    return select_end(s, r, a, g, out, in_order);
+}
+
+/* range_select once the walk is done (in_order: g->items is in the answer's order already). */
+static size_t select_end(mvcc *s, const mv_range_req *r, mv_arena *a, gather *g, mv_range_resp *out,
+                         bool in_order) {
     if (!g->paused) keep_marks(g);
     out->too_large = over_budget(r, g, 0, a, r->sort_target == MV_SORT_VALUE);
     if (out->too_large) g->n = 0;
-    if (!tail) sort_candidates(s, g, a); /* the tail is in its order */
+    if (!in_order) sort_candidates(s, g, a);
     size_t n = g->n;
     if (r->limit > 0 && n > (size_t)r->limit) {
         n = (size_t)r->limit;
@@ -505,13 +550,17 @@ static mv_range_rest *range_rest_new(mvcc *s, const gather *g) {
 }
 
 bool mvcc_range_rest_sizing(const mv_range_rest *c) {
-    return c->g.paused && c->g.paused_gathering;
+    return c->g.paused && c->g.paused_gathering && !c->g.top;
+}
+
+bool mvcc_range_rest_choosing(const mv_range_rest *c) {
+    return c->g.top != NULL;
 }
 
 bool mvcc_range_rest_step(mv_range_rest *c, mv_range_size_fn fn, void *ctx) {
     gather *g = &c->g;
     if (!g->paused) return true;
-    assert(!g->paused_gathering || fn);
+    assert(!g->paused_gathering || fn || g->top);
     g->size_fn = fn;
     g->size_ctx = ctx;
     g->paused = g->paused_gathering = false;
@@ -588,6 +637,8 @@ void mvcc_range_rest_end(mv_range_rest *c) {
         p = &(*p)->next;
     *p = c->next;
     drop_marks(&c->g);
+    range_top_free(c->g.top);
+    free(c->g.items);
     free(c->g.resume);
     free(c->start);
     free(c->end);
@@ -600,27 +651,48 @@ void mvcc_range_rest_end(mv_range_rest *c) {
 
 /* --- a Range whose values the caller has copied where it wants them (mvcc_range_select) --- */
 
-void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_range_rest **rest) {
-    if (rest) *rest = NULL;
+static void result_begin(mv_result *out, const mvcc *s) {
     memset(out, 0, sizeof *out);
     out->arena = arena_new();
     out->resp.type = MV_OP_RANGE;
+    out->header_revision = s->revision;
+}
+
+/* The chosen keys' heads into out's arena, and the candidates their values will be read from. */
+static void select_heads(mv_result *out, const gather *g, size_t n, bool keys_only) {
+    mv_range_resp *rr = &out->resp.u.range;
+    rr->n_kvs = n;
+    rr->kvs = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *rr->kvs);
+    candidate *kept = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *kept);
+    for (size_t i = 0; i < n; i++) {
+        kept[i] = g->items[i];
+        rr->kvs[i] = head_of(g->items[i].key, g->items[i].entry, keys_only);
+    }
+    rr->selected = kept;
+}
+
+void mvcc_range_select(mvcc *s, const mv_range_req *req, mv_result *out, mv_range_rest **rest) {
+    if (rest) *rest = NULL;
+    result_begin(out, s);
     int64_t rev = req->revision > 0 ? req->revision : s->revision;
     out->err = check_read_revision(s, rev);
-    out->header_revision = s->revision;
     if (out->err != MV_OK) return;
     mv_range_resp *rr = &out->resp.u.range;
     gather g = {.walk_budget = rest ? MV_RANGE_STEP_KEYS : 0};
     size_t n = range_select(s, req, rev, out->arena, &g, rr);
     if (g.paused) *rest = range_rest_new(s, &g);
-    rr->n_kvs = n;
-    rr->kvs = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *rr->kvs);
-    candidate *kept = arena_alloc_raw(out->arena, (n ? n : 1) * sizeof *kept);
-    for (size_t i = 0; i < n; i++) {
-        const rev_entry *e = g.items[i].entry;
-        kept[i] = g.items[i];
-        rr->kvs[i] = head_of(g.items[i].key, e, req->keys_only);
-    }
-    rr->selected = kept;
+    select_heads(out, &g, n, req->keys_only);
     free(g.items);
+}
+
+void mvcc_range_rest_chosen(mv_range_rest *c, mv_result *out) {
+    assert(c->g.top && !c->g.paused);
+    result_begin(out, c->s);
+    gather *g = &c->g;
+    bool in_order = choose_top(c->s, &c->req, g);
+    size_t n = select_end(c->s, &c->req, out->arena, g, &out->resp.u.range, in_order);
+    select_heads(out, g, n, c->req.keys_only);
+    free(g->items);
+    g->items = NULL;
+    g->n = g->cap = 0;
 }

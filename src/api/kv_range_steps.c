@@ -1,8 +1,9 @@
 /* kv_range_steps.c: the gRPC Range reply, packed by hand where it is sent from, each value read once
  * straight into it; at once, or over several loop turns when it is large (issue 16, "no
  * stop-the-world"): the values of a large reply copied about 2 MiB a step, the count of a page of a
- * large range counted MV_RANGE_STEP_KEYS keys a step, and a list with more keys than one step walks
- * sized, then packed, a chunk of keys a step. The loop serves the others between steps; several such
+ * large range counted MV_RANGE_STEP_KEYS keys a step, a list with more keys than one step walks
+ * sized, then packed, a chunk of keys a step, and a range sorted by create or mod revision walked a
+ * step at a time before its best keys are packed. The loop serves the others between steps; several such
  * replies take turns; each is committed when done. */
 #include "kv_range_steps.h"
 
@@ -68,7 +69,7 @@ static uint8_t *put_header(uint8_t *p, const Etcdserverpb__ResponseHeader *hdr) 
 /* ---------- replies being built over several turns, taking turns ---------- */
 
 /* What the walk of a reply's rest is doing (the values, if any, are copied once it is done). */
-enum walk_phase { COUNTING, SIZING, PACKING };
+enum walk_phase { COUNTING, SIZING, PACKING, CHOOSING };
 
 typedef struct range_steps {
     step_job link; /* first: the queue's */
@@ -88,6 +89,9 @@ typedef struct range_steps {
 enum step_result { STEP_MORE, STEP_DONE, STEP_TOO_LARGE, STEP_NO_REPLY };
 
 static void on_step(step_queue *q, step_job *first);
+static size_t reply_size(const mv_result *res, bool count_later);
+static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_sink *out, size_t *len,
+                           mv_values_copy **copy);
 static step_queue queue = STEP_QUEUE_INIT(queue, STEP_GAP_SECONDS, on_step);
 
 static void range_steps_free(range_steps *s) {
@@ -149,7 +153,27 @@ static enum step_result end_walk(range_steps *s) {
     return s->copy ? STEP_MORE : STEP_DONE;
 }
 
-/* One step of the reply: of its walk (sizing the kvs, packing them, or counting), else of its values. */
+/* The walk of a sorted range is done: its best keys are packed into a reply of their own, which must fit
+ * beside the replies reserved meanwhile, as a list's does (reserve_reply). */
+static enum step_result pack_chosen(range_steps *s) {
+    mv_result res;
+    mvcc_range_rest_chosen(s->rest, &res);
+    mvcc_range_rest_end(s->rest);
+    s->rest = NULL;
+    res.header_revision = s->revision;
+    enum step_result r = STEP_TOO_LARGE; /* over the request's own budget, or the pool's room now */
+    size_t left = reply_budget_for(rpc_held_reserved());
+    if (!res.resp.u.range.too_large && reply_size(&res, false) > left) s->budget = left;
+    if (!res.resp.u.range.too_large && reply_size(&res, false) <= left) {
+        s->msg = pack_reply(&res, false, &s->out, &s->len, &s->copy);
+        r = !s->msg ? STEP_NO_REPLY : s->copy ? STEP_MORE : STEP_DONE;
+    }
+    mv_result_free(&res);
+    return r;
+}
+
+/* One step of the reply: of its walk (sizing the kvs, packing them, counting, or choosing the best
+ * keys of a sorted range), else of its values. */
 static enum step_result step(range_steps *s) {
     if (s->rest) {
         switch (s->phase) {
@@ -161,6 +185,8 @@ static enum step_result step(range_steps *s) {
             return mvcc_range_rest_pack(s->rest, pack_kv, s) ? end_walk(s) : STEP_MORE;
         case COUNTING:
             return mvcc_range_rest_step(s->rest, NULL, NULL) ? end_walk(s) : STEP_MORE;
+        case CHOOSING:
+            return mvcc_range_rest_step(s->rest, NULL, NULL) ? pack_chosen(s) : STEP_MORE;
         }
     }
     if (!mvcc_range_values_step(s->copy, RANGE_STEP_BYTES)) return STEP_MORE;
@@ -205,43 +231,59 @@ void kv_range_closed(rpc_call *call) {
 
 /* ---------- the request's turn ---------- */
 
-/* The reply packed around its values into the room the call's output reserves for it; the values are
- * copied by the store into their places, now or in steps. With a count still being counted (rest), the
- * count (the last field) waits: room for the largest is kept. Nothing is packed if the call takes no
- * reply (see rpc_sink_reserve_encoded). */
-static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
+/* The reply's bytes, all but the count when count_later (room is left for the largest). */
+static size_t reply_size(const mv_result *res, bool count_later) {
     const mv_range_resp *r = &res->resp.u.range;
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
-    size_t len = header_field_size(&hdr) + (r->more ? 2 : 0); /* all but the count */
-    size_t value_bytes = 0;
-    for (size_t i = 0; i < r->n_kvs; i++) {
+    size_t len = header_field_size(&hdr) + (r->more ? 2 : 0);
+    for (size_t i = 0; i < r->n_kvs; i++)
         len += kv_field_size(&r->kvs[i]);
-        value_bytes += r->kvs[i].value.len;
-    }
-    uint8_t *buf = rpc_sink_reserve_encoded(
-        out, len + (rest ? pb_int_field_size(INT64_MAX) : pb_int_field_size(r->count)));
-    if (!buf) return mvcc_range_rest_end(rest);
+    return len + (count_later ? pb_int_field_size(INT64_MAX) : pb_int_field_size(r->count));
+}
+
+/* The reply packed around its values into the room the call's output reserves for it (NULL if it takes
+ * no reply, see rpc_sink_reserve_encoded), its packed length in *len; the values are copied by the
+ * store into their places, now, or in steps through *copy. With count_later, the count (the last
+ * field) waits. */
+static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_sink *out, size_t *len,
+                           mv_values_copy **copy) {
+    const mv_range_resp *r = &res->resp.u.range;
+    *copy = NULL;
+    uint8_t *buf = rpc_sink_reserve_encoded(out, reply_size(res, count_later));
+    if (!buf) return NULL;
+    Etcdserverpb__ResponseHeader hdr;
+    response_header_fill(&hdr, res->header_revision);
     uint8_t *p = put_header(buf, &hdr);
     uint8_t **values = xmalloc((r->n_kvs ? r->n_kvs : 1) * sizeof *values);
     uint8_t *ahead = p; /* the heads lie a value apart, each a cache miss: asked for 16 ahead */
+    size_t value_bytes = 0;
     for (size_t i = 0, j = 0; i < r->n_kvs; i++) {
         for (; j < r->n_kvs && j < i + 16; j++) {
             __builtin_prefetch(ahead, 1);
             ahead += kv_field_size(&r->kvs[j]);
         }
         p = put_kv(p, &r->kvs[i], &values[i]);
+        value_bytes += r->kvs[i].value.len;
     }
     if (r->more) p = pb_put_int_field(p, 0x18, 1);
-    assert((size_t)(p - buf) == len);
-    if (!rest) p = pb_put_int_field(p, 0x20, r->count);
-    len = (size_t)(p - buf);
-    mv_values_copy *copy = NULL;
+    if (!count_later) p = pb_put_int_field(p, 0x20, r->count);
+    *len = (size_t)(p - buf);
     if (value_bytes > RANGE_STEP_BYTES) /* too much to copy in one turn: in steps, from the next */
-        copy = mvcc_range_values_begin(g_store, r, values);
+        *copy = mvcc_range_values_begin(g_store, r, values);
     else
         mvcc_range_values(g_store, r, values);
     free(values);
+    return buf;
+}
+
+/* The reply, packed in the request's turn; with a count still being counted (rest), or values to copy
+ * in steps, it is finished over the turns that follow. */
+static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
+    size_t len;
+    mv_values_copy *copy;
+    uint8_t *buf = pack_reply(res, rest != NULL, out, &len, &copy);
+    if (!buf) return mvcc_range_rest_end(rest);
     if (copy || rest)
         return steps_start(
             out, &(range_steps){.rest = rest, .phase = COUNTING, .copy = copy, .msg = buf, .len = len});
@@ -249,6 +291,11 @@ static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink
 }
 
 void kv_range_reply(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
+    if (rest && mvcc_range_rest_choosing(rest)) /* a sorted range: its keys are known once walked */
+        return steps_start(out, &(range_steps){.rest = rest,
+                                               .phase = CHOOSING,
+                                               .revision = res->header_revision,
+                                               .budget = reply_budget()});
     if (!rest || !mvcc_range_rest_sizing(rest)) return pack_now(res, rest, out);
     /* more keys than one walk: the ones chosen so far are sized now, all are packed in steps */
     range_steps first = {

@@ -2,8 +2,8 @@
 # test_count_steps.py: a page of a large range counts the whole range (etcd's count), and a list of
 # more keys than one walk returns them all; cetcd does both over several loop turns (storage's
 # mv_range_rest). With 40,000 keys under a prefix, the pages, counts, count-only ranges, whole lists,
-# ranges filtered by revision and the last keys sorted descending, at an older and at the current
-# revision, must equal etcd's; and
+# ranges filtered by revision, the last keys sorted descending and the first by create or mod revision,
+# at an older and at the current revision, must equal etcd's; and
 # while another client writes in the range and compacts past the page's revision, every answer must be
 # the count at the page's revision or etcd's "required revision has been compacted", never another.
 # (The server prunes the index on its 1 s check, after these counts are done: that the pruning waits for
@@ -53,11 +53,15 @@ def answers(kind):
     """The same writes and reads on a fresh server of this kind; returns what the reads gave."""
     srv = Server(kind)
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    for i in range(3):  # a revision of their own each: no tie on create revision among the first keys
+        c.put(PREFIX + b"single%d" % i, b"single")
     first = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision + 1
     txn_puts(c, [key(i) for i in range(KEYS)])
     old = c.kvstub.Range(pb.RangeRequest(key=b"x"), 30).header.revision
     txn_deletes(c, [key(i) for i in range(0, KEYS, 7)])
     txn_puts(c, [key(i) + b"+" for i in range(0, KEYS, 11)], b"added")
+    for i in (5, 9005, 30001):  # nor on mod revision among the last ones
+        c.put(key(i), b"updated")
     out = {}
     for rev_name, rev in (("old", old), ("now", 0)):
         out[rev_name + " first page"] = page(c, revision=rev)
@@ -78,6 +82,20 @@ def answers(kind):
         out[rev_name + " limit 8191, descending"] = page(c, limit=8191, revision=rev, sort_order=2, keys_only=True)
         out[rev_name + " limit 8192, descending (all sorted)"] = page(c, limit=8192, revision=rev, sort_order=2,
                                                                       keys_only=True)
+        # sorted by create or mod revision: the best keys kept while walking (no two tie), or, when some
+        # tie, all sorted as etcd does (the txns above put 128 keys at one revision)
+        out[rev_name + " limit 2, by create revision"] = page(c, limit=2, revision=rev, sort_order=1,
+                                                              sort_target=pb.RangeRequest.CREATE)
+        out[rev_name + " limit 3, by mod revision descending"] = page(c, limit=3, revision=rev, sort_order=2,
+                                                                      sort_target=pb.RangeRequest.MOD)
+        out[rev_name + " limit 10, by mod revision descending (ties)"] = page(
+            c, limit=10, revision=rev, sort_order=2, sort_target=pb.RangeRequest.MOD)
+        out[rev_name + " limit 4, by create revision descending (ties)"] = page(
+            c, limit=4, revision=rev, sort_order=2, sort_target=pb.RangeRequest.CREATE)
+        out[rev_name + " limit 2, no order, by mod revision, filtered"] = page(
+            c, limit=2, revision=rev, sort_target=pb.RangeRequest.MOD, max_mod_revision=first + 2)
+        out[rev_name + " limit 5, by key descending, filtered"] = page(c, limit=5, revision=rev, sort_order=2,
+                                                                       min_mod_revision=first + 5)
         # filtered by revision, in key order: also in steps (the txns put 128 keys a revision)
         few, most = first + 2, first + KEYS // 128 // 4
         out[rev_name + " whole list, few pass max_mod_revision"] = page(c, limit=0, revision=rev, max_mod_revision=few)

@@ -430,6 +430,142 @@ START_TEST(tail_matches_all_sorted) {
 }
 END_TEST
 
+/* Puts keys c/<from>.. c/<from + n - 1> (stride 7, mod 20000) in one txn: one revision for all. */
+static void put_in_one_txn(int from, int n) {
+    char(*keys)[32] = malloc((size_t)n * sizeof *keys);
+    mv_op *ops = calloc((size_t)n, sizeof *ops);
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "c/%06d", (from + 7 * i) % 20000);
+        ops[i].type = MV_OP_PUT;
+        ops[i].u.put = (mv_put_req){.key = B(keys[i]), .value = B("txn")};
+    }
+    mv_txn_req t = {.success = ops, .n_success = (size_t)n};
+    mv_result res;
+    mvcc_txn(st, &t, &res);
+    ck_assert_int_eq(res.err, MV_OK);
+    mv_result_free(&res);
+    free(ops);
+    free(keys);
+}
+
+/* Sorted by create or mod revision, or by key descending with a filter, with a limit: the best keys
+ * kept while walking must be the first `limit` of the whole range sorted (etcd's way, Go's sort over
+ * all: also when some keys tie on the target, which then takes that way itself), with count and more. */
+static void top_as_all_sorted(int target, int order, int64_t limit, int64_t rev, int64_t min_mod) {
+    mv_range_req r = {.key = B("c/"),
+                      .range_end = B("c0"),
+                      .limit = limit,
+                      .revision = rev,
+                      .sort_order = order,
+                      .sort_target = target,
+                      .min_mod_revision = min_mod};
+    mv_result top, all;
+    mvcc_range(st, &r, &top);
+    r.limit = 0;
+    mvcc_range(st, &r, &all);
+    const mv_range_resp *t = &top.resp.u.range, *a = &all.resp.u.range;
+    ck_assert_int_eq(t->count, a->count);
+    ck_assert_int_eq(t->n_kvs, a->n_kvs < (size_t)limit ? a->n_kvs : (size_t)limit);
+    ck_assert_int_eq(t->more, a->n_kvs > (size_t)limit);
+    for (size_t i = 0; i < t->n_kvs; i++) {
+        ck_assert_int_eq(t->kvs[i].key.len, a->kvs[i].key.len);
+        ck_assert(memcmp(t->kvs[i].key.data, a->kvs[i].key.data, a->kvs[i].key.len) == 0);
+        ck_assert_int_eq(t->kvs[i].mod_revision, a->kvs[i].mod_revision);
+    }
+    r.limit = limit;
+    same(&r);
+    mv_result_free(&top);
+    mv_result_free(&all);
+}
+
+START_TEST(top_matches_all_sorted) {
+    char k[32];
+    for (int i = 0; i < 20000; i += 2) { /* revisions out of key order, one a key */
+        snprintf(k, sizeof k, "c/%06d", (int)((i * 7919L) % 20000));
+        fx_put(k, "v", 0);
+    }
+    int64_t old = mvcc_revision(st);
+    put_in_one_txn(1, 300); /* ties on create and mod revision */
+    for (int i = 3; i < 20000; i += 97) {
+        snprintf(k, sizeof k, "c/%06d", i);
+        fx_put(k, "later", 0);
+    }
+    put_in_one_txn(5, 40); /* the newest keys tie */
+    fx_put("c/000005", "newest", 0);
+    const int64_t limits[] = {1, 2, 3, 39, 41, 500, MV_RANGE_STEP_KEYS - 1};
+    const int targets[] = {MV_SORT_CREATE, MV_SORT_MOD};
+    const int orders[] = {MV_SORT_ASCEND, MV_SORT_DESCEND};
+    for (size_t li = 0; li < sizeof limits / sizeof *limits; li++)
+        for (int64_t rev = 0; rev >= 0; rev = rev ? -1 : old) {
+            for (size_t ti = 0; ti < 2; ti++)
+                for (size_t oi = 0; oi < 2; oi++)
+                    top_as_all_sorted(targets[ti], orders[oi], limits[li], rev, 0);
+            top_as_all_sorted(MV_SORT_MOD, MV_SORT_NONE, limits[li], rev, 3); /* filtered: ascending */
+            top_as_all_sorted(MV_SORT_KEY, MV_SORT_DESCEND, limits[li], rev, old - 5000);
+        }
+}
+END_TEST
+
+static void change_between_steps(int step, int64_t rev);
+
+/* The best keys chosen in steps, the store changing between them: the answer at the range's revision. */
+static void top_in_steps(int target, int order, int64_t limit) {
+    fx_put("z", "outside", 0);
+    mv_range_req r = {
+        .key = B("c/"), .range_end = B("c0"), .limit = limit, .sort_order = order, .sort_target = target};
+    mv_result want, sel, got;
+    mvcc_range(st, &r, &want);
+    int64_t rev = mvcc_revision(st);
+    mv_range_rest *rest;
+    mvcc_range_select(st, &r, &sel, &rest);
+    ck_assert_ptr_nonnull(rest);
+    ck_assert(mvcc_range_rest_choosing(rest));
+    ck_assert(!mvcc_range_rest_sizing(rest));
+    ck_assert_int_eq(sel.resp.u.range.n_kvs, 0);
+    int steps = 0;
+    while (!mvcc_range_rest_step(rest, NULL, NULL))
+        change_between_steps(++steps, rev);
+    ck_assert_int_ge(steps, 3);
+    mvcc_range_rest_chosen(rest, &got);
+    mvcc_range_rest_end(rest);
+    const mv_range_resp *w = &want.resp.u.range, *g = &got.resp.u.range;
+    ck_assert_int_eq(g->count, w->count);
+    ck_assert_int_eq(g->more, w->more);
+    ck_assert_int_eq(g->n_kvs, w->n_kvs);
+    uint8_t **dst = calloc(g->n_kvs + 1, sizeof *dst);
+    for (size_t i = 0; i < g->n_kvs; i++)
+        dst[i] = malloc(g->kvs[i].value.len + 1);
+    mvcc_range_values(st, g, dst);
+    for (size_t i = 0; i < g->n_kvs; i++) {
+        ck_assert_int_eq(g->kvs[i].key.len, w->kvs[i].key.len);
+        ck_assert(memcmp(g->kvs[i].key.data, w->kvs[i].key.data, w->kvs[i].key.len) == 0);
+        ck_assert_int_eq(g->kvs[i].mod_revision, w->kvs[i].mod_revision);
+        ck_assert_int_eq(g->kvs[i].create_revision, w->kvs[i].create_revision);
+        ck_assert_int_eq(g->kvs[i].value.len, w->kvs[i].value.len);
+        ck_assert(memcmp(dst[i], w->kvs[i].value.data, w->kvs[i].value.len) == 0);
+        free(dst[i]);
+    }
+    free(dst);
+    mv_result_free(&want);
+    mv_result_free(&sel);
+    mv_result_free(&got);
+}
+
+START_TEST(top_rest_in_steps) {
+    char k[32], v[64];
+    for (int i = 0; i < 40000; i++) {
+        snprintf(k, sizeof k, "c/%06d", (int)((i * 7919L) % 40000));
+        snprintf(v, sizeof v, "value %d", i);
+        fx_put(k, v, 0);
+    }
+    top_in_steps(MV_SORT_MOD, MV_SORT_DESCEND, 10);
+    top_in_steps(MV_SORT_CREATE, MV_SORT_ASCEND, 3);
+    top_in_steps(MV_SORT_MOD, MV_SORT_ASCEND, 700);
+    put_in_one_txn(0, 50); /* the newest keys tie: chosen by sorting them all, in the last step */
+    top_in_steps(MV_SORT_MOD, MV_SORT_DESCEND, 10);
+}
+END_TEST
+
 /* A range whose count fits one step has no rest; a rest ended before it is done frees what it holds
  * and lets pruning go on. */
 START_TEST(count_rest_small_or_dropped) {
@@ -648,6 +784,8 @@ Suite *range_select_suite(void) {
     tcase_add_test(tc, count_rest_in_steps);
     tcase_add_test(tc, count_rest_small_or_dropped);
     tcase_add_test(tc, tail_matches_all_sorted);
+    tcase_add_test(tc, top_matches_all_sorted);
+    tcase_add_test(tc, top_rest_in_steps);
     tcase_add_test(tc, list_rest_in_steps);
     tcase_add_test(tc, list_filtered_in_steps_bounded);
     tcase_add_test(tc, list_rest_too_large);
