@@ -108,16 +108,19 @@ void range_top_offer(range_top *t, mv_bytes key, const rev_entry *e) {
     sift_down(t, 0);
 }
 
-static const range_top *sorting; /* qsort has no context argument; the store is single-threaded */
-
-static int sort_order_cmp(const void *a, const void *b) {
-    return item_order(sorting, a, b);
+/* Heapsort in place: the worst kept goes last, then the worst of the rest before it, and so on. */
+static void sort_kept(range_top *t) {
+    size_t n = t->n;
+    while (t->n > 1) {
+        swap_items(&t->heap[0], &t->heap[t->n - 1]);
+        t->n--;
+        sift_down(t, 0);
+    }
+    t->n = n;
 }
 
 long range_top_finish(range_top *t, mvcc *s, int64_t rev, candidate *out) {
-    sorting = t;
-    qsort(t->heap, t->n, sizeof *t->heap, sort_order_cmp);
-    sorting = NULL;
+    sort_kept(t);
     for (size_t i = 1; i < t->n; i++)
         if (item_order(t, &t->heap[i - 1], &t->heap[i]) == 0) return -1;
     for (size_t i = 0; i < t->n; i++) {
