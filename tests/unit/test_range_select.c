@@ -376,21 +376,15 @@ START_TEST(count_rest_in_steps) {
 }
 END_TEST
 
-/* Sorted by key, descending, with a limit: the range's last keys, walked backwards, must be the first
- * `limit` of the whole range sorted so (etcd's way: all fetched, then sorted), with its count and
- * more, for ranges ending between keys, past them all, at the last key, and running to the end. */
-static void tail_as_all_sorted(const char *from, const char *end, int64_t limit, int64_t rev) {
-    mv_range_req r = {.key = {(const uint8_t *)from, strlen(from)},
-                      .range_end = {(const uint8_t *)end, end[0] ? strlen(end) : 1},
-                      .limit = limit,
-                      .revision = rev,
-                      .sort_order = MV_SORT_DESCEND,
-                      .sort_target = MV_SORT_KEY};
-    mv_result tail, all;
-    mvcc_range(st, &r, &tail);
+/* A sorted range with a limit must be the first `limit` of the whole range sorted so (etcd's way: all
+ * fetched, then Go's sort over all), with its count and more; and select must say the same. */
+static void limited_as_all_sorted(mv_range_req r) {
+    int64_t limit = r.limit;
+    mv_result lim, all;
+    mvcc_range(st, &r, &lim);
     r.limit = 0; /* fetched all, then sorted */
     mvcc_range(st, &r, &all);
-    const mv_range_resp *t = &tail.resp.u.range, *a = &all.resp.u.range;
+    const mv_range_resp *t = &lim.resp.u.range, *a = &all.resp.u.range;
     ck_assert_int_eq(t->count, a->count);
     ck_assert_int_eq(t->n_kvs, a->n_kvs < (size_t)limit ? a->n_kvs : (size_t)limit);
     ck_assert_int_eq(t->more, a->n_kvs > (size_t)limit);
@@ -403,8 +397,19 @@ static void tail_as_all_sorted(const char *from, const char *end, int64_t limit,
     same(&r);
     r.limit = limit;
     same(&r);
-    mv_result_free(&tail);
+    mv_result_free(&lim);
     mv_result_free(&all);
+}
+
+/* Sorted by key, descending, with a limit: the range's last keys, walked backwards, for ranges ending
+ * between keys, past them all, at the last key, and running to the end. */
+static void tail_as_all_sorted(const char *from, const char *end, int64_t limit, int64_t rev) {
+    limited_as_all_sorted((mv_range_req){.key = {(const uint8_t *)from, strlen(from)},
+                                         .range_end = {(const uint8_t *)end, end[0] ? strlen(end) : 1},
+                                         .limit = limit,
+                                         .revision = rev,
+                                         .sort_order = MV_SORT_DESCEND,
+                                         .sort_target = MV_SORT_KEY});
 }
 
 START_TEST(tail_matches_all_sorted) {
@@ -452,30 +457,13 @@ static void put_in_one_txn(int from, int n) {
  * kept while walking must be the first `limit` of the whole range sorted (etcd's way, Go's sort over
  * all: also when some keys tie on the target, which then takes that way itself), with count and more. */
 static void top_as_all_sorted(int target, int order, int64_t limit, int64_t rev, int64_t min_mod) {
-    mv_range_req r = {.key = B("c/"),
-                      .range_end = B("c0"),
-                      .limit = limit,
-                      .revision = rev,
-                      .sort_order = order,
-                      .sort_target = target,
-                      .min_mod_revision = min_mod};
-    mv_result top, all;
-    mvcc_range(st, &r, &top);
-    r.limit = 0;
-    mvcc_range(st, &r, &all);
-    const mv_range_resp *t = &top.resp.u.range, *a = &all.resp.u.range;
-    ck_assert_int_eq(t->count, a->count);
-    ck_assert_int_eq(t->n_kvs, a->n_kvs < (size_t)limit ? a->n_kvs : (size_t)limit);
-    ck_assert_int_eq(t->more, a->n_kvs > (size_t)limit);
-    for (size_t i = 0; i < t->n_kvs; i++) {
-        ck_assert_int_eq(t->kvs[i].key.len, a->kvs[i].key.len);
-        ck_assert(memcmp(t->kvs[i].key.data, a->kvs[i].key.data, a->kvs[i].key.len) == 0);
-        ck_assert_int_eq(t->kvs[i].mod_revision, a->kvs[i].mod_revision);
-    }
-    r.limit = limit;
-    same(&r);
-    mv_result_free(&top);
-    mv_result_free(&all);
+    limited_as_all_sorted((mv_range_req){.key = B("c/"),
+                                         .range_end = B("c0"),
+                                         .limit = limit,
+                                         .revision = rev,
+                                         .sort_order = order,
+                                         .sort_target = target,
+                                         .min_mod_revision = min_mod});
 }
 
 START_TEST(top_matches_all_sorted) {
