@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# stall_bench.sh: put 64/8 latency while large lists, a Compact and a Defragment of a large store run, against the
+# stall_bench.sh: put 64/8 latency while large lists, sorted pages, a Compact and a Defragment of a large store run, against the
 # same put on the idle store (issue 16, "no stop-the-world"), cetcd against Debian's etcd in the same run. Writes its section of
 # bench/RESULTS.md between its own markers, leaving the rest of the file as it is (make bench-stall).
 #   BENCH_STALL_KEYS (1000000), BENCH_STALL_VERSIONS (2: each key written this many times, so compaction has
-#   history to drop), BENCH_STALL_LISTS (5 lists during a put run), BENCH_STALL_ROUNDS (2), BENCH_STALL_TOTAL (40000 puts per measured run), CETCD_BIN
+#   history to drop), BENCH_STALL_LISTS (5 lists, and 5 sorted pages, during a put run), BENCH_STALL_ROUNDS (2), BENCH_STALL_TOTAL (40000 puts per measured run), CETCD_BIN
 #   (build/cetcd), BENCH_RESULTS (bench/RESULTS.md), BENCH_DATA_DIR (/tmp)
 set -uo pipefail
 # shellcheck source=bench/common.sh
@@ -60,7 +60,7 @@ LISTS=${BENCH_STALL_LISTS:-5}
 # round KIND R: load a fresh server with KEYS keys x VERSIONS, then the idle put run, then a put run with the
 # lists started 0.3 s into it, then one with compact --physical, then one with defrag; appends to $W/res/KIND
 #   idle: rps p99 max s | compact: rps p99 max s op_s | defrag: rps p99 max s op_s | db_before db_after |
-#   lists: rps p99 max s op_s
+#   lists: rps p99 max s op_s | sorted pages: rps p99 max s op_s
 round() {
     local kind=$1 r=$2 t0 rev idle comp defr db0
     start "$kind" "$W/data-$kind-$r" || die "$kind did not start (see $W/$kind.log)"
@@ -71,11 +71,13 @@ round() {
     put64 "$EP" "$W/idle.txt" || die "$kind: idle put failed"
     idle=$(parse "$W/idle.txt")
     lists=$(during "$EP" "$LISTS" get "" --prefix --keys-only --limit 100000)
+    sorted=$(during "$EP" "$LISTS" get "" --prefix --limit 10 --sort-by=MODIFY --order=DESCEND)
     rev=$(revision "$EP") db0=$(dbsize "$EP")
     comp=$(during "$EP" 1 compact --physical "$rev")
     defr=$(during "$EP" 1 defrag)
-    echo "$idle $comp $defr $db0 $(dbsize "$EP") $lists" >>"$W/res/$kind"
-    log "$kind round $r: idle [$idle] lists [$lists] compact [$comp] defrag [$defr] (req/s p99 max run_s [op_s])"
+    echo "$idle $comp $defr $db0 $(dbsize "$EP") $lists $sorted" >>"$W/res/$kind"
+    log "$kind round $r: idle [$idle] lists [$lists] sorted [$sorted] compact [$comp] defrag [$defr]" \
+        "(req/s p99 max run_s [op_s])"
     stop "$PID"
     rm -rf "$W/data-$kind-$r"
 }
@@ -98,7 +100,9 @@ done
     echo "- each round: $KEYS keys each written $VERSIONS times (8-byte values, \`benchmark put --sequential-keys\`,"
     echo "  256 clients), then \`benchmark put\` 64 clients / 8 connections, $TOTAL puts of 256-byte values over those keys"
     echo "  on the idle store; then the same put run with $LISTS lists one after the other started 0.3 s into it (\`etcdctl get \"\""
-    echo "  --prefix --keys-only --limit 100000\`: 100,000 keys and the count of all); then the same put run with"
+    echo "  --prefix --keys-only --limit 100000\`: 100,000 keys and the count of all); then the same with $LISTS sorted pages"
+    echo "  (\`etcdctl get \"\" --prefix --limit 10 --sort-by=MODIFY --order=DESCEND\`: the 10 keys written last, of all);"
+    echo "  then the same put run with"
     echo "  \`etcdctl compact --physical <revision after the idle run>\` started"
     echo "  0.3 s into it, then the same put run with \`etcdctl defrag\` started 0.3 s into it; $ROUNDS rounds, the order of"
     echo "  the servers alternating; medians with min–max; 'max' is the benchmark's slowest single put; the compact and"
@@ -122,7 +126,9 @@ names = ["idle: put req/s", "idle: put p99 ms", "idle: put max ms", "idle: put r
          "during defrag: put req/s", "during defrag: put p99 ms", "during defrag: put max ms",
          "during defrag: put run s", "defrag s", "db size before, MB", "db size after defrag, MB",
          "during lists: put req/s", "during lists: put p99 ms", "during lists: put max ms",
-         "during lists: put run s", "lists s (all of them)"]
+         "during lists: put run s", "lists s (all of them)",
+         "during sorted pages: put req/s", "during sorted pages: put p99 ms", "during sorted pages: put max ms",
+         "during sorted pages: put run s", "sorted pages s (all of them)"]
 print("| | cetcd | etcd |")
 print("|---|---|---|")
 for i, n in enumerate(names):
@@ -142,6 +148,8 @@ for k in ("cetcd", "etcd"):
               x[10] / x[1], x[11] / x[2], x[9] / x[0], cov(x[12], x[13])))
     print("- %s: during the lists, p99 %.2f× idle, max %.2f× idle, req/s %.2f× idle (the put run saw %s)." % (
         k, x[17] / x[1], x[18] / x[2], x[16] / x[0], cov(x[19], x[20])))
+    print("- %s: during the sorted pages, p99 %.2f× idle, max %.2f× idle, req/s %.2f× idle (the put run saw %s)." % (
+        k, x[22] / x[1], x[23] / x[2], x[21] / x[0], cov(x[24], x[25])))
 EOF
     echo
     echo "The machine is shared (the load average above counts other work too), so a single slow put may be anyone's;"
