@@ -46,15 +46,14 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
     }
 }
 
-/* for_each_live backwards: from the range's last key down to its first. */
-static void for_each_live_back(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn,
+/* for_each_live backwards: from the last key before `before` (NULL: the last of all) down to key. */
+static void for_each_live_back(mvcc *s, mv_bytes key, const mv_bytes *before, int64_t rev, live_key_fn fn,
                                void *ctx) {
-    assert(range_end.len);
     bptree_iter it;
-    if (is_from_key(range_end))
+    if (!before)
         bptree_seek_last(s->index, &it);
     else
-        bptree_seek_before(s->index, range_end.data, range_end.len, &it);
+        bptree_seek_before(s->index, before->data, before->len, &it);
     for (; bptree_iter_valid(&it); bptree_iter_prev(&it)) {
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
@@ -184,13 +183,22 @@ static bool in_key_order(const mv_range_req *r) {
     return r->sort_target == MV_SORT_KEY && r->sort_order != MV_SORT_DESCEND;
 }
 
-/* What keeping one more candidate will cost: its entry, and its key and value if it is sure to be
- * returned (the result is the first candidates in key order) or its value read to sort by value. */
+/* A whole list (no limit) sorted by key, descending: every key that passes, in the walk's order
+ * reversed. Sized walking forwards like a list in key order, then packed walking backwards. */
+static bool whole_list_descending(const mv_range_req *r) {
+    return r->sort_target == MV_SORT_KEY && r->sort_order == MV_SORT_DESCEND && r->limit <= 0;
+}
+
+/* What keeping one more candidate will cost: its entry (unless a list sized in steps, which keeps
+ * none), and its key and value if it is sure to be returned (the result is the first candidates in
+ * key order, or all of them) or its value read to sort by value. */
 static uint64_t keep_cost(const gather *g, mv_bytes key, const rev_entry *e) {
     const mv_range_req *r = g->req;
-    if (r->sort_target == MV_SORT_VALUE) return sizeof(candidate) + e->value.length + 16;
-    if (!in_key_order(r) || (r->limit > 0 && g->n >= (size_t)r->limit)) return sizeof(candidate);
-    return sizeof(candidate) + kv_bytes(r, key, e);
+    uint64_t kept = g->size_fn ? 0 : sizeof(candidate); /* a list sized in steps keeps none */
+    if (r->sort_target == MV_SORT_VALUE) return kept + e->value.length + 16;
+    bool returned = in_key_order(r) || whole_list_descending(r); /* every key kept is returned */
+    if (!returned || (r->limit > 0 && g->n >= (size_t)r->limit)) return kept;
+    return kept + kv_bytes(r, key, e);
 }
 
 static void record_mark(gather *g, mv_bytes key) {
@@ -389,7 +397,7 @@ static bool takes_tail(const mv_range_req *r) {
 /* takes_tail's walk: the last keys into g->items, last first, then the count of the keys before. */
 static void walk_tail(mvcc *s, const mv_range_req *r, gather *g) {
     g->wanted = (size_t)r->limit + 1;
-    for_each_live_back(s, r->key, r->range_end, g->rev, gather_back, g);
+    for_each_live_back(s, r->key, is_from_key(r->range_end) ? NULL : &r->range_end, g->rev, gather_back, g);
     if (g->n < g->wanted || g->over) return; /* the whole range was walked, or it fails */
     g->head = *r;
     g->head.range_end = g->items[g->n - 1].key; /* the first key of the tail: what is before it */
@@ -454,7 +462,8 @@ static size_t range_select(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena
     size_t walk_budget = g->walk_budget;
     *g = (gather){.req = r, .bytes = arena_bytes(a), .rev = rev, .walk_budget = walk_budget};
     if (takes_top(r)) g->top = range_top_new(r);
-    g->in_steps = walk_budget && ((!fetch_all_first(r) && r->sort_target == MV_SORT_KEY) || g->top);
+    g->in_steps = walk_budget && ((!fetch_all_first(r) && r->sort_target == MV_SORT_KEY) || g->top ||
+                                  whole_list_descending(r));
     if (r->limit > 0 && !fetch_all_first(r)) g->wanted = (size_t)r->limit + 1;
     bool tail = takes_tail(r);
     if (tail)
@@ -506,8 +515,9 @@ struct mv_range_rest {
     uint8_t *start, *end;
     gather g; /* its req is &req; g.n counts the keys chosen, g.items is unused */
     /* packing (mvcc_range_rest_pack): where the next step starts, keys done, this step's keys */
-    uint8_t *pack_from;
+    uint8_t *pack_from; /* walking backwards (whole_list_descending): the key the last step ended at */
     size_t pack_from_len, packed, pack_total;
+    mv_bytes last_seen; /* walking backwards: the last key this step looked at */
     candidate *chunk;
     mv_kv *chunk_kvs;
     uint8_t **chunk_dst;
@@ -590,11 +600,13 @@ static bool pack_take(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e) {
     bool walked_enough = c->chunk_walked++ == MV_RANGE_STEP_KEYS; /* keys a filter passes over count too */
     if (c->chunk_full || walked_enough || c->packed + c->chunk_n == c->pack_total) {
         c->chunk_full = true;
+        mv_bytes from = whole_list_descending(&c->req) ? c->last_seen : key; /* where the next step starts */
         free(c->pack_from);
-        c->pack_from = copy_bytes(key);
-        c->pack_from_len = key.len;
+        c->pack_from = copy_bytes(from);
+        c->pack_from_len = from.len;
         return false;
     }
+    c->last_seen = key;
     if (!passes_filters(&c->req, e)) return true;
     c->chunk[c->chunk_n] = (candidate){key, e, {NULL, 0}};
     c->chunk_kvs[c->chunk_n++] = head_of(key, e, c->req.keys_only);
@@ -618,7 +630,13 @@ bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx) {
     c->chunk_bytes = 0;
     c->chunk_full = false;
     mv_bytes from = c->pack_from ? (mv_bytes){c->pack_from, c->pack_from_len} : c->req.key;
-    for_each_live(c->s, from, c->req.range_end, c->g.rev, pack_take, c);
+    if (!whole_list_descending(&c->req))
+        for_each_live(c->s, from, c->req.range_end, c->g.rev, pack_take, c);
+    else if (c->pack_from) /* below the last key the step before looked at */
+        for_each_live_back(c->s, c->req.key, &from, c->g.rev, pack_take, c);
+    else
+        for_each_live_back(c->s, c->req.key, is_from_key(c->req.range_end) ? NULL : &c->req.range_end,
+                           c->g.rev, pack_take, c);
     /* the revision's keys stay: the walk finds the same ones again, and stops only with a key left */
     assert(c->packed + c->chunk_n <= c->pack_total &&
            (c->chunk_full || c->packed + c->chunk_n == c->pack_total));

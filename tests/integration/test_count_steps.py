@@ -80,6 +80,9 @@ def answers(kind):
         out[rev_name + " limit 500 to the middle, descending"] = page(c, limit=500, revision=rev, sort_order=2,
                                                                       end=key(KEYS // 2))
         out[rev_name + " limit 8191, descending"] = page(c, limit=8191, revision=rev, sort_order=2, keys_only=True)
+        out[rev_name + " whole list, descending"] = page(c, limit=0, revision=rev, sort_order=2)
+        out[rev_name + " whole list, keys only, descending, filtered"] = page(
+            c, limit=0, revision=rev, sort_order=2, keys_only=True, min_mod_revision=first + 100)
         out[rev_name + " limit 8192, descending (all sorted)"] = page(c, limit=8192, revision=rev, sort_order=2,
                                                                       keys_only=True)
         # sorted by create or mod revision: the best keys kept while walking (no two tie), or, when some
@@ -187,6 +190,23 @@ def over_budget():
     return out
 
 
+def within_budget():
+    """cetcd with a budget a whole list of KEYS fits (about 126 bytes a key as the budget counts a kv
+    returned) but would not if each key also cost the ~40 bytes of an entry kept: a list sized in steps
+    keeps none, so both orders are answered whole."""
+    srv = Server("cetcd", "--max-reply-bytes", "6000000")
+    c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+    txn_puts(c, [key(i) for i in range(KEYS)])
+    got = []
+    for order in (0, 2):
+        try:
+            got.append(len(c.kvstub.Range(pb.RangeRequest(key=PREFIX, range_end=END, sort_order=order), 30).kvs))
+        except grpc.RpcError as e:
+            got.append("%s %s" % (e.code(), e.details()))
+    srv.stop()
+    return got
+
+
 def dropped_midway():
     """cetcd: whole lists whose clients cancel them or let their deadline pass while they are sized
     or packed in steps; the others must be exact, and the server well."""
@@ -255,6 +275,8 @@ def main():
             refused)
     t.eq("after it, a page of the same range: count, more, kvs", (KEYS, True, 500), (count, more, n))
     t.check("cetcd alive after the refused list", alive)
+    t.eq("a 6 MB budget: whole lists of %d keys, ascending and descending, answered" % KEYS, [KEYS, KEYS],
+         within_budget())
     exact, dropped, wrong, count, n, alive = dropped_midway()
     t.check("24 whole lists, a third cancelled and a third past a 5 ms deadline midway: %d exact, %d dropped, "
             "none wrong" % (exact, dropped), wrong == 0 and exact >= 8 and exact + dropped == 24, str(wrong))

@@ -707,6 +707,8 @@ START_TEST(list_rest_in_steps) {
     list_in_steps(0, true, NULL, MV_SORT_NONE);
     list_in_steps(30000, false, NULL, MV_SORT_NONE);   /* more, and a count past the last key returned */
     list_in_steps(30000, false, NULL, MV_SORT_ASCEND); /* sorted by key, ascending: the same walk */
+    list_in_steps(0, false, NULL, MV_SORT_DESCEND);    /* descending: sized forwards, packed backwards */
+    list_in_steps(0, true, NULL, MV_SORT_DESCEND);
     mv_count_cache *cache = mv_count_cache_new();
     list_in_steps(20000, false, cache, MV_SORT_NONE);
     mv_count_cache_free(cache);
@@ -725,6 +727,9 @@ START_TEST(list_filtered_in_steps_bounded) {
     }
     int64_t few =
         list_filtered_in_steps(0, false, NULL, MV_SORT_NONE, &(mv_range_req){.max_mod_revision = first + 99});
+    ck_assert_int_ge(few, 40000 / MV_RANGE_STEP_KEYS);
+    few = list_filtered_in_steps(0, false, NULL, MV_SORT_DESCEND,
+                                 &(mv_range_req){.max_mod_revision = first + 99});
     ck_assert_int_ge(few, 40000 / MV_RANGE_STEP_KEYS);
     list_filtered_in_steps(0, false, NULL, MV_SORT_NONE, &(mv_range_req){.min_mod_revision = first + 20000});
     list_filtered_in_steps(12000, true, NULL, MV_SORT_ASCEND,
