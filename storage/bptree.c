@@ -543,6 +543,14 @@ void *bptree_iter_value(const bptree_iter *it) {
     return ((const bp_leaf *)it->leaf)->values[it->pos];
 }
 
+void bptree_iter_prefetch(const bptree_iter *it, int ahead) {
+    const bp_leaf *leaf = it->leaf;
+    if (!leaf || it->pos + ahead < 0 || it->pos + ahead >= leaf->base.nkeys) return;
+    const char *key = (const char *)leaf->base.keys[it->pos + ahead];
+    __builtin_prefetch(key);
+    __builtin_prefetch(key + 64); /* a keyed tree's key lies in its value, which goes on past it */
+}
+
 void bptree_iter_next(bptree_iter *it) {
     if (!it->leaf) return;
     it->pos++;

@@ -53,6 +53,9 @@ bool bptree_iter_valid(const bptree_iter *it);
 const uint8_t *bptree_iter_key(const bptree_iter *it, size_t *len);
 void *bptree_iter_value(const bptree_iter *it);
 void bptree_iter_next(bptree_iter *it);
+/* Asks the CPU to fetch the key `ahead` places on (negative: back) in the same leaf: a hint, for walks
+ * over many keys whose keys or values lie all over memory. */
+void bptree_iter_prefetch(const bptree_iter *it, int ahead);
 /* Backwards: positions it at the last key < key, or at the last key of all; prev moves to the key
  * before (each leaf crossed costs a descent from the root). Invalid once before the first key. */
 void bptree_seek_before(const bptree *t, const uint8_t *key, size_t len, bptree_iter *it);

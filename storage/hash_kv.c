@@ -65,6 +65,7 @@ static bool hash_some(mvcc *s, mv_hash_job *j, int n) {
     bptree_iter it;
     bptree_seek(s->index, j->next, j->next_len, &it);
     for (; n > 0 && bptree_iter_valid(&it); n--, bptree_iter_next(&it)) {
+        bptree_iter_prefetch(&it, 8);
         size_t klen;
         const uint8_t *key = bptree_iter_key(&it, &klen);
         keyhist *kh = bptree_iter_value(&it);

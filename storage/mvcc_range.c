@@ -37,6 +37,7 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
     bool to_end = is_from_key(range_end);
     bptree_iter it;
     for (bptree_seek(s->index, key.data, key.len, &it); bptree_iter_valid(&it); bptree_iter_next(&it)) {
+        bptree_iter_prefetch(&it, 8); /* each key's history is a cache miss: several in flight */
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
         if (!to_end && compare_bytes(k, range_end) >= 0) break;
@@ -55,6 +56,7 @@ static void for_each_live_back(mvcc *s, mv_bytes key, const mv_bytes *before, in
     else
         bptree_seek_before(s->index, before->data, before->len, &it);
     for (; bptree_iter_valid(&it); bptree_iter_prev(&it)) {
+        bptree_iter_prefetch(&it, -8);
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
         if (compare_bytes(k, key) < 0) break;

@@ -220,6 +220,7 @@ static bool prune_some(mvcc *s, size_t max_keys) {
     bptree_seek(s->index, s->prune_cursor, s->prune_cursor_len, &it);
     size_t done = 0;
     for (; bptree_iter_valid(&it) && done < max_keys; bptree_iter_next(&it), done++) {
+        bptree_iter_prefetch(&it, 8);
         size_t len;
         const uint8_t *key = bptree_iter_key(&it, &len);
         uint64_t dropped = 0;
