@@ -208,24 +208,29 @@ def within_budget():
 
 
 def dropped_midway():
-    """cetcd: whole lists whose clients cancel them or let their deadline pass while they are sized
-    or packed in steps; the others must be exact, and the server well."""
+    """cetcd: whole lists (in key order and descending) and pages sorted by mod revision whose clients
+    cancel them or let their deadline pass while they are sized, packed or chosen in steps; the others
+    must be exact (as the same request answered alone), and the server well."""
     srv = Server("cetcd")
     c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
     txn_puts(c, [key(i) for i in range(KEYS)], b"v" * 40)  # a 3.1 MB list: under the client's 4 MiB
-    want = [key(i) for i in range(KEYS)]
+    kinds = [pb.RangeRequest(key=PREFIX, range_end=END),
+             pb.RangeRequest(key=PREFIX, range_end=END, sort_order=2),
+             pb.RangeRequest(key=PREFIX, range_end=END, limit=5, sort_order=2, sort_target=pb.RangeRequest.MOD)]
+    want = [[(kv.key, kv.mod_revision) for kv in c.kvstub.Range(r, 30).kvs] for r in kinds]
+    assert [k for k, _ in want[0]] == [key(i) for i in range(KEYS)] and want[1] == want[0][::-1]
     calls = []
-    for i in range(24):
+    for i in range(36):
         timeout = 0.005 if i % 3 == 1 else 60
-        f = c.kvstub.Range.future(pb.RangeRequest(key=PREFIX, range_end=END), timeout)
+        f = c.kvstub.Range.future(kinds[i // 3 % 3], timeout)
         if i % 3 == 2:
             f.cancel()
-        calls.append(f)
+        calls.append((i // 3 % 3, f))
     exact = dropped = wrong = 0
-    for f in calls:
+    for kind, f in calls:
         try:
             r = f.result()
-            if [kv.key for kv in r.kvs] == want and r.count == KEYS:
+            if [(kv.key, kv.mod_revision) for kv in r.kvs] == want[kind] and r.count == KEYS:
                 exact += 1
             else:
                 wrong += 1
@@ -278,8 +283,9 @@ def main():
     t.eq("a 6 MB budget: whole lists of %d keys, ascending and descending, answered" % KEYS, [KEYS, KEYS],
          within_budget())
     exact, dropped, wrong, count, n, alive = dropped_midway()
-    t.check("24 whole lists, a third cancelled and a third past a 5 ms deadline midway: %d exact, %d dropped, "
-            "none wrong" % (exact, dropped), wrong == 0 and exact >= 8 and exact + dropped == 24, str(wrong))
+    t.check("36 whole lists (in key order, descending) and sorted pages, a third cancelled and a third past a "
+            "5 ms deadline midway: %d exact, %d dropped, none wrong" % (exact, dropped),
+            wrong == 0 and exact >= 12 and exact + dropped == 36, str(wrong))
     t.eq("after them, a whole list: count and kvs", (KEYS, KEYS), (count, n))
     t.check("cetcd alive after the dropped lists", alive)
     answered, refused, alone = pool_shared()
