@@ -125,6 +125,8 @@ void range_top_free(range_top *t);
 /* Range at an already validated revision. */
 void range_at(mvcc *s, const mv_range_req *r, int64_t rev, mv_arena *a, mv_range_resp *out);
 mv_err check_read_revision(const mvcc *s, int64_t rev);
+/* Keys' order, etcd's: unsigned bytes, the shorter first on a tie. */
+int compare_bytes(mv_bytes a, mv_bytes b);
 /* Calls fn for each live key in [key, range_end) at rev (range_end rules as Range). fn returns false to stop.
  */
 typedef bool (*live_key_fn)(void *ctx, mv_bytes key, keyhist *kh, rev_entry *e);

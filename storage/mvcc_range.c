@@ -20,11 +20,18 @@ static bool is_from_key(mv_bytes end) {
     return end.len == 1 && end.data[0] == 0;
 }
 
-static int compare_bytes(mv_bytes a, mv_bytes b) {
+int compare_bytes(mv_bytes a, mv_bytes b) {
     size_t n = a.len < b.len ? a.len : b.len;
     int c = n ? memcmp(a.data, b.data, n) : 0;
     if (c) return c;
     return a.len < b.len ? -1 : a.len > b.len;
+}
+
+/* One key of a walk, k, where it is: fn's answer if live at rev (false stops the walk), else true. */
+static bool visit_live(const bptree_iter *it, mv_bytes k, int64_t rev, live_key_fn fn, void *ctx) {
+    keyhist *kh = bptree_iter_value(it);
+    rev_entry *e = keyhist_at(kh, rev);
+    return !e || fn(ctx, k, kh, e);
 }
 
 void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_key_fn fn, void *ctx) {
@@ -40,11 +47,13 @@ void for_each_live(mvcc *s, mv_bytes key, mv_bytes range_end, int64_t rev, live_
         bptree_iter_prefetch(&it, 8); /* each key's history is a cache miss: several in flight */
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
-        if (!to_end && compare_bytes(k, range_end) >= 0) break;
-        keyhist *kh = bptree_iter_value(&it);
-        rev_entry *e = keyhist_at(kh, rev);
-        if (e && !fn(ctx, k, kh, e)) break;
+        if ((!to_end && compare_bytes(k, range_end) >= 0) || !visit_live(&it, k, rev, fn, ctx)) break;
     }
+}
+
+/* Where a backwards walk over r starts: below its range_end, or (NULL) at the last key of all. */
+static const mv_bytes *end_bound(const mv_range_req *r) {
+    return is_from_key(r->range_end) ? NULL : &r->range_end;
 }
 
 /* for_each_live backwards: from the last key before `before` (NULL: the last of all) down to key. */
@@ -59,10 +68,7 @@ static void for_each_live_back(mvcc *s, mv_bytes key, const mv_bytes *before, in
         bptree_iter_prefetch(&it, -8);
         mv_bytes k;
         k.data = bptree_iter_key(&it, &k.len);
-        if (compare_bytes(k, key) < 0) break;
-        keyhist *kh = bptree_iter_value(&it);
-        rev_entry *e = keyhist_at(kh, rev);
-        if (e && !fn(ctx, k, kh, e)) break;
+        if (compare_bytes(k, key) < 0 || !visit_live(&it, k, rev, fn, ctx)) break;
     }
 }
 
@@ -377,12 +383,14 @@ static void sort_candidates(mvcc *s, gather *g, mv_arena *a) {
  * (etcd sorts ascending by it when no order is asked). A filtered range in key order is not: etcd
  * counts every key of the range and returns the first `limit` that pass, which the walk finds in
  * order, in steps too. Unfiltered without an order, etcd takes the first limit+1 keys, then sorts. */
+static bool has_filters(const mv_range_req *r) {
+    return r->min_mod_revision || r->max_mod_revision || r->min_create_revision || r->max_create_revision;
+}
+
 static bool fetch_all_first(const mv_range_req *r) {
     bool sorted =
         r->sort_order != MV_SORT_NONE && !(r->sort_order == MV_SORT_ASCEND && r->sort_target == MV_SORT_KEY);
-    bool filtered =
-        r->min_mod_revision || r->max_mod_revision || r->min_create_revision || r->max_create_revision;
-    return sorted || (filtered && !in_key_order(r));
+    return sorted || (has_filters(r) && !in_key_order(r));
 }
 
 /* Sorted by key, descending, with a limit under a walk's worth and no filter: the last limit+1 keys
@@ -390,16 +398,14 @@ static bool fetch_all_first(const mv_range_req *r) {
  * are only counted, forwards, in steps too. etcd fetches and sorts them all; the answer is the same,
  * keys being unique. */
 static bool takes_tail(const mv_range_req *r) {
-    bool filtered =
-        r->min_mod_revision || r->max_mod_revision || r->min_create_revision || r->max_create_revision;
     return r->sort_target == MV_SORT_KEY && r->sort_order == MV_SORT_DESCEND && r->limit > 0 &&
-           r->limit < MV_RANGE_STEP_KEYS && !filtered && !r->count_only && r->range_end.len;
+           r->limit < MV_RANGE_STEP_KEYS && !has_filters(r) && !r->count_only && r->range_end.len;
 }
 
 /* takes_tail's walk: the last keys into g->items, last first, then the count of the keys before. */
 static void walk_tail(mvcc *s, const mv_range_req *r, gather *g) {
     g->wanted = (size_t)r->limit + 1;
-    for_each_live_back(s, r->key, is_from_key(r->range_end) ? NULL : &r->range_end, g->rev, gather_back, g);
+    for_each_live_back(s, r->key, end_bound(r), g->rev, gather_back, g);
     if (g->n < g->wanted || g->over) return; /* the whole range was walked, or it fails */
     g->head = *r;
     g->head.range_end = g->items[g->n - 1].key; /* the first key of the tail: what is before it */
@@ -634,11 +640,9 @@ bool mvcc_range_rest_pack(mv_range_rest *c, mv_range_pack_fn fn, void *ctx) {
     mv_bytes from = c->pack_from ? (mv_bytes){c->pack_from, c->pack_from_len} : c->req.key;
     if (!whole_list_descending(&c->req))
         for_each_live(c->s, from, c->req.range_end, c->g.rev, pack_take, c);
-    else if (c->pack_from) /* below the last key the step before looked at */
-        for_each_live_back(c->s, c->req.key, &from, c->g.rev, pack_take, c);
-    else
-        for_each_live_back(c->s, c->req.key, is_from_key(c->req.range_end) ? NULL : &c->req.range_end,
-                           c->g.rev, pack_take, c);
+    else /* below the last key the step before looked at */
+        for_each_live_back(c->s, c->req.key, c->pack_from ? &from : end_bound(&c->req), c->g.rev, pack_take,
+                           c);
     /* the revision's keys stay: the walk finds the same ones again, and stops only with a key left */
     assert(c->packed + c->chunk_n <= c->pack_total &&
            (c->chunk_full || c->packed + c->chunk_n == c->pack_total));

@@ -49,15 +49,10 @@ void range_top_free(range_top *t) {
     free(t);
 }
 
-static int compare_keys(const top_item *a, const top_item *b) {
-    size_t n = a->len < b->len ? a->len : b->len;
-    int c = n ? memcmp(a->key, b->key, n) : 0;
-    return c ? c : (a->len > b->len) - (a->len < b->len);
-}
-
 /* Below 0 if a comes before b in the sorted answer, 0 on a tie. */
 static int item_order(const range_top *t, const top_item *a, const top_item *b) {
-    int c = t->target == MV_SORT_KEY ? compare_keys(a, b) : (a->number > b->number) - (a->number < b->number);
+    int c = t->target == MV_SORT_KEY ? compare_bytes((mv_bytes){a->key, a->len}, (mv_bytes){b->key, b->len})
+                                     : (a->number > b->number) - (a->number < b->number);
     return c * t->sign;
 }
 
