@@ -90,8 +90,8 @@ enum step_result { STEP_MORE, STEP_DONE, STEP_TOO_LARGE, STEP_NO_REPLY };
 
 static void on_step(step_queue *q, step_job *first);
 static size_t reply_size(const mv_result *res, bool count_later);
-static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_sink *out, size_t *len,
-                           mv_values_copy **copy);
+static uint8_t *pack_reply(const mv_result *res, bool count_later, size_t room, const reply_sink *out,
+                           size_t *len, mv_values_copy **copy);
 static step_queue queue = STEP_QUEUE_INIT(queue, STEP_GAP_SECONDS, on_step);
 
 static void range_steps_free(range_steps *s) {
@@ -113,6 +113,14 @@ static uint8_t *pack_kv(void *ctx, const mv_kv *kv) {
     return value;
 }
 
+/* Whether a reply of len bytes fits beside the replies reserved now (pledges aside); if not, its
+ * refusal names the room there was. */
+static bool fits_pool(range_steps *s, size_t len) {
+    size_t left = reply_budget_for(rpc_held_reserved());
+    if (len > left) s->budget = left;
+    return len <= left;
+}
+
 /* The kvs are sized: the whole reply is reserved, its header packed; the kvs follow in steps. While
  * it was sized, what it had sized so far was pledged to the pool (rpc_sink_pledge), so that requests
  * meanwhile saw it taken. Lists sized side by side are held to the pool here, where each takes its
@@ -125,11 +133,7 @@ static enum step_result reserve_reply(range_steps *s) {
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, s->revision);
     size_t len = header_field_size(&hdr) + s->kvs_bytes + (r.more ? 2 : 0) + pb_int_field_size(r.count);
-    size_t left = reply_budget_for(rpc_held_reserved());
-    if (len > left) {
-        s->budget = left;
-        return STEP_TOO_LARGE;
-    }
+    if (!fits_pool(s, len)) return STEP_TOO_LARGE;
     s->msg = rpc_sink_reserve_encoded(&s->out, len);
     if (!s->msg) return STEP_NO_REPLY;
     s->cap = len;
@@ -162,10 +166,9 @@ static enum step_result pack_chosen(range_steps *s) {
     s->rest = NULL;
     res.header_revision = s->revision;
     enum step_result r = STEP_TOO_LARGE; /* over the request's own budget, or the pool's room now */
-    size_t left = reply_budget_for(rpc_held_reserved());
-    if (!res.resp.u.range.too_large && reply_size(&res, false) > left) s->budget = left;
-    if (!res.resp.u.range.too_large && reply_size(&res, false) <= left) {
-        s->msg = pack_reply(&res, false, &s->out, &s->len, &s->copy);
+    size_t len = res.resp.u.range.too_large ? 0 : reply_size(&res, false);
+    if (!res.resp.u.range.too_large && fits_pool(s, len)) {
+        s->msg = pack_reply(&res, false, len, &s->out, &s->len, &s->copy);
         r = !s->msg ? STEP_NO_REPLY : s->copy ? STEP_MORE : STEP_DONE;
     }
     mv_result_free(&res);
@@ -245,12 +248,12 @@ static size_t reply_size(const mv_result *res, bool count_later) {
 /* The reply packed around its values into the room the call's output reserves for it (NULL if it takes
  * no reply, see rpc_sink_reserve_encoded), its packed length in *len; the values are copied by the
  * store into their places, now, or in steps through *copy. With count_later, the count (the last
- * field) waits. */
-static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_sink *out, size_t *len,
-                           mv_values_copy **copy) {
+ * field) waits. room: reply_size(res, count_later), which the caller has worked out. */
+static uint8_t *pack_reply(const mv_result *res, bool count_later, size_t room, const reply_sink *out,
+                           size_t *len, mv_values_copy **copy) {
     const mv_range_resp *r = &res->resp.u.range;
     *copy = NULL;
-    uint8_t *buf = rpc_sink_reserve_encoded(out, reply_size(res, count_later));
+    uint8_t *buf = rpc_sink_reserve_encoded(out, room);
     if (!buf) return NULL;
     Etcdserverpb__ResponseHeader hdr;
     response_header_fill(&hdr, res->header_revision);
@@ -269,6 +272,7 @@ static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_s
     if (r->more) p = pb_put_int_field(p, 0x18, 1);
     if (!count_later) p = pb_put_int_field(p, 0x20, r->count);
     *len = (size_t)(p - buf);
+    assert(*len <= room && (count_later || *len == room));
     if (value_bytes > RANGE_STEP_BYTES) /* too much to copy in one turn: in steps, from the next */
         *copy = mvcc_range_values_begin(g_store, r, values);
     else
@@ -282,7 +286,7 @@ static uint8_t *pack_reply(const mv_result *res, bool count_later, const reply_s
 static void pack_now(const mv_result *res, mv_range_rest *rest, const reply_sink *out) {
     size_t len;
     mv_values_copy *copy;
-    uint8_t *buf = pack_reply(res, rest != NULL, out, &len, &copy);
+    uint8_t *buf = pack_reply(res, rest != NULL, reply_size(res, rest != NULL), out, &len, &copy);
     if (!buf) return mvcc_range_rest_end(rest);
     if (copy || rest)
         return steps_start(
