@@ -1,6 +1,7 @@
-/* commit.h: the commit rule. Each loop turn's writes form one batch, written at the end of the turn
- * and fdatasynced once on a helper thread while the loop keeps serving; output produced while a
- * batch is unsynced is held until that batch is durable, so nobody sees what a crash could lose. */
+/* commit.h: the commit rule. Each loop turn's writes form one batch (under load, several turns'),
+ * written at the end of the turn and fdatasynced once on a helper thread while the loop keeps
+ * serving; output produced while a batch is unsynced is held until that batch is durable, so nobody
+ * sees what a crash could lose. */
 #ifndef CETCD_COMMIT_H
 #define CETCD_COMMIT_H
 

@@ -1,12 +1,14 @@
 /* test_commit.c: unit test of src/rpc/commit.c, the commit rule. A slow sync is injected through storage's
  * I/O seam (storage_io.h): it blocks until the test lets it go. Output that may depend on a batch is
- * not released before that batch's sync returns, and commit_batch waits for a sync in flight. */
+ * not released before that batch's sync returns, commit_batch waits for a sync in flight, and under
+ * load a batch waits a little for the writers the last sync answered (gathering). */
 #include "commit.h"
 
 #include <check.h>
 #include <ev.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,6 +204,47 @@ START_TEST(test_commit_batch_waits_for_sync_in_flight) {
 }
 END_TEST
 
+/* One sync in full: the batch written so far is handed over, synced and released. */
+static void sync_one_batch(int *syncs) {
+    ck_assert(turns_until(&syncs_entered, true, *syncs + 1, 2.0));
+    allow_syncs(++*syncs);
+    ck_assert(turns_until(&releases, false, *syncs, 2.0));
+}
+
+static void put_many(const char *prefix, int n) {
+    char key[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%d", prefix, i);
+        put(key);
+    }
+}
+
+/* After a batch of 10 writes, the next batch waits for 10 before its sync starts, or for as long as
+ * the last sync took; a batch of fewer than 8 never waits. */
+START_TEST(test_batch_gathers_the_writers_just_answered) {
+    int syncs = 0;
+    put("a");
+    sync_one_batch(&syncs); /* a hand-over: what follows counts from here */
+    put_many("x", 10);
+    sync_one_batch(&syncs);
+    put_many("y", 3);
+    ev_run(loop, EVRUN_NOWAIT); /* one turn: its timer may fire, but only the next turn would hand over */
+    ck_assert_msg(mvcc_has_batch(g_store), "3 of the 10 expected writes were handed over at once");
+    put_many("z", 7);
+    ev_run(loop, EVRUN_NOWAIT);
+    ck_assert_msg(!mvcc_has_batch(g_store), "the 10 expected writes were held back");
+    sync_one_batch(&syncs);
+    put_many("w", 2); /* the writers did not come back: the wait ends on the timer */
+    ev_run(loop, EVRUN_NOWAIT);
+    ck_assert(mvcc_has_batch(g_store));
+    sync_one_batch(&syncs);
+    ck_assert_uint_ge(commit_durable_seq(), commit_needed_seq());
+    put_many("v", 1); /* the last batch held 2: this one goes at once */
+    ev_run(loop, EVRUN_NOWAIT);
+    ck_assert(!mvcc_has_batch(g_store));
+}
+END_TEST
+
 Suite *commit_suite(void) {
     Suite *s = suite_create("commit");
     TCase *tc = tcase_create("slow sync");
@@ -211,6 +254,7 @@ Suite *commit_suite(void) {
     tcase_add_test(tc, test_next_batch_waits_for_its_own_sync);
     tcase_add_test(tc, test_reads_alone_are_not_held);
     tcase_add_test(tc, test_commit_batch_waits_for_sync_in_flight);
+    tcase_add_test(tc, test_batch_gathers_the_writers_just_answered);
     suite_add_tcase(s, tc);
     return s;
 }
