@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # test_durability.py: the storage promises seen from outside: group commit (one fsync per write for
 # one writer, far fewer than writes for 64), the space quota, a torn log tail cut at start-up, a
-# corrupt segment refused with exit 2 and the file untouched, and kill -9 among segment rolls (whose
-# file creation rides in the sync thread's job) losing no acknowledged put.
+# corrupt segment refused with exit 2 and the file untouched, kill -9 among segment rolls (whose
+# file creation rides in the sync thread's job) losing no acknowledged put, and kill -9 while 64 puts
+# in flight make batches wait for the writers just answered (gathering) losing none either.
 import hashlib
 import os
 import random
@@ -177,9 +178,63 @@ def kill_among_rolls():
     srv.stop()
 
 
+def kill_while_gathering():
+    """64 Puts kept in flight (each answered one replaced at once by the next), so that batches wait
+    for the writers the last sync answered; the server is killed at a random moment, 3 times over.
+    Each restart must hold every acknowledged put. kill -9 keeps what reached the page cache, so this
+    catches a reply sent before its batch was written (a hit only if the kill lands in such a gap);
+    test_commit.c checks deterministically that a gathering batch's output is held until its sync."""
+    srv = Server("cetcd")
+    rng = random.Random()
+    pb = etcd3.etcdrpc
+    acked, in_flight, rounds = [], 64, 3
+    for rnd in range(rounds):
+        c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=10)
+        fsyncs_before, acked_before, synced = fsyncs(srv), len(acked), 0
+
+        def start(i):
+            key = b"gather/%d/%07d" % (rnd, i)
+            return key, c.kvstub.Put.future(pb.PutRequest(key=key, value=key), 10)
+
+        pending = [start(i) for i in range(in_flight)]
+        n, kill_at, killed = in_flight, time.time() + rng.uniform(0.5, 1.5), False
+        while pending:
+            if not killed and time.time() >= kill_at:
+                synced = fsyncs(srv) - fsyncs_before
+                srv.proc.send_signal(signal.SIGKILL)
+                srv.proc.wait()
+                killed = True
+            still = []
+            for key, f in pending:
+                if not f.done():
+                    still.append((key, f))
+                    continue
+                if f.exception() is None:
+                    acked.append(key)
+                    if not killed:
+                        still.append(start(n))
+                        n += 1
+            pending = still
+            time.sleep(0.001)
+        c.close()
+        restarted = srv.restart()
+        done = len(acked) - acked_before
+        t.check("gathering: round %d: restart after kill -9 (%d puts acknowledged, about %.0f a sync)"
+                % (rnd, done, done / max(synced, 1)), restarted, srv.log_tail())
+        if not restarted:
+            break
+        c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=30)
+        bad = [k for k in acked if c.get(k)[0] != k]
+        c.close()
+        t.check("gathering: round %d: all %d acknowledged puts there" % (rnd, len(acked)), not bad,
+                "%d missing or wrong, e.g. %s" % (len(bad), bad[:3]))
+    srv.stop()
+
+
 group_commit()
 quota()
 torn_tail()
 corruption()
 kill_among_rolls()
+kill_while_gathering()
 t.finish()

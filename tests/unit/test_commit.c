@@ -230,6 +230,7 @@ START_TEST(test_batch_gathers_the_writers_just_answered) {
     put_many("y", 3);
     ev_run(loop, EVRUN_NOWAIT); /* one turn: its timer may fire, but only the next turn would hand over */
     ck_assert_msg(mvcc_has_batch(g_store), "3 of the 10 expected writes were handed over at once");
+    ck_assert_msg(commit_needed_seq() > commit_durable_seq(), "output of a gathering batch is not held");
     put_many("z", 7);
     ev_run(loop, EVRUN_NOWAIT);
     ck_assert_msg(!mvcc_has_batch(g_store), "the 10 expected writes were held back");
