@@ -126,8 +126,21 @@ static struct {
     bool valid;
 } shared_events;
 
+/* Kept between rounds up to this size; a bigger one (a revision of many events) is given back. */
+#define SHARED_KEEP_BYTES ((size_t)1 << 20)
+
 void watch_events_cache_reset(void) {
     shared_events.valid = false;
+    if (shared_events.cap > SHARED_KEEP_BYTES) {
+        free(shared_events.bytes);
+        shared_events.bytes = NULL;
+        shared_events.cap = 0;
+    }
+    if (shared_events.cap_evs * sizeof *shared_events.evs > SHARED_KEEP_BYTES) {
+        free(shared_events.evs);
+        shared_events.evs = NULL;
+        shared_events.cap_evs = 0;
+    }
 }
 
 static bool shared_events_match(Mvccpb__Event **evs, size_t n, int64_t header_rev) {

@@ -165,6 +165,11 @@ static void end_round(void) {
         hub.chains = NULL;
         hub.cap_step = hub.cap_chains = 0;
     }
+    if (hub.cap_evs > 4096) { /* a revision of many events: its array is given back */
+        free(hub.evs);
+        hub.evs = NULL;
+        hub.n_evs = hub.cap_evs = 0;
+    }
     if (hub.cap_touched > 4096) {
         free(hub.touched);
         hub.touched = NULL;
