@@ -117,12 +117,14 @@ static bool collect_sync_locked(void) {
     mvcc_sync_finished(g_store, job_rc);
     if (job_rc < 0) fatal_commit(job_rc);
     if (!in_flight_seq) return false; /* a side sync alone: nothing new is durable */
-    /* with fsync off, a roll's job syncs no segment: nothing to observe */
-    if (mvcc_fsync_count(g_store) != fsyncs_handed) metrics_observe_fsync(g_store, job_seconds);
+    /* with fsync off, a roll's job syncs no segment: nothing to observe, and no sync to share */
+    if (mvcc_fsync_count(g_store) != fsyncs_handed) {
+        metrics_observe_fsync(g_store, job_seconds);
+        expected_writes = in_flight_writes + writes_since_handoff();
+        last_sync_ns = (uint64_t)(job_seconds * 1e9);
+    }
     durable_seq = in_flight_seq;
     in_flight_seq = 0;
-    expected_writes = in_flight_writes + writes_since_handoff();
-    last_sync_ns = (uint64_t)(job_seconds * 1e9);
     return true;
 }
 
@@ -166,13 +168,13 @@ static void start_batch(void) {
     if (rc < 0) fatal_commit(rc);
     if (batch) {
         uint64_t seq = next_batch_seq++;
+        in_flight_writes = writes_since_handoff();
+        handed_rev = mvcc_revision(g_store);
         if (!next) { /* already durable (fsync off: written at once, unless it rolls) */
             durable_seq = seq;
             return;
         }
         in_flight_seq = seq;
-        in_flight_writes = writes_since_handoff();
-        handed_rev = mvcc_revision(g_store);
         fsyncs_handed = mvcc_fsync_count(g_store);
     }
     if (!next) return;
