@@ -138,7 +138,9 @@ static void arm_gather(uint64_t ns) {
 static bool gather_more(void) {
     if (gather_fd < 0 || gather_expired || expected_writes < GATHER_MIN_WRITES) return false;
     if (writes_since_handoff() >= expected_writes) return false;
-    if (!gather_armed) arm_gather(last_sync_ns < GATHER_MAX_NS ? last_sync_ns : GATHER_MAX_NS);
+    if (gather_armed) return true;
+    arm_gather(last_sync_ns < GATHER_MAX_NS ? last_sync_ns : GATHER_MAX_NS);
+    if (gather_armed) metrics_gather(0);
     return gather_armed;
 }
 
@@ -151,9 +153,10 @@ static void end_gathering(void) {
 static void on_gather_expired(EV_P_ ev_io *w, int revents) {
     (void)EV_A, (void)revents;
     uint64_t ticks;
-    if (read(w->fd, &ticks, sizeof ticks) < 0) ticks = 0; /* EAGAIN: disarmed after it fired */
+    if (read(w->fd, &ticks, sizeof ticks) != (ssize_t)sizeof ticks) return; /* disarmed meanwhile */
     gather_armed = false;
     gather_expired = true;
+    metrics_gather(1);
 }
 
 /* Hands the collected batch to the thread, which writes and syncs it (one batch in flight at a time),

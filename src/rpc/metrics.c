@@ -24,6 +24,7 @@
 static uint64_t n_range, n_put, n_delete, n_txn;
 static uint64_t grpc_received, grpc_sent;
 static uint64_t health_ok, health_failed;
+static uint64_t gather_waits, gather_timeouts;
 static uint64_t fsync_buckets[FSYNC_BUCKETS], fsync_count, last_fsyncs;
 static double fsync_sum;
 /* loop turns: per-bucket counts (not cumulative; summed when rendered), the last for > 1 s */
@@ -143,6 +144,13 @@ void metrics_loop_turn(double seconds) {
     if (seconds > turn_longest) turn_longest = seconds;
 }
 
+void metrics_gather(int timed_out) {
+    if (timed_out)
+        gather_timeouts++;
+    else
+        gather_waits++;
+}
+
 void metrics_health(int ok) {
     if (ok)
         health_ok++;
@@ -195,6 +203,10 @@ static void render_loop_turns(sbuf *out) {
     head(out, "cetcd_loop_turn_longest_seconds", "gauge",
          "The longest turn of the event loop since the server started (cetcd only).");
     put(out, "cetcd_loop_turn_longest_seconds %.9g\n", turn_longest);
+    metric_u64(out, "cetcd_commit_gather_waits_total", "counter",
+               "Batches held back for the writers the last sync answered (cetcd only).", gather_waits);
+    metric_u64(out, "cetcd_commit_gather_timeouts_total", "counter",
+               "Of those, the waits ended by their timer (cetcd only).", gather_timeouts);
 }
 
 static const char *grpc_type(int kind) {

@@ -24,6 +24,10 @@ int metrics_timed_commit(mvcc *s);
 /* One fdatasync done on the sync thread took seconds. */
 void metrics_observe_fsync(const mvcc *s, double seconds);
 
+/* Group commit's gathering (commit.c): a batch held back for more writers; timed_out when the wait
+ * ended on its timer rather than with the writers expected (cetcd_commit_gather_*_total: cetcd only). */
+void metrics_gather(int timed_out);
+
 /* One turn of the event loop, from waking up to about to wait again, took seconds
  * (cetcd_loop_turn_duration_seconds and cetcd_loop_turn_longest_seconds: cetcd's own, no etcd name). */
 void metrics_loop_turn(double seconds);

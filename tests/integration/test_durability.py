@@ -21,10 +21,14 @@ from lib import Server, Tally  # noqa: E402
 t = Tally()
 
 
-def fsyncs(srv):
+def metric(srv, name):
     text = urllib.request.urlopen("http://%s/metrics" % srv.ep, timeout=5).read().decode()
-    m = re.search(r"^etcd_disk_wal_fsync_duration_seconds_count (\d+)", text, re.M)
+    m = re.search(r"^%s (\d+)" % re.escape(name), text, re.M)
     return int(m.group(1))
+
+
+def fsyncs(srv):
+    return metric(srv, "etcd_disk_wal_fsync_duration_seconds_count")
 
 
 def group_commit():
@@ -190,7 +194,7 @@ def kill_while_gathering():
     acked, in_flight, rounds = [], 64, 3
     for rnd in range(rounds):
         c = etcd3.client(host="127.0.0.1", port=srv.port, timeout=10)
-        fsyncs_before, acked_before, synced = fsyncs(srv), len(acked), 0
+        fsyncs_before, acked_before, synced, waits = fsyncs(srv), len(acked), 0, 0
 
         def start(i):
             key = b"gather/%d/%07d" % (rnd, i)
@@ -201,6 +205,7 @@ def kill_while_gathering():
         while pending:
             if not killed and time.time() >= kill_at:
                 synced = fsyncs(srv) - fsyncs_before
+                waits = metric(srv, "cetcd_commit_gather_waits_total")
                 srv.proc.send_signal(signal.SIGKILL)
                 srv.proc.wait()
                 killed = True
@@ -219,6 +224,8 @@ def kill_while_gathering():
         c.close()
         restarted = srv.restart()
         done = len(acked) - acked_before
+        t.check("gathering: round %d: batches waited for writers (%d)" % (rnd, waits), waits > 0,
+                "no batch waited: the load did not exercise gathering")
         t.check("gathering: round %d: restart after kill -9 (%d puts acknowledged, about %.0f a sync)"
                 % (rnd, done, done / max(synced, 1)), restarted, srv.log_tail())
         if not restarted:
