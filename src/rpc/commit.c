@@ -44,11 +44,11 @@ static uint64_t fsyncs_handed;      /* the store's fsync count when the batch in
 #define GATHER_MAX_NS 500000
 static int64_t handed_rev;       /* the store's revision when the last batch was handed over */
 static int64_t in_flight_writes; /* revisions in the batch being synced */
-static int64_t expected_writes;  /* the next batch waits for this many, unless the timer fires */
+static int64_t expected_writes;  /* the next batch waits for this many; the timer sets it to 0 */
 static uint64_t last_sync_ns;    /* how long the last batch's sync took */
 static int gather_fd = -1;       /* a timerfd: libev's own timers round up to a millisecond */
 static ev_io gather_watcher;
-static bool gather_armed, gather_expired;
+static bool gather_armed;
 
 /* The sync thread's one job slot, guarded by job_lock. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -136,7 +136,7 @@ static void arm_gather(uint64_t ns) {
 
 /* Should the batch wait for more writers (see GATHER_MAX_NS)? Arms the timer that ends the wait. */
 static bool gather_more(void) {
-    if (gather_fd < 0 || gather_expired || expected_writes < GATHER_MIN_WRITES) return false;
+    if (gather_fd < 0 || expected_writes < GATHER_MIN_WRITES) return false;
     if (writes_since_handoff() >= expected_writes) return false;
     if (gather_armed) return true;
     arm_gather(last_sync_ns < GATHER_MAX_NS ? last_sync_ns : GATHER_MAX_NS);
@@ -146,7 +146,7 @@ static bool gather_more(void) {
 
 static void end_gathering(void) {
     if (gather_armed) arm_gather(0);
-    gather_armed = gather_expired = false;
+    gather_armed = false;
     expected_writes = 0;
 }
 
@@ -155,7 +155,7 @@ static void on_gather_expired(EV_P_ ev_io *w, int revents) {
     uint64_t ticks;
     if (read(w->fd, &ticks, sizeof ticks) != (ssize_t)sizeof ticks) return; /* disarmed meanwhile */
     gather_armed = false;
-    gather_expired = true;
+    expected_writes = 0; /* the batch waits no more */
     metrics_gather(1);
 }
 
